@@ -1,0 +1,247 @@
+//! Turning items into their hot form.
+
+use crate::signature::{self, hash_expr, normalised, not_hot_reason, param_types, return_type};
+use hotreload_protocol::record::{FORWARDER_PREFIX, RECORD_PREFIX};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, ImplItem, Item, ItemFn, ItemImpl, ItemMod, Pat, Signature, Type};
+
+/// Entry point: both forms of the item, the `hotreload` crate picks one.
+pub fn hot(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
+    if !args.is_empty() {
+        return Err(syn::Error::new(args.span(), "`#[hotreload::hot]` takes no arguments"));
+    }
+    let item: Item = syn::parse2(input.clone())?;
+    let hot = match item {
+        Item::Fn(f) => free_fn(f)?,
+        Item::Impl(i) => impl_block(i),
+        Item::Mod(m) => module(m)?,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "`#[hotreload::hot]` goes on a `fn`, an `impl` block or an inline `mod`",
+            ))
+        }
+    };
+    Ok(quote! { ::hotreload::__hot_or_cold! { { #hot } { #input } } })
+}
+
+/// A free function: an error if it cannot be hot, since the user asked for exactly this one.
+fn free_fn(f: ItemFn) -> syn::Result<TokenStream> {
+    if let Some(reason) = not_hot_reason(&f.sig) {
+        return Err(syn::Error::new(
+            f.sig.ident.span(),
+            format!(
+                "`{}` cannot be hot: {reason}. Make a non-generic function that calls it hot instead, \
+                 or remove `#[hotreload::hot]`",
+                f.sig.ident
+            ),
+        ));
+    }
+    if f.sig.receiver().is_some() || signature::mentions_self_type(f.sig.to_token_stream()) {
+        return Err(syn::Error::new(
+            f.sig.ident.span(),
+            "methods are made hot through their `impl` block: put `#[hotreload::hot]` on the `impl`",
+        ));
+    }
+    Ok(hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block)))
+}
+
+fn module(mut m: ItemMod) -> syn::Result<TokenStream> {
+    let Some((_, items)) = m.content.take() else {
+        return Err(syn::Error::new(
+            m.span(),
+            "`#[hotreload::hot]` on a module needs its items inline: `mod name { ... }`",
+        ));
+    };
+    let items = items.into_iter().map(|item| match item {
+        Item::Fn(f) if hot_able_free(&f) => hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block)),
+        Item::Impl(i) => impl_block(i),
+        Item::Mod(inner) if inner.content.is_some() => module(inner).unwrap_or_else(|e| e.to_compile_error()),
+        other => other.into_token_stream(),
+    });
+    let (attrs, vis, unsafety, ident) = (&m.attrs, &m.vis, &m.unsafety, &m.ident);
+    Ok(quote! { #(#attrs)* #vis #unsafety mod #ident { #(#items)* } })
+}
+
+fn hot_able_free(f: &ItemFn) -> bool {
+    not_hot_reason(&f.sig).is_none() && !signature::mentions_self_type(f.sig.to_token_stream())
+}
+
+/// An impl block: hot-able methods become trampolines; generic ones stay as they are.
+fn impl_block(mut imp: ItemImpl) -> TokenStream {
+    // A generic impl is compiled per instantiation: nothing in it can be hot.
+    if !imp.generics.params.is_empty() || imp.defaultness.is_some() {
+        return imp.into_token_stream();
+    }
+    let self_ty = (*imp.self_ty).clone();
+    let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.clone());
+    // Ids double as symbol names, which linker version scripts restrict: a trait
+    // method of `Counter` for `Named` is `Counter~Named::name`.
+    let id_tail = match &trait_path {
+        Some(path) => format!("{}~{}", symbol_safe(&normalised(&self_ty)), symbol_safe(&normalised(path))),
+        None => symbol_safe(&normalised(&self_ty)),
+    };
+    let bodies_trait = format_ident!(
+        "__HotreloadBodies_{:016x}",
+        hotreload_protocol::record::fnv1a(imp.to_token_stream().to_string().as_bytes())
+    );
+
+    let mut decls = Vec::new();
+    let mut bodies = Vec::new();
+    for item in &mut imp.items {
+        let ImplItem::Fn(method) = item else { continue };
+        if not_hot_reason(&method.sig).is_some() {
+            continue;
+        }
+        let body_ident = format_ident!("__hot_body_{}", method.sig.ident);
+        let mut body_sig = method.sig.clone();
+        body_sig.ident = body_ident.clone();
+        let mut decl_sig = body_sig.clone();
+        for input in decl_sig.inputs.iter_mut() {
+            match input {
+                FnArg::Typed(t) => *t.pat = Pat::Verbatim(quote!(_)),
+                // `mut self` binds mutably; `&mut self` is a reference type.
+                FnArg::Receiver(r) if r.reference.is_none() => r.mutability = None,
+                FnArg::Receiver(_) => {}
+            }
+        }
+        let keep: Vec<_> = method.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow")).collect();
+        let block = &method.block;
+        decls.push(quote! { #(#keep)* #decl_sig; });
+        bodies.push(quote! { #(#keep)* #[inline(always)] #body_sig #block });
+
+        let call_target = quote! { <#self_ty as #bodies_trait>::#body_ident };
+        let wrapper = hot_fn(
+            &method.attrs,
+            &method.vis,
+            &method.sig,
+            Some((&self_ty, &id_tail)),
+            Body::Method(call_target),
+        );
+        *item = ImplItem::Verbatim(wrapper);
+    }
+    if bodies.is_empty() {
+        return imp.into_token_stream();
+    }
+    quote! {
+        #imp
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, clippy::all)]
+        trait #bodies_trait { #(#decls)* }
+        #[allow(clippy::all)]
+        impl #bodies_trait for #self_ty { #(#bodies)* }
+    }
+}
+
+/// Keeps letters, digits, `_` and `:`; anything else in a type's text becomes `.`.
+fn symbol_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' }).collect()
+}
+
+enum Body<'a> {
+    /// A free function's block, moved into a nested function.
+    Free(&'a syn::Block),
+    /// A path to the companion trait method holding a method's body.
+    Method(TokenStream),
+}
+
+/// The trampoline for one function: wrapper with the original signature, forwarder,
+/// record, slot and table entry.
+fn hot_fn(
+    attrs: &[syn::Attribute],
+    vis: &syn::Visibility,
+    sig: &Signature,
+    method_of: Option<(&Type, &str)>,
+    body: Body<'_>,
+) -> TokenStream {
+    let self_ty = method_of.map(|(ty, _)| ty);
+    let params = param_types(sig, self_ty);
+    let ret = return_type(sig, self_ty);
+    let hash = hash_expr(sig, &params, &ret);
+    let name = sig.ident.to_string();
+    let id_tail = match method_of {
+        Some((_, tail)) => format!("::{tail}::{name}"),
+        None => format!("::{name}"),
+    };
+    let fwd_name = format!("{FORWARDER_PREFIX}");
+    let rec_name = format!("{RECORD_PREFIX}");
+    let args: Vec<_> = (0..params.len()).map(|i| format_ident!("__hr{}", i)).collect();
+    let unsafety = &sig.unsafety;
+    // A forwarder is a free function, so a method's elided output lifetimes, which tie
+    // to `self`, must be spelled out.
+    let (params, ret, fwd_generics) = signature::tie_elided_to_receiver(sig, params, ret);
+    let generics = &fwd_generics;
+    let where_clause = &sig.generics.where_clause;
+
+    // The wrapper keeps the receiver and names every other parameter, so patterns in
+    // the original signature do not need to be rebuilt.
+    let mut wrapper_sig = sig.clone();
+    let mut call_args = Vec::new();
+    for (i, input) in wrapper_sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                if r.reference.is_none() {
+                    r.mutability = None;
+                }
+                call_args.push(quote!(self));
+            }
+            FnArg::Typed(t) => {
+                let ident = &args[i];
+                *t.pat = Pat::Verbatim(quote!(#ident));
+                call_args.push(quote!(#ident));
+            }
+        }
+    }
+
+    let call_body = match &body {
+        Body::Free(block) => {
+            let mut body_sig = sig.clone();
+            body_sig.ident = syn::Ident::new("__hotreload_body", Span::call_site());
+            let call = quote! { __hotreload_body(#(#args),*) };
+            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
+            (quote! { #[inline(always)] #body_sig #block }, call)
+        }
+        Body::Method(target) => {
+            let call = quote! { #target(#(#args),*) };
+            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
+            (quote! {}, call)
+        }
+    };
+    let (body_item, call) = call_body;
+    let underscores = params.iter().map(|_| quote!(_));
+    let call_slot = quote! { __hotreload_f(#(#call_args),*) };
+    let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
+    let span = sig.ident.span();
+    let finish = quote_spanned! {span=> ::hotreload::__rt::finish(#call_slot) };
+    let block = quote! {
+        {
+            #body_item
+            #[doc(hidden)]
+            #[unsafe(export_name = concat!(#fwd_name, module_path!(), #id_tail))]
+            #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> ::hotreload::__rt::Outcome<#ret> #where_clause {
+                ::hotreload::__rt::guard(move || #call)
+            }
+            #[unsafe(export_name = concat!(#rec_name, module_path!(), #id_tail))]
+            static __HOTRELOAD_RECORD: ::hotreload::__rt::Record =
+                ::hotreload::__rt::Record::new(#hash, ::hotreload::__rt::TOOLCHAIN);
+            static __HOTRELOAD_SLOT: ::hotreload::__rt::Slot =
+                ::hotreload::__rt::Slot::new(__hotreload_forwarder as *const ());
+            #[::hotreload::__rt::linkme::distributed_slice(::hotreload::__rt::HOT_FNS)]
+            #[linkme(crate = ::hotreload::__rt::linkme)]
+            static __HOTRELOAD_ENTRY: ::hotreload::__rt::Entry = ::hotreload::__rt::Entry::new(
+                concat!(module_path!(), #id_tail),
+                &__HOTRELOAD_SLOT,
+                __hotreload_forwarder as *const (),
+                &__HOTRELOAD_RECORD,
+            );
+            let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
+            // SAFETY: the slot only ever holds forwarders of this function id, whose
+            // records (signature and layout) were checked equal before the switch.
+            let __hotreload_f = unsafe { ::hotreload::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
+            #finish
+        }
+    };
+    quote! { #(#attrs)* #vis #wrapper_sig #block }
+}

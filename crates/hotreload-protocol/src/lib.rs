@@ -1,0 +1,32 @@
+//! What `cargo hotreload` and the `hotreload` runtime agree on.
+//!
+//! Three things cross the boundary between the tool and a running program, and each
+//! has its own module:
+//!
+//! - [`record`]: the fixed-size [`Record`](record::Record) that every hot function
+//!   exports next to its forwarder, readable from a library file *before* it is loaded;
+//! - [`message`]: the newline-delimited JSON messages on the control socket;
+//! - [`peer`]: who is on the other end of that socket (same user only).
+//!
+//! This crate is an implementation detail of `cargo-hotreload`; its API follows the
+//! tool's version, not semver of its own.
+
+pub mod message;
+pub mod peer;
+pub mod record;
+
+/// Version of the control protocol; both ends refuse a peer that speaks another.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Environment variable holding the control socket path the tool listens on.
+pub const ENV_SOCKET: &str = "CARGO_HOTRELOAD_SOCKET";
+
+/// Environment variable holding the session directory; every patch library the
+/// agent is asked to load must lie inside it.
+pub const ENV_SESSION_DIR: &str = "CARGO_HOTRELOAD_SESSION_DIR";
+
+/// The cfg set on every crate of a `cargo hotreload run` build.
+pub const CFG_HOT: &str = "hotreload";
+
+/// The cfg set, in addition, on every crate of a patch build.
+pub const CFG_PATCH: &str = "hotreload_patch";

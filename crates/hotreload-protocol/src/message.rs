@@ -1,0 +1,186 @@
+//! Messages on the control socket: one JSON object per line.
+//!
+//! The tool listens; the agent in the running program connects, says
+//! [`AgentMessage::Hello`], and then answers each [`ToolMessage::Load`] with
+//! [`AgentMessage::Applied`] or [`AgentMessage::Refused`].
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, BufRead};
+use std::path::PathBuf;
+
+/// Longest line either end accepts; a longer one is a malformed message.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// A hot function as the running program knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FunctionInfo {
+    /// Module path and name, e.g. `logic::Counter::bump`.
+    pub id: String,
+    /// Signature hash from its [`Record`](crate::record::Record).
+    pub signature: u64,
+}
+
+impl FunctionInfo {
+    /// A function id with its signature hash.
+    pub fn new(id: impl Into<String>, signature: u64) -> Self {
+        FunctionInfo { id: id.into(), signature }
+    }
+}
+
+/// Sent by the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentMessage {
+    /// First message after connecting.
+    Hello {
+        /// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION) of the agent.
+        protocol: u32,
+        /// The program's process id (also checked against the socket's peer credentials).
+        pid: u32,
+        /// Hash of the rustc version the program was built with.
+        toolchain: u64,
+        /// Every hot function compiled into the program.
+        functions: Vec<FunctionInfo>,
+    },
+    /// A patch was applied: every slot of its crate now points into it.
+    Applied {
+        /// The request this answers.
+        request: u64,
+        /// Functions whose slots were switched.
+        switched: usize,
+        /// Microseconds spent mapping the library.
+        load_micros: u64,
+        /// Microseconds spent checking and switching slots.
+        apply_micros: u64,
+    },
+    /// A patch was not applied; the program runs the code it ran before.
+    Refused {
+        /// The request this answers.
+        request: u64,
+        /// Why, naming the item.
+        reason: String,
+    },
+}
+
+/// Sent by the tool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ToolMessage {
+    /// Load a patch library and switch the crate's slots to it.
+    Load(LoadRequest),
+}
+
+/// A patch to load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LoadRequest {
+    /// Echoed in the answer.
+    pub request: u64,
+    /// The crate being patched, as it appears in function ids (`my_crate`).
+    pub crate_name: String,
+    /// Generation number of this crate's code; the original build is 0.
+    pub generation: u64,
+    /// The library file; must lie inside the session directory.
+    pub path: PathBuf,
+    /// The crate's functions as the tool read them from the file.
+    pub functions: Vec<FunctionInfo>,
+    /// Toolchain hash the tool read from the file's records.
+    pub toolchain: u64,
+}
+
+impl LoadRequest {
+    /// A request to load `path` as generation `generation` of `crate_name`.
+    pub fn new(
+        request: u64,
+        crate_name: impl Into<String>,
+        generation: u64,
+        path: PathBuf,
+        functions: Vec<FunctionInfo>,
+        toolchain: u64,
+    ) -> Self {
+        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain }
+    }
+}
+
+/// Serialises `message` as one line, newline included.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(message).expect("protocol messages always serialise");
+    line.push(b'\n');
+    line
+}
+
+/// Why a line could not be read as a message.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The connection failed or was closed mid-line.
+    Io(io::Error),
+    /// The line was longer than [`MAX_LINE`].
+    TooLong,
+    /// The line was not a message of the expected kind.
+    Malformed(serde_json::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "connection failed: {e}"),
+            ReadError::TooLong => write!(f, "message longer than {MAX_LINE} bytes"),
+            ReadError::Malformed(e) => write!(f, "malformed message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Reads one message; `Ok(None)` at a clean end of stream.
+pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<Option<T>, ReadError> {
+    let mut line = Vec::new();
+    let mut limited = io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
+    let n = limited.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() > MAX_LINE {
+            ReadError::TooLong
+        } else {
+            ReadError::Io(io::ErrorKind::UnexpectedEof.into())
+        });
+    }
+    serde_json::from_slice(&line).map(Some).map_err(ReadError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let hello = AgentMessage::Hello {
+            protocol: 1,
+            pid: 7,
+            toolchain: 9,
+            functions: vec![FunctionInfo::new("a::f", 3)],
+        };
+        let load = ToolMessage::Load(LoadRequest::new(1, "a", 2, "/x/a.so".into(), vec![], 9));
+        let mut bytes = encode(&hello);
+        bytes.extend(encode(&load));
+        let mut reader = io::Cursor::new(bytes);
+        assert_eq!(read::<AgentMessage>(&mut reader).unwrap(), Some(hello));
+        assert_eq!(read::<ToolMessage>(&mut reader).unwrap(), Some(load));
+        assert!(read::<ToolMessage>(&mut reader).unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_and_truncated_lines_are_errors() {
+        let mut reader = io::Cursor::new(b"{\"type\":\"nope\"}\n".to_vec());
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Malformed(_))));
+        let mut reader = io::Cursor::new(b"{\"type\":".to_vec());
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Io(_))));
+        let mut reader = io::Cursor::new(vec![b'x'; MAX_LINE + 10]);
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::TooLong)));
+    }
+}

@@ -1,0 +1,180 @@
+//! What `#[hotreload::hot]` expands to refers to these items. Not a public API.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+pub use hotreload_protocol::record::{fnv1a, signature_hash, Record};
+pub use linkme;
+
+/// Hash of the rustc version this crate was built with (see `build.rs`).
+pub const TOOLCHAIN: u64 = const_parse(env!("HOTRELOAD_TOOLCHAIN_HASH"));
+
+/// Whether `#[hot]` items are in their hot form in this build.
+pub const HOT: bool = cfg!(any(hotreload, feature = "always-hot"));
+
+const fn const_parse(s: &str) -> u64 {
+    let bytes = s.as_bytes();
+    let mut value: u64 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        value = value * 10 + (bytes[i] - b'0') as u64;
+        i += 1;
+    }
+    value
+}
+
+/// Chooses between the hot and the cold expansion of a `#[hot]` item.
+#[cfg(any(hotreload, feature = "always-hot"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __hot_or_cold {
+    ({ $($hot:tt)* } { $($cold:tt)* }) => { $($hot)* };
+}
+
+/// Chooses between the hot and the cold expansion of a `#[hot]` item.
+#[cfg(not(any(hotreload, feature = "always-hot")))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __hot_or_cold {
+    ({ $($hot:tt)* } { $($cold:tt)* }) => { $($cold)* };
+}
+
+/// One trampoline slot: the address of the forwarder that calls currently reach.
+#[repr(transparent)]
+pub struct Slot(AtomicPtr<()>);
+
+impl Slot {
+    /// A slot pointing at `forwarder`.
+    pub const fn new(forwarder: *const ()) -> Slot {
+        Slot(AtomicPtr::new(forwarder as *mut ()))
+    }
+
+    /// The current forwarder. Acquire pairs with [`Slot::set`]: a thread that sees a
+    /// new forwarder also sees the library it lives in fully mapped and relocated.
+    #[inline(always)]
+    pub fn get(&self) -> *const () {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self, forwarder: *const ()) {
+        self.0.store(forwarder as *mut (), Ordering::Release);
+    }
+}
+
+/// A hot function's row in its image's trampoline table.
+///
+/// `repr(C)` because the agent reads the rows of a loaded patch library.
+#[repr(C)]
+pub struct Entry {
+    id_ptr: *const u8,
+    id_len: usize,
+    pub(crate) slot: &'static Slot,
+    pub(crate) forwarder: *const (),
+    pub(crate) record: &'static Record,
+}
+
+// SAFETY: every field is immutable after construction; the slot is atomic.
+unsafe impl Sync for Entry {}
+
+impl Entry {
+    /// A row for function `id`.
+    pub const fn new(id: &'static str, slot: &'static Slot, forwarder: *const (), record: &'static Record) -> Entry {
+        Entry { id_ptr: id.as_ptr(), id_len: id.len(), slot, forwarder, record }
+    }
+
+    /// The function id: module path and name.
+    pub fn id(&self) -> &'static str {
+        // SAFETY: built from a `&'static str` in `new`; libraries are never unloaded.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.id_ptr, self.id_len)) }
+    }
+}
+
+/// Every hot function linked into this image (the program, or one patch library).
+#[linkme::distributed_slice]
+pub static HOT_FNS: [Entry];
+
+/// What a forwarder returns: the value, or the panic it caught.
+pub enum Outcome<T> {
+    /// The body returned.
+    Ok(T),
+    /// The body panicked; re-raised by [`finish`] in the caller's image. The flag says
+    /// whether no panic hook has reported it yet (a patch library's hook stays silent
+    /// inside hot calls, so the program's hook reports it once).
+    Panicked(Box<dyn Any + Send + 'static>, bool),
+}
+
+/// Runs a body, catching a panic: unwinding from one image's std through another's
+/// frames aborts, so every forwarder hands a panic back as a value instead.
+#[inline(always)]
+pub fn guard<T>(body: impl FnOnce() -> T) -> Outcome<T> {
+    #[cfg(hotreload_patch)]
+    {
+        crate::patch::guard(body)
+    }
+    #[cfg(not(hotreload_patch))]
+    {
+        // The program's own hook has already reported the panic where it started.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+            Ok(value) => Outcome::Ok(value),
+            Err(payload) => Outcome::Panicked(payload, false),
+        }
+    }
+}
+
+/// Unwraps a forwarder's result, re-raising a caught panic as a panic of this image, so
+/// its panic hook runs and `catch_unwind` sees the original payload.
+#[inline(always)]
+#[track_caller]
+pub fn finish<T>(outcome: Outcome<T>) -> T {
+    match outcome {
+        Outcome::Ok(value) => value,
+        Outcome::Panicked(payload, unreported) => resume(payload, unreported),
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn resume(payload: Box<dyn Any + Send>, unreported: bool) -> ! {
+    if !unreported {
+        std::panic::resume_unwind(payload);
+    }
+    // Raise it afresh so this image's hook reports it. A `&'static str` from a patch
+    // stays valid: patches are never unloaded.
+    let payload = match payload.downcast::<&'static str>() {
+        Ok(message) => std::panic::panic_any(*message),
+        Err(other) => other,
+    };
+    match payload.downcast::<String>() {
+        Ok(message) => std::panic::panic_any(*message),
+        Err(other) => std::panic::resume_unwind(other),
+    }
+}
+
+/// Reads a slot's address as the forwarder's own `fn` pointer type.
+///
+/// # Safety
+///
+/// `address` must be a function of exactly the type `F`.
+#[inline(always)]
+pub unsafe fn reinterpret<F: Copy>(_like: F, address: *const ()) -> F {
+    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*const ()>()) };
+    // SAFETY: same size (checked above); the caller guarantees the type.
+    unsafe { std::mem::transmute_copy(&address) }
+}
+
+/// Allocation entry points of the program, handed to each patch library so that every
+/// allocation is served by the program's `#[global_allocator]`.
+#[repr(C)]
+pub struct HostApi {
+    /// Layout version; 1.
+    pub version: u32,
+    /// `std::alloc::alloc`
+    pub alloc: unsafe extern "C" fn(usize, usize) -> *mut u8,
+    /// `std::alloc::alloc_zeroed`
+    pub alloc_zeroed: unsafe extern "C" fn(usize, usize) -> *mut u8,
+    /// `std::alloc::dealloc`
+    pub dealloc: unsafe extern "C" fn(*mut u8, usize, usize),
+    /// `std::alloc::realloc`
+    pub realloc: unsafe extern "C" fn(*mut u8, usize, usize, usize) -> *mut u8,
+}

@@ -1,0 +1,237 @@
+//! The agent: a thread that talks to the `cargo hotreload run` session, loads patch
+//! libraries and switches slots.
+
+use crate::__rt::{Entry, HostApi, TOOLCHAIN};
+use crate::events::{self, ReloadEvent};
+use crate::{registry, Apply, Options};
+use hotreload_protocol::message::{self, AgentMessage, LoadRequest, ReadError, ToolMessage};
+use hotreload_protocol::peer;
+use hotreload_protocol::record::{INIT_SYMBOL, TABLE_SYMBOL};
+use hotreload_protocol::{ENV_SESSION_DIR, ENV_SOCKET, PROTOCOL_VERSION};
+use std::io::{BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn start(options: Options) {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Some(socket) = std::env::var_os(ENV_SOCKET) else { return };
+    let session_dir = std::env::var_os(ENV_SESSION_DIR).map(PathBuf::from);
+    // Connect and say hello before returning, so the session knows this program's
+    // functions before `main` goes on.
+    match connect(Path::new(&socket)) {
+        Ok(stream) => {
+            let spawned = std::thread::Builder::new()
+                .name("hotreload-agent".into())
+                .spawn(move || serve(stream, session_dir, options));
+            if let Err(e) = spawned {
+                eprintln!("hotreload: cannot start the agent thread ({e}); running without reloading");
+            }
+        }
+        Err(e) => eprintln!("hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"),
+    }
+}
+
+fn connect(socket: &Path) -> std::io::Result<UnixStream> {
+    let mut stream = UnixStream::connect(socket)?;
+    peer::check_same_user(&stream)?;
+    let functions = registry::with(|r| r.functions());
+    let hello = AgentMessage::Hello { protocol: PROTOCOL_VERSION, pid: std::process::id(), toolchain: TOOLCHAIN, functions };
+    stream.write_all(&message::encode(&hello))?;
+    Ok(stream)
+}
+
+fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
+    let Ok(mut writer) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let reply = match message::read::<ToolMessage>(&mut reader) {
+            Ok(Some(ToolMessage::Load(request))) => {
+                let id = request.request;
+                match load(request, session_dir.as_deref(), options.apply) {
+                    Ok(reply) => reply,
+                    Err(reason) => AgentMessage::Refused { request: id, reason },
+                }
+            }
+            Ok(Some(_)) => AgentMessage::Refused { request: 0, reason: "unknown request".into() },
+            // The session ended: the program runs on with the code it has.
+            Ok(None) | Err(ReadError::Io(_)) => return,
+            Err(e) => AgentMessage::Refused { request: 0, reason: e.to_string() },
+        };
+        if writer.write_all(&message::encode(&reply)).is_err() {
+            return;
+        }
+    }
+}
+
+/// A checked, mapped patch waiting to be switched in.
+struct Prepared {
+    crate_name: String,
+    generation: u64,
+    table: &'static [Entry],
+    request: u64,
+    load_micros: u64,
+    started: Instant,
+}
+
+fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, String> {
+    let started = Instant::now();
+    let session_dir = session_dir.ok_or("no session directory was given to this program")?;
+    let path = checked_path(&request.path, session_dir)?;
+    registry::with(|r| r.check_claims(&request))?;
+
+    let loaded = Instant::now();
+    // SAFETY: the file lies in the session's private directory, was written by the
+    // tool from the crate's own build, and its records were checked above. It is never
+    // unloaded (`into_raw`), so code and data it hands out stay valid.
+    let table = unsafe {
+        let library = libloading::os::unix::Library::open(
+            Some(&path),
+            libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
+        )
+        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let init = library
+            .get::<unsafe extern "C" fn(*const HostApi) -> u64>(INIT_SYMBOL.as_bytes())
+            .map_err(|_| "the library is not a hotreload patch (no initialiser)".to_string())?;
+        let table_fn = library
+            .get::<unsafe extern "C" fn(*mut usize) -> *const Entry>(TABLE_SYMBOL.as_bytes())
+            .map_err(|_| "the library is not a hotreload patch (no table)".to_string())?;
+        let (init, table_fn) = (*init, *table_fn);
+        let _ = library.into_raw();
+        if init(&HOST_API) != TOOLCHAIN {
+            return Err("the patch was built by another rustc (restart needed)".into());
+        }
+        let mut len = 0;
+        let ptr = table_fn(&mut len);
+        if len == 0 { &[][..] } else { std::slice::from_raw_parts(ptr, len) }
+    };
+    let load_micros = loaded.elapsed().as_micros() as u64;
+    registry::with(|r| r.check_table(&request, table))?;
+
+    let prepared = Prepared {
+        crate_name: request.crate_name,
+        generation: request.generation,
+        table,
+        request: request.request,
+        load_micros,
+        started,
+    };
+    match apply {
+        Apply::Immediately => Ok(switch(prepared)),
+        Apply::AtSafepoints => {
+            let (tx, rx) = mpsc::channel();
+            PENDING.lock().unwrap_or_else(|e| e.into_inner()).push((prepared, tx));
+            WAITING.fetch_add(1, Ordering::Release);
+            rx.recv().map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
+        }
+    }
+}
+
+fn switch(p: Prepared) -> AgentMessage {
+    let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
+    let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
+    let count = switched.len();
+    events::fire(&ReloadEvent { crate_name: p.crate_name, generation: p.generation, functions: switched });
+    AgentMessage::Applied { request: p.request, switched: count, load_micros: p.load_micros, apply_micros }
+}
+
+type Waiting = (Prepared, mpsc::Sender<AgentMessage>);
+
+static PENDING: Mutex<Vec<Waiting>> = Mutex::new(Vec::new());
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) fn safepoint() -> usize {
+    if WAITING.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let batch: Vec<Waiting> = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    WAITING.fetch_sub(batch.len(), Ordering::AcqRel);
+    let n = batch.len();
+    for (prepared, reply) in batch {
+        let _ = reply.send(switch(prepared));
+    }
+    n
+}
+
+/// The library must be a regular file of ours inside the session's private directory.
+fn checked_path(path: &Path, session_dir: &Path) -> Result<PathBuf, String> {
+    let refuse = |why: &str| Err(format!("refused to load {}: {why}", path.display()));
+    if !path.is_absolute() {
+        return refuse("not an absolute path");
+    }
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return refuse("no such file") };
+    if !meta.file_type().is_file() {
+        return refuse("not a regular file");
+    }
+    if meta.uid() != peer::current_uid() || meta.permissions().mode() & 0o022 != 0 {
+        return refuse("not owned by this user, or writable by others");
+    }
+    let (Ok(file), Ok(dir)) = (path.canonicalize(), session_dir.canonicalize()) else {
+        return refuse("cannot resolve the path");
+    };
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.uid() == peer::current_uid() && m.permissions().mode() & 0o077 == 0 => {}
+        _ => return refuse("the session directory is not private to this user"),
+    }
+    if !file.starts_with(&dir) {
+        return refuse("outside the session directory");
+    }
+    Ok(file)
+}
+
+unsafe extern "C" fn host_alloc(size: usize, align: usize) -> *mut u8 {
+    // SAFETY: the patch passes the layout of a valid allocation request.
+    unsafe { std::alloc::alloc(std::alloc::Layout::from_size_align_unchecked(size, align)) }
+}
+
+unsafe extern "C" fn host_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
+    // SAFETY: as in `host_alloc`.
+    unsafe { std::alloc::alloc_zeroed(std::alloc::Layout::from_size_align_unchecked(size, align)) }
+}
+
+unsafe extern "C" fn host_dealloc(ptr: *mut u8, size: usize, align: usize) {
+    // SAFETY: `ptr` was allocated through this allocator with this layout.
+    unsafe { std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align)) }
+}
+
+unsafe extern "C" fn host_realloc(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
+    // SAFETY: as in `host_dealloc`; `new_size` is valid for `align`.
+    unsafe { std::alloc::realloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align), new_size) }
+}
+
+static HOST_API: HostApi = HostApi {
+    version: 1,
+    alloc: host_alloc,
+    alloc_zeroed: host_alloc_zeroed,
+    dealloc: host_dealloc,
+    realloc: host_realloc,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_outside_the_session_are_refused() {
+        let dir = std::env::temp_dir().join(format!("hotreload-agent-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let inside = dir.join("p.so");
+        std::fs::write(&inside, b"x").unwrap();
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(checked_path(&inside, &dir).is_ok());
+        assert!(checked_path(&dir.join("../p.so"), &dir).is_err());
+        assert!(checked_path(Path::new("/etc/hostname"), &dir).unwrap_err().contains("refused"));
+        assert!(checked_path(Path::new("relative.so"), &dir).is_err());
+        std::os::unix::fs::symlink(&inside, dir.join("link.so")).unwrap();
+        assert!(checked_path(&dir.join("link.so"), &dir).unwrap_err().contains("regular file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,110 @@
+//! Hot reload for Rust: the runtime that `cargo hotreload run` talks to.
+//!
+//! Mark the code you want to edit while the program runs, and call [`init`] once:
+//!
+//! ```no_run
+//! // crates/logic/src/lib.rs
+//! #[hotreload::hot]
+//! pub fn greeting(name: &str) -> String {
+//!     format!("hello, {name}")
+//! }
+//!
+//! // src/main.rs
+//! fn main() {
+//!     hotreload::init();
+//!     loop {
+//!         # let greeting = |s: &str| s.to_string();
+//!         println!("{}", greeting("world"));
+//!         std::thread::sleep(std::time::Duration::from_secs(1));
+//!     }
+//! }
+//! ```
+//!
+//! Then `cargo hotreload run`, edit `greeting`, save: the loop prints the new text
+//! without restarting.
+//!
+//! In an ordinary `cargo build` `#[hot]` expands to the item unchanged and [`init`]
+//! does nothing, so the attribute costs nothing outside a hot session.
+//!
+//! # How a call reaches new code
+//!
+//! Each hot function gets one slot, an atomic pointer, in its crate's trampoline
+//! table. The function you call loads the slot and calls through it; a patch switches
+//! the slot. Callers are never recompiled, so `fn` pointers, trait objects and objects
+//! created before the edit all reach the newest code. A patch is a library built from
+//! the edited crate; it is checked against the running program (every signature and
+//! type layout in the records it exports, and the compiler version) before it is
+//! mapped, and it is never unloaded.
+
+mod agent;
+mod events;
+#[cfg(hotreload_patch)]
+mod patch;
+mod registry;
+#[doc(hidden)]
+pub mod __rt;
+
+pub use events::{on_reload, ReloadEvent};
+pub use hotreload_macros::hot;
+
+/// When patches are switched in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Apply {
+    /// As soon as the patch is checked, from the agent's own thread (the default).
+    #[default]
+    Immediately,
+    /// Only inside [`safepoint`], called by the program where it is safe (once per frame,
+    /// between requests, ...). Every slot of a patch switches there together.
+    AtSafepoints,
+}
+
+/// How [`init_with`] sets up the agent.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// When patches are switched in.
+    pub apply: Apply,
+}
+
+impl Options {
+    /// The defaults: apply immediately.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Applies patches only at [`safepoint`] calls.
+    pub fn apply_at_safepoints(mut self) -> Options {
+        self.apply = Apply::AtSafepoints;
+        self
+    }
+}
+
+/// Connects to the `cargo hotreload run` session that started this program.
+///
+/// Call it once, early in `main`. It does nothing (and costs nothing) when the program
+/// was built without `cargo hotreload`, or was not started by it. Calling it again is
+/// harmless. If the session cannot be reached, it prints one warning to stderr and the
+/// program runs on without reloading.
+pub fn init() {
+    init_with(Options::new());
+}
+
+/// [`init`], with options.
+pub fn init_with(options: Options) {
+    if __rt::HOT {
+        agent::start(options);
+    }
+}
+
+/// Applies patches that are waiting, when the agent was started with
+/// [`Options::apply_at_safepoints`]. Cheap when nothing is waiting: one atomic load.
+///
+/// Returns the number of patches applied.
+pub fn safepoint() -> usize {
+    if __rt::HOT {
+        agent::safepoint()
+    } else {
+        0
+    }
+}
