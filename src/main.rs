@@ -1,1 +1,5 @@
-fn main() {}
+//! `cargo hotreload`: see the crate's README.
+
+fn main() {
+    std::process::exit(cargo_hotreload::main());
+}

@@ -24,7 +24,10 @@ pub struct FunctionInfo {
 impl FunctionInfo {
     /// A function id with its signature hash.
     pub fn new(id: impl Into<String>, signature: u64) -> Self {
-        FunctionInfo { id: id.into(), signature }
+        FunctionInfo {
+            id: id.into(),
+            signature,
+        }
     }
 }
 
@@ -101,7 +104,14 @@ impl LoadRequest {
         functions: Vec<FunctionInfo>,
         toolchain: u64,
     ) -> Self {
-        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain }
+        LoadRequest {
+            request,
+            crate_name: crate_name.into(),
+            generation,
+            path,
+            functions,
+            toolchain,
+        }
     }
 }
 
@@ -136,10 +146,14 @@ impl std::fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 
 /// Reads one message; `Ok(None)` at a clean end of stream.
-pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<Option<T>, ReadError> {
+pub fn read<T: for<'de> Deserialize<'de>>(
+    reader: &mut impl BufRead,
+) -> Result<Option<T>, ReadError> {
     let mut line = Vec::new();
     let mut limited = io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
-    let n = limited.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
+    let n = limited
+        .read_until(b'\n', &mut line)
+        .map_err(ReadError::Io)?;
     if n == 0 {
         return Ok(None);
     }
@@ -150,7 +164,9 @@ pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<O
             ReadError::Io(io::ErrorKind::UnexpectedEof.into())
         });
     }
-    serde_json::from_slice(&line).map(Some).map_err(ReadError::Malformed)
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(ReadError::Malformed)
 }
 
 #[cfg(test)]
@@ -177,10 +193,19 @@ mod tests {
     #[test]
     fn malformed_and_truncated_lines_are_errors() {
         let mut reader = io::Cursor::new(b"{\"type\":\"nope\"}\n".to_vec());
-        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Malformed(_))));
+        assert!(matches!(
+            read::<ToolMessage>(&mut reader),
+            Err(ReadError::Malformed(_))
+        ));
         let mut reader = io::Cursor::new(b"{\"type\":".to_vec());
-        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Io(_))));
+        assert!(matches!(
+            read::<ToolMessage>(&mut reader),
+            Err(ReadError::Io(_))
+        ));
         let mut reader = io::Cursor::new(vec![b'x'; MAX_LINE + 10]);
-        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::TooLong)));
+        assert!(matches!(
+            read::<ToolMessage>(&mut reader),
+            Err(ReadError::TooLong)
+        ));
     }
 }

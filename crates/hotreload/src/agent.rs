@@ -22,7 +22,9 @@ pub(crate) fn start(options: Options) {
     if STARTED.swap(true, Ordering::SeqCst) {
         return;
     }
-    let Some(socket) = std::env::var_os(ENV_SOCKET) else { return };
+    let Some(socket) = std::env::var_os(ENV_SOCKET) else {
+        return;
+    };
     let session_dir = std::env::var_os(ENV_SESSION_DIR).map(PathBuf::from);
     // Connect and say hello before returning, so the session knows this program's
     // functions before `main` goes on.
@@ -32,10 +34,14 @@ pub(crate) fn start(options: Options) {
                 .name("hotreload-agent".into())
                 .spawn(move || serve(stream, session_dir, options));
             if let Err(e) = spawned {
-                eprintln!("hotreload: cannot start the agent thread ({e}); running without reloading");
+                eprintln!(
+                    "hotreload: cannot start the agent thread ({e}); running without reloading"
+                );
             }
         }
-        Err(e) => eprintln!("hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"),
+        Err(e) => eprintln!(
+            "hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"
+        ),
     }
 }
 
@@ -43,13 +49,20 @@ fn connect(socket: &Path) -> std::io::Result<UnixStream> {
     let mut stream = UnixStream::connect(socket)?;
     peer::check_same_user(&stream)?;
     let functions = registry::with(|r| r.functions());
-    let hello = AgentMessage::Hello { protocol: PROTOCOL_VERSION, pid: std::process::id(), toolchain: TOOLCHAIN, functions };
+    let hello = AgentMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        toolchain: TOOLCHAIN,
+        functions,
+    };
     stream.write_all(&message::encode(&hello))?;
     Ok(stream)
 }
 
 fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     loop {
         let reply = match message::read::<ToolMessage>(&mut reader) {
@@ -57,13 +70,22 @@ fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
                 let id = request.request;
                 match load(request, session_dir.as_deref(), options.apply) {
                     Ok(reply) => reply,
-                    Err(reason) => AgentMessage::Refused { request: id, reason },
+                    Err(reason) => AgentMessage::Refused {
+                        request: id,
+                        reason,
+                    },
                 }
             }
-            Ok(Some(_)) => AgentMessage::Refused { request: 0, reason: "unknown request".into() },
+            Ok(Some(_)) => AgentMessage::Refused {
+                request: 0,
+                reason: "unknown request".into(),
+            },
             // The session ended: the program runs on with the code it has.
             Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(e) => AgentMessage::Refused { request: 0, reason: e.to_string() },
+            Err(e) => AgentMessage::Refused {
+                request: 0,
+                reason: e.to_string(),
+            },
         };
         if writer.write_all(&message::encode(&reply)).is_err() {
             return;
@@ -81,7 +103,11 @@ struct Prepared {
     started: Instant,
 }
 
-fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, String> {
+fn load(
+    request: LoadRequest,
+    session_dir: Option<&Path>,
+    apply: Apply,
+) -> Result<AgentMessage, String> {
     let started = Instant::now();
     let session_dir = session_dir.ok_or("no session directory was given to this program")?;
     let path = checked_path(&request.path, session_dir)?;
@@ -110,7 +136,11 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
         }
         let mut len = 0;
         let ptr = table_fn(&mut len);
-        if len == 0 { &[][..] } else { std::slice::from_raw_parts(ptr, len) }
+        if len == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(ptr, len)
+        }
     };
     let load_micros = loaded.elapsed().as_micros() as u64;
     registry::with(|r| r.check_table(&request, table))?;
@@ -127,9 +157,13 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
         Apply::Immediately => Ok(switch(prepared)),
         Apply::AtSafepoints => {
             let (tx, rx) = mpsc::channel();
-            PENDING.lock().unwrap_or_else(|e| e.into_inner()).push((prepared, tx));
+            PENDING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((prepared, tx));
             WAITING.fetch_add(1, Ordering::Release);
-            rx.recv().map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
+            rx.recv()
+                .map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
         }
     }
 }
@@ -138,8 +172,17 @@ fn switch(p: Prepared) -> AgentMessage {
     let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
     let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
     let count = switched.len();
-    events::fire(&ReloadEvent { crate_name: p.crate_name, generation: p.generation, functions: switched });
-    AgentMessage::Applied { request: p.request, switched: count, load_micros: p.load_micros, apply_micros }
+    events::fire(&ReloadEvent {
+        crate_name: p.crate_name,
+        generation: p.generation,
+        functions: switched,
+    });
+    AgentMessage::Applied {
+        request: p.request,
+        switched: count,
+        load_micros: p.load_micros,
+        apply_micros,
+    }
 }
 
 type Waiting = (Prepared, mpsc::Sender<AgentMessage>);
@@ -151,7 +194,8 @@ pub(crate) fn safepoint() -> usize {
     if WAITING.load(Ordering::Acquire) == 0 {
         return 0;
     }
-    let batch: Vec<Waiting> = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    let batch: Vec<Waiting> =
+        std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
     WAITING.fetch_sub(batch.len(), Ordering::AcqRel);
     let n = batch.len();
     for (prepared, reply) in batch {
@@ -166,7 +210,9 @@ fn checked_path(path: &Path, session_dir: &Path) -> Result<PathBuf, String> {
     if !path.is_absolute() {
         return refuse("not an absolute path");
     }
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return refuse("no such file") };
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return refuse("no such file");
+    };
     if !meta.file_type().is_file() {
         return refuse("not a regular file");
     }
@@ -198,12 +244,28 @@ unsafe extern "C" fn host_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 
 unsafe extern "C" fn host_dealloc(ptr: *mut u8, size: usize, align: usize) {
     // SAFETY: `ptr` was allocated through this allocator with this layout.
-    unsafe { std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align)) }
+    unsafe {
+        std::alloc::dealloc(
+            ptr,
+            std::alloc::Layout::from_size_align_unchecked(size, align),
+        )
+    }
 }
 
-unsafe extern "C" fn host_realloc(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
+unsafe extern "C" fn host_realloc(
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    new_size: usize,
+) -> *mut u8 {
     // SAFETY: as in `host_dealloc`; `new_size` is valid for `align`.
-    unsafe { std::alloc::realloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align), new_size) }
+    unsafe {
+        std::alloc::realloc(
+            ptr,
+            std::alloc::Layout::from_size_align_unchecked(size, align),
+            new_size,
+        )
+    }
 }
 
 static HOST_API: HostApi = HostApi {
@@ -228,10 +290,14 @@ mod tests {
         std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(checked_path(&inside, &dir).is_ok());
         assert!(checked_path(&dir.join("../p.so"), &dir).is_err());
-        assert!(checked_path(Path::new("/etc/hostname"), &dir).unwrap_err().contains("refused"));
+        assert!(checked_path(Path::new("/etc/hostname"), &dir)
+            .unwrap_err()
+            .contains("refused"));
         assert!(checked_path(Path::new("relative.so"), &dir).is_err());
         std::os::unix::fs::symlink(&inside, dir.join("link.so")).unwrap();
-        assert!(checked_path(&dir.join("link.so"), &dir).unwrap_err().contains("regular file"));
+        assert!(checked_path(&dir.join("link.so"), &dir)
+            .unwrap_err()
+            .contains("regular file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,13 +36,13 @@
 //! type layout in the records it exports, and the compiler version) before it is
 //! mapped, and it is never unloaded.
 
+#[doc(hidden)]
+pub mod __rt;
 mod agent;
 mod events;
 #[cfg(hotreload_patch)]
 mod patch;
 mod registry;
-#[doc(hidden)]
-pub mod __rt;
 
 pub use events::{on_reload, ReloadEvent};
 pub use hotreload_macros::hot;

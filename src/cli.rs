@@ -1,0 +1,151 @@
+//! The command line, in cargo's conventions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// `cargo` invokes us as `cargo-hotreload hotreload ...`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo_styles())]
+pub enum Cargo {
+    /// Hot reload for Rust workspaces.
+    #[command(version, about, long_about = None)]
+    Hotreload(HotreloadArgs),
+}
+
+/// `cargo hotreload`
+#[derive(Debug, Args)]
+pub struct HotreloadArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build and run a binary, and reload its hot crates when their sources change.
+    Run(RunArgs),
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: every function of each patch, and every cargo line (-vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Coloring.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CARGO_TERM_COLOR",
+        default_value = "auto"
+    )]
+    pub color: ColorChoice,
+    /// Path to the workspace's (or a member's) Cargo.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+}
+
+/// `--color`
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color when writing to a terminal.
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
+
+/// `cargo hotreload run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Package with the binary to run.
+    #[arg(short, long, value_name = "SPEC")]
+    pub package: Option<String>,
+    /// Name of the binary to run.
+    #[arg(long, value_name = "NAME", conflicts_with = "example")]
+    pub bin: Option<String>,
+    /// Name of the example to run.
+    #[arg(long, value_name = "NAME")]
+    pub example: Option<String>,
+    /// Build in release mode, with optimizations.
+    #[arg(short, long)]
+    pub release: bool,
+    /// Features to activate (space- or comma-separated).
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Rebuild and restart the program when a change cannot be reloaded.
+    #[arg(long)]
+    pub restart: bool,
+    /// Exit when the program exits, with its exit code.
+    #[arg(long)]
+    pub exit_with_app: bool,
+    /// Directory for hot builds [default: <target-dir>/hotreload].
+    #[arg(long, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Milliseconds to wait for a burst of saves to end.
+    #[arg(long, value_name = "MS", default_value_t = 25)]
+    pub debounce: u64,
+    /// Arguments for the program.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+fn clap_cargo_styles() -> clap::builder::Styles {
+    use anstyle::{AnsiColor, Effects};
+    clap::builder::Styles::styled()
+        .header(AnsiColor::Green.on_default().effects(Effects::BOLD))
+        .usage(AnsiColor::Green.on_default().effects(Effects::BOLD))
+        .literal(AnsiColor::Cyan.on_default().effects(Effects::BOLD))
+        .placeholder(AnsiColor::Cyan.on_default())
+        .error(AnsiColor::Red.on_default().effects(Effects::BOLD))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_cargo_style_options() {
+        let Cargo::Hotreload(args) = Cargo::try_parse_from([
+            "cargo",
+            "hotreload",
+            "run",
+            "-p",
+            "app",
+            "--release",
+            "-F",
+            "a,b",
+            "-v",
+            "--",
+            "--flag",
+        ])
+        .unwrap();
+        let Command::Run(run) = args.command;
+        assert_eq!(run.package.as_deref(), Some("app"));
+        assert!(run.release);
+        assert_eq!(run.features, ["a,b"]);
+        assert_eq!(run.args, ["--flag"]);
+        assert_eq!(args.global.verbose, 1);
+    }
+}

@@ -1,0 +1,343 @@
+//! Building the program and patch libraries with cargo.
+//!
+//! Hot builds live in their own target directory, so they never wait on (or
+//! invalidate) `cargo build` and rust-analyzer: `<dir>/host` for the program, built
+//! with `--cfg hotreload`, and `<dir>/patch` for patch libraries, which add
+//! `--cfg hotreload_patch` (the runtime then forwards allocations to the program and
+//! catches panics at the boundary). Diagnostics are cargo's own; artifacts come from
+//! its JSON messages.
+
+use crate::shell::{Shell, Verbosity};
+use anyhow::{bail, Context, Result};
+use cargo_metadata::Message;
+use hotreload_protocol::{CFG_HOT, CFG_PATCH};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Build settings shared by the program and its patches.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// `--manifest-path` of the workspace.
+    pub manifest_path: PathBuf,
+    /// Base directory for hot builds.
+    pub target_dir: PathBuf,
+    /// `--release`
+    pub release: bool,
+}
+
+impl Profile {
+    /// Where the program is built.
+    pub fn host_dir(&self) -> PathBuf {
+        self.target_dir.join("host")
+    }
+
+    /// Where patch libraries are built.
+    pub fn patch_dir(&self) -> PathBuf {
+        self.target_dir.join("patch")
+    }
+}
+
+/// Feature selection for the program's build, as on cargo's command line.
+#[derive(Clone, Debug, Default)]
+pub struct Features {
+    /// `--features`
+    pub features: Vec<String>,
+    /// `--all-features`
+    pub all: bool,
+    /// `--no-default-features`
+    pub no_default: bool,
+}
+
+/// A built program.
+#[derive(Clone, Debug)]
+pub struct HostBuild {
+    /// The executable.
+    pub executable: PathBuf,
+    /// The features each workspace library was built with, by package name; patch
+    /// builds must use the same, or layouts may differ.
+    pub features: HashMap<String, Vec<String>>,
+}
+
+/// A build failed; cargo has printed why.
+#[derive(Debug)]
+pub struct BuildFailed;
+
+impl std::fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("build failed")
+    }
+}
+
+impl std::error::Error for BuildFailed {}
+
+/// `cargo build` of the program with `--cfg hotreload`.
+pub fn build_host(
+    profile: &Profile,
+    package: &str,
+    target: (&str, &str),
+    features: &Features,
+    shell: &Shell,
+) -> Result<HostBuild> {
+    let mut cmd = cargo(profile, &profile.host_dir(), &[CFG_HOT], shell, "build");
+    cmd.args(["--package", package])
+        .arg(format!("--{}", target.0))
+        .arg(target.1);
+    if features.all {
+        cmd.arg("--all-features");
+    }
+    if features.no_default {
+        cmd.arg("--no-default-features");
+    }
+    for f in &features.features {
+        cmd.args(["--features", f]);
+    }
+    let mut executable = None;
+    let mut built = HashMap::new();
+    run(cmd, shell, false, |message| {
+        if let Message::CompilerArtifact(artifact) = message {
+            if artifact.target.is_lib()
+                || artifact.target.kind.iter().any(|k| k.to_string() == "lib")
+            {
+                built.insert(
+                    artifact.target.name.replace('_', "-"),
+                    artifact.features.clone(),
+                );
+                built.insert(artifact.target.name.clone(), artifact.features.clone());
+            }
+            if let Some(exe) = artifact.executable {
+                if artifact.target.name == target.1 {
+                    executable = Some(exe.into_std_path_buf());
+                }
+            }
+        }
+    })?;
+    let executable = executable.context("cargo built no executable")?;
+    Ok(HostBuild {
+        executable,
+        features: built,
+    })
+}
+
+/// `cargo rustc --crate-type cdylib` of one hot library with the program's features.
+/// Returns the library file.
+pub fn build_patch(
+    profile: &Profile,
+    package: &str,
+    features: &[String],
+    shell: &Shell,
+) -> Result<PathBuf> {
+    let mut cmd = cargo(
+        profile,
+        &profile.patch_dir(),
+        &[CFG_HOT, CFG_PATCH],
+        shell,
+        "rustc",
+    );
+    cmd.args([
+        "--package",
+        package,
+        "--lib",
+        "--crate-type",
+        "cdylib",
+        "--no-default-features",
+    ]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let mut library = None;
+    run(cmd, shell, true, |message| {
+        if let Message::CompilerArtifact(artifact) = message {
+            if artifact.package_id.repr.contains(package)
+                || artifact.target.name == package.replace('-', "_")
+            {
+                for file in &artifact.filenames {
+                    if file.extension() == Some(std::env::consts::DLL_EXTENSION) {
+                        library = Some(file.clone().into_std_path_buf());
+                    }
+                }
+            }
+        }
+    })?;
+    library.context("cargo built no library")
+}
+
+fn cargo(
+    profile: &Profile,
+    target_dir: &Path,
+    cfgs: &[&str],
+    shell: &Shell,
+    subcommand: &str,
+) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg(subcommand);
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags(cfgs));
+    cmd.env_remove("RUSTFLAGS");
+    cmd.env("CARGO_TARGET_DIR", target_dir);
+    cmd.env(
+        "CARGO_TERM_COLOR",
+        if shell.color() { "always" } else { "never" },
+    );
+    cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
+    cmd.arg("--manifest-path").arg(&profile.manifest_path);
+    cmd.args(["--message-format", "json-render-diagnostics"]);
+    if profile.release {
+        cmd.arg("--release");
+    }
+    cmd
+}
+
+/// The user's flags (`CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`), then our cfgs.
+fn rustflags(cfgs: &[&str]) -> String {
+    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(encoded) if !encoded.is_empty() => encoded.split('\u{1f}').map(String::from).collect(),
+        _ => std::env::var("RUSTFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+    };
+    for cfg in [CFG_HOT, CFG_PATCH] {
+        flags.push("--check-cfg".into());
+        flags.push(format!("cfg({cfg})"));
+    }
+    for cfg in cfgs {
+        flags.push("--cfg".into());
+        flags.push(cfg.to_string());
+    }
+    flags.join("\u{1f}")
+}
+
+/// Runs cargo, passing its stderr through (cargo's status lines only with `-vv` for
+/// patch builds) and JSON messages from stdout to `on_message`.
+fn run(
+    mut cmd: Command,
+    shell: &Shell,
+    patch: bool,
+    mut on_message: impl FnMut(Message),
+) -> Result<()> {
+    if shell.verbosity() >= Verbosity::VeryVerbose {
+        shell.status("Running", format_args!("{cmd:?}"));
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .context("failed to run cargo")?;
+    let stderr = child.stderr.take().expect("piped");
+    let quiet = shell.verbosity() == Verbosity::Quiet;
+    let show_status = !patch || shell.verbosity() >= Verbosity::VeryVerbose;
+    let progress = progress_bar(shell, patch);
+    let bar = progress.clone();
+    let forward = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let status = is_status_line(&line);
+            if status && (quiet || !show_status) {
+                continue;
+            }
+            match &bar {
+                Some(bar) if status => {
+                    bar.set_message(line.trim().to_string());
+                    bar.println(&line);
+                }
+                Some(bar) => bar.println(&line),
+                None => eprintln!("{line}"),
+            }
+        }
+    });
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    for message in Message::parse_stream(stdout) {
+        let message = message.context("failed to read cargo's output")?;
+        if let (Some(bar), Message::CompilerArtifact(a)) = (&progress, &message) {
+            bar.inc(1);
+            bar.set_message(a.target.name.clone());
+        }
+        on_message(message);
+    }
+    let status = child.wait().context("failed to wait for cargo")?;
+    let _ = forward.join();
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if !status.success() {
+        bail!(BuildFailed);
+    }
+    Ok(())
+}
+
+fn is_status_line(line: &str) -> bool {
+    let plain = strip_ansi(line);
+    let word = plain.trim_start().split(' ').next().unwrap_or("");
+    plain.starts_with(' ')
+        && matches!(
+            word,
+            "Compiling"
+                | "Finished"
+                | "Fresh"
+                | "Checking"
+                | "Building"
+                | "Locking"
+                | "Adding"
+                | "Updating"
+                | "Downloading"
+                | "Downloaded"
+        )
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn progress_bar(shell: &Shell, patch: bool) -> Option<indicatif::ProgressBar> {
+    if patch || !shell.interactive() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>12.cyan.bold} [{elapsed}] {pos} crates built: {wide_msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix("Building");
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_status_lines_are_recognised() {
+        assert!(is_status_line("   Compiling logic v0.1.0 (/x)"));
+        assert!(is_status_line(
+            "\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"
+        ));
+        assert!(!is_status_line("error[E0308]: mismatched types"));
+        assert!(!is_status_line("warning: unused variable"));
+    }
+
+    #[test]
+    fn our_cfgs_come_after_the_users_flags() {
+        let flags = rustflags(&[CFG_HOT]);
+        assert!(flags.ends_with("--cfg\u{1f}hotreload"));
+        assert!(flags.contains("--check-cfg\u{1f}cfg(hotreload_patch)"));
+    }
+}

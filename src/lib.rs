@@ -1,0 +1,49 @@
+//! `cargo hotreload`: edit a workspace library crate and the running program uses the
+//! new code.
+//!
+//! The modules follow the data, from a saved file to new code running:
+//!
+//! | step | module |
+//! |---|---|
+//! | command line | [`cli`] |
+//! | which crates are hot, which binary runs | [`workspace`] |
+//! | a saved file | [`watch`] |
+//! | what changed in the crate's source, and can it be applied | [`source`] |
+//! | building the program and patch libraries | [`compile`] |
+//! | the patch library's exports, read before loading | [`library`] |
+//! | what a patch changes against the running code | [`diff`] |
+//! | the control socket to the running program | [`session`] |
+//! | the running program itself | [`app`] |
+//! | all of it, in a loop | [`run`] |
+//!
+//! Status output in cargo's style lives in [`shell`].
+
+pub mod app;
+pub mod cli;
+pub mod compile;
+pub mod diff;
+pub mod library;
+pub mod run;
+pub mod session;
+pub mod shell;
+pub mod source;
+pub mod watch;
+pub mod workspace;
+
+use clap::Parser;
+
+/// Runs the subcommand with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli::Cargo::Hotreload(args) = cli::Cargo::parse();
+    let shell = shell::Shell::new(&args.global);
+    let result = match args.command {
+        cli::Command::Run(run) => run::run(&args.global, &run, &shell),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            shell.error(format_args!("{e:#}"));
+            1
+        }
+    }
+}

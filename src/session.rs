@@ -1,0 +1,241 @@
+//! The session's private directory and control socket.
+//!
+//! Loading code into a process is as powerful as running code in it, so only this
+//! user's own program may be the agent: the socket lives in a directory only the user
+//! can enter, is itself owner-only, every peer's uid is checked with `SO_PEERCRED`,
+//! and `run` accepts as agent only the process it started. Patch files are placed in
+//! a private session directory, and the agent refuses any path outside it.
+
+use anyhow::{bail, Context, Result};
+use hotreload_protocol::message::{self, AgentMessage, FunctionInfo};
+use hotreload_protocol::peer::{self, PeerCredentials};
+use hotreload_protocol::{ENV_SESSION_DIR, ENV_SOCKET, PROTOCOL_VERSION};
+use std::collections::HashSet;
+use std::io::BufReader;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What the socket delivers to the session.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A program connected and said hello.
+    Hello {
+        /// Connection number.
+        conn: u64,
+        /// Who connected, from the kernel.
+        peer: PeerCredentials,
+        /// Hash of the rustc that built it.
+        toolchain: u64,
+        /// Its hot functions.
+        functions: Vec<FunctionInfo>,
+        /// Where to send requests.
+        writer: UnixStream,
+    },
+    /// A message after hello.
+    Message {
+        /// Connection number.
+        conn: u64,
+        /// The message.
+        message: AgentMessage,
+    },
+    /// A connection closed.
+    Closed {
+        /// Connection number.
+        conn: u64,
+    },
+    /// A connection was refused: wrong user, malformed hello, wrong protocol.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running session: directory and socket. Both are removed on drop.
+pub struct Session {
+    dir: PathBuf,
+    socket: PathBuf,
+    loaded_inodes: HashSet<(u64, u64)>,
+}
+
+impl Session {
+    /// Creates the session directory under `target_dir` and the socket, and starts
+    /// accepting connections; everything they deliver goes to `send`.
+    pub fn open(
+        target_dir: &Path,
+        send: impl Fn(Incoming) + Send + Sync + Clone + 'static,
+    ) -> Result<Session> {
+        let pid = std::process::id();
+        let dir = target_dir.join(format!("session-{pid}"));
+        std::fs::create_dir_all(target_dir)
+            .with_context(|| format!("failed to create {}", target_dir.display()))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        private_dir(&dir)?;
+        let socket_dir = socket_dir()?;
+        let socket = socket_dir.join(format!("{pid}.sock"));
+        // A file left by a session that died with this pid.
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket)
+            .with_context(|| format!("failed to listen on {}", socket.display()))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        std::thread::Builder::new()
+            .name("hotreload-accept".into())
+            .spawn(move || accept(listener, send))?;
+        Ok(Session {
+            dir,
+            socket,
+            loaded_inodes: HashSet::new(),
+        })
+    }
+
+    /// The variables that tell the program where its session is.
+    pub fn env(&self) -> [(&'static str, &Path); 2] {
+        [(ENV_SOCKET, &self.socket), (ENV_SESSION_DIR, &self.dir)]
+    }
+
+    /// The control socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The private directory patch libraries are loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Puts a built library into the session directory under a name of its own, as a
+    /// file no generation loaded before: the dynamic loader returns the old handle for
+    /// a file it has mapped already. A hard link when the build wrote a new file,
+    /// otherwise a copy.
+    pub fn place(&mut self, built: &Path, crate_name: &str, generation: u64) -> Result<PathBuf> {
+        let placed = self.dir.join(format!(
+            "lib{crate_name}-{generation}.{}",
+            std::env::consts::DLL_EXTENSION
+        ));
+        let _ = std::fs::remove_file(&placed);
+        let meta = std::fs::metadata(built)
+            .with_context(|| format!("failed to read {}", built.display()))?;
+        if self.loaded_inodes.contains(&(meta.dev(), meta.ino()))
+            || std::fs::hard_link(built, &placed).is_err()
+        {
+            std::fs::copy(built, &placed)
+                .with_context(|| format!("failed to copy {}", built.display()))?;
+        }
+        let placed_meta = std::fs::metadata(&placed)?;
+        std::fs::set_permissions(
+            &placed,
+            std::fs::Permissions::from_mode(placed_meta.mode() & 0o755),
+        )?;
+        self.loaded_inodes
+            .insert((placed_meta.dev(), placed_meta.ino()));
+        Ok(placed)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates `dir` owner-only, or checks that an existing one is.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("failed to create {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != peer::current_uid() || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} must be a directory owned by you and closed to others (mode 700)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `$XDG_RUNTIME_DIR/cargo-hotreload`, or `<tmp>/cargo-hotreload-<uid>`: short enough
+/// for a socket path, private to the user.
+fn socket_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(runtime) if runtime.is_dir() => runtime.join("cargo-hotreload"),
+        _ => std::env::temp_dir().join(format!("cargo-hotreload-{}", peer::current_uid())),
+    };
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+fn accept(listener: UnixListener, send: impl Fn(Incoming) + Send + Sync + Clone + 'static) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let send = send.clone();
+        let conn = NEXT.fetch_add(1, Ordering::Relaxed);
+        let _ = std::thread::Builder::new()
+            .name(format!("hotreload-conn-{conn}"))
+            .spawn(move || serve(conn, stream, send));
+    }
+}
+
+fn serve(conn: u64, stream: UnixStream, send: impl Fn(Incoming)) {
+    let peer = match peer::check_same_user(&stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            return send(Incoming::Rejected {
+                reason: e.to_string(),
+            })
+        }
+    };
+    let reject = |reason: String| Incoming::Rejected {
+        reason: format!("process {}: {reason}", peer.pid),
+    };
+    // A client that connects and says nothing must not hold a thread forever.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    match message::read::<AgentMessage>(&mut reader) {
+        Ok(Some(AgentMessage::Hello {
+            protocol,
+            pid,
+            toolchain,
+            functions,
+        })) => {
+            if protocol != PROTOCOL_VERSION {
+                return send(reject(format!(
+                    "speaks protocol {protocol}, this tool speaks {PROTOCOL_VERSION}"
+                )));
+            }
+            if pid != peer.pid {
+                return send(reject(format!("claims to be process {pid}")));
+            }
+            send(Incoming::Hello {
+                conn,
+                peer,
+                toolchain,
+                functions,
+                writer,
+            });
+        }
+        Ok(Some(other)) => return send(reject(format!("sent {other:?} before hello"))),
+        Ok(None) => return,
+        Err(e) => return send(reject(e.to_string())),
+    }
+    let _ = reader.get_ref().set_read_timeout(None);
+    loop {
+        match message::read::<AgentMessage>(&mut reader) {
+            Ok(Some(message)) => send(Incoming::Message { conn, message }),
+            Ok(None) | Err(message::ReadError::Io(_)) => break,
+            Err(e) => {
+                send(reject(e.to_string()));
+                break;
+            }
+        }
+    }
+    send(Incoming::Closed { conn });
+}

@@ -1,0 +1,493 @@
+//! What an edit changed in a hot crate's source, and whether trampolines can carry it.
+//!
+//! A [`Snapshot`] is the crate's items as the running program has them; [`compare`]
+//! says what a new snapshot changes. Function ids are the ones `#[hotreload::hot]`
+//! gives (module path and name, `Type::method`, `Type~Trait::method`), so they line up
+//! with the records in a patch library.
+
+use quote::ToTokens;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use syn::{Attribute, ImplItem, Item};
+
+/// An item of the crate, reduced to what a comparison needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A struct, enum, union, type alias or trait: its definition's text.
+    Type(String),
+    /// A hot function: its signature's text, and its whole text.
+    Hot {
+        /// The signature.
+        signature: String,
+        /// The whole function.
+        text: String,
+    },
+    /// A function `#[hot]` left alone, and why.
+    NotHot {
+        /// The signature.
+        signature: String,
+        /// Why it is not hot.
+        reason: &'static str,
+        /// The whole function.
+        text: String,
+    },
+    /// A function without `#[hot]`.
+    Plain {
+        /// `pub` or not.
+        public: bool,
+        /// The whole function.
+        text: String,
+    },
+    /// A `static`: the patch library has its own copy.
+    Static(String),
+    /// A `const`: inlined where it is used.
+    Const(String),
+}
+
+/// A crate's items by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Items by id.
+    pub items: BTreeMap<String, Entry>,
+    /// Every file read.
+    pub files: Vec<PathBuf>,
+}
+
+/// A change the running program cannot take without a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    /// The item, e.g. `logic::Counter`.
+    pub item: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a new snapshot changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceDiff {
+    /// Changes that need a restart.
+    pub blockers: Vec<Blocker>,
+    /// Changes that apply, but not everywhere.
+    pub warnings: Vec<String>,
+    /// Hot functions whose text changed.
+    pub edited: BTreeSet<String>,
+    /// Functions inside hot items that stay as they are, with why.
+    pub not_hot: Vec<(String, &'static str)>,
+}
+
+/// Reads a crate from its root file, following `mod` declarations.
+pub fn scan(crate_name: &str, root: &Path) -> Result<Snapshot, String> {
+    let mut snapshot = Snapshot::default();
+    scan_file(root, crate_name, true, &mut snapshot)?;
+    Ok(snapshot)
+}
+
+fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    out.files.push(file.to_path_buf());
+    // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
+    // after this file.
+    let dir = if owns_dir {
+        file.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        file.with_extension("")
+    };
+    scan_items(&parsed.items, module, &dir, false, out)
+}
+
+fn scan_items(
+    items: &[Item],
+    module: &str,
+    dir: &Path,
+    in_hot: bool,
+    out: &mut Snapshot,
+) -> Result<(), String> {
+    for item in items {
+        match item {
+            Item::Struct(s) => type_entry(out, module, &s.ident, item),
+            Item::Enum(e) => type_entry(out, module, &e.ident, item),
+            Item::Union(u) => type_entry(out, module, &u.ident, item),
+            Item::Type(t) => type_entry(out, module, &t.ident, item),
+            Item::Trait(t) => type_entry(out, module, &t.ident, item),
+            Item::Static(s) => {
+                out.items.insert(
+                    format!("{module}::{}", s.ident),
+                    Entry::Static(text_of(item)),
+                );
+            }
+            Item::Const(c) => {
+                out.items.insert(
+                    format!("{module}::{}", c.ident),
+                    Entry::Const(text_of(item)),
+                );
+            }
+            Item::Fn(f) => {
+                let hot = in_hot || has_hot(&f.attrs);
+                let id = format!("{module}::{}", f.sig.ident);
+                let public = matches!(f.vis, syn::Visibility::Public(_));
+                out.items.insert(id, fn_entry(hot, &f.sig, item, public));
+            }
+            Item::Impl(imp) => {
+                let hot = in_hot || has_hot(&imp.attrs);
+                let self_ty = symbol_safe(&normalised(&imp.self_ty));
+                let prefix = match &imp.trait_ {
+                    Some((_, path, _)) => {
+                        format!("{module}::{self_ty}~{}", symbol_safe(&normalised(path)))
+                    }
+                    None => format!("{module}::{self_ty}"),
+                };
+                let generic_impl = !imp.generics.params.is_empty();
+                for member in &imp.items {
+                    if let ImplItem::Fn(m) = member {
+                        let id = format!("{prefix}::{}", m.sig.ident);
+                        let public =
+                            imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
+                        let entry = if hot && generic_impl {
+                            Entry::NotHot {
+                                signature: normalised(&m.sig),
+                                reason: "in a generic impl",
+                                text: text_of(member),
+                            }
+                        } else {
+                            fn_entry(hot, &m.sig, member, public)
+                        };
+                        out.items.insert(id, entry);
+                    }
+                }
+            }
+            Item::Mod(m) => {
+                let hot = in_hot || has_hot(&m.attrs);
+                let child = format!("{module}::{}", m.ident);
+                if let Some((_, items)) = &m.content {
+                    scan_items(items, &child, &dir.join(m.ident.to_string()), hot, out)?;
+                } else if !is_cfg_test(&m.attrs) {
+                    let (file, owns_dir) = module_file(dir, &m.ident.to_string(), &m.attrs)?;
+                    scan_file(&file, &child, owns_dir, out)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, bool), String> {
+    for attr in attrs {
+        if attr.path().is_ident("path") {
+            if let syn::Meta::NameValue(nv) = &attr.meta {
+                if let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) = &nv.value
+                {
+                    return Ok((dir.join(s.value()), true));
+                }
+            }
+        }
+    }
+    let flat = dir.join(format!("{name}.rs"));
+    if flat.is_file() {
+        return Ok((flat, false));
+    }
+    let nested = dir.join(name).join("mod.rs");
+    if nested.is_file() {
+        return Ok((nested, true));
+    }
+    Err(format!(
+        "file not found for module `{name}` (looked for {})",
+        flat.display()
+    ))
+}
+
+fn is_cfg_test(attrs: &[Attribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && normalised(&a.meta) == "cfg(test)")
+}
+
+fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item) {
+    out.items
+        .insert(format!("{module}::{ident}"), Entry::Type(text_of(item)));
+}
+
+fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool) -> Entry {
+    let text = text_of(item);
+    if !hot {
+        return Entry::Plain { public, text };
+    }
+    match not_hot_reason(sig) {
+        Some(reason) => Entry::NotHot {
+            signature: normalised(sig),
+            reason,
+            text,
+        },
+        None => Entry::Hot {
+            signature: normalised(sig),
+            text,
+        },
+    }
+}
+
+/// The same rules as the attribute's; a function inside a hot item that breaks one
+/// stays as it is.
+fn not_hot_reason(sig: &syn::Signature) -> Option<&'static str> {
+    if sig.constness.is_some() {
+        return Some("const fn");
+    }
+    if sig.asyncness.is_some() {
+        return Some("async");
+    }
+    if sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        return Some("generic");
+    }
+    struct ImplTrait(bool);
+    impl<'ast> syn::visit::Visit<'ast> for ImplTrait {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = ImplTrait(false);
+    syn::visit::Visit::visit_signature(&mut finder, sig);
+    if finder.0 {
+        return Some("impl Trait");
+    }
+    None
+}
+
+fn has_hot(attrs: &[Attribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "hot"))
+}
+
+/// Item text without doc comments, whitespace-free: docs never need a restart.
+fn text_of(item: &impl ToTokens) -> String {
+    let tokens = item.to_token_stream().to_string();
+    let mut item: syn::Item = match syn::parse_str(&tokens) {
+        Ok(item) => item,
+        Err(_) => return normalised_str(&tokens),
+    };
+    strip_docs(&mut item);
+    normalised(&item)
+}
+
+fn strip_docs(item: &mut Item) {
+    use syn::visit_mut::VisitMut;
+    struct Strip;
+    impl VisitMut for Strip {
+        fn visit_item_mut(&mut self, i: &mut Item) {
+            if let Some(attrs) = item_attrs(i) {
+                attrs.retain(|a| !a.path().is_ident("doc"));
+            }
+            syn::visit_mut::visit_item_mut(self, i);
+        }
+        fn visit_field_mut(&mut self, f: &mut syn::Field) {
+            f.attrs.retain(|a| !a.path().is_ident("doc"));
+            syn::visit_mut::visit_field_mut(self, f);
+        }
+        fn visit_variant_mut(&mut self, v: &mut syn::Variant) {
+            v.attrs.retain(|a| !a.path().is_ident("doc"));
+            syn::visit_mut::visit_variant_mut(self, v);
+        }
+        fn visit_impl_item_fn_mut(&mut self, f: &mut syn::ImplItemFn) {
+            f.attrs.retain(|a| !a.path().is_ident("doc"));
+            syn::visit_mut::visit_impl_item_fn_mut(self, f);
+        }
+        fn visit_trait_item_fn_mut(&mut self, f: &mut syn::TraitItemFn) {
+            f.attrs.retain(|a| !a.path().is_ident("doc"));
+            syn::visit_mut::visit_trait_item_fn_mut(self, f);
+        }
+    }
+    Strip.visit_item_mut(item);
+}
+
+fn item_attrs(item: &mut Item) -> Option<&mut Vec<Attribute>> {
+    Some(match item {
+        Item::Struct(i) => &mut i.attrs,
+        Item::Enum(i) => &mut i.attrs,
+        Item::Union(i) => &mut i.attrs,
+        Item::Type(i) => &mut i.attrs,
+        Item::Trait(i) => &mut i.attrs,
+        Item::Fn(i) => &mut i.attrs,
+        Item::Static(i) => &mut i.attrs,
+        Item::Const(i) => &mut i.attrs,
+        Item::Impl(i) => &mut i.attrs,
+        _ => return None,
+    })
+}
+
+fn normalised(tokens: &impl ToTokens) -> String {
+    normalised_str(&tokens.to_token_stream().to_string())
+}
+
+fn normalised_str(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// As `#[hot]` spells a type in a symbol name.
+fn symbol_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// What `new` changes against `old` (the source the program runs).
+pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
+    let mut diff = SourceDiff::default();
+    for (id, entry) in &new.items {
+        if let Entry::NotHot { reason, .. } = entry {
+            diff.not_hot.push((id.clone(), reason));
+        }
+        let Some(before) = old.items.get(id) else {
+            continue;
+        };
+        if before == entry {
+            continue;
+        }
+        let blocker = |reason: &str| Blocker {
+            item: id.clone(),
+            reason: reason.to_string(),
+        };
+        match (before, entry) {
+            (Entry::Type(_), Entry::Type(_)) => {
+                diff.blockers.push(blocker("its definition changed, so its layout or vtable may differ"))
+            }
+            (Entry::Hot { signature: a, .. }, Entry::Hot { signature: b, .. }) if a != b => {
+                diff.blockers.push(blocker("its signature changed"))
+            }
+            (Entry::Hot { .. }, Entry::Hot { .. }) => {
+                diff.edited.insert(id.clone());
+            }
+            (Entry::Hot { .. }, Entry::NotHot { reason, .. }) => {
+                diff.blockers.push(blocker(&format!("it is no longer hot-able ({reason})")))
+            }
+            (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => diff
+                .warnings
+                .push(format!("`{id}` is not hot ({reason}): its callers keep the old code")),
+            (_, Entry::Plain { public: true, .. }) => diff.warnings.push(format!(
+                "`{id}` is not #[hot]: code outside hot functions keeps calling the old version"
+            )),
+            (Entry::Const(_), Entry::Const(_)) => diff
+                .warnings
+                .push(format!("const `{id}` changed: code outside hot functions keeps the old value")),
+            (Entry::Static(_), Entry::Static(_)) => diff.blockers.push(blocker(
+                "a static changed; reloaded code would use a fresh copy of it while the program keeps the old one",
+            )),
+            _ => {}
+        }
+    }
+    diff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(text: &str) -> Snapshot {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lib.rs");
+        std::fs::write(&file, text).unwrap();
+        scan("logic", &file).unwrap()
+    }
+
+    const BASE: &str = r#"
+        /// A point.
+        pub struct Point { pub x: u32 }
+        #[hotreload::hot]
+        pub fn score(p: u32) -> u32 { p * 2 }
+        #[hotreload::hot]
+        impl Point { pub fn len(&self) -> u32 { self.x } pub fn map<T>(&self, t: T) -> T { t } }
+        pub fn helper() -> u32 { 1 }
+        pub trait Named { fn name(&self) -> String; }
+        #[hotreload::hot]
+        impl Named for Point { fn name(&self) -> String { "p".into() } }
+    "#;
+
+    #[test]
+    fn ids_match_the_attribute() {
+        let s = snapshot(BASE);
+        let ids: Vec<_> = s.items.keys().cloned().collect();
+        assert!(ids.contains(&"logic::score".to_string()));
+        assert!(ids.contains(&"logic::Point::len".to_string()));
+        assert!(ids.contains(&"logic::Point~Named::name".to_string()));
+        assert!(matches!(
+            s.items["logic::Point::map"],
+            Entry::NotHot {
+                reason: "generic",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_body_edit_is_an_edit_and_docs_are_nothing() {
+        let old = snapshot(BASE);
+        let new = snapshot(
+            &BASE
+                .replace("p * 2", "p * 3")
+                .replace("/// A point.", "/// A 2-D point."),
+        );
+        let diff = compare(&old, &new);
+        assert!(diff.blockers.is_empty(), "{diff:?}");
+        assert_eq!(diff.edited.iter().collect::<Vec<_>>(), ["logic::score"]);
+        assert_eq!(
+            diff.not_hot,
+            vec![("logic::Point::map".to_string(), "generic")]
+        );
+    }
+
+    #[test]
+    fn signature_and_layout_changes_are_blockers() {
+        let old = snapshot(BASE);
+        let new = snapshot(
+            &BASE
+                .replace("score(p: u32)", "score(p: u64)")
+                .replace("pub x: u32", "pub x: u32, pub y: u32"),
+        );
+        let diff = compare(&old, &new);
+        let items: Vec<_> = diff.blockers.iter().map(|b| b.item.as_str()).collect();
+        assert_eq!(items, ["logic::Point", "logic::score"]);
+    }
+
+    #[test]
+    fn a_changed_plain_pub_fn_is_a_warning() {
+        let diff = compare(&snapshot(BASE), &snapshot(&BASE.replace("{ 1 }", "{ 2 }")));
+        assert!(diff.blockers.is_empty());
+        assert_eq!(diff.warnings.len(), 1);
+        assert!(diff.warnings[0].contains("logic::helper"));
+    }
+
+    #[test]
+    fn modules_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("lib.rs"),
+            "mod a; #[hotreload::hot] mod b { pub fn f() {} }",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("a.rs"),
+            "mod c; #[hotreload::hot] pub fn g() {}",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/c.rs"), "pub struct S;").unwrap();
+        let s = scan("k", &dir.path().join("lib.rs")).unwrap();
+        let ids: Vec<_> = s.items.keys().cloned().collect();
+        assert_eq!(ids, ["k::a::c::S", "k::a::g", "k::b::f"]);
+        assert_eq!(s.files.len(), 3);
+    }
+}

@@ -1,0 +1,236 @@
+//! The workspace as cargo sees it: which members are hot, which binary to run.
+
+use anyhow::{bail, Context, Result};
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, TargetKind};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A workspace member.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Package name (`my-crate`).
+    pub name: String,
+    /// Directory holding its `Cargo.toml`.
+    pub dir: PathBuf,
+    /// Its library target, if it has one: crate name (`my_crate`) and root file.
+    pub lib: Option<(String, PathBuf)>,
+    /// Whether it is hot: a library that depends on `hotreload`.
+    pub hot: bool,
+    /// Names of the workspace members it depends on.
+    pub depends_on: BTreeSet<String>,
+}
+
+/// The binary `run` builds and starts.
+#[derive(Clone, Debug)]
+pub struct Binary {
+    /// Its package.
+    pub package: String,
+    /// `bin` or `example`.
+    pub kind: &'static str,
+    /// Target name.
+    pub name: String,
+    /// Its root source file.
+    pub src: PathBuf,
+}
+
+/// What `run` needs to know of the workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// Cargo's target directory.
+    pub target_dir: PathBuf,
+    /// Members by package name.
+    pub members: BTreeMap<String, Member>,
+    metadata: Metadata,
+}
+
+impl Workspace {
+    /// Reads the workspace with `cargo metadata`.
+    pub fn load(manifest_path: Option<&Path>) -> Result<Workspace> {
+        let mut command = MetadataCommand::new();
+        if let Some(path) = manifest_path {
+            command.manifest_path(path);
+        }
+        let metadata = command
+            .exec()
+            .context("failed to read the workspace with `cargo metadata`")?;
+        let member_ids: BTreeSet<_> = metadata.workspace_members.iter().collect();
+        let packages: Vec<&Package> = metadata
+            .packages
+            .iter()
+            .filter(|p| member_ids.contains(&p.id))
+            .collect();
+        let names: BTreeSet<String> = packages.iter().map(|p| p.name.to_string()).collect();
+        let members = packages
+            .iter()
+            .map(|p| {
+                let lib = p
+                    .targets
+                    .iter()
+                    .find(|t| {
+                        t.kind.iter().any(|k| {
+                            matches!(k, TargetKind::Lib | TargetKind::RLib | TargetKind::CDyLib)
+                        })
+                    })
+                    .map(|t| {
+                        (
+                            t.name.replace('-', "_"),
+                            t.src_path.clone().into_std_path_buf(),
+                        )
+                    });
+                let hot = lib.is_some()
+                    && p.dependencies
+                        .iter()
+                        .any(|d| d.name == "hotreload" && d.kind == DependencyKind::Normal);
+                let depends_on = p
+                    .dependencies
+                    .iter()
+                    .filter(|d| {
+                        d.kind == DependencyKind::Normal
+                            && names.contains(&d.name)
+                            && d.path.is_some()
+                    })
+                    .map(|d| d.name.clone())
+                    .collect();
+                let member = Member {
+                    name: p.name.to_string(),
+                    dir: p
+                        .manifest_path
+                        .parent()
+                        .expect("a manifest has a directory")
+                        .into(),
+                    lib,
+                    hot,
+                    depends_on,
+                };
+                (member.name.clone(), member)
+            })
+            .collect();
+        Ok(Workspace {
+            root: metadata.workspace_root.clone().into_std_path_buf(),
+            target_dir: metadata.target_directory.clone().into_std_path_buf(),
+            members,
+            metadata,
+        })
+    }
+
+    /// The hot members.
+    pub fn hot(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| m.hot)
+    }
+
+    /// The member a file belongs to: the one whose directory is the longest prefix.
+    pub fn owner_of(&self, path: &Path) -> Option<&Member> {
+        self.members
+            .values()
+            .filter(|m| path.starts_with(&m.dir))
+            .max_by_key(|m| m.dir.as_os_str().len())
+    }
+
+    /// The member with this crate name (`my_crate`).
+    pub fn by_crate_name(&self, crate_name: &str) -> Option<&Member> {
+        self.members
+            .values()
+            .find(|m| m.lib.as_ref().is_some_and(|(c, _)| c == crate_name))
+    }
+
+    /// `names` ordered so that every member comes after the members it depends on.
+    pub fn dependency_order(&self, names: &BTreeSet<String>) -> Vec<String> {
+        let mut order = Vec::new();
+        let mut done = BTreeSet::new();
+        fn visit(ws: &Workspace, name: &str, done: &mut BTreeSet<String>, order: &mut Vec<String>) {
+            if !done.insert(name.to_string()) {
+                return;
+            }
+            if let Some(m) = ws.members.get(name) {
+                for dep in &m.depends_on {
+                    visit(ws, dep, done, order);
+                }
+            }
+            order.push(name.to_string());
+        }
+        for name in names {
+            visit(self, name, &mut done, &mut order);
+        }
+        order.retain(|n| names.contains(n));
+        order
+    }
+
+    /// Every workspace member `name` depends on, directly or not.
+    pub fn dependencies_of(&self, name: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(n) = stack.pop() {
+            if let Some(m) = self.members.get(&n) {
+                for dep in &m.depends_on {
+                    if seen.insert(dep.clone()) {
+                        stack.push(dep.clone());
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Picks the binary to run, as `cargo run` would.
+    pub fn binary(
+        &self,
+        package: Option<&str>,
+        bin: Option<&str>,
+        example: Option<&str>,
+    ) -> Result<Binary> {
+        let member_ids: BTreeSet<_> = self.metadata.workspace_members.iter().collect();
+        let candidates: Vec<&Package> = self
+            .metadata
+            .packages
+            .iter()
+            .filter(|p| member_ids.contains(&p.id))
+            .filter(|p| package.is_none_or(|name| p.name.as_str() == name))
+            .collect();
+        if let Some(name) = package {
+            if candidates.is_empty() {
+                bail!(
+                    "package `{name}` is not a member of the workspace at {}",
+                    self.root.display()
+                );
+            }
+        }
+        let (kind, wanted, tk) = match (bin, example) {
+            (_, Some(e)) => ("example", Some(e), TargetKind::Example),
+            (b, None) => ("bin", b, TargetKind::Bin),
+        };
+        let mut found = Vec::new();
+        for p in &candidates {
+            for t in &p.targets {
+                if t.kind.contains(&tk) && wanted.is_none_or(|w| t.name == w) {
+                    found.push(Binary {
+                        package: p.name.to_string(),
+                        kind,
+                        name: t.name.clone(),
+                        src: t.src_path.clone().into_std_path_buf(),
+                    });
+                }
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => match wanted {
+                Some(w) => bail!("no {kind} target named `{w}` in the selected packages"),
+                None => bail!(
+                    "no binary to run in the selected packages; pass `-p PACKAGE` or `--bin NAME`"
+                ),
+            },
+            _ => {
+                let names: Vec<_> = found
+                    .iter()
+                    .map(|b| format!("{} ({})", b.name, b.package))
+                    .collect();
+                bail!(
+                    "more than one binary could run; pass `--bin NAME` or `-p PACKAGE`\navailable binaries: {}",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
