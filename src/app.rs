@@ -31,9 +31,7 @@ impl App {
         for (key, value) in env {
             cmd.env(key, value);
         }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("failed to start {}", executable.display()))?;
+        let mut child = cmd.spawn().with_context(|| format!("failed to start {}", executable.display()))?;
         let pid = child.id();
         // An interactive program reads the terminal: make its group the foreground one,
         // so it gets keystrokes and Ctrl-C directly.
@@ -48,22 +46,13 @@ impl App {
         }
         let exit = Arc::new((Mutex::new(None), Condvar::new()));
         let shared = exit.clone();
-        std::thread::Builder::new()
-            .name("hotreload-app-wait".into())
-            .spawn(move || {
-                let status = child
-                    .wait()
-                    .unwrap_or_else(|_| ExitStatus::from_raw(1 << 8));
-                *shared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
-                shared.1.notify_all();
-                on_exit(pid, status);
-            })?;
-        Ok(App {
-            pid,
-            started: Instant::now(),
-            exit,
-            foreground,
-        })
+        std::thread::Builder::new().name("hotreload-app-wait".into()).spawn(move || {
+            let status = child.wait().unwrap_or_else(|_| ExitStatus::from_raw(1 << 8));
+            *shared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+            shared.1.notify_all();
+            on_exit(pid, status);
+        })?;
+        Ok(App { pid, started: Instant::now(), exit, foreground })
     }
 
     /// The program's process id (and process group id).
@@ -93,9 +82,7 @@ impl App {
     pub fn wait(&self, timeout: Duration) -> Option<ExitStatus> {
         let (lock, cvar) = &*self.exit;
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = cvar
-            .wait_timeout_while(guard, timeout, |s| s.is_none())
-            .unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cvar.wait_timeout_while(guard, timeout, |s| s.is_none()).unwrap_or_else(|e| e.into_inner());
         *guard
     }
 
@@ -110,8 +97,7 @@ impl App {
         }
         // SAFETY: as in `signal`.
         unsafe { libc::kill(-(self.pid as libc::pid_t), libc::SIGKILL) };
-        self.wait(Duration::from_secs(10))
-            .unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL))
+        self.wait(Duration::from_secs(10)).unwrap_or_else(|| ExitStatus::from_raw(libc::SIGKILL))
     }
 }
 

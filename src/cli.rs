@@ -40,13 +40,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Coloring.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        env = "CARGO_TERM_COLOR",
-        default_value = "auto"
-    )]
+    #[arg(long, global = true, value_enum, env = "CARGO_TERM_COLOR", default_value = "auto")]
     pub color: ColorChoice,
     /// Path to the workspace's (or a member's) Cargo.toml.
     #[arg(long, global = true, value_name = "PATH")]

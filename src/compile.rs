@@ -55,9 +55,35 @@ pub struct Features {
 pub struct HostBuild {
     /// The executable.
     pub executable: PathBuf,
-    /// The features each workspace library was built with, by package name; patch
+    /// The features each library was built with, by crate name (`my_crate`); patch
     /// builds must use the same, or layouts may differ.
     pub features: HashMap<String, Vec<String>>,
+}
+
+/// An exclusive lock on a hot target directory, held from the start of a build until
+/// its output is placed in a session: another session sharing the directory could
+/// otherwise overwrite cargo's output in between. Released on drop.
+pub struct BuildLock {
+    _file: std::fs::File,
+}
+
+impl BuildLock {
+    /// Waits for the lock of `dir`.
+    pub fn acquire(dir: &Path) -> Result<BuildLock> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".hotreload-lock"))
+            .context("failed to open the build lock")?;
+        // SAFETY: flock on an open fd has no memory-safety preconditions.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("failed to lock the hot target directory");
+        }
+        Ok(BuildLock { _file: file })
+    }
 }
 
 /// A build failed; cargo has printed why.
@@ -81,9 +107,7 @@ pub fn build_host(
     shell: &Shell,
 ) -> Result<HostBuild> {
     let mut cmd = cargo(profile, &profile.host_dir(), &[CFG_HOT], shell, "build");
-    cmd.args(["--package", package])
-        .arg(format!("--{}", target.0))
-        .arg(target.1);
+    cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
     if features.all {
         cmd.arg("--all-features");
     }
@@ -97,13 +121,7 @@ pub fn build_host(
     let mut built = HashMap::new();
     run(cmd, shell, false, |message| {
         if let Message::CompilerArtifact(artifact) = message {
-            if artifact.target.is_lib()
-                || artifact.target.kind.iter().any(|k| k.to_string() == "lib")
-            {
-                built.insert(
-                    artifact.target.name.replace('_', "-"),
-                    artifact.features.clone(),
-                );
+            if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
                 built.insert(artifact.target.name.clone(), artifact.features.clone());
             }
             if let Some(exe) = artifact.executable {
@@ -114,72 +132,47 @@ pub fn build_host(
         }
     })?;
     let executable = executable.context("cargo built no executable")?;
-    Ok(HostBuild {
-        executable,
-        features: built,
-    })
+    Ok(HostBuild { executable, features: built })
+}
+
+/// A built patch library.
+#[derive(Clone, Debug)]
+pub struct PatchBuild {
+    /// The library file.
+    pub library: PathBuf,
+    /// Whether cargo found it up to date and built nothing.
+    pub fresh: bool,
 }
 
 /// `cargo rustc --crate-type cdylib` of one hot library with the program's features.
-/// Returns the library file.
-pub fn build_patch(
-    profile: &Profile,
-    package: &str,
-    features: &[String],
-    shell: &Shell,
-) -> Result<PathBuf> {
-    let mut cmd = cargo(
-        profile,
-        &profile.patch_dir(),
-        &[CFG_HOT, CFG_PATCH],
-        shell,
-        "rustc",
-    );
-    cmd.args([
-        "--package",
-        package,
-        "--lib",
-        "--crate-type",
-        "cdylib",
-        "--no-default-features",
-    ]);
+pub fn build_patch(profile: &Profile, package: &str, features: &[String], shell: &Shell) -> Result<PatchBuild> {
+    let mut cmd = cargo(profile, &profile.patch_dir(), &[CFG_HOT, CFG_PATCH], shell, "rustc");
+    cmd.args(["--package", package, "--lib", "--crate-type", "cdylib", "--no-default-features"]);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
     }
-    let mut library = None;
+    // The selected package is the only one built as a cdylib.
+    let mut built = None;
     run(cmd, shell, true, |message| {
         if let Message::CompilerArtifact(artifact) = message {
-            if artifact.package_id.repr.contains(package)
-                || artifact.target.name == package.replace('-', "_")
-            {
-                for file in &artifact.filenames {
-                    if file.extension() == Some(std::env::consts::DLL_EXTENSION) {
-                        library = Some(file.clone().into_std_path_buf());
-                    }
+            for file in &artifact.filenames {
+                if file.extension() == Some(std::env::consts::DLL_EXTENSION) {
+                    built = Some(PatchBuild { library: file.clone().into_std_path_buf(), fresh: artifact.fresh });
                 }
             }
         }
     })?;
-    library.context("cargo built no library")
+    built.context("cargo built no library")
 }
 
-fn cargo(
-    profile: &Profile,
-    target_dir: &Path,
-    cfgs: &[&str],
-    shell: &Shell,
-    subcommand: &str,
-) -> Command {
+fn cargo(profile: &Profile, target_dir: &Path, cfgs: &[&str], shell: &Shell, subcommand: &str) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg(subcommand);
     cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags(cfgs));
     cmd.env_remove("RUSTFLAGS");
     cmd.env("CARGO_TARGET_DIR", target_dir);
-    cmd.env(
-        "CARGO_TERM_COLOR",
-        if shell.color() { "always" } else { "never" },
-    );
+    cmd.env("CARGO_TERM_COLOR", if shell.color() { "always" } else { "never" });
     cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
     cmd.arg("--manifest-path").arg(&profile.manifest_path);
     cmd.args(["--message-format", "json-render-diagnostics"]);
@@ -193,11 +186,7 @@ fn cargo(
 fn rustflags(cfgs: &[&str]) -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(encoded) if !encoded.is_empty() => encoded.split('\u{1f}').map(String::from).collect(),
-        _ => std::env::var("RUSTFLAGS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(String::from)
-            .collect(),
+        _ => std::env::var("RUSTFLAGS").unwrap_or_default().split_whitespace().map(String::from).collect(),
     };
     for cfg in [CFG_HOT, CFG_PATCH] {
         flags.push("--check-cfg".into());
@@ -212,12 +201,7 @@ fn rustflags(cfgs: &[&str]) -> String {
 
 /// Runs cargo, passing its stderr through (cargo's status lines only with `-vv` for
 /// patch builds) and JSON messages from stdout to `on_message`.
-fn run(
-    mut cmd: Command,
-    shell: &Shell,
-    patch: bool,
-    mut on_message: impl FnMut(Message),
-) -> Result<()> {
+fn run(mut cmd: Command, shell: &Shell, patch: bool, mut on_message: impl FnMut(Message)) -> Result<()> {
     if shell.verbosity() >= Verbosity::VeryVerbose {
         shell.status("Running", format_args!("{cmd:?}"));
     }
@@ -310,10 +294,8 @@ fn progress_bar(shell: &Shell, patch: bool) -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix:>12.cyan.bold} [{elapsed}] {pos} crates built: {wide_msg}",
-        )
-        .expect("valid template"),
+        indicatif::ProgressStyle::with_template("{prefix:>12.cyan.bold} [{elapsed}] {pos} crates built: {wide_msg}")
+            .expect("valid template"),
     );
     bar.set_prefix("Building");
     bar.enable_steady_tick(std::time::Duration::from_millis(100));
@@ -327,9 +309,7 @@ mod tests {
     #[test]
     fn cargo_status_lines_are_recognised() {
         assert!(is_status_line("   Compiling logic v0.1.0 (/x)"));
-        assert!(is_status_line(
-            "\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"
-        ));
+        assert!(is_status_line("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"));
         assert!(!is_status_line("error[E0308]: mismatched types"));
         assert!(!is_status_line("warning: unused variable"));
     }

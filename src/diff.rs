@@ -34,12 +34,8 @@ pub fn diff(
     library: &Library,
 ) -> PatchDiff {
     let mut out = PatchDiff::default();
-    let new: BTreeSet<&str> = library
-        .functions
-        .keys()
-        .map(String::as_str)
-        .filter(|id| crate_of(id) == crate_name)
-        .collect();
+    let new: BTreeSet<&str> =
+        library.functions.keys().map(String::as_str).filter(|id| crate_of(id) == crate_name).collect();
     for id in &new {
         let record = &library.functions[*id];
         match known.get(*id) {
@@ -65,20 +61,13 @@ mod tests {
     use hotreload_protocol::record::Record;
 
     fn library(functions: &[(&str, u64)]) -> Library {
-        Library {
-            functions: functions
-                .iter()
-                .map(|(id, sig)| (id.to_string(), Record::new(*sig, 1)))
-                .collect(),
-        }
+        Library { functions: functions.iter().map(|(id, sig)| (id.to_string(), Record::new(*sig, 1))).collect() }
     }
 
     #[test]
     fn updated_added_removed_and_refused() {
-        let running: BTreeMap<String, u64> = [("a::f", 1), ("a::g", 2), ("a::h", 3), ("b::x", 9)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let running: BTreeMap<String, u64> =
+            [("a::f", 1), ("a::g", 2), ("a::h", 3), ("b::x", 9)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let lib = library(&[("a::f", 1), ("a::g", 20), ("a::new", 4), ("b::x", 10)]);
         let current: BTreeSet<String> = running.keys().cloned().collect();
         let d = diff(&running, &current, "a", &lib);
@@ -88,18 +77,7 @@ mod tests {
         assert_eq!(d.removed, ["a::h"]);
         assert!(!d.applicable());
         // Another crate's functions linked into the library are not this patch's business.
-        let d = diff(
-            &running,
-            &current,
-            "b",
-            &library(&[("b::x", 9), ("a::g", 77)]),
-        );
-        assert_eq!(
-            d,
-            PatchDiff {
-                updated: vec!["b::x".into()],
-                ..Default::default()
-            }
-        );
+        let d = diff(&running, &current, "b", &library(&[("b::x", 9), ("a::g", 77)]));
+        assert_eq!(d, PatchDiff { updated: vec!["b::x".into()], ..Default::default() });
     }
 }

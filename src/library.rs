@@ -5,9 +5,7 @@
 //! reads them from the section they live in.
 
 use anyhow::{bail, Context, Result};
-use hotreload_protocol::record::{
-    Record, FORWARDER_PREFIX, INIT_SYMBOL, RECORD_PREFIX, RECORD_SIZE,
-};
+use hotreload_protocol::record::{Record, FORWARDER_PREFIX, INIT_SYMBOL, RECORD_PREFIX, RECORD_SIZE};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,10 +20,8 @@ pub struct Library {
 impl Library {
     /// Reads `path`.
     pub fn read(path: &Path) -> Result<Library> {
-        let data =
-            std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        Library::parse(&data)
-            .with_context(|| format!("failed to read the exports of {}", path.display()))
+        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        Library::parse(&data).with_context(|| format!("failed to read the exports of {}", path.display()))
     }
 
     /// Reads a library from its bytes.
@@ -45,9 +41,7 @@ impl Library {
             let Some(id) = name.strip_prefix(RECORD_PREFIX) else {
                 continue;
             };
-            let Some(index) = symbol.section_index() else {
-                bail!("record of `{id}` has no section")
-            };
+            let Some(index) = symbol.section_index() else { bail!("record of `{id}` has no section") };
             let section = file.section_by_index(index)?;
             let bytes = section
                 .data_range(symbol.address(), RECORD_SIZE as u64)?

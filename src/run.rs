@@ -47,11 +47,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     let ws = Workspace::load(global.manifest_path.as_deref())?;
-    let binary = ws.binary(
-        args.package.as_deref(),
-        args.bin.as_deref(),
-        args.example.as_deref(),
-    )?;
+    let binary = ws.binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())?;
     if ws.hot().next().is_none() {
         shell.warn(
             "no workspace library depends on `hotreload`, so nothing can be reloaded; \
@@ -59,14 +55,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         );
     }
     let profile = Profile {
-        manifest_path: global
-            .manifest_path
-            .clone()
-            .unwrap_or_else(|| ws.root.join("Cargo.toml")),
-        target_dir: args
-            .target_dir
-            .clone()
-            .unwrap_or_else(|| ws.target_dir.join("hotreload")),
+        manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
+        target_dir: args.target_dir.clone().unwrap_or_else(|| ws.target_dir.join("hotreload")),
         release: args.release,
     };
     let (tx, rx) = mpsc::channel();
@@ -75,6 +65,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     let session = Session::open(&profile.target_dir, move |incoming| {
         let _ = session_tx.send(Event::Session(incoming));
     })?;
+    shell.verbose_status("Listening", format_args!("on {}", session.socket().display()));
 
     let interrupt_tx = tx.clone();
     ctrlc::set_handler(move || {
@@ -84,12 +75,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
 
     // Watch before building, so a save during the first build is not lost.
     let member_dirs: Vec<PathBuf> = ws.members.values().map(|m| m.dir.clone()).collect();
-    let extra: Vec<PathBuf> = binary
-        .src
-        .parent()
-        .map(Path::to_path_buf)
-        .into_iter()
-        .collect();
+    let extra: Vec<PathBuf> = binary.src.parent().map(Path::to_path_buf).into_iter().collect();
     let mut excluded = vec![ws.target_dir.clone(), profile.target_dir.clone()];
     excluded.dedup();
     let filter = watch::Filter::new(&ws.root, &member_dirs, excluded);
@@ -196,10 +182,7 @@ impl Driver {
                     }
                     self.app = None;
                     self.agent = None;
-                    self.shell.status(
-                        "Exited",
-                        format_args!("`{}` ({})", self.binary.name, app::describe(status)),
-                    );
+                    self.shell.status("Exited", format_args!("`{}` ({})", self.binary.name, app::describe(status)));
                     if exit_with_app {
                         use std::os::unix::process::ExitStatusExt;
                         return Ok(status.code().unwrap_or(128 + status.signal().unwrap_or(0)));
@@ -209,8 +192,7 @@ impl Driver {
                         // Ctrl-C went to the program (it had the terminal): the user is done.
                         return Ok(130);
                     }
-                    self.shell
-                        .note("waiting for a change to rebuild and restart the program");
+                    self.shell.note("waiting for a change to rebuild and restart the program");
                 }
                 Event::Interrupt => {
                     if let Some(app) = self.app.take() {
@@ -228,49 +210,33 @@ impl Driver {
     /// Builds the program, then starts it; on a build failure the program stays stopped.
     fn build_and_start(&mut self) -> Result<()> {
         let started = Instant::now();
-        let host = compile::build_host(
+        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
+        let mut host = compile::build_host(
             &self.profile,
             &self.binary.package,
             (self.binary.kind, &self.binary.name),
             &self.features,
             &self.shell,
         )?;
+        host.executable = self.session.place_program(&host.executable)?;
+        drop(lock);
         self.shell.status(
             "Finished",
-            format_args!(
-                "hot build of `{}` in {:.2}s",
-                self.binary.name,
-                started.elapsed().as_secs_f64()
-            ),
+            format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
         );
         self.crates.clear();
         self.pending.clear();
-        let hot: Vec<(String, String, PathBuf)> = self
-            .ws
-            .hot()
-            .filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root)))
-            .collect();
+        let hot: Vec<(String, String, PathBuf)> =
+            self.ws.hot().filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root))).collect();
         for (name, crate_name, root) in hot {
             let snapshot = source::scan(&crate_name, &root).unwrap_or_default();
-            self.crates.insert(
-                name,
-                CrateState {
-                    snapshot,
-                    ..Default::default()
-                },
-            );
+            self.crates.insert(name, CrateState { snapshot, ..Default::default() });
         }
-        self.shell
-            .status("Running", format_args!("`{}`", host.executable.display()));
+        self.shell.status("Running", format_args!("`{}`", host.executable.display()));
         let tx = self.tx.clone();
-        let app = App::spawn(
-            &host.executable,
-            &self.args,
-            &self.session.env(),
-            move |pid, status| {
-                let _ = tx.send(Event::AppExited { pid, status });
-            },
-        )?;
+        let app = App::spawn(&host.executable, &self.args, &self.session.env(), move |pid, status| {
+            let _ = tx.send(Event::AppExited { pid, status });
+        })?;
         self.host = Some(host);
         self.app = Some(app);
         self.agent = None;
@@ -306,11 +272,10 @@ impl Driver {
         let started = Instant::now();
         for name in self.ws.dependency_order(&names) {
             let features = self.features_of(&name);
+            let _lock = compile::BuildLock::acquire(&self.profile.target_dir);
             if let Err(e) = compile::build_patch(&self.profile, &name, &features, &self.shell) {
                 if e.downcast_ref::<BuildFailed>().is_none() {
-                    self.shell.warn(format_args!(
-                        "could not prepare hot patches of `{name}`: {e:#}"
-                    ));
+                    self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}"));
                 }
             }
         }
@@ -318,33 +283,20 @@ impl Driver {
             "Watching",
             format_args!(
                 "{} for changes (patch builds ready in {:.2}s)",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
                 started.elapsed().as_secs_f64()
             ),
         );
     }
 
     fn features_of(&self, package: &str) -> Vec<String> {
-        self.host
-            .as_ref()
-            .and_then(|h| h.features.get(package))
-            .cloned()
-            .unwrap_or_default()
+        let crate_name = self.ws.members.get(package).and_then(|m| m.lib.as_ref()).map(|(c, _)| c.as_str());
+        crate_name.and_then(|c| self.host.as_ref()?.features.get(c)).cloned().unwrap_or_default()
     }
 
     fn on_session(&mut self, incoming: Incoming) {
         match incoming {
-            Incoming::Hello {
-                conn,
-                peer,
-                toolchain: _,
-                functions,
-                writer,
-            } => {
+            Incoming::Hello { conn, peer, toolchain: _, functions, writer } => {
                 if self.app.as_ref().map(App::pid) != Some(peer.pid) {
                     self.shell.warn(format_args!(
                         "ignored a connection from process {}: it is not the program this session started",
@@ -352,18 +304,9 @@ impl Driver {
                     ));
                     return;
                 }
-                let known: BTreeMap<String, u64> = functions
-                    .iter()
-                    .map(|f| (f.id.clone(), f.signature))
-                    .collect();
+                let known: BTreeMap<String, u64> = functions.iter().map(|f| (f.id.clone(), f.signature)).collect();
                 for (name, state) in &mut self.crates {
-                    if let Some(crate_name) = self
-                        .ws
-                        .members
-                        .get(name)
-                        .and_then(|m| m.lib.as_ref())
-                        .map(|l| &l.0)
-                    {
+                    if let Some(crate_name) = self.ws.members.get(name).and_then(|m| m.lib.as_ref()).map(|l| &l.0) {
                         state.current = known
                             .keys()
                             .filter(|id| hotreload_protocol::record::crate_of(id) == crate_name)
@@ -375,11 +318,7 @@ impl Driver {
                     "Connected",
                     format_args!("to process {} ({} hot functions)", peer.pid, known.len()),
                 );
-                self.agent = Some(Agent {
-                    conn,
-                    writer,
-                    known,
-                });
+                self.agent = Some(Agent { conn, writer, known });
             }
             Incoming::Closed { conn } => {
                 if self.agent.as_ref().map(|a| a.conn) == Some(conn) {
@@ -387,13 +326,10 @@ impl Driver {
                 }
             }
             Incoming::Rejected { reason } => {
-                self.shell
-                    .warn(format_args!("refused a control connection: {reason}"));
+                self.shell.warn(format_args!("refused a control connection: {reason}"));
             }
             Incoming::Message { message, .. } => {
-                self.shell.warn(format_args!(
-                    "unexpected message from the program: {message:?}"
-                ));
+                self.shell.warn(format_args!("unexpected message from the program: {message:?}"));
             }
         }
     }
@@ -402,11 +338,7 @@ impl Driver {
         let mut restart_reasons = Vec::new();
         let mut changed = BTreeSet::new();
         for path in &batch.paths {
-            let shown = path
-                .strip_prefix(&self.ws.root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
+            let shown = path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string();
             let Some(member) = self.ws.owner_of(path) else {
                 restart_reasons.push(format!("`{shown}` changed"));
                 continue;
@@ -435,9 +367,7 @@ impl Driver {
                 return;
             }
             for reason in &restart_reasons {
-                self.shell.warn(format_args!(
-                    "restart needed: {reason}; run with --restart to restart automatically"
-                ));
+                self.shell.warn(format_args!("restart needed: {reason}; run with --restart to restart automatically"));
             }
         }
         self.pending.extend(changed);
@@ -453,9 +383,7 @@ impl Driver {
                 .into_iter()
                 .find(|dep| self.crates.get(dep).is_some_and(|c| c.failed.is_some()));
             if let Some(dep) = waiting_on {
-                self.shell.note(format_args!(
-                    "`{name}` will be rebuilt once `{dep}` builds again"
-                ));
+                self.shell.note(format_args!("`{name}` will be rebuilt once `{dep}` builds again"));
                 continue;
             }
             self.pending.remove(&name);
@@ -485,11 +413,8 @@ impl Driver {
                 }
             }
             if !diff.blockers.is_empty() {
-                let reasons: Vec<String> = diff
-                    .blockers
-                    .iter()
-                    .map(|b| format!("`{}`: {}", b.item, b.reason))
-                    .collect();
+                let reasons: Vec<String> =
+                    diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect();
                 if self.restart {
                     self.restart(&reasons.join("; "));
                 } else {
@@ -507,24 +432,37 @@ impl Driver {
             edited = Some(diff.edited);
         }
 
-        self.shell
-            .status("Compiling", format_args!("{name} (hot patch)"));
+        self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         let build_started = Instant::now();
         let features = self.features_of(name);
-        let built = match compile::build_patch(&self.profile, name, &features, &self.shell) {
-            Ok(path) => path,
+        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
+        let mut build = compile::build_patch(&self.profile, name, &features, &self.shell);
+        if matches!(&build, Ok(b) if b.fresh) {
+            // The sources changed, yet cargo calls the library up to date: another
+            // workspace with the same layout shares this target directory and built
+            // last (cargo hashes path packages by relative path). Make ours newer.
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(&root)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            build = compile::build_patch(&self.profile, name, &features, &self.shell);
+        }
+        let built = match build {
+            Ok(build) => build.library,
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
-                self.shell.error(format_args!(
-                    "could not compile `{name}`; the program keeps running the previous code"
-                ));
+                self.shell
+                    .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
         let build_time = build_started.elapsed();
+        let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
+        let placed = self.session.place(&built, &crate_name, generation)?;
+        drop(lock);
         let diff_started = Instant::now();
-        let library = Library::read(&built)?;
+        let library = Library::read(&placed)?;
         let Some(agent) = &self.agent else {
             self.shell.warn(format_args!(
                 "`{name}` built, but the program is not connected (does its `main` call `hotreload::init()`?)"
@@ -537,11 +475,9 @@ impl Driver {
         let patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
         let diff_time = diff_started.elapsed();
         if !patch.applicable() {
+            let _ = std::fs::remove_file(&placed);
             let items: Vec<String> = patch.refused.iter().map(|id| format!("`{id}`")).collect();
-            let reason = format!(
-                "{}: signature or type layout changed (restart needed)",
-                items.join(", ")
-            );
+            let reason = format!("{}: signature or type layout changed (restart needed)", items.join(", "));
             if self.restart {
                 self.restart(&reason);
             } else {
@@ -551,11 +487,7 @@ impl Driver {
             }
             return Ok(());
         }
-        let generation = state.generation + 1;
-        let toolchain = library
-            .toolchain()
-            .context("the library's records disagree on the compiler")?;
-        let placed = self.session.place(&built, &crate_name, generation)?;
+        let toolchain = library.toolchain().context("the library's records disagree on the compiler")?;
         let functions: Vec<FunctionInfo> = library
             .functions
             .iter()
@@ -564,26 +496,12 @@ impl Driver {
             .collect();
         let request = self.next_request;
         self.next_request += 1;
-        let load = ToolMessage::Load(LoadRequest::new(
-            request,
-            crate_name.clone(),
-            generation,
-            placed,
-            functions,
-            toolchain,
-        ));
+        let load =
+            ToolMessage::Load(LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain));
         let agent = self.agent.as_mut().expect("checked above");
-        agent
-            .writer
-            .write_all(&message::encode(&load))
-            .context("failed to send the patch to the program")?;
+        agent.writer.write_all(&message::encode(&load)).context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
-            AgentMessage::Applied {
-                switched,
-                load_micros,
-                apply_micros,
-                ..
-            } => {
+            AgentMessage::Applied { switched, load_micros, apply_micros, .. } => {
                 let elapsed = saved.elapsed();
                 let agent = self.agent.as_mut().expect("still connected");
                 for (id, record) in &library.functions {
@@ -603,11 +521,7 @@ impl Driver {
                     state.snapshot = new;
                 }
                 let updated = match &edited {
-                    Some(edited) => patch
-                        .updated
-                        .iter()
-                        .filter(|id| edited.contains(*id))
-                        .count(),
+                    Some(edited) => patch.updated.iter().filter(|id| edited.contains(*id)).count(),
                     None => patch.updated.len(),
                 };
                 self.shell.status(
@@ -620,21 +534,14 @@ impl Driver {
                     ),
                 );
                 if self.shell.verbosity() >= Verbosity::Verbose {
-                    for id in patch
-                        .updated
-                        .iter()
-                        .filter(|id| edited.as_ref().is_none_or(|e| e.contains(*id)))
-                    {
+                    for id in patch.updated.iter().filter(|id| edited.as_ref().is_none_or(|e| e.contains(*id))) {
                         self.shell.status("updated", id);
                     }
                     for id in &patch.added {
                         self.shell.status("added", id);
                     }
                     for id in &patch.removed {
-                        self.shell.status(
-                            "removed",
-                            format_args!("{id} (existing callers keep the old code)"),
-                        );
+                        self.shell.status("removed", format_args!("{id} (existing callers keep the old code)"));
                     }
                     self.shell.status(
                         "Timing",
@@ -654,9 +561,7 @@ impl Driver {
                     "the program refused the patch of `{name}`: {reason}; it keeps running the previous code"
                 ));
             }
-            other => self.shell.warn(format_args!(
-                "unexpected answer from the program: {other:?}"
-            )),
+            other => self.shell.warn(format_args!("unexpected answer from the program: {other:?}")),
         }
         Ok(())
     }
@@ -671,20 +576,15 @@ impl Driver {
                     if self.agent.as_ref().map(|a| a.conn) == Some(conn) =>
                 {
                     match &message {
-                        AgentMessage::Applied { request: r, .. }
-                        | AgentMessage::Refused { request: r, .. }
+                        AgentMessage::Applied { request: r, .. } | AgentMessage::Refused { request: r, .. }
                             if *r == request =>
                         {
                             return Ok(message)
                         }
-                        _ => self.shell.warn(format_args!(
-                            "unexpected message from the program: {message:?}"
-                        )),
+                        _ => self.shell.warn(format_args!("unexpected message from the program: {message:?}")),
                     }
                 }
-                Ok(Event::Session(Incoming::Closed { conn }))
-                    if self.agent.as_ref().map(|a| a.conn) == Some(conn) =>
-                {
+                Ok(Event::Session(Incoming::Closed { conn })) if self.agent.as_ref().map(|a| a.conn) == Some(conn) => {
                     self.agent = None;
                     anyhow::bail!("the program disconnected before applying the patch");
                 }

@@ -63,31 +63,21 @@ pub struct Session {
 impl Session {
     /// Creates the session directory under `target_dir` and the socket, and starts
     /// accepting connections; everything they deliver goes to `send`.
-    pub fn open(
-        target_dir: &Path,
-        send: impl Fn(Incoming) + Send + Sync + Clone + 'static,
-    ) -> Result<Session> {
+    pub fn open(target_dir: &Path, send: impl Fn(Incoming) + Send + Sync + Clone + 'static) -> Result<Session> {
         let pid = std::process::id();
         let dir = target_dir.join(format!("session-{pid}"));
-        std::fs::create_dir_all(target_dir)
-            .with_context(|| format!("failed to create {}", target_dir.display()))?;
+        std::fs::create_dir_all(target_dir).with_context(|| format!("failed to create {}", target_dir.display()))?;
         let _ = std::fs::remove_dir_all(&dir);
         private_dir(&dir)?;
         let socket_dir = socket_dir()?;
         let socket = socket_dir.join(format!("{pid}.sock"));
         // A file left by a session that died with this pid.
         let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket)
-            .with_context(|| format!("failed to listen on {}", socket.display()))?;
+        let listener =
+            UnixListener::bind(&socket).with_context(|| format!("failed to listen on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-        std::thread::Builder::new()
-            .name("hotreload-accept".into())
-            .spawn(move || accept(listener, send))?;
-        Ok(Session {
-            dir,
-            socket,
-            loaded_inodes: HashSet::new(),
-        })
+        std::thread::Builder::new().name("hotreload-accept".into()).spawn(move || accept(listener, send))?;
+        Ok(Session { dir, socket, loaded_inodes: HashSet::new() })
     }
 
     /// The variables that tell the program where its session is.
@@ -105,31 +95,32 @@ impl Session {
         &self.dir
     }
 
+    /// Puts the built program into the session directory, so a later build of the same
+    /// target cannot change the file it runs from.
+    pub fn place_program(&self, built: &Path) -> Result<PathBuf> {
+        let name = built.file_name().context("the program has no file name")?;
+        let placed = self.dir.join(name);
+        let _ = std::fs::remove_file(&placed);
+        if std::fs::hard_link(built, &placed).is_err() {
+            std::fs::copy(built, &placed).with_context(|| format!("failed to copy {}", built.display()))?;
+        }
+        Ok(placed)
+    }
+
     /// Puts a built library into the session directory under a name of its own, as a
     /// file no generation loaded before: the dynamic loader returns the old handle for
     /// a file it has mapped already. A hard link when the build wrote a new file,
     /// otherwise a copy.
     pub fn place(&mut self, built: &Path, crate_name: &str, generation: u64) -> Result<PathBuf> {
-        let placed = self.dir.join(format!(
-            "lib{crate_name}-{generation}.{}",
-            std::env::consts::DLL_EXTENSION
-        ));
+        let placed = self.dir.join(format!("lib{crate_name}-{generation}.{}", std::env::consts::DLL_EXTENSION));
         let _ = std::fs::remove_file(&placed);
-        let meta = std::fs::metadata(built)
-            .with_context(|| format!("failed to read {}", built.display()))?;
-        if self.loaded_inodes.contains(&(meta.dev(), meta.ino()))
-            || std::fs::hard_link(built, &placed).is_err()
-        {
-            std::fs::copy(built, &placed)
-                .with_context(|| format!("failed to copy {}", built.display()))?;
+        let meta = std::fs::metadata(built).with_context(|| format!("failed to read {}", built.display()))?;
+        if self.loaded_inodes.contains(&(meta.dev(), meta.ino())) || std::fs::hard_link(built, &placed).is_err() {
+            std::fs::copy(built, &placed).with_context(|| format!("failed to copy {}", built.display()))?;
         }
         let placed_meta = std::fs::metadata(&placed)?;
-        std::fs::set_permissions(
-            &placed,
-            std::fs::Permissions::from_mode(placed_meta.mode() & 0o755),
-        )?;
-        self.loaded_inodes
-            .insert((placed_meta.dev(), placed_meta.ino()));
+        std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(placed_meta.mode() & 0o755))?;
+        self.loaded_inodes.insert((placed_meta.dev(), placed_meta.ino()));
         Ok(placed)
     }
 }
@@ -150,10 +141,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     }
     let meta = std::fs::symlink_metadata(dir)?;
     if !meta.is_dir() || meta.uid() != peer::current_uid() || meta.mode() & 0o077 != 0 {
-        bail!(
-            "{} must be a directory owned by you and closed to others (mode 700)",
-            dir.display()
-        );
+        bail!("{} must be a directory owned by you and closed to others (mode 700)", dir.display());
     }
     Ok(())
 }
@@ -175,24 +163,17 @@ fn accept(listener: UnixListener, send: impl Fn(Incoming) + Send + Sync + Clone 
         let Ok(stream) = stream else { continue };
         let send = send.clone();
         let conn = NEXT.fetch_add(1, Ordering::Relaxed);
-        let _ = std::thread::Builder::new()
-            .name(format!("hotreload-conn-{conn}"))
-            .spawn(move || serve(conn, stream, send));
+        let _ =
+            std::thread::Builder::new().name(format!("hotreload-conn-{conn}")).spawn(move || serve(conn, stream, send));
     }
 }
 
 fn serve(conn: u64, stream: UnixStream, send: impl Fn(Incoming)) {
     let peer = match peer::check_same_user(&stream) {
         Ok(peer) => peer,
-        Err(e) => {
-            return send(Incoming::Rejected {
-                reason: e.to_string(),
-            })
-        }
+        Err(e) => return send(Incoming::Rejected { reason: e.to_string() }),
     };
-    let reject = |reason: String| Incoming::Rejected {
-        reason: format!("process {}: {reason}", peer.pid),
-    };
+    let reject = |reason: String| Incoming::Rejected { reason: format!("process {}: {reason}", peer.pid) };
     // A client that connects and says nothing must not hold a thread forever.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(writer) = stream.try_clone() else {
@@ -200,27 +181,14 @@ fn serve(conn: u64, stream: UnixStream, send: impl Fn(Incoming)) {
     };
     let mut reader = BufReader::new(stream);
     match message::read::<AgentMessage>(&mut reader) {
-        Ok(Some(AgentMessage::Hello {
-            protocol,
-            pid,
-            toolchain,
-            functions,
-        })) => {
+        Ok(Some(AgentMessage::Hello { protocol, pid, toolchain, functions })) => {
             if protocol != PROTOCOL_VERSION {
-                return send(reject(format!(
-                    "speaks protocol {protocol}, this tool speaks {PROTOCOL_VERSION}"
-                )));
+                return send(reject(format!("speaks protocol {protocol}, this tool speaks {PROTOCOL_VERSION}")));
             }
             if pid != peer.pid {
                 return send(reject(format!("claims to be process {pid}")));
             }
-            send(Incoming::Hello {
-                conn,
-                peer,
-                toolchain,
-                functions,
-                writer,
-            });
+            send(Incoming::Hello { conn, peer, toolchain, functions, writer });
         }
         Ok(Some(other)) => return send(reject(format!("sent {other:?} before hello"))),
         Ok(None) => return,

@@ -37,15 +37,9 @@ impl Shell {
         let color = match args.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
+            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
-        let choice = if color {
-            anstream::ColorChoice::Always
-        } else {
-            anstream::ColorChoice::Never
-        };
+        let choice = if color { anstream::ColorChoice::Always } else { anstream::ColorChoice::Never };
         choice.write_global();
         let verbosity = match (args.quiet, args.verbose) {
             (true, _) => Verbosity::Quiet,
@@ -68,9 +62,7 @@ impl Shell {
 
     /// Whether a person is watching: progress bars only then.
     pub fn interactive(&self) -> bool {
-        self.verbosity != Verbosity::Quiet
-            && std::io::stderr().is_terminal()
-            && std::env::var_os("CI").is_none()
+        self.verbosity != Verbosity::Quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
     }
 
     /// `   Compiling logic (hot patch)`

@@ -83,27 +83,16 @@ pub fn scan(crate_name: &str, root: &Path) -> Result<Snapshot, String> {
 }
 
 fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> Result<(), String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     out.files.push(file.to_path_buf());
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
-    let dir = if owns_dir {
-        file.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        file.with_extension("")
-    };
+    let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
     scan_items(&parsed.items, module, &dir, false, out)
 }
 
-fn scan_items(
-    items: &[Item],
-    module: &str,
-    dir: &Path,
-    in_hot: bool,
-    out: &mut Snapshot,
-) -> Result<(), String> {
+fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut Snapshot) -> Result<(), String> {
     for item in items {
         match item {
             Item::Struct(s) => type_entry(out, module, &s.ident, item),
@@ -112,16 +101,10 @@ fn scan_items(
             Item::Type(t) => type_entry(out, module, &t.ident, item),
             Item::Trait(t) => type_entry(out, module, &t.ident, item),
             Item::Static(s) => {
-                out.items.insert(
-                    format!("{module}::{}", s.ident),
-                    Entry::Static(text_of(item)),
-                );
+                out.items.insert(format!("{module}::{}", s.ident), Entry::Static(text_of(item)));
             }
             Item::Const(c) => {
-                out.items.insert(
-                    format!("{module}::{}", c.ident),
-                    Entry::Const(text_of(item)),
-                );
+                out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text_of(item)));
             }
             Item::Fn(f) => {
                 let hot = in_hot || has_hot(&f.attrs);
@@ -142,8 +125,7 @@ fn scan_items(
                 for member in &imp.items {
                     if let ImplItem::Fn(m) = member {
                         let id = format!("{prefix}::{}", m.sig.ident);
-                        let public =
-                            imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
+                        let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
                         let entry = if hot && generic_impl {
                             Entry::NotHot {
                                 signature: normalised(&m.sig),
@@ -177,11 +159,7 @@ fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, 
     for attr in attrs {
         if attr.path().is_ident("path") {
             if let syn::Meta::NameValue(nv) = &attr.meta {
-                if let syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) = &nv.value
-                {
+                if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value {
                     return Ok((dir.join(s.value()), true));
                 }
             }
@@ -195,21 +173,15 @@ fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, 
     if nested.is_file() {
         return Ok((nested, true));
     }
-    Err(format!(
-        "file not found for module `{name}` (looked for {})",
-        flat.display()
-    ))
+    Err(format!("file not found for module `{name}` (looked for {})", flat.display()))
 }
 
 fn is_cfg_test(attrs: &[Attribute]) -> bool {
-    attrs
-        .iter()
-        .any(|a| a.path().is_ident("cfg") && normalised(&a.meta) == "cfg(test)")
+    attrs.iter().any(|a| a.path().is_ident("cfg") && normalised(&a.meta) == "cfg(test)")
 }
 
 fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item) {
-    out.items
-        .insert(format!("{module}::{ident}"), Entry::Type(text_of(item)));
+    out.items.insert(format!("{module}::{ident}"), Entry::Type(text_of(item)));
 }
 
 fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool) -> Entry {
@@ -218,15 +190,8 @@ fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool)
         return Entry::Plain { public, text };
     }
     match not_hot_reason(sig) {
-        Some(reason) => Entry::NotHot {
-            signature: normalised(sig),
-            reason,
-            text,
-        },
-        None => Entry::Hot {
-            signature: normalised(sig),
-            text,
-        },
+        Some(reason) => Entry::NotHot { signature: normalised(sig), reason, text },
+        None => Entry::Hot { signature: normalised(sig), text },
     }
 }
 
@@ -239,12 +204,7 @@ fn not_hot_reason(sig: &syn::Signature) -> Option<&'static str> {
     if sig.asyncness.is_some() {
         return Some("async");
     }
-    if sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
-    {
+    if sig.generics.params.iter().any(|p| !matches!(p, syn::GenericParam::Lifetime(_))) {
         return Some("generic");
     }
     struct ImplTrait(bool);
@@ -262,9 +222,7 @@ fn not_hot_reason(sig: &syn::Signature) -> Option<&'static str> {
 }
 
 fn has_hot(attrs: &[Attribute]) -> bool {
-    attrs
-        .iter()
-        .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "hot"))
+    attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "hot"))
 }
 
 /// Item text without doc comments, whitespace-free: docs never need a restart.
@@ -333,15 +291,7 @@ fn normalised_str(text: &str) -> String {
 
 /// As `#[hot]` spells a type in a symbol name.
 fn symbol_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect()
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' }).collect()
 }
 
 /// What `new` changes against `old` (the source the program runs).
@@ -357,10 +307,7 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
         if before == entry {
             continue;
         }
-        let blocker = |reason: &str| Blocker {
-            item: id.clone(),
-            reason: reason.to_string(),
-        };
+        let blocker = |reason: &str| Blocker { item: id.clone(), reason: reason.to_string() };
         match (before, entry) {
             (Entry::Type(_), Entry::Type(_)) => {
                 diff.blockers.push(blocker("its definition changed, so its layout or vtable may differ"))
@@ -374,15 +321,15 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
             (Entry::Hot { .. }, Entry::NotHot { reason, .. }) => {
                 diff.blockers.push(blocker(&format!("it is no longer hot-able ({reason})")))
             }
-            (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => diff
+            (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => {
+                diff.warnings.push(format!("`{id}` is not hot ({reason}): its callers keep the old code"))
+            }
+            (_, Entry::Plain { public: true, .. }) => diff
                 .warnings
-                .push(format!("`{id}` is not hot ({reason}): its callers keep the old code")),
-            (_, Entry::Plain { public: true, .. }) => diff.warnings.push(format!(
-                "`{id}` is not #[hot]: code outside hot functions keeps calling the old version"
-            )),
-            (Entry::Const(_), Entry::Const(_)) => diff
-                .warnings
-                .push(format!("const `{id}` changed: code outside hot functions keeps the old value")),
+                .push(format!("`{id}` is not #[hot]: code outside hot functions keeps calling the old version")),
+            (Entry::Const(_), Entry::Const(_)) => {
+                diff.warnings.push(format!("const `{id}` changed: code outside hot functions keeps the old value"))
+            }
             (Entry::Static(_), Entry::Static(_)) => diff.blockers.push(blocker(
                 "a static changed; reloaded code would use a fresh copy of it while the program keeps the old one",
             )),
@@ -423,40 +370,24 @@ mod tests {
         assert!(ids.contains(&"logic::score".to_string()));
         assert!(ids.contains(&"logic::Point::len".to_string()));
         assert!(ids.contains(&"logic::Point~Named::name".to_string()));
-        assert!(matches!(
-            s.items["logic::Point::map"],
-            Entry::NotHot {
-                reason: "generic",
-                ..
-            }
-        ));
+        assert!(matches!(s.items["logic::Point::map"], Entry::NotHot { reason: "generic", .. }));
     }
 
     #[test]
     fn a_body_edit_is_an_edit_and_docs_are_nothing() {
         let old = snapshot(BASE);
-        let new = snapshot(
-            &BASE
-                .replace("p * 2", "p * 3")
-                .replace("/// A point.", "/// A 2-D point."),
-        );
+        let new = snapshot(&BASE.replace("p * 2", "p * 3").replace("/// A point.", "/// A 2-D point."));
         let diff = compare(&old, &new);
         assert!(diff.blockers.is_empty(), "{diff:?}");
         assert_eq!(diff.edited.iter().collect::<Vec<_>>(), ["logic::score"]);
-        assert_eq!(
-            diff.not_hot,
-            vec![("logic::Point::map".to_string(), "generic")]
-        );
+        assert_eq!(diff.not_hot, vec![("logic::Point::map".to_string(), "generic")]);
     }
 
     #[test]
     fn signature_and_layout_changes_are_blockers() {
         let old = snapshot(BASE);
-        let new = snapshot(
-            &BASE
-                .replace("score(p: u32)", "score(p: u64)")
-                .replace("pub x: u32", "pub x: u32, pub y: u32"),
-        );
+        let new =
+            snapshot(&BASE.replace("score(p: u32)", "score(p: u64)").replace("pub x: u32", "pub x: u32, pub y: u32"));
         let diff = compare(&old, &new);
         let items: Vec<_> = diff.blockers.iter().map(|b| b.item.as_str()).collect();
         assert_eq!(items, ["logic::Point", "logic::score"]);
@@ -473,16 +404,8 @@ mod tests {
     #[test]
     fn modules_are_followed() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("lib.rs"),
-            "mod a; #[hotreload::hot] mod b { pub fn f() {} }",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("a.rs"),
-            "mod c; #[hotreload::hot] pub fn g() {}",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("lib.rs"), "mod a; #[hotreload::hot] mod b { pub fn f() {} }").unwrap();
+        std::fs::write(dir.path().join("a.rs"), "mod c; #[hotreload::hot] pub fn g() {}").unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/c.rs"), "pub struct S;").unwrap();
         let s = scan("k", &dir.path().join("lib.rs")).unwrap();

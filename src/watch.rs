@@ -68,16 +68,10 @@ impl Filter {
         if self.excluded.iter().any(|d| path.starts_with(d)) {
             return false;
         }
-        if path
-            .components()
-            .any(|c| matches!(c.as_os_str().to_str(), Some("target" | ".git")))
-        {
+        if path.components().any(|c| matches!(c.as_os_str().to_str(), Some("target" | ".git"))) {
             return false;
         }
-        !self
-            .ignore
-            .matched_path_or_any_parents(path, false)
-            .is_ignore()
+        !self.ignore.matched_path_or_any_parents(path, false).is_ignore()
     }
 }
 
@@ -105,10 +99,7 @@ pub fn start(
         let mut paths = BTreeSet::new();
         let mut first_event: Option<Instant> = None;
         for event in events {
-            if matches!(
-                event.kind,
-                EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
-            ) {
+            if matches!(event.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))) {
                 continue;
             }
             for path in &event.paths {
@@ -119,8 +110,7 @@ pub fn start(
                 let before = hashes.insert(path.clone(), now);
                 if before != Some(now) {
                     paths.insert(path.clone());
-                    first_event =
-                        Some(first_event.map_or(event.time, |t: Instant| t.min(event.time)));
+                    first_event = Some(first_event.map_or(event.time, |t: Instant| t.min(event.time)));
                 }
             }
         }
@@ -130,18 +120,10 @@ pub fn start(
     })
     .context("failed to start watching files")?;
     for root in roots {
-        let mode = if root.recursive {
-            RecursiveMode::Recursive
-        } else {
-            RecursiveMode::NonRecursive
-        };
-        debouncer
-            .watch(&root.dir, mode)
-            .with_context(|| format!("failed to watch {}", root.dir.display()))?;
+        let mode = if root.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        debouncer.watch(&root.dir, mode).with_context(|| format!("failed to watch {}", root.dir.display()))?;
     }
-    Ok(Watcher {
-        _debouncer: debouncer,
-    })
+    Ok(Watcher { _debouncer: debouncer })
 }
 
 fn seed(dir: &Path, recursive: bool, filter: &Filter, hashes: &mut HashMap<PathBuf, Option<u64>>) {
@@ -151,11 +133,7 @@ fn seed(dir: &Path, recursive: bool, filter: &Filter, hashes: &mut HashMap<PathB
     for entry in entries.flatten() {
         let path = entry.path();
         match entry.file_type() {
-            Ok(t)
-                if t.is_dir()
-                    && recursive
-                    && !filter.excluded.iter().any(|d| path.starts_with(d)) =>
-            {
+            Ok(t) if t.is_dir() && recursive && !filter.excluded.iter().any(|d| path.starts_with(d)) => {
                 seed(&path, true, filter, hashes)
             }
             Ok(t) if t.is_file() && filter.counts(&path) => {
@@ -168,9 +146,7 @@ fn seed(dir: &Path, recursive: bool, filter: &Filter, hashes: &mut HashMap<PathB
 
 /// FNV-1a of the file's bytes; `None` when it cannot be read (deleted).
 pub fn content_hash(path: &Path) -> Option<u64> {
-    std::fs::read(path)
-        .ok()
-        .map(|bytes| hotreload_protocol::record::fnv1a(&bytes))
+    std::fs::read(path).ok().map(|bytes| hotreload_protocol::record::fnv1a(&bytes))
 }
 
 /// Directories to watch for a set of member directories and source roots: each
@@ -178,38 +154,18 @@ pub fn content_hash(path: &Path) -> Option<u64> {
 pub fn roots(member_dirs: &[PathBuf], extra_dirs: &[PathBuf]) -> Vec<Root> {
     let mut roots = BTreeSet::new();
     for dir in member_dirs {
-        roots.insert(Root {
-            dir: dir.clone(),
-            recursive: false,
-        });
+        roots.insert(Root { dir: dir.clone(), recursive: false });
         let src = dir.join("src");
         if src.is_dir() {
-            roots.insert(Root {
-                dir: src,
-                recursive: true,
-            });
+            roots.insert(Root { dir: src, recursive: true });
         }
     }
     for dir in extra_dirs {
-        roots.insert(Root {
-            dir: dir.clone(),
-            recursive: false,
-        });
+        roots.insert(Root { dir: dir.clone(), recursive: false });
     }
     // A directory inside a recursive root is already watched.
-    let recursive: Vec<PathBuf> = roots
-        .iter()
-        .filter(|r| r.recursive)
-        .map(|r| r.dir.clone())
-        .collect();
-    roots
-        .into_iter()
-        .filter(|r| {
-            !recursive
-                .iter()
-                .any(|d| r.dir.starts_with(d) && r.dir != *d)
-        })
-        .collect()
+    let recursive: Vec<PathBuf> = roots.iter().filter(|r| r.recursive).map(|r| r.dir.clone()).collect();
+    roots.into_iter().filter(|r| !recursive.iter().any(|d| r.dir.starts_with(d) && r.dir != *d)).collect()
 }
 
 #[cfg(test)]
@@ -241,16 +197,7 @@ mod tests {
         let roots = roots(&[a.clone()], &[a.join("src/bin")]);
         assert_eq!(
             roots,
-            vec![
-                Root {
-                    dir: a.clone(),
-                    recursive: false
-                },
-                Root {
-                    dir: a.join("src"),
-                    recursive: true
-                }
-            ]
+            vec![Root { dir: a.clone(), recursive: false }, Root { dir: a.join("src"), recursive: true }]
         );
     }
 
@@ -263,38 +210,21 @@ mod tests {
         std::fs::write(&file, "fn a() {}").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let filter = Filter::new(dir.path(), &[], vec![]);
-        let _w = start(
-            &[Root {
-                dir: src.clone(),
-                recursive: true,
-            }],
-            filter,
-            Duration::from_millis(20),
-            move |b| tx.send(b).unwrap(),
-        )
+        let _w = start(&[Root { dir: src.clone(), recursive: true }], filter, Duration::from_millis(20), move |b| {
+            tx.send(b).unwrap()
+        })
         .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         std::fs::write(&file, "fn a() {}").unwrap();
-        assert!(
-            rx.recv_timeout(Duration::from_millis(500)).is_err(),
-            "same content must not count"
-        );
+        assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "same content must not count");
         // Several writes in a burst, through a rename-over save: one batch.
         for i in 0..3 {
             let tmp = src.join(format!("lib.rs.tmp{i}"));
             std::fs::write(&tmp, format!("fn a() {{ {i} }}")).unwrap();
             std::fs::rename(&tmp, &file).unwrap();
         }
-        let batch = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("a changed file is a batch");
-        assert_eq!(
-            batch.paths.into_iter().collect::<Vec<_>>(),
-            vec![file.clone()]
-        );
-        assert!(
-            rx.recv_timeout(Duration::from_millis(300)).is_err(),
-            "one burst, one batch"
-        );
+        let batch = rx.recv_timeout(Duration::from_secs(5)).expect("a changed file is a batch");
+        assert_eq!(batch.paths.into_iter().collect::<Vec<_>>(), vec![file.clone()]);
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "one burst, one batch");
     }
 }

@@ -52,15 +52,9 @@ impl Workspace {
         if let Some(path) = manifest_path {
             command.manifest_path(path);
         }
-        let metadata = command
-            .exec()
-            .context("failed to read the workspace with `cargo metadata`")?;
+        let metadata = command.exec().context("failed to read the workspace with `cargo metadata`")?;
         let member_ids: BTreeSet<_> = metadata.workspace_members.iter().collect();
-        let packages: Vec<&Package> = metadata
-            .packages
-            .iter()
-            .filter(|p| member_ids.contains(&p.id))
-            .collect();
+        let packages: Vec<&Package> = metadata.packages.iter().filter(|p| member_ids.contains(&p.id)).collect();
         let names: BTreeSet<String> = packages.iter().map(|p| p.name.to_string()).collect();
         let members = packages
             .iter()
@@ -69,37 +63,20 @@ impl Workspace {
                     .targets
                     .iter()
                     .find(|t| {
-                        t.kind.iter().any(|k| {
-                            matches!(k, TargetKind::Lib | TargetKind::RLib | TargetKind::CDyLib)
-                        })
+                        t.kind.iter().any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib | TargetKind::CDyLib))
                     })
-                    .map(|t| {
-                        (
-                            t.name.replace('-', "_"),
-                            t.src_path.clone().into_std_path_buf(),
-                        )
-                    });
+                    .map(|t| (t.name.replace('-', "_"), t.src_path.clone().into_std_path_buf()));
                 let hot = lib.is_some()
-                    && p.dependencies
-                        .iter()
-                        .any(|d| d.name == "hotreload" && d.kind == DependencyKind::Normal);
+                    && p.dependencies.iter().any(|d| d.name == "hotreload" && d.kind == DependencyKind::Normal);
                 let depends_on = p
                     .dependencies
                     .iter()
-                    .filter(|d| {
-                        d.kind == DependencyKind::Normal
-                            && names.contains(&d.name)
-                            && d.path.is_some()
-                    })
+                    .filter(|d| d.kind == DependencyKind::Normal && names.contains(&d.name) && d.path.is_some())
                     .map(|d| d.name.clone())
                     .collect();
                 let member = Member {
                     name: p.name.to_string(),
-                    dir: p
-                        .manifest_path
-                        .parent()
-                        .expect("a manifest has a directory")
-                        .into(),
+                    dir: p.manifest_path.parent().expect("a manifest has a directory").into(),
                     lib,
                     hot,
                     depends_on,
@@ -122,17 +99,12 @@ impl Workspace {
 
     /// The member a file belongs to: the one whose directory is the longest prefix.
     pub fn owner_of(&self, path: &Path) -> Option<&Member> {
-        self.members
-            .values()
-            .filter(|m| path.starts_with(&m.dir))
-            .max_by_key(|m| m.dir.as_os_str().len())
+        self.members.values().filter(|m| path.starts_with(&m.dir)).max_by_key(|m| m.dir.as_os_str().len())
     }
 
     /// The member with this crate name (`my_crate`).
     pub fn by_crate_name(&self, crate_name: &str) -> Option<&Member> {
-        self.members
-            .values()
-            .find(|m| m.lib.as_ref().is_some_and(|(c, _)| c == crate_name))
+        self.members.values().find(|m| m.lib.as_ref().is_some_and(|(c, _)| c == crate_name))
     }
 
     /// `names` ordered so that every member comes after the members it depends on.
@@ -174,12 +146,7 @@ impl Workspace {
     }
 
     /// Picks the binary to run, as `cargo run` would.
-    pub fn binary(
-        &self,
-        package: Option<&str>,
-        bin: Option<&str>,
-        example: Option<&str>,
-    ) -> Result<Binary> {
+    pub fn binary(&self, package: Option<&str>, bin: Option<&str>, example: Option<&str>) -> Result<Binary> {
         let member_ids: BTreeSet<_> = self.metadata.workspace_members.iter().collect();
         let candidates: Vec<&Package> = self
             .metadata
@@ -190,10 +157,7 @@ impl Workspace {
             .collect();
         if let Some(name) = package {
             if candidates.is_empty() {
-                bail!(
-                    "package `{name}` is not a member of the workspace at {}",
-                    self.root.display()
-                );
+                bail!("package `{name}` is not a member of the workspace at {}", self.root.display());
             }
         }
         let (kind, wanted, tk) = match (bin, example) {
@@ -217,15 +181,10 @@ impl Workspace {
             1 => Ok(found.remove(0)),
             0 => match wanted {
                 Some(w) => bail!("no {kind} target named `{w}` in the selected packages"),
-                None => bail!(
-                    "no binary to run in the selected packages; pass `-p PACKAGE` or `--bin NAME`"
-                ),
+                None => bail!("no binary to run in the selected packages; pass `-p PACKAGE` or `--bin NAME`"),
             },
             _ => {
-                let names: Vec<_> = found
-                    .iter()
-                    .map(|b| format!("{} ({})", b.name, b.package))
-                    .collect();
+                let names: Vec<_> = found.iter().map(|b| format!("{} ({})", b.name, b.package)).collect();
                 bail!(
                     "more than one binary could run; pass `--bin NAME` or `-p PACKAGE`\navailable binaries: {}",
                     names.join(", ")

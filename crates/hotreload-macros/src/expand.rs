@@ -10,10 +10,7 @@ use syn::{FnArg, ImplItem, Item, ItemFn, ItemImpl, ItemMod, Pat, Signature, Type
 /// Entry point: both forms of the item, the `hotreload` crate picks one.
 pub fn hot(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
     if !args.is_empty() {
-        return Err(syn::Error::new(
-            args.span(),
-            "`#[hotreload::hot]` takes no arguments",
-        ));
+        return Err(syn::Error::new(args.span(), "`#[hotreload::hot]` takes no arguments"));
     }
     let item: Item = syn::parse2(input.clone())?;
     let hot = match item {
@@ -59,13 +56,9 @@ fn module(mut m: ItemMod) -> syn::Result<TokenStream> {
         ));
     };
     let items = items.into_iter().map(|item| match item {
-        Item::Fn(f) if hot_able_free(&f) => {
-            hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block))
-        }
+        Item::Fn(f) if hot_able_free(&f) => hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block)),
         Item::Impl(i) => impl_block(i),
-        Item::Mod(inner) if inner.content.is_some() => {
-            module(inner).unwrap_or_else(|e| e.to_compile_error())
-        }
+        Item::Mod(inner) if inner.content.is_some() => module(inner).unwrap_or_else(|e| e.to_compile_error()),
         other => other.into_token_stream(),
     });
     let (attrs, vis, unsafety, ident) = (&m.attrs, &m.vis, &m.unsafety, &m.ident);
@@ -87,11 +80,7 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
     // Ids double as symbol names, which linker version scripts restrict: a trait
     // method of `Counter` for `Named` is `Counter~Named::name`.
     let id_tail = match &trait_path {
-        Some(path) => format!(
-            "{}~{}",
-            symbol_safe(&normalised(&self_ty)),
-            symbol_safe(&normalised(path))
-        ),
+        Some(path) => format!("{}~{}", symbol_safe(&normalised(&self_ty)), symbol_safe(&normalised(path))),
         None => symbol_safe(&normalised(&self_ty)),
     };
     let bodies_trait = format_ident!(
@@ -118,23 +107,15 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
                 FnArg::Receiver(_) => {}
             }
         }
-        let keep: Vec<_> = method
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow"))
-            .collect();
+        let keep: Vec<_> =
+            method.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow")).collect();
         let block = &method.block;
         decls.push(quote! { #(#keep)* #decl_sig; });
         bodies.push(quote! { #(#keep)* #[inline(always)] #body_sig #block });
 
         let call_target = quote! { <#self_ty as #bodies_trait>::#body_ident };
-        let wrapper = hot_fn(
-            &method.attrs,
-            &method.vis,
-            &method.sig,
-            Some((&self_ty, &id_tail)),
-            Body::Method(call_target),
-        );
+        let wrapper =
+            hot_fn(&method.attrs, &method.vis, &method.sig, Some((&self_ty, &id_tail)), Body::Method(call_target));
         *item = ImplItem::Verbatim(wrapper);
     }
     if bodies.is_empty() {
@@ -152,15 +133,7 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
 
 /// Keeps letters, digits, `_` and `:`; anything else in a type's text becomes `.`.
 fn symbol_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect()
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' }).collect()
 }
 
 enum Body<'a> {
@@ -190,9 +163,7 @@ fn hot_fn(
     };
     let fwd_name = format!("{FORWARDER_PREFIX}");
     let rec_name = format!("{RECORD_PREFIX}");
-    let args: Vec<_> = (0..params.len())
-        .map(|i| format_ident!("__hr{}", i))
-        .collect();
+    let args: Vec<_> = (0..params.len()).map(|i| format_ident!("__hr{}", i)).collect();
     let unsafety = &sig.unsafety;
     // A forwarder is a free function, so a method's elided output lifetimes, which tie
     // to `self`, must be spelled out.
@@ -225,31 +196,19 @@ fn hot_fn(
             let mut body_sig = sig.clone();
             body_sig.ident = syn::Ident::new("__hotreload_body", Span::call_site());
             let call = quote! { __hotreload_body(#(#args),*) };
-            let call = if unsafety.is_some() {
-                quote!(unsafe { #call })
-            } else {
-                call
-            };
+            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
             (quote! { #[inline(always)] #body_sig #block }, call)
         }
         Body::Method(target) => {
             let call = quote! { #target(#(#args),*) };
-            let call = if unsafety.is_some() {
-                quote!(unsafe { #call })
-            } else {
-                call
-            };
+            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
             (quote! {}, call)
         }
     };
     let (body_item, call) = call_body;
     let underscores = params.iter().map(|_| quote!(_));
     let call_slot = quote! { __hotreload_f(#(#call_args),*) };
-    let call_slot = if unsafety.is_some() {
-        quote!(unsafe { #call_slot })
-    } else {
-        call_slot
-    };
+    let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
     let span = sig.ident.span();
     let finish = quote_spanned! {span=> ::hotreload::__rt::finish(#call_slot) };
     let block = quote! {

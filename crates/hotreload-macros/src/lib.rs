@@ -37,7 +37,5 @@ use proc_macro::TokenStream;
 /// a compile error; inside an `impl` or module such functions are left as they are.
 #[proc_macro_attribute]
 pub fn hot(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::hot(args.into(), input.into())
-        .unwrap_or_else(|e| e.to_compile_error())
-        .into()
+    expand::hot(args.into(), input.into()).unwrap_or_else(|e| e.to_compile_error()).into()
 }

@@ -12,19 +12,12 @@ pub fn not_hot_reason(sig: &Signature) -> Option<&'static str> {
         return Some("a `const fn` is evaluated at compile time");
     }
     if sig.asyncness.is_some() {
-        return Some(
-            "an `async fn` returns a compiler-generated future whose layout changes with its body",
-        );
+        return Some("an `async fn` returns a compiler-generated future whose layout changes with its body");
     }
     if sig.variadic.is_some() {
         return Some("variadic functions cannot be forwarded");
     }
-    if sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
-    {
+    if sig.generics.params.iter().any(|p| !matches!(p, GenericParam::Lifetime(_))) {
         return Some("generic functions are compiled into their callers, one copy per type");
     }
     let mut finder = ImplTraitFinder(false);
@@ -129,12 +122,7 @@ pub fn return_type(sig: &Signature, self_ty: Option<&Type>) -> Type {
 
 /// Whitespace-free token text: the same for the macro and for the tool's source scan.
 pub fn normalised(tokens: impl ToTokens) -> String {
-    tokens
-        .to_token_stream()
-        .to_string()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
+    tokens.to_token_stream().to_string().chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// A constant expression for the record's signature hash: the normalised signature
@@ -143,11 +131,7 @@ pub fn normalised(tokens: impl ToTokens) -> String {
 pub fn hash_expr(sig: &Signature, params: &[Type], ret: &Type) -> TokenStream {
     let text = format!(
         "{}{}fn({})->{}",
-        if sig.unsafety.is_some() {
-            "unsafe "
-        } else {
-            ""
-        },
+        if sig.unsafety.is_some() { "unsafe " } else { "" },
         sig.abi.as_ref().map(normalised).unwrap_or_default(),
         params.iter().map(normalised).collect::<Vec<_>>().join(","),
         normalised(ret),
@@ -192,10 +176,7 @@ fn sized_pointee(ty: &Type) -> Option<&Type> {
         Type::Slice(_) | Type::TraitObject(_) | Type::ImplTrait(_) => None,
         Type::Path(p) if p.path.is_ident("str") => None,
         Type::Path(p)
-            if p.path
-                .segments
-                .last()
-                .is_some_and(|s| s.ident == "Path" || s.ident == "OsStr" || s.ident == "CStr") =>
+            if p.path.segments.last().is_some_and(|s| s.ident == "Path" || s.ident == "OsStr" || s.ident == "CStr") =>
         {
             None
         }

@@ -24,10 +24,7 @@ pub struct FunctionInfo {
 impl FunctionInfo {
     /// A function id with its signature hash.
     pub fn new(id: impl Into<String>, signature: u64) -> Self {
-        FunctionInfo {
-            id: id.into(),
-            signature,
-        }
+        FunctionInfo { id: id.into(), signature }
     }
 }
 
@@ -104,14 +101,7 @@ impl LoadRequest {
         functions: Vec<FunctionInfo>,
         toolchain: u64,
     ) -> Self {
-        LoadRequest {
-            request,
-            crate_name: crate_name.into(),
-            generation,
-            path,
-            functions,
-            toolchain,
-        }
+        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain }
     }
 }
 
@@ -146,14 +136,10 @@ impl std::fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 
 /// Reads one message; `Ok(None)` at a clean end of stream.
-pub fn read<T: for<'de> Deserialize<'de>>(
-    reader: &mut impl BufRead,
-) -> Result<Option<T>, ReadError> {
+pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<Option<T>, ReadError> {
     let mut line = Vec::new();
     let mut limited = io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
-    let n = limited
-        .read_until(b'\n', &mut line)
-        .map_err(ReadError::Io)?;
+    let n = limited.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
     if n == 0 {
         return Ok(None);
     }
@@ -164,9 +150,7 @@ pub fn read<T: for<'de> Deserialize<'de>>(
             ReadError::Io(io::ErrorKind::UnexpectedEof.into())
         });
     }
-    serde_json::from_slice(&line)
-        .map(Some)
-        .map_err(ReadError::Malformed)
+    serde_json::from_slice(&line).map(Some).map_err(ReadError::Malformed)
 }
 
 #[cfg(test)]
@@ -175,12 +159,8 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let hello = AgentMessage::Hello {
-            protocol: 1,
-            pid: 7,
-            toolchain: 9,
-            functions: vec![FunctionInfo::new("a::f", 3)],
-        };
+        let hello =
+            AgentMessage::Hello { protocol: 1, pid: 7, toolchain: 9, functions: vec![FunctionInfo::new("a::f", 3)] };
         let load = ToolMessage::Load(LoadRequest::new(1, "a", 2, "/x/a.so".into(), vec![], 9));
         let mut bytes = encode(&hello);
         bytes.extend(encode(&load));
@@ -193,19 +173,10 @@ mod tests {
     #[test]
     fn malformed_and_truncated_lines_are_errors() {
         let mut reader = io::Cursor::new(b"{\"type\":\"nope\"}\n".to_vec());
-        assert!(matches!(
-            read::<ToolMessage>(&mut reader),
-            Err(ReadError::Malformed(_))
-        ));
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Malformed(_))));
         let mut reader = io::Cursor::new(b"{\"type\":".to_vec());
-        assert!(matches!(
-            read::<ToolMessage>(&mut reader),
-            Err(ReadError::Io(_))
-        ));
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::Io(_))));
         let mut reader = io::Cursor::new(vec![b'x'; MAX_LINE + 10]);
-        assert!(matches!(
-            read::<ToolMessage>(&mut reader),
-            Err(ReadError::TooLong)
-        ));
+        assert!(matches!(read::<ToolMessage>(&mut reader), Err(ReadError::TooLong)));
     }
 }

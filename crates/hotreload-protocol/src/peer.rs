@@ -15,11 +15,7 @@ pub struct PeerCredentials {
 
 /// Reads the peer's credentials from the kernel; they cannot be forged by the peer.
 pub fn peer_credentials(stream: &UnixStream) -> io::Result<PeerCredentials> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `cred` and `len` are valid for writes of the sizes passed; the fd is open
     // for the lifetime of `stream`.
@@ -35,10 +31,7 @@ pub fn peer_credentials(stream: &UnixStream) -> io::Result<PeerCredentials> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(PeerCredentials {
-        pid: cred.pid as u32,
-        uid: cred.uid,
-    })
+    Ok(PeerCredentials { pid: cred.pid as u32, uid: cred.uid })
 }
 
 /// The effective user id of this process.

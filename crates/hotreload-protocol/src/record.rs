@@ -50,13 +50,7 @@ pub struct Record {
 impl Record {
     /// A version-1 record.
     pub const fn new(signature: u64, toolchain: u64) -> Record {
-        Record {
-            magic: RECORD_MAGIC,
-            version: 1,
-            flags: 0,
-            signature,
-            toolchain,
-        }
+        Record { magic: RECORD_MAGIC, version: 1, flags: 0, signature, toolchain }
     }
 
     /// Reads a record from the little-endian bytes of a library file.
@@ -136,10 +130,7 @@ mod tests {
     fn signature_hash_depends_on_every_size() {
         let base = fnv1a(b"fn(u32) -> u32");
         assert_ne!(signature_hash(base, &[4, 4]), signature_hash(base, &[4, 8]));
-        assert_ne!(
-            signature_hash(base, &[4, 4]),
-            signature_hash(fnv1a(b"fn(i32) -> u32"), &[4, 4])
-        );
+        assert_ne!(signature_hash(base, &[4, 4]), signature_hash(fnv1a(b"fn(i32) -> u32"), &[4, 4]));
         assert_eq!(crate_of("logic::Counter::bump"), "logic");
     }
 }

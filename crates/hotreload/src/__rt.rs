@@ -78,27 +78,14 @@ unsafe impl Sync for Entry {}
 
 impl Entry {
     /// A row for function `id`.
-    pub const fn new(
-        id: &'static str,
-        slot: &'static Slot,
-        forwarder: *const (),
-        record: &'static Record,
-    ) -> Entry {
-        Entry {
-            id_ptr: id.as_ptr(),
-            id_len: id.len(),
-            slot,
-            forwarder,
-            record,
-        }
+    pub const fn new(id: &'static str, slot: &'static Slot, forwarder: *const (), record: &'static Record) -> Entry {
+        Entry { id_ptr: id.as_ptr(), id_len: id.len(), slot, forwarder, record }
     }
 
     /// The function id: module path and name.
     pub fn id(&self) -> &'static str {
         // SAFETY: built from a `&'static str` in `new`; libraries are never unloaded.
-        unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.id_ptr, self.id_len))
-        }
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.id_ptr, self.id_len)) }
     }
 }
 

@@ -34,14 +34,10 @@ pub(crate) fn start(options: Options) {
                 .name("hotreload-agent".into())
                 .spawn(move || serve(stream, session_dir, options));
             if let Err(e) = spawned {
-                eprintln!(
-                    "hotreload: cannot start the agent thread ({e}); running without reloading"
-                );
+                eprintln!("hotreload: cannot start the agent thread ({e}); running without reloading");
             }
         }
-        Err(e) => eprintln!(
-            "hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"
-        ),
+        Err(e) => eprintln!("hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"),
     }
 }
 
@@ -49,12 +45,8 @@ fn connect(socket: &Path) -> std::io::Result<UnixStream> {
     let mut stream = UnixStream::connect(socket)?;
     peer::check_same_user(&stream)?;
     let functions = registry::with(|r| r.functions());
-    let hello = AgentMessage::Hello {
-        protocol: PROTOCOL_VERSION,
-        pid: std::process::id(),
-        toolchain: TOOLCHAIN,
-        functions,
-    };
+    let hello =
+        AgentMessage::Hello { protocol: PROTOCOL_VERSION, pid: std::process::id(), toolchain: TOOLCHAIN, functions };
     stream.write_all(&message::encode(&hello))?;
     Ok(stream)
 }
@@ -70,22 +62,13 @@ fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
                 let id = request.request;
                 match load(request, session_dir.as_deref(), options.apply) {
                     Ok(reply) => reply,
-                    Err(reason) => AgentMessage::Refused {
-                        request: id,
-                        reason,
-                    },
+                    Err(reason) => AgentMessage::Refused { request: id, reason },
                 }
             }
-            Ok(Some(_)) => AgentMessage::Refused {
-                request: 0,
-                reason: "unknown request".into(),
-            },
+            Ok(Some(_)) => AgentMessage::Refused { request: 0, reason: "unknown request".into() },
             // The session ended: the program runs on with the code it has.
             Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(e) => AgentMessage::Refused {
-                request: 0,
-                reason: e.to_string(),
-            },
+            Err(e) => AgentMessage::Refused { request: 0, reason: e.to_string() },
         };
         if writer.write_all(&message::encode(&reply)).is_err() {
             return;
@@ -103,11 +86,7 @@ struct Prepared {
     started: Instant,
 }
 
-fn load(
-    request: LoadRequest,
-    session_dir: Option<&Path>,
-    apply: Apply,
-) -> Result<AgentMessage, String> {
+fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, String> {
     let started = Instant::now();
     let session_dir = session_dir.ok_or("no session directory was given to this program")?;
     let path = checked_path(&request.path, session_dir)?;
@@ -157,13 +136,9 @@ fn load(
         Apply::Immediately => Ok(switch(prepared)),
         Apply::AtSafepoints => {
             let (tx, rx) = mpsc::channel();
-            PENDING
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((prepared, tx));
+            PENDING.lock().unwrap_or_else(|e| e.into_inner()).push((prepared, tx));
             WAITING.fetch_add(1, Ordering::Release);
-            rx.recv()
-                .map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
+            rx.recv().map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
         }
     }
 }
@@ -172,17 +147,8 @@ fn switch(p: Prepared) -> AgentMessage {
     let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
     let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
     let count = switched.len();
-    events::fire(&ReloadEvent {
-        crate_name: p.crate_name,
-        generation: p.generation,
-        functions: switched,
-    });
-    AgentMessage::Applied {
-        request: p.request,
-        switched: count,
-        load_micros: p.load_micros,
-        apply_micros,
-    }
+    events::fire(&ReloadEvent { crate_name: p.crate_name, generation: p.generation, functions: switched });
+    AgentMessage::Applied { request: p.request, switched: count, load_micros: p.load_micros, apply_micros }
 }
 
 type Waiting = (Prepared, mpsc::Sender<AgentMessage>);
@@ -194,8 +160,7 @@ pub(crate) fn safepoint() -> usize {
     if WAITING.load(Ordering::Acquire) == 0 {
         return 0;
     }
-    let batch: Vec<Waiting> =
-        std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    let batch: Vec<Waiting> = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
     WAITING.fetch_sub(batch.len(), Ordering::AcqRel);
     let n = batch.len();
     for (prepared, reply) in batch {
@@ -244,28 +209,12 @@ unsafe extern "C" fn host_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 
 unsafe extern "C" fn host_dealloc(ptr: *mut u8, size: usize, align: usize) {
     // SAFETY: `ptr` was allocated through this allocator with this layout.
-    unsafe {
-        std::alloc::dealloc(
-            ptr,
-            std::alloc::Layout::from_size_align_unchecked(size, align),
-        )
-    }
+    unsafe { std::alloc::dealloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align)) }
 }
 
-unsafe extern "C" fn host_realloc(
-    ptr: *mut u8,
-    size: usize,
-    align: usize,
-    new_size: usize,
-) -> *mut u8 {
+unsafe extern "C" fn host_realloc(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
     // SAFETY: as in `host_dealloc`; `new_size` is valid for `align`.
-    unsafe {
-        std::alloc::realloc(
-            ptr,
-            std::alloc::Layout::from_size_align_unchecked(size, align),
-            new_size,
-        )
-    }
+    unsafe { std::alloc::realloc(ptr, std::alloc::Layout::from_size_align_unchecked(size, align), new_size) }
 }
 
 static HOST_API: HostApi = HostApi {
@@ -290,14 +239,10 @@ mod tests {
         std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(checked_path(&inside, &dir).is_ok());
         assert!(checked_path(&dir.join("../p.so"), &dir).is_err());
-        assert!(checked_path(Path::new("/etc/hostname"), &dir)
-            .unwrap_err()
-            .contains("refused"));
+        assert!(checked_path(Path::new("/etc/hostname"), &dir).unwrap_err().contains("refused"));
         assert!(checked_path(Path::new("relative.so"), &dir).is_err());
         std::os::unix::fs::symlink(&inside, dir.join("link.so")).unwrap();
-        assert!(checked_path(&dir.join("link.so"), &dir)
-            .unwrap_err()
-            .contains("regular file"));
+        assert!(checked_path(&dir.join("link.so"), &dir).unwrap_err().contains("regular file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,10 +24,7 @@ static CALLBACKS: Mutex<Vec<Callback>> = Mutex::new(Vec::new());
 /// calling [`safepoint`](crate::safepoint). Every slot of the patch has already been
 /// switched, so the callback itself already calls new code.
 pub fn on_reload(callback: impl Fn(&ReloadEvent) + Send + Sync + 'static) {
-    CALLBACKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Arc::new(callback));
+    CALLBACKS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::new(callback));
 }
 
 pub(crate) fn fire(event: &ReloadEvent) {

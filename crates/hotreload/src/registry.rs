@@ -39,25 +39,14 @@ impl Registry {
         for entry in HOT_FNS.iter() {
             fns.insert(
                 entry.id(),
-                FnState {
-                    record: *entry.record,
-                    current: entry.forwarder,
-                    slots: vec![entry.slot],
-                },
+                FnState { record: *entry.record, current: entry.forwarder, slots: vec![entry.slot] },
             );
         }
-        Registry {
-            fns,
-            generations: HashMap::new(),
-        }
+        Registry { fns, generations: HashMap::new() }
     }
 
     pub(crate) fn functions(&self) -> Vec<FunctionInfo> {
-        let mut list: Vec<_> = self
-            .fns
-            .iter()
-            .map(|(id, f)| FunctionInfo::new(*id, f.record.signature))
-            .collect();
+        let mut list: Vec<_> = self.fns.iter().map(|(id, f)| FunctionInfo::new(*id, f.record.signature)).collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
     }
@@ -65,10 +54,7 @@ impl Registry {
     /// Checks what the tool claims about a library, before it is mapped.
     pub(crate) fn check_claims(&self, request: &LoadRequest) -> Result<(), String> {
         if request.toolchain != TOOLCHAIN {
-            return Err(
-                "the patch was built by another rustc than the running program (restart needed)"
-                    .into(),
-            );
+            return Err("the patch was built by another rustc than the running program (restart needed)".into());
         }
         if let Some(last) = self.generations.get(&request.crate_name) {
             if request.generation <= *last {
@@ -80,17 +66,11 @@ impl Registry {
         }
         for f in &request.functions {
             if crate_of(&f.id) != request.crate_name {
-                return Err(format!(
-                    "`{}` is not a function of crate `{}`",
-                    f.id, request.crate_name
-                ));
+                return Err(format!("`{}` is not a function of crate `{}`", f.id, request.crate_name));
             }
             if let Some(state) = self.fns.get(f.id.as_str()) {
                 if state.record.signature != f.signature {
-                    return Err(format!(
-                        "`{}`: signature or type layout changed (restart needed)",
-                        f.id
-                    ));
+                    return Err(format!("`{}`: signature or type layout changed (restart needed)", f.id));
                 }
             }
         }
@@ -99,38 +79,26 @@ impl Registry {
 
     /// Checks a mapped library's own table against the claims it was loaded on.
     pub(crate) fn check_table(&self, request: &LoadRequest, table: &[Entry]) -> Result<(), String> {
-        let claimed: HashMap<&str, u64> = request
-            .functions
-            .iter()
-            .map(|f| (f.id.as_str(), f.signature))
-            .collect();
+        let claimed: HashMap<&str, u64> = request.functions.iter().map(|f| (f.id.as_str(), f.signature)).collect();
         let mut seen = 0;
         for entry in table {
             let id = entry.id();
             if entry.record.toolchain != TOOLCHAIN {
-                return Err(format!(
-                    "`{id}` was built by another rustc (restart needed)"
-                ));
+                return Err(format!("`{id}` was built by another rustc (restart needed)"));
             }
             if let Some(state) = self.fns.get(id) {
                 if state.record.signature != entry.record.signature {
                     // Only the patched crate's functions switch; a stale copy of another
                     // crate's function inside the library is repointed, never called.
                     if crate_of(id) == request.crate_name {
-                        return Err(format!(
-                            "`{id}`: signature or type layout changed (restart needed)"
-                        ));
+                        return Err(format!("`{id}`: signature or type layout changed (restart needed)"));
                     }
                 }
             }
             if crate_of(id) == request.crate_name {
                 match claimed.get(id) {
                     Some(signature) if *signature == entry.record.signature => seen += 1,
-                    _ => {
-                        return Err(format!(
-                            "`{id}` in the loaded library differs from the file the tool read"
-                        ))
-                    }
+                    _ => return Err(format!("`{id}` in the loaded library differs from the file the tool read")),
                 }
             }
         }
@@ -142,12 +110,7 @@ impl Registry {
 
     /// Switches every slot of `crate_name` to the library's forwarders; returns the ids
     /// switched. Cannot fail: everything was checked before.
-    pub(crate) fn apply(
-        &mut self,
-        crate_name: &str,
-        generation: u64,
-        table: &'static [Entry],
-    ) -> Vec<String> {
+    pub(crate) fn apply(&mut self, crate_name: &str, generation: u64, table: &'static [Entry]) -> Vec<String> {
         // First point the library's copies of other crates' slots at the current code, so
         // new code calling them reaches what the program calls.
         for entry in table.iter().filter(|e| crate_of(e.id()) != crate_name) {

@@ -1,0 +1,242 @@
+//! Drives the real `cargo hotreload` on copies of the fixture workspaces.
+//!
+//! Every session shares one hot target directory, so the fixtures' dependencies
+//! (the runtime, its proc-macro, serde, ...) are built once for the whole suite.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Long enough for a first build of a fixture while other tests hold cargo's lock.
+pub const STARTUP: Duration = Duration::from_secs(300);
+/// Long enough for one patch while other tests build.
+pub const RELOAD: Duration = Duration::from_secs(120);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared_target() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixture-builds")
+}
+
+/// A fixture workspace copied to a temporary directory.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(name: &str) -> Fixture {
+        let dir = tempfile::Builder::new().prefix(&format!("hotreload-{name}-")).tempdir().unwrap();
+        let root = dir.path().join(name);
+        copy_dir(&repo().join("fixtures").join(name), &root);
+        let manifest = root.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let runtime = repo().join("crates/hotreload");
+        let text = text.replace("\"../../crates/hotreload\"", &format!("{:?}", runtime.display().to_string()));
+        std::fs::write(&manifest, text).unwrap();
+        // Cargo hashes path packages by their path relative to the workspace, so two
+        // copies of one fixture would share artifacts in the shared target directory:
+        // a version of its own gives each copy its own.
+        static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let version = format!(
+            "version = \"0.{}.{}\"",
+            std::process::id(),
+            COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let member = entry.unwrap().path().join("Cargo.toml");
+            if member.is_file() {
+                let text = std::fs::read_to_string(&member).unwrap();
+                std::fs::write(&member, text.replace("version = \"0.1.0\"", &version)).unwrap();
+            }
+        }
+        Fixture { _dir: dir, root }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Rewrites a file; the edit must change it.
+    pub fn edit(&self, rel: &str, edit: impl FnOnce(&str) -> String) {
+        let path = self.path(rel);
+        let before = std::fs::read_to_string(&path).unwrap();
+        let after = edit(&before);
+        assert_ne!(before, after, "the edit of {rel} changed nothing");
+        std::fs::write(&path, after).unwrap();
+    }
+
+    /// Replaces `from` by `to` in a file; `from` must be there.
+    pub fn replace(&self, rel: &str, from: &str, to: &str) {
+        self.edit(rel, |s| {
+            assert!(s.contains(from), "{rel} does not contain {from:?}");
+            s.replacen(from, to, 1)
+        });
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Lines a child wrote, as they arrive.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect(self, stream: impl std::io::Read + Send + 'static, echo: &'static str) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if std::env::var_os("HOTRELOAD_TEST_ECHO").is_some() {
+                    eprintln!("{echo}| {line}");
+                }
+                self.0 .0.lock().unwrap().push(line);
+                self.0 .1.notify_all();
+            }
+        });
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Waits for a line (after the first `from` lines) that satisfies `pred`; returns its index and text.
+    fn wait(&self, from: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.0 .0.lock().unwrap();
+        loop {
+            if let Some(i) = (from..lines.len()).find(|&i| pred(&lines[i])) {
+                return Some((i, lines[i].clone()));
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = self.0 .1.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    pub fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.0 .0.lock().unwrap().iter().filter(|l| pred(l)).count()
+    }
+}
+
+/// A running `cargo hotreload run`.
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Session {
+    /// Starts `cargo hotreload run ARGS` in the fixture and waits until it watches.
+    pub fn start(fixture: &Fixture, args: &[&str]) -> Session {
+        let session = Session::spawn(fixture, args);
+        session.wait_stderr("Watching", STARTUP);
+        session
+    }
+
+    pub fn spawn(fixture: &Fixture, args: &[&str]) -> Session {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+            .arg("hotreload")
+            .arg("run")
+            .args(args)
+            .current_dir(&fixture.root)
+            .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
+            .env("CARGO_TERM_COLOR", "never")
+            .env_remove("RUSTFLAGS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("cargo-hotreload starts");
+        let (stdout, stderr) = (Lines::default(), Lines::default());
+        stdout.clone().collect(child.stdout.take().unwrap(), "app");
+        stderr.clone().collect(child.stderr.take().unwrap(), "tool");
+        Session { stdin: child.stdin.take(), child, stdout, stderr }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{what}\n--- program output ---\n{}\n--- tool output ---\n{}",
+            self.stdout.all().join("\n"),
+            self.stderr.all().join("\n")
+        )
+    }
+
+    /// Waits for a program output line containing `needle`.
+    pub fn wait_stdout(&self, needle: &str, timeout: Duration) -> String {
+        match self.stdout.wait(0, timeout, |l| l.contains(needle)) {
+            Some((_, line)) => line,
+            None => self.fail(&format!("the program never printed {needle:?}")),
+        }
+    }
+
+    /// Waits for a tool output line containing `needle`.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        match self.stderr.wait(0, timeout, |l| l.contains(needle)) {
+            Some((_, line)) => line,
+            None => self.fail(&format!("cargo hotreload never printed {needle:?}")),
+        }
+    }
+
+    /// Waits for the `n`th tool output line containing `needle` (1-based).
+    pub fn wait_stderr_nth(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        let mut from = 0;
+        for _ in 0..n {
+            match self.stderr.wait(from, timeout, |l| l.contains(needle)) {
+                Some((i, _)) => from = i + 1,
+                None => self.fail(&format!("cargo hotreload printed {needle:?} fewer than {n} times")),
+            }
+        }
+        self.stderr.all()[from - 1].clone()
+    }
+
+    /// Asserts how many tool output lines contain `needle`.
+    pub fn assert_stderr_count(&self, needle: &str, n: usize) {
+        let count = self.stderr.count(|l| l.contains(needle));
+        if count != n {
+            self.fail(&format!("cargo hotreload printed {needle:?} {count} times, not {n}"));
+        }
+    }
+
+    /// The last program line so far.
+    pub fn last_stdout(&self) -> String {
+        self.stdout.all().last().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Closing stdin ends the fixture program; SIGTERM ends the tool, which stops
+        // the program's process group too.
+        self.stdin.take();
+        let pid = self.child.id() as i32;
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `cargo hotreload run` on copies of `fixtures/`, real
+//! edits, and assertions on what the running program prints.
+
+mod harness;
+mod reload;
+mod safety;

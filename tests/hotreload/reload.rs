@@ -1,0 +1,120 @@
+//! Edits that reload: functions, methods, trait objects, added and removed
+//! functions, crates that depend on each other, panics, allocators, threads.
+
+use crate::harness::{Fixture, Session, RELOAD};
+
+#[test]
+fn a_free_function_edit_reaches_direct_calls_and_old_fn_pointers() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("score=6 ptr=6", RELOAD);
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    // `ptr` is a fn pointer taken before the edit.
+    s.wait_stdout("score=30 ptr=30", RELOAD);
+    let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
+    s.wait_stderr("updated logic::score", RELOAD);
+}
+
+#[test]
+fn methods_of_existing_objects_and_trait_objects_run_new_code() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("bump=1 label=counter name=counter at 0", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| {
+        src.replace("self.n += 1;", "self.n += 100;")
+            .replace("\"counter\"\n", "\"COUNTER\"\n")
+            .replace("format!(\"counter at {}\", self.n)", "format!(\"renamed at {}\", self.n)")
+    });
+    // `counter` and the boxed `dyn Named` were created before the edit.
+    s.wait_stdout("bump=100 label=COUNTER name=renamed at 0", RELOAD);
+    assert!(s.wait_stderr("Reloaded logic", RELOAD).contains("3 updated"));
+}
+
+#[test]
+fn added_functions_are_called_and_removed_ones_keep_working() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("legacy=legacy", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| {
+        let src = src.replace("points * 2", "triple(points)");
+        // Remove `legacy` entirely: the program still calls it.
+        let start = src.find("/// An old function").unwrap();
+        let mut src = src[..start].to_string();
+        src.push_str("#[hotreload::hot]\npub fn triple(p: u32) -> u32 {\n    p * 3\n}\n");
+        src
+    });
+    s.wait_stdout("score=9 ptr=9", RELOAD);
+    let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(reloaded.contains("1 updated, 1 added, 1 removed"), "{reloaded}");
+    // The removed function's existing callers run the code they ran before.
+    assert!(s.last_stdout().contains("legacy=legacy"), "{}", s.last_stdout());
+    // And a later patch still applies on top.
+    fx.replace("logic/src/lib.rs", "p * 3", "p * 4");
+    s.wait_stdout("score=12 ptr=12 ", RELOAD);
+    assert!(s.last_stdout().contains("legacy=legacy"));
+}
+
+#[test]
+fn an_edit_in_a_lower_crate_is_seen_through_the_upper_one() {
+    let fx = Fixture::new("layered");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("show=upper(1)", RELOAD);
+    fx.replace("lower/src/lib.rs", "    1\n", "    2\n");
+    s.wait_stdout("show=upper(2)", RELOAD);
+    // Patch the upper crate: its library carries its own copy of `lower`, whose slots
+    // must point at the newest `lower`, not at the copy.
+    fx.replace("upper/src/lib.rs", "upper({})", "UPPER({})");
+    s.wait_stdout("show=UPPER(2)", RELOAD);
+    fx.replace("lower/src/lib.rs", "    2\n", "    3\n");
+    s.wait_stdout("show=UPPER(3)", RELOAD);
+    // Both changed in one save: built in dependency order.
+    fx.replace("lower/src/lib.rs", "    3\n", "    4\n");
+    fx.replace("upper/src/lib.rs", "UPPER({})", "Upper({})");
+    s.wait_stdout("show=Upper(4)", RELOAD);
+}
+
+#[test]
+fn a_panic_in_new_code_reaches_the_programs_hook_and_catch_unwind() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("boom=boom in old code hook=boom in old code", RELOAD);
+    fx.replace("logic/src/lib.rs", "panic!(\"boom in old code\")", "panic!(\"boom in new code {}\", 7)");
+    // The program's panic hook ran (once, with the message) and catch_unwind got the payload.
+    s.wait_stdout("boom=boom in new code 7 hook=boom in new code 7", RELOAD);
+    fx.replace("logic/src/lib.rs", "panic!(\"boom in new code {}\", 7)", "panic!(\"static message\")");
+    s.wait_stdout("boom=static message hook=static message", RELOAD);
+    assert!(s.stderr.count(|l| l.contains("panicked")) == 0, "the patch's own hook must stay silent");
+}
+
+#[test]
+fn strings_cross_a_custom_global_allocator_over_20_reloads() {
+    let fx = Fixture::new("stress");
+    let s = Session::start(&fx, &["-p", "app", "--bin", "alloc"]);
+    s.wait_stdout("shout=!", RELOAD);
+    let mut suffix = "!".to_string();
+    for i in 1..=20 {
+        let next = format!("!{i}");
+        fx.replace("text/src/lib.rs", &format!("s.push_str(\"{suffix}\")"), &format!("s.push_str(\"{next}\")"));
+        s.wait_stdout(&format!("shout={next} "), RELOAD);
+        suffix = next;
+    }
+    // The program shows new code before the tool prints `Reloaded`.
+    s.wait_stderr_nth("Reloaded text", 20, RELOAD);
+    s.assert_stderr_count("Reloaded text", 20);
+    s.assert_stderr_count("FATAL", 0);
+}
+
+#[test]
+fn four_threads_calling_hot_code_survive_30_patches() {
+    let fx = Fixture::new("stress");
+    let s = Session::start(&fx, &["-p", "app", "--bin", "threads"]);
+    s.wait_stdout("value=0 bad=0", RELOAD);
+    for i in 1..=30 {
+        fx.replace("text/src/lib.rs", &format!("    {}\n}}", i - 1), &format!("    {i}\n}}"));
+        s.wait_stdout(&format!("value={i} "), RELOAD);
+    }
+    let last = s.last_stdout();
+    assert!(last.starts_with("value=30 bad=0"), "{last}");
+    assert_eq!(s.stdout.count(|l| !l.contains("bad=0")), 0);
+}

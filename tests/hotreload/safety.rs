@@ -1,0 +1,219 @@
+//! Edits and messages that must not be applied, and what happens instead.
+
+use crate::harness::{Fixture, Session, RELOAD};
+use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, ToolMessage};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The text between the first pair of backticks in a line.
+fn quoted(line: &str) -> String {
+    line.split('`').nth(1).unwrap_or_else(|| panic!("no `...` in {line:?}")).to_string()
+}
+
+#[test]
+fn a_compile_error_is_reported_once_and_the_old_code_keeps_running() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| format!("{src}\npub fn broken( {{\n"));
+    s.wait_stderr("could not compile `logic`; the program keeps running the previous code", RELOAD);
+    // Saves elsewhere do not rebuild the broken crate.
+    fx.edit("app/src/main.rs", |src| format!("{src}\n// an unrelated save\n"));
+    s.wait_stderr("restart needed: `app/src/main.rs` is not in a hot crate", RELOAD);
+    fx.edit("app/src/main.rs", |src| format!("{src}// another one\n"));
+    s.wait_stderr_nth("restart needed: `app/src/main.rs`", 2, RELOAD);
+    s.assert_stderr_count("could not compile `logic`;", 1);
+    s.assert_stderr_count("error: this file contains an unclosed delimiter", 1);
+    assert!(s.last_stdout().contains("score=6 "), "{}", s.last_stdout());
+    // The fix applies normally.
+    fx.edit("logic/src/lib.rs", |src| src.replace("\npub fn broken( {\n", "").replace("points * 2", "points * 7"));
+    s.wait_stdout("score=21 ptr=21", RELOAD);
+    s.assert_stderr_count("could not compile `logic`;", 1);
+}
+
+#[test]
+fn signature_and_layout_changes_are_refused_by_name() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| {
+        src.replace("pub fn score(points: u32) -> u32", "pub fn score(points: u64) -> u64")
+            .replace("points * 2", "points * 5")
+    });
+    s.wait_stderr("restart needed: `logic::score`: its signature changed", RELOAD);
+    fx.replace("logic/src/lib.rs", "    pub n: u32,\n", "    pub n: u32,\n    pub extra: u8,\n");
+    s.wait_stderr("restart needed: `logic::Counter`: its definition changed", RELOAD);
+    assert!(s.last_stdout().starts_with("score=6 ptr=6 "), "{}", s.last_stdout());
+    s.assert_stderr_count("Reloaded", 0);
+    // Put both back: the body edit made meanwhile applies.
+    fx.edit("logic/src/lib.rs", |src| {
+        src.replace("pub fn score(points: u64) -> u64", "pub fn score(points: u32) -> u32")
+            .replace("    pub extra: u8,\n", "")
+    });
+    s.wait_stdout("score=15 ptr=15", RELOAD);
+}
+
+#[test]
+fn with_restart_a_layout_change_restarts_the_program() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "--restart"]);
+    s.wait_stdout("label=counter ", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| {
+        src.replace("    pub n: u32,\n", "    pub n: u32,\n    pub extra: u8,\n")
+            .replace("Counter { n: 0 }", "Counter { n: 0, extra: 1 }")
+            .replace("\"counter\"\n", "\"restarted\"\n")
+    });
+    s.wait_stderr("Restarting", RELOAD);
+    s.wait_stdout("label=restarted ", RELOAD);
+}
+
+#[test]
+fn a_crashed_program_is_reported_and_restarted_on_the_next_change() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    fx.replace("logic/src/lib.rs", "points * 2", "std::process::abort()");
+    s.wait_stderr("Exited `app` (signal: 6 (SIGABRT))", RELOAD);
+    fx.replace("logic/src/lib.rs", "std::process::abort()", "points * 3");
+    s.wait_stderr("Restarting", RELOAD);
+    s.wait_stdout("score=9 ptr=9", RELOAD);
+}
+
+#[test]
+fn hostile_clients_on_the_control_socket_are_refused() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    let socket = PathBuf::from(s.wait_stderr("Listening on", RELOAD).split("on ").nth(1).unwrap().trim());
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the socket is owner-only");
+    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o077, 0, "the socket's directory is private");
+
+    let mut garbage = UnixStream::connect(&socket).unwrap();
+    garbage.write_all(b"this is not json\n").unwrap();
+    s.wait_stderr("refused a control connection", RELOAD);
+    assert!(s.wait_stderr("refused a control connection", RELOAD).contains("malformed"));
+
+    let mut liar = UnixStream::connect(&socket).unwrap();
+    let hello = AgentMessage::Hello { protocol: 1, pid: 1, toolchain: 0, functions: vec![] };
+    liar.write_all(&message::encode(&hello)).unwrap();
+    s.wait_stderr("claims to be process 1", RELOAD);
+
+    let mut impostor = UnixStream::connect(&socket).unwrap();
+    let hello = AgentMessage::Hello { protocol: 1, pid: std::process::id(), toolchain: 0, functions: vec![] };
+    impostor.write_all(&message::encode(&hello)).unwrap();
+    s.wait_stderr("it is not the program this session started", RELOAD);
+
+    let mut huge = UnixStream::connect(&socket).unwrap();
+    let _ = huge.write_all(&vec![b'x'; 5 << 20]);
+    s.wait_stderr("longer than", RELOAD);
+
+    // The real program is untouched and still reloads.
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    s.wait_stdout("score=30 ptr=30", RELOAD);
+}
+
+fn encoded(request: LoadRequest) -> Vec<u8> {
+    message::encode(&ToolMessage::Load(request))
+}
+
+/// Plays the tool's part against the agent of a program started by hand.
+#[test]
+fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    let exe = PathBuf::from(quoted(&s.wait_stderr("Running", RELOAD)));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let session_dir = dir.path().join("session");
+    std::fs::create_dir(&session_dir).unwrap();
+    std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = dir.path().join("test.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let mut app = Command::new(&exe)
+        .env(hotreload_protocol::ENV_SOCKET, &socket)
+        .env(hotreload_protocol::ENV_SESSION_DIR, &session_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let Some(AgentMessage::Hello { toolchain, functions, pid, .. }) = message::read(&mut reader).unwrap() else {
+        panic!("no hello")
+    };
+    assert_eq!(pid, app.id());
+    assert!(functions.iter().any(|f| f.id == "logic::score"), "{functions:?}");
+    let logic: Vec<FunctionInfo> = functions.iter().filter(|f| f.id.starts_with("logic::")).cloned().collect();
+    // Sends one line, returns the answer.
+    let mut send = |line: &[u8]| -> AgentMessage {
+        writer.write_all(line).unwrap();
+        message::read(&mut reader).unwrap().expect("an answer")
+    };
+    let refused = |answer: AgentMessage, why: &str| match answer {
+        AgentMessage::Refused { reason, .. } => assert!(reason.contains(why), "{reason:?} lacks {why:?}"),
+        other => panic!("expected a refusal ({why}), got {other:?}"),
+    };
+
+    // A file outside the session directory, directly or through `..` or a link.
+    let outside = dir.path().join("outside.so");
+    std::fs::write(&outside, b"not a library").unwrap();
+    let load = |n: u64, path: &Path, functions: Vec<FunctionInfo>, toolchain: u64| {
+        LoadRequest::new(n, "logic", n, path.to_path_buf(), functions, toolchain)
+    };
+    refused(send(&encoded(load(1, &outside, logic.clone(), toolchain))), "outside the session directory");
+    refused(
+        send(&encoded(load(2, &session_dir.join("../outside.so"), logic.clone(), toolchain))),
+        "outside the session directory",
+    );
+    std::os::unix::fs::symlink(&outside, session_dir.join("link.so")).unwrap();
+    refused(send(&encoded(load(3, &session_dir.join("link.so"), logic.clone(), toolchain))), "not a regular file");
+    // Inside, but claims a different signature or compiler.
+    let inside = session_dir.join("liblogic-9.so");
+    std::fs::write(&inside, b"not a library either").unwrap();
+    std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut wrong = logic.clone();
+    let score = wrong.iter_mut().find(|f| f.id == "logic::score").unwrap();
+    *score = FunctionInfo::new("logic::score", 12345);
+    refused(send(&encoded(load(4, &inside, wrong, toolchain))), "`logic::score`: signature or type layout changed");
+    refused(send(&encoded(load(5, &inside, logic.clone(), toolchain ^ 1))), "another rustc");
+    // Inside and plausible, but not a library.
+    refused(send(&encoded(load(6, &inside, logic.clone(), toolchain))), "cannot load");
+    // Not a message at all.
+    refused(send(b"{\"type\":\"load\",\"oops\":1}\n"), "malformed");
+    assert!(app.try_wait().unwrap().is_none(), "the program survived every refusal");
+
+    // Now a real patch, built by the session from a real edit.
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 4");
+    s.wait_stderr("Reloaded logic", RELOAD);
+    let session_patches = exe.parent().unwrap();
+    let built = session_patches.join("liblogic-1.so");
+    let good = session_dir.join("liblogic-1.so");
+    std::fs::copy(&built, &good).unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700)).unwrap();
+    match send(&encoded(load(10, &good, logic.clone(), toolchain))) {
+        AgentMessage::Applied { switched, .. } => assert!(switched >= logic.len(), "{switched}"),
+        other => panic!("expected the patch to apply, got {other:?}"),
+    }
+    let mut out = BufReader::new(app.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the program ended");
+        if line.starts_with("score=12 ptr=12") {
+            break;
+        }
+    }
+    // An older generation of the same crate is refused.
+    refused(send(&encoded(load(1, &good, logic, toolchain))), "not newer");
+    drop(app.stdin.take());
+    app.wait().unwrap();
+}
