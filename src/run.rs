@@ -1,6 +1,6 @@
 //! `cargo hotreload run`: build, start, watch, patch — in one loop.
 //!
-//! Everything the session knows lives in [`Driver`], and only the loop's thread
+//! Everything the session knows lives in one `Driver`, and only the loop's thread
 //! touches it; watcher, socket and process threads send [`Event`]s.
 
 use crate::app::{self, App};

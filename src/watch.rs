@@ -194,7 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/src")).unwrap();
         let a = dir.path().join("a");
-        let roots = roots(&[a.clone()], &[a.join("src/bin")]);
+        let roots = roots(std::slice::from_ref(&a), &[a.join("src/bin")]);
         assert_eq!(
             roots,
             vec![Root { dir: a.clone(), recursive: false }, Root { dir: a.join("src"), recursive: true }]

@@ -161,8 +161,8 @@ fn hot_fn(
         Some((_, tail)) => format!("::{tail}::{name}"),
         None => format!("::{name}"),
     };
-    let fwd_name = format!("{FORWARDER_PREFIX}");
-    let rec_name = format!("{RECORD_PREFIX}");
+    let fwd_name = FORWARDER_PREFIX;
+    let rec_name = RECORD_PREFIX;
     let args: Vec<_> = (0..params.len()).map(|i| format_ident!("__hr{}", i)).collect();
     let unsafety = &sig.unsafety;
     // A forwarder is a free function, so a method's elided output lifetimes, which tie
