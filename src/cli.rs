@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// Exit when the program exits, with its exit code.
     #[arg(long)]
     pub exit_with_app: bool,
-    /// Directory for hot builds [default: `<target-dir>/hotreload`].
+    /// Directory for hot builds (default: `<target-dir>/hotreload`).
     #[arg(long, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
     pub target_dir: Option<PathBuf>,
     /// Milliseconds to wait for a burst of saves to end.
