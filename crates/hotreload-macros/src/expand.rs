@@ -33,8 +33,8 @@ fn free_fn(f: ItemFn) -> syn::Result<TokenStream> {
         return Err(syn::Error::new(
             f.sig.ident.span(),
             format!(
-                "`{}` cannot be hot: {reason}. Make a non-generic function that calls it hot instead, \
-                 or remove `#[hotreload::hot]`",
+                "`{}` cannot be hot: {reason}; make a plain (non-generic, non-async, non-const) function \
+                 that it calls hot instead, or remove `#[hotreload::hot]`",
                 f.sig.ident
             ),
         ));

@@ -1,0 +1,7 @@
+#[hotreload::hot]
+struct S;
+
+#[hotreload::hot(fast)]
+fn f() {}
+
+fn main() {}
