@@ -55,6 +55,9 @@ impl Fixture {
                 std::fs::write(&member, text.replace("version = \"0.1.0\"", &version)).unwrap();
             }
         }
+        // The repository's lock file pins the runtime's dependencies to the versions the
+        // suite was written against; cargo adds the fixture's own packages.
+        std::fs::copy(repo().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
         Fixture { _dir: dir, root }
     }
 

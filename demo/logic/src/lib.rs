@@ -1,0 +1,35 @@
+//! Edit me while the demo runs: change a string, a number, a formula, and save.
+
+/// The world the demo keeps across reloads.
+pub struct World {
+    /// Ticks since the start.
+    pub ticks: u64,
+    /// A score that only ever grows.
+    pub score: u64,
+}
+
+#[hotreload::hot]
+impl World {
+    /// One step of the simulation.
+    pub fn step(&mut self) {
+        self.ticks += 1;
+        self.score += points(self.ticks);
+    }
+
+    /// What the demo prints each tick.
+    pub fn describe(&self) -> String {
+        format!("tick {:>3} | score {:>5} | {}", self.ticks, self.score, greeting("world"))
+    }
+}
+
+/// Points for a tick. Try `ticks * 10`.
+#[hotreload::hot]
+pub fn points(ticks: u64) -> u64 {
+    ticks % 3
+}
+
+/// Try another greeting.
+#[hotreload::hot]
+pub fn greeting(name: &str) -> String {
+    format!("Hello, {name}!")
+}
