@@ -72,11 +72,8 @@ fn main() {
     measure("direct #[inline(never)] method", |x| a.add_direct(x));
     let mut b = Acc(0);
     let method = measure("#[hot] method (trampoline)", |x| b.add(x));
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            std::thread::spawn(move || measure(&format!("#[hot] fn, thread {t} of 4"), hot))
-        })
-        .collect();
+    let threads: Vec<_> =
+        (0..4).map(|t| std::thread::spawn(move || measure(&format!("#[hot] fn, thread {t} of 4"), hot))).collect();
     let parallel: Vec<f64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     println!();
     println!("trampoline overhead over a direct call: {:+.2} ns/call", trampoline - baseline);

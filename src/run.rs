@@ -434,6 +434,7 @@ impl Driver {
 
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         let build_started = Instant::now();
+        let waited = build_started.saturating_duration_since(saved);
         let features = self.features_of(name);
         let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
         let mut build = compile::build_patch(&self.profile, name, &features, &self.shell);
@@ -546,8 +547,9 @@ impl Driver {
                     self.shell.status(
                         "Timing",
                         format_args!(
-                            "build {} ms, diff {:.1} ms, load {:.1} ms, switch {:.3} ms ({switched} slots), \
-                             generation {generation}",
+                            "wait {} ms, build {} ms, diff {:.1} ms, load {:.1} ms, switch {:.3} ms \
+                             ({switched} slots), generation {generation}",
+                            waited.as_millis(),
                             build_time.as_millis(),
                             diff_time.as_secs_f64() * 1e3,
                             load_micros as f64 / 1e3,
