@@ -55,7 +55,7 @@ fn main() {
     wait_for(&err_rx, "Watching", Duration::from_secs(600));
     wait_out(&out_rx, "Hello, world!", Duration::from_secs(60));
 
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut previous = "Hello".to_string();
     for i in 1..=edits {
         let word = format!("Hello{i}");
@@ -98,7 +98,7 @@ fn main() {
     }
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let column = |f: &dyn Fn(&(Duration, [f64; 5])) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
+    let column = |f: &dyn Fn(&Row) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
     println!("save → new code on the demo, {edits} one-line edits (ms):");
     println!("{:<34} {:>8} {:>8} {:>8}", "", "median", "p90", "max");
     let report = |name: &str, mut values: Vec<f64>| {
@@ -118,6 +118,9 @@ fn main() {
     println!("our overhead (all but the patch build): {:.1} ms median", total - build);
     println!("save → new code / bare cdylib build: {:.2}", total / bare);
 }
+
+/// One edit: save → seen, and the tool's timing split [wait, build, diff, load, switch].
+type Row = (Duration, [f64; 5]);
 
 fn median(sorted: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
