@@ -18,9 +18,12 @@ pub struct Library {
 }
 
 impl Library {
-    /// Reads `path`.
+    /// Reads `path`: only the pages holding the symbol tables and records are touched.
     pub fn read(path: &Path) -> Result<Library> {
-        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        // SAFETY: the file lies in the session's private directory and nothing writes
+        // to it (cargo's next build writes a new file; the session only links it).
+        let data = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("failed to map {}", path.display()))?;
         Library::parse(&data).with_context(|| format!("failed to read the exports of {}", path.display()))
     }
 

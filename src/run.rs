@@ -224,13 +224,22 @@ impl Driver {
             "Finished",
             format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
         );
-        self.crates.clear();
         self.pending.clear();
         let hot: Vec<(String, String, PathBuf)> =
             self.ws.hot().filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root))).collect();
         for (name, crate_name, root) in hot {
             let snapshot = source::scan(&crate_name, &root).unwrap_or_default();
-            self.crates.insert(name, CrateState { snapshot, ..Default::default() });
+            let mut state = CrateState::default();
+            // Said once per session, not at every restart.
+            let reported = self.crates.get(&name).map(|c| c.reported_not_hot.clone()).unwrap_or_default();
+            state.reported_not_hot = reported;
+            for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
+                if state.reported_not_hot.insert(id.clone()) {
+                    self.shell.note(format_args!("not hot: `{id}`: {reason}"));
+                }
+            }
+            state.snapshot = snapshot;
+            self.crates.insert(name, state);
         }
         self.shell.status("Running", format_args!("`{}`", host.executable.display()));
         let tx = self.tx.clone();

@@ -149,13 +149,19 @@ pub struct Session {
 impl Session {
     /// Starts `cargo hotreload run ARGS` in the fixture and waits until it watches.
     pub fn start(fixture: &Fixture, args: &[&str]) -> Session {
-        let session = Session::spawn(fixture, args);
+        Session::start_with_env(fixture, args, &[])
+    }
+
+    /// [`Session::start`] with extra environment variables (the program inherits them).
+    pub fn start_with_env(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
+        let session = Session::spawn(fixture, args, env);
         session.wait_stderr("Watching", STARTUP);
         session
     }
 
-    pub fn spawn(fixture: &Fixture, args: &[&str]) -> Session {
+    pub fn spawn(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+            .envs(env.iter().copied())
             .arg("hotreload")
             .arg("run")
             .args(args)
@@ -209,6 +215,20 @@ impl Session {
             }
         }
         self.stderr.all()[from - 1].clone()
+    }
+
+    /// Closes the program's stdin (the fixtures exit then) and waits for the tool to
+    /// exit; returns its exit code.
+    pub fn close_stdin_and_wait(&mut self, timeout: Duration) -> Option<i32> {
+        self.stdin.take();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.fail("cargo hotreload did not exit")
     }
 
     /// Asserts how many tool output lines contain `needle`.

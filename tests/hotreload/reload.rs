@@ -59,9 +59,10 @@ fn added_functions_are_called_and_removed_ones_keep_working() {
 fn an_edit_in_a_lower_crate_is_seen_through_the_upper_one() {
     let fx = Fixture::new("layered");
     let s = Session::start(&fx, &["-p", "app"]);
-    s.wait_stdout("show=upper(1)", RELOAD);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
     fx.replace("lower/src/lib.rs", "    1\n", "    2\n");
-    s.wait_stdout("show=upper(2)", RELOAD);
+    // `upper` turns on `lower`'s `big` feature; the patch is built with it too.
+    s.wait_stdout("show=upper(2) size=big", RELOAD);
     // Patch the upper crate: its library carries its own copy of `lower`, whose slots
     // must point at the newest `lower`, not at the copy.
     fx.replace("upper/src/lib.rs", "upper({})", "UPPER({})");
@@ -71,7 +72,20 @@ fn an_edit_in_a_lower_crate_is_seen_through_the_upper_one() {
     // Both changed in one save: built in dependency order.
     fx.replace("lower/src/lib.rs", "    3\n", "    4\n");
     fx.replace("upper/src/lib.rs", "UPPER({})", "Upper({})");
-    s.wait_stdout("show=Upper(4)", RELOAD);
+    s.wait_stdout("show=Upper(4) size=big", RELOAD);
+    assert_eq!(s.stdout.count(|l| l.contains("small")), 0);
+}
+
+#[test]
+fn at_safepoints_patches_apply_where_the_program_says() {
+    let fx = Fixture::new("basic");
+    let s = Session::start_with_env(&fx, &["-p", "app"], &[("FIXTURE_SAFEPOINTS", "1")]);
+    s.wait_stdout("score=6 ptr=6 ", RELOAD);
+    assert!(s.last_stdout().ends_with("safepoints=0"), "{}", s.last_stdout());
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    let line = s.wait_stdout("score=30 ptr=30", RELOAD);
+    assert!(line.ends_with("safepoints=1"), "{line}");
+    s.wait_stderr("Reloaded logic", RELOAD);
 }
 
 #[test]

@@ -217,3 +217,13 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     drop(app.stdin.take());
     app.wait().unwrap();
 }
+
+#[test]
+fn with_exit_with_app_the_tool_exits_with_the_program() {
+    let fx = Fixture::new("basic");
+    let mut s = Session::start(&fx, &["-p", "app", "--exit-with-app"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    // The fixture exits with status 0 when its stdin closes.
+    assert_eq!(s.close_stdin_and_wait(RELOAD), Some(0));
+    s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
+}
