@@ -74,26 +74,32 @@ fn main() {
 
     // The same edits, as a bare cargo rustc of a cdylib in a target dir of its own.
     let bare_target = target.join("bare");
-    let bare = |edit: Option<(&str, &str)>| -> Duration {
+    let bare = |edit: Option<(&str, &str)>, hot_flags: bool| -> Duration {
         if let Some((from, to)) = edit {
             let src = std::fs::read_to_string(&lib).unwrap();
             std::fs::write(&lib, src.replace(from, to)).unwrap();
         }
         let start = Instant::now();
-        let status = Command::new(env!("CARGO"))
-            .args(["rustc", "-q", "-p", "logic", "--lib", "--crate-type", "cdylib", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &bare_target)
-            .status()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["rustc", "-q", "-p", "logic", "--lib", "--crate-type", "cdylib", "--manifest-path"]).arg(&manifest);
+        if hot_flags {
+            // The code our patch builds compile: `#[hot]` in its hot form.
+            cmd.env("RUSTFLAGS", "--cfg hotreload --cfg hotreload_patch")
+                .env("CARGO_TARGET_DIR", bare_target.join("hot"));
+        } else {
+            cmd.env("CARGO_TARGET_DIR", &bare_target);
+        }
+        let status = cmd.status().unwrap();
         assert!(status.success());
         start.elapsed()
     };
-    bare(None);
-    let mut bare_times = Vec::new();
+    bare(None, false);
+    bare(None, true);
+    let (mut bare_times, mut bare_hot_times) = (Vec::new(), Vec::new());
     for i in 1..=edits {
         let (from, to) = (format!("\"{previous}, {{name}}!\""), format!("\"Bare{i}, {{name}}!\""));
-        bare_times.push(bare(Some((&from, &to))));
+        bare_times.push(bare(Some((&from, &to)), false));
+        bare_hot_times.push(bare(None, true));
         previous = format!("Bare{i}");
     }
 
@@ -114,9 +120,10 @@ fn main() {
     report("  load (dlopen)", column(&|r| r.1[3]));
     report("  switch slots", column(&|r| r.1[4]));
     let bare = report("bare cargo rustc --crate-type cdylib", bare_times.iter().map(|d| ms(*d)).collect());
+    let bare_hot = report("  the same, with the hot cfgs", bare_hot_times.iter().map(|d| ms(*d)).collect());
     println!();
     println!("our overhead (all but the patch build): {:.1} ms median", total - build);
-    println!("save → new code / bare cdylib build: {:.2}", total / bare);
+    println!("save → new code / bare cdylib build: {:.2} (same flags: {:.2})", total / bare, total / bare_hot);
 }
 
 /// One edit: save → seen, and the tool's timing split [wait, build, diff, load, switch].

@@ -92,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
     pub target_dir: Option<PathBuf>,
     /// Milliseconds to wait for a burst of saves to end.
-    #[arg(long, value_name = "MS", default_value_t = 25)]
+    #[arg(long, value_name = "MS", default_value_t = 15)]
     pub debounce: u64,
     /// Arguments for the program.
     #[arg(last = true, value_name = "ARGS")]
