@@ -28,6 +28,34 @@ pub struct HotreloadArgs {
 pub enum Command {
     /// Build and run a binary, and reload its hot crates when their sources change.
     Run(RunArgs),
+    /// Show or set which crates reload: off, explicit (aimported only) or all (0, 1, 2).
+    Mode {
+        /// `off`, `explicit` or `all` (also `0`, `1`, `2`); none prints the current mode.
+        value: Option<String>,
+    },
+    /// Rebuild and apply every changed hot crate once, whatever the mode.
+    Now,
+    /// List, mark (`aimport logic`) or skip (`aimport -logic`) hot crates; `-a, b` mixes.
+    Aimport {
+        /// Crate names, `-NAME` to skip, separated by commas or spaces.
+        #[arg(allow_hyphen_values = true, value_name = "CRATES")]
+        crates: Vec<String>,
+    },
+    /// Show the running session: program, mode, each hot crate and its last reload.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+}
+
+/// `status --format`
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Human,
+    /// For tools and editors.
+    Json,
 }
 
 /// Options every subcommand takes.
@@ -45,6 +73,9 @@ pub struct GlobalArgs {
     /// Path to the workspace's (or a member's) Cargo.toml.
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Directory for hot builds and sessions (default: `<target-dir>/hotreload`).
+    #[arg(long, global = true, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
+    pub target_dir: Option<PathBuf>,
 }
 
 /// `--color`
@@ -88,9 +119,18 @@ pub struct RunArgs {
     /// Exit when the program exits, with its exit code.
     #[arg(long)]
     pub exit_with_app: bool,
-    /// Directory for hot builds (default: `<target-dir>/hotreload`).
-    #[arg(long, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
-    pub target_dir: Option<PathBuf>,
+    /// Which crates reload: off, explicit, all (or 0, 1, 2) [default: from Cargo.toml, else all].
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Print `Reloading 'crate'.` for each reload.
+    #[arg(long)]
+    pub print: bool,
+    /// Emit `Reloading 'crate'.` through the `log` facade at info.
+    #[arg(long)]
+    pub log: bool,
+    /// Do not show the compiler's errors when a patch fails to build.
+    #[arg(long)]
+    pub hide_errors: bool,
     /// Milliseconds to wait for a burst of saves to end.
     #[arg(long, value_name = "MS", default_value_t = 15)]
     pub debounce: u64,
@@ -135,7 +175,7 @@ mod tests {
             "--flag",
         ])
         .unwrap();
-        let Command::Run(run) = args.command;
+        let Command::Run(run) = args.command else { panic!("parsed as run") };
         assert_eq!(run.package.as_deref(), Some("app"));
         assert!(run.release);
         assert_eq!(run.features, ["a,b"]);

@@ -119,7 +119,7 @@ pub fn build_host(
     }
     let mut executable = None;
     let mut built = HashMap::new();
-    run(cmd, shell, false, |message| {
+    run(cmd, shell, Forward::Everything, |message| {
         if let Message::CompilerArtifact(artifact) = message {
             if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
                 built.insert(artifact.target.name.clone(), artifact.features.clone());
@@ -145,7 +145,14 @@ pub struct PatchBuild {
 }
 
 /// `cargo rustc --crate-type cdylib` of one hot library with the program's features.
-pub fn build_patch(profile: &Profile, package: &str, features: &[String], shell: &Shell) -> Result<PatchBuild> {
+/// `hide_diagnostics` drops rustc's output (`run --hide-errors`).
+pub fn build_patch(
+    profile: &Profile,
+    package: &str,
+    features: &[String],
+    shell: &Shell,
+    hide_diagnostics: bool,
+) -> Result<PatchBuild> {
     let mut cmd = cargo(profile, &profile.patch_dir(), &[CFG_HOT, CFG_PATCH], shell, "rustc");
     cmd.args(["--package", package, "--lib", "--crate-type", "cdylib", "--no-default-features"]);
     if !features.is_empty() {
@@ -153,7 +160,8 @@ pub fn build_patch(profile: &Profile, package: &str, features: &[String], shell:
     }
     // The selected package is the only one built as a cdylib.
     let mut built = None;
-    run(cmd, shell, true, |message| {
+    let mode = if hide_diagnostics { Forward::Nothing } else { Forward::Diagnostics };
+    run(cmd, shell, mode, |message| {
         if let Message::CompilerArtifact(artifact) = message {
             for file in &artifact.filenames {
                 if file.extension() == Some(std::env::consts::DLL_EXTENSION) {
@@ -199,9 +207,22 @@ fn rustflags(cfgs: &[&str]) -> String {
     flags.join("\u{1f}")
 }
 
-/// Runs cargo, passing its stderr through (cargo's status lines only with `-vv` for
-/// patch builds) and JSON messages from stdout to `on_message`.
-fn run(mut cmd: Command, shell: &Shell, patch: bool, mut on_message: impl FnMut(Message)) -> Result<()> {
+/// Which of cargo's stderr to pass on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    /// Status lines and diagnostics, with a progress bar on a terminal (program builds).
+    Everything,
+    /// Diagnostics only; status lines with `-vv` (patch builds).
+    Diagnostics,
+    /// Nothing (`--hide-errors`).
+    Nothing,
+}
+
+/// Runs cargo, passing its stderr through as `forward` says and JSON messages from
+/// stdout to `on_message`.
+fn run(mut cmd: Command, shell: &Shell, forward: Forward, mut on_message: impl FnMut(Message)) -> Result<()> {
+    let patch = forward != Forward::Everything;
+    let hide_all = forward == Forward::Nothing;
     if shell.verbosity() >= Verbosity::VeryVerbose {
         shell.status("Running", format_args!("{cmd:?}"));
     }
@@ -219,7 +240,7 @@ fn run(mut cmd: Command, shell: &Shell, patch: bool, mut on_message: impl FnMut(
     let forward = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let status = is_status_line(&line);
-            if status && (quiet || !show_status) {
+            if hide_all || status && (quiet || !show_status) {
                 continue;
             }
             match &bar {

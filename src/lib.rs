@@ -16,15 +16,19 @@
 //! | the running program itself | [`app`] |
 //! | all of it, in a loop | [`run`] |
 //!
+//! Beside the pipeline: [`settings`] (mode, aimport marks, kept in `Cargo.toml`) and
+//! [`control`] (`mode`, `now`, `aimport`, `status` talking to a running session).
 //! Status output in cargo's style lives in [`shell`].
 
 pub mod app;
 pub mod cli;
 pub mod compile;
+pub mod control;
 pub mod diff;
 pub mod library;
 pub mod run;
 pub mod session;
+pub mod settings;
 pub mod shell;
 pub mod source;
 pub mod watch;
@@ -38,6 +42,10 @@ pub fn main() -> i32 {
     let shell = shell::Shell::new(&args.global);
     let result = match args.command {
         cli::Command::Run(run) => run::run(&args.global, &run, &shell),
+        cli::Command::Mode { value } => control::mode(&args.global, value.as_deref(), &shell),
+        cli::Command::Now => control::now(&args.global, &shell),
+        cli::Command::Aimport { crates } => control::aimport(&args.global, &crates, &shell),
+        cli::Command::Status { format } => control::status(&args.global, format, &shell),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 //! a private session directory, and the agent refuses any path outside it.
 
 use anyhow::{bail, Context, Result};
+use hotreload_protocol::control::ControlRequest;
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo};
 use hotreload_protocol::peer::{self, PeerCredentials};
 use hotreload_protocol::{ENV_SESSION_DIR, ENV_SOCKET, PROTOCOL_VERSION};
@@ -46,6 +47,13 @@ pub enum Incoming {
         /// Connection number.
         conn: u64,
     },
+    /// A control client's request; answer on `writer`.
+    Control {
+        /// What it asks.
+        request: ControlRequest,
+        /// Where to answer.
+        writer: UnixStream,
+    },
     /// A connection was refused: wrong user, malformed hello, wrong protocol.
     Rejected {
         /// Why.
@@ -58,13 +66,51 @@ pub struct Session {
     dir: PathBuf,
     socket: PathBuf,
     loaded_inodes: HashSet<(u64, u64)>,
+    record: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// Where a workspace's running session can be found, for the control commands.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// The session's (the tool's) process id.
+    pub pid: u32,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// The workspace it runs.
+    pub workspace: PathBuf,
+}
+
+/// `<target_dir>/sessions/<hash of the workspace root>`: one session per workspace,
+/// even when workspaces share a target directory.
+fn session_key(target_dir: &Path, workspace: &Path) -> PathBuf {
+    let root = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
+    let hash = hotreload_protocol::record::fnv1a(root.as_os_str().as_encoded_bytes());
+    target_dir.join("sessions").join(format!("{hash:016x}"))
+}
+
+/// The running session of `workspace`, if there is one.
+pub fn find(target_dir: &Path, workspace: &Path) -> Option<SessionRecord> {
+    let key = session_key(target_dir, workspace);
+    let text = std::fs::read_to_string(key.with_extension("json")).ok()?;
+    let record: SessionRecord = serde_json::from_str(&text).ok()?;
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(record.pid as libc::pid_t, 0) } == 0;
+    (alive && record.socket.exists()).then_some(record)
 }
 
 impl Session {
     /// Creates the session directory under `target_dir` and the socket, and starts
     /// accepting connections; everything they deliver goes to `send`.
-    pub fn open(target_dir: &Path, send: impl Fn(Incoming) + Send + Sync + Clone + 'static) -> Result<Session> {
+    pub fn open(
+        target_dir: &Path,
+        workspace: &Path,
+        send: impl Fn(Incoming) + Send + Sync + Clone + 'static,
+    ) -> Result<Session> {
         let pid = std::process::id();
+        let key = session_key(target_dir, workspace);
+        std::fs::create_dir_all(key.parent().expect("has a parent"))?;
+        let lock = lock_session(&key, workspace)?;
         let dir = target_dir.join(format!("session-{pid}"));
         std::fs::create_dir_all(target_dir).with_context(|| format!("failed to create {}", target_dir.display()))?;
         let _ = std::fs::remove_dir_all(&dir);
@@ -77,7 +123,10 @@ impl Session {
             UnixListener::bind(&socket).with_context(|| format!("failed to listen on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
         std::thread::Builder::new().name("hotreload-accept".into()).spawn(move || accept(listener, send))?;
-        Ok(Session { dir, socket, loaded_inodes: HashSet::new() })
+        let record = key.with_extension("json");
+        let entry = SessionRecord { pid, socket: socket.clone(), workspace: workspace.to_path_buf() };
+        std::fs::write(&record, serde_json::to_vec(&entry)?)?;
+        Ok(Session { dir, socket, loaded_inodes: HashSet::new(), record, _lock: lock })
     }
 
     /// The variables that tell the program where its session is.
@@ -125,8 +174,35 @@ impl Session {
     }
 }
 
+/// Holds the workspace's session lock for as long as the session runs: two sessions
+/// must never patch one workspace's program.
+fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(key.with_extension("lock"))
+        .context("failed to open the session lock")?;
+    // SAFETY: flock on an open fd has no memory-safety preconditions.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let other = std::fs::read_to_string(key.with_extension("json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<SessionRecord>(&t).ok())
+            .map(|r| format!(" (pid {})", r.pid))
+            .unwrap_or_default();
+        bail!(
+            "another `cargo hotreload run`{other} is already running for {}; stop it first, \
+             or steer it with `cargo hotreload mode|aimport|now|status`",
+            workspace.display()
+        );
+    }
+    Ok(file)
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.record);
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -180,7 +256,15 @@ fn serve(conn: u64, stream: UnixStream, send: impl Fn(Incoming)) {
         return;
     };
     let mut reader = BufReader::new(stream);
-    match message::read::<AgentMessage>(&mut reader) {
+    let first = match message::read_line(&mut reader) {
+        Ok(Some(line)) => line,
+        Ok(None) => return,
+        Err(e) => return send(reject(e.to_string())),
+    };
+    if let Ok(request) = message::decode::<ControlRequest>(&first) {
+        return send(Incoming::Control { request, writer });
+    }
+    match message::decode::<AgentMessage>(&first).map(Some) {
         Ok(Some(AgentMessage::Hello { protocol, pid, toolchain, functions })) => {
             if protocol != PROTOCOL_VERSION {
                 return send(reject(format!("speaks protocol {protocol}, this tool speaks {PROTOCOL_VERSION}")));

@@ -6,11 +6,13 @@
 //! - [`record`]: the fixed-size [`Record`](record::Record) that every hot function
 //!   exports next to its forwarder, readable from a library file *before* it is loaded;
 //! - [`message`]: the newline-delimited JSON messages on the control socket;
-//! - [`peer`]: who is on the other end of that socket (same user only).
+//! - [`peer`]: who is on the other end of that socket (same user only);
+//! - [`control`]: requests from `cargo hotreload mode|now|aimport|status` to a running session.
 //!
 //! This crate is an implementation detail of `cargo-hotreload`; its API follows the
 //! tool's version, not semver of its own.
 
+pub mod control;
 pub mod message;
 pub mod peer;
 pub mod record;

@@ -137,6 +137,19 @@ impl std::error::Error for ReadError {}
 
 /// Reads one message; `Ok(None)` at a clean end of stream.
 pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<Option<T>, ReadError> {
+    match read_line(reader)? {
+        Some(line) => decode(&line).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses a line read with [`read_line`].
+pub fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, ReadError> {
+    serde_json::from_slice(line).map_err(ReadError::Malformed)
+}
+
+/// Reads one line, at most [`MAX_LINE`] bytes; `Ok(None)` at a clean end of stream.
+pub fn read_line(reader: &mut impl BufRead) -> Result<Option<Vec<u8>>, ReadError> {
     let mut line = Vec::new();
     let mut limited = io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
     let n = limited.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
@@ -150,7 +163,7 @@ pub fn read<T: for<'de> Deserialize<'de>>(reader: &mut impl BufRead) -> Result<O
             ReadError::Io(io::ErrorKind::UnexpectedEof.into())
         });
     }
-    serde_json::from_slice(&line).map(Some).map_err(ReadError::Malformed)
+    Ok(Some(line))
 }
 
 #[cfg(test)]

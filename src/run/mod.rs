@@ -3,23 +3,24 @@
 //! Everything the session knows lives in one `Driver`, and only the loop's thread
 //! touches it; watcher, socket and process threads send [`Event`]s.
 
+mod control;
+mod patch;
+
 use crate::app::{self, App};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::compile::{self, BuildFailed, Features, HostBuild, Profile};
-use crate::diff;
-use crate::library::Library;
 use crate::session::{Incoming, Session};
-use crate::shell::{Shell, Verbosity};
+use crate::settings::{self, Settings};
+use crate::shell::Shell;
 use crate::source::{self, Snapshot};
 use crate::watch::{self, Batch};
 use crate::workspace::{Binary, Workspace};
 use anyhow::{Context, Result};
-use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, ToolMessage};
+use patch::Outcome;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 /// What the loop reacts to.
@@ -56,13 +57,24 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     }
     let profile = Profile {
         manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
-        target_dir: args.target_dir.clone().unwrap_or_else(|| ws.target_dir.join("hotreload")),
+        target_dir: hot_target_dir(global, &ws),
         release: args.release,
     };
+    let root_manifest = ws.root.join("Cargo.toml");
+    let mut settings = Settings::load(&root_manifest)?;
+    if let Some(mode) = &args.mode {
+        settings.mode = hotreload_protocol::control::Mode::parse(mode).with_context(|| {
+            format!("`{mode}` is not a mode; use one of {}", hotreload_protocol::control::Mode::VALUES)
+        })?;
+    }
+    if args.log {
+        log::set_boxed_logger(Box::new(StderrLogger)).ok();
+        log::set_max_level(log::LevelFilter::Info);
+    }
     let (tx, rx) = mpsc::channel();
 
     let session_tx = tx.clone();
-    let session = Session::open(&profile.target_dir, move |incoming| {
+    let session = Session::open(&profile.target_dir, &ws.root, move |incoming| {
         let _ = session_tx.send(Event::Session(incoming));
     })?;
     shell.verbose_status("Listening", format_args!("on {}", session.socket().display()));
@@ -89,7 +101,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         },
     )?;
 
+    let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
     let mut driver = Driver {
+        settings,
+        root_manifest,
+        manifest_rest,
+        output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors },
         shell: shell.clone(),
         features: Features {
             features: args.features.clone(),
@@ -122,6 +139,39 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     driver.event_loop(args.exit_with_app)
 }
 
+/// `--target-dir`, or `<cargo's target dir>/hotreload`.
+pub fn hot_target_dir(global: &GlobalArgs, ws: &Workspace) -> PathBuf {
+    global.target_dir.clone().unwrap_or_else(|| ws.target_dir.join("hotreload"))
+}
+
+/// `--log`: the tool's reload lines through the `log` facade, printed at info.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            anstream::eprintln!("[{} hotreload] {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// IPython's output flags.
+#[derive(Clone, Copy, Debug, Default)]
+struct Output {
+    /// `--print`: `Reloading 'logic'.`
+    print: bool,
+    /// `--log`: the same through `log` at info.
+    log: bool,
+    /// `--hide-errors`: no diagnostics for failed patch builds.
+    hide_errors: bool,
+}
+
 /// What the session knows of one hot crate.
 #[derive(Default)]
 struct CrateState {
@@ -136,6 +186,12 @@ struct CrateState {
     failed: Option<u64>,
     /// Functions reported as not hot, so each is reported once.
     reported_not_hot: BTreeSet<String>,
+    /// Content hash of the sources last built successfully.
+    built: Option<u64>,
+    /// The last patch attempt and when it ended.
+    last: Option<(Outcome, Instant)>,
+    /// Save → applied times of recent reloads, in milliseconds.
+    recent_ms: VecDeque<u64>,
 }
 
 /// The connected agent.
@@ -147,6 +203,11 @@ struct Agent {
 }
 
 struct Driver {
+    settings: Settings,
+    root_manifest: PathBuf,
+    /// The root manifest without its hotreload settings, to tell their edits apart.
+    manifest_rest: String,
+    output: Output,
     shell: Shell,
     ws: Workspace,
     binary: Binary,
@@ -230,9 +291,12 @@ impl Driver {
         for (name, crate_name, root) in hot {
             let snapshot = source::scan(&crate_name, &root).unwrap_or_default();
             let mut state = CrateState::default();
-            // Said once per session, not at every restart.
-            let reported = self.crates.get(&name).map(|c| c.reported_not_hot.clone()).unwrap_or_default();
-            state.reported_not_hot = reported;
+            // Said once per session, not at every restart; history stays for `status`.
+            if let Some(old) = self.crates.remove(&name) {
+                state.reported_not_hot = old.reported_not_hot;
+                state.last = old.last;
+                state.recent_ms = old.recent_ms;
+            }
             for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
                 if state.reported_not_hot.insert(id.clone()) {
                     self.shell.note(format_args!("not hot: `{id}`: {reason}"));
@@ -282,7 +346,7 @@ impl Driver {
         for name in self.ws.dependency_order(&names) {
             let features = self.features_of(&name);
             let _lock = compile::BuildLock::acquire(&self.profile.target_dir);
-            if let Err(e) = compile::build_patch(&self.profile, &name, &features, &self.shell) {
+            if let Err(e) = compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
                 if e.downcast_ref::<BuildFailed>().is_none() {
                     self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}"));
                 }
@@ -337,6 +401,7 @@ impl Driver {
             Incoming::Rejected { reason } => {
                 self.shell.warn(format_args!("refused a control connection: {reason}"));
             }
+            Incoming::Control { request, writer } => self.on_control(request, writer),
             Incoming::Message { message, .. } => {
                 self.shell.warn(format_args!("unexpected message from the program: {message:?}"));
             }
@@ -346,8 +411,27 @@ impl Driver {
     fn on_change(&mut self, batch: Batch) {
         let mut restart_reasons = Vec::new();
         let mut changed = BTreeSet::new();
+        let mut settings_changed = false;
         for path in &batch.paths {
             let shown = path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string();
+            if *path == self.root_manifest {
+                // Our own `aimport`/`mode` edits, or the user's by hand, change only the
+                // settings: take them. Anything else in it needs a restart.
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let rest = settings::without_settings(&text);
+                if rest == self.manifest_rest {
+                    match Settings::parse(&text) {
+                        Ok(new) if new != self.settings => {
+                            self.settings = new;
+                            settings_changed = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.shell.warn(format_args!("ignored the hotreload settings in {shown}: {e:#}")),
+                    }
+                    continue;
+                }
+                self.manifest_rest = rest;
+            }
             let Some(member) = self.ws.owner_of(path) else {
                 restart_reasons.push(format!("`{shown}` changed"));
                 continue;
@@ -379,13 +463,23 @@ impl Driver {
                 self.shell.warn(format_args!("restart needed: {reason}; run with --restart to restart automatically"));
             }
         }
+        if settings_changed {
+            self.shell.status("Settings", format_args!("mode {}, from {}", self.settings.mode, "Cargo.toml"));
+        }
         self.pending.extend(changed);
-        self.apply_pending(batch.first_event);
+        self.apply_pending(batch.first_event, false);
     }
 
-    fn apply_pending(&mut self, saved: Instant) {
+    /// Builds and applies pending crates in dependency order: those the settings
+    /// enable, or with `force` (`now`) all but the skipped ones.
+    fn apply_pending(&mut self, saved: Instant, force: bool) -> Vec<(String, Outcome)> {
+        let mut outcomes = Vec::new();
         let order = self.ws.dependency_order(&self.pending);
         for name in order {
+            let enabled = if force { !self.settings.skip.contains(&name) } else { self.settings.enabled(&name) };
+            if !enabled {
+                continue;
+            }
             let waiting_on = self
                 .ws
                 .dependencies_of(&name)
@@ -393,249 +487,13 @@ impl Driver {
                 .find(|dep| self.crates.get(dep).is_some_and(|c| c.failed.is_some()));
             if let Some(dep) = waiting_on {
                 self.shell.note(format_args!("`{name}` will be rebuilt once `{dep}` builds again"));
+                outcomes.push((name, Outcome::BuildFailed));
                 continue;
             }
             self.pending.remove(&name);
-            if let Err(e) = self.patch(&name, saved) {
-                self.shell.error(format_args!("{e:#}"));
-            }
+            let outcome = self.patch(&name, saved, force);
+            outcomes.push((name, outcome));
         }
+        outcomes
     }
-
-    /// Source → build → library → diff → message → apply, for one crate.
-    fn patch(&mut self, name: &str, saved: Instant) -> Result<()> {
-        let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else {
-            return Ok(());
-        };
-        let scanned = source::scan(&crate_name, &root);
-        let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
-        let state = self.crates.entry(name.to_string()).or_default();
-        if state.failed == Some(sources_hash) {
-            return Ok(());
-        }
-        let mut edited = None;
-        if let Ok(new) = &scanned {
-            let diff = source::compare(&state.snapshot, new);
-            for (id, reason) in &diff.not_hot {
-                if state.reported_not_hot.insert(id.clone()) {
-                    self.shell.note(format_args!("not hot: `{id}`: {reason}"));
-                }
-            }
-            if !diff.blockers.is_empty() {
-                let reasons: Vec<String> =
-                    diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect();
-                if self.restart {
-                    self.restart(&reasons.join("; "));
-                } else {
-                    for reason in reasons {
-                        self.shell.warn(format_args!(
-                            "restart needed: {reason}; the program keeps running the previous code"
-                        ));
-                    }
-                }
-                return Ok(());
-            }
-            for warning in &diff.warnings {
-                self.shell.warn(warning);
-            }
-            edited = Some(diff.edited);
-        }
-
-        self.shell.status("Compiling", format_args!("{name} (hot patch)"));
-        let build_started = Instant::now();
-        let waited = build_started.saturating_duration_since(saved);
-        let features = self.features_of(name);
-        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
-        let mut build = compile::build_patch(&self.profile, name, &features, &self.shell);
-        if matches!(&build, Ok(b) if b.fresh) {
-            // The sources changed, yet cargo calls the library up to date: another
-            // workspace with the same layout shares this target directory and built
-            // last (cargo hashes path packages by relative path). Make ours newer.
-            let _ = std::fs::File::options()
-                .append(true)
-                .open(&root)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            build = compile::build_patch(&self.profile, name, &features, &self.shell);
-        }
-        let built = match build {
-            Ok(build) => build.library,
-            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
-                self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
-                self.shell
-                    .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        let build_time = build_started.elapsed();
-        let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
-        let placed = self.session.place(&built, &crate_name, generation)?;
-        drop(lock);
-        let diff_started = Instant::now();
-        let library = Library::read(&placed)?;
-        let Some(agent) = &self.agent else {
-            self.shell.warn(format_args!(
-                "`{name}` built, but the program is not connected (does its `main` call `hotreload::init()`?)"
-            ));
-            self.crates.entry(name.to_string()).or_default().failed = None;
-            return Ok(());
-        };
-        let state = self.crates.entry(name.to_string()).or_default();
-        state.failed = None;
-        let patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
-        let diff_time = diff_started.elapsed();
-        if !patch.applicable() {
-            let _ = std::fs::remove_file(&placed);
-            let items: Vec<String> = patch.refused.iter().map(|id| format!("`{id}`")).collect();
-            let reason = format!("{}: signature or type layout changed (restart needed)", items.join(", "));
-            if self.restart {
-                self.restart(&reason);
-            } else {
-                self.shell.warn(format_args!(
-                    "refused to reload `{name}`: {reason}; the program keeps running the previous code"
-                ));
-            }
-            return Ok(());
-        }
-        let toolchain = library.toolchain().context("the library's records disagree on the compiler")?;
-        let functions: Vec<FunctionInfo> = library
-            .functions
-            .iter()
-            .filter(|(id, _)| hotreload_protocol::record::crate_of(id) == crate_name)
-            .map(|(id, r)| FunctionInfo::new(id.clone(), r.signature))
-            .collect();
-        let request = self.next_request;
-        self.next_request += 1;
-        let load =
-            ToolMessage::Load(LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain));
-        let agent = self.agent.as_mut().expect("checked above");
-        agent.writer.write_all(&message::encode(&load)).context("failed to send the patch to the program")?;
-        match self.wait_reply(request)? {
-            AgentMessage::Applied { switched, load_micros, apply_micros, .. } => {
-                let elapsed = saved.elapsed();
-                let agent = self.agent.as_mut().expect("still connected");
-                for (id, record) in &library.functions {
-                    if hotreload_protocol::record::crate_of(id) == crate_name {
-                        agent.known.insert(id.clone(), record.signature);
-                    }
-                }
-                let state = self.crates.entry(name.to_string()).or_default();
-                state.generation = generation;
-                state.current = library
-                    .functions
-                    .keys()
-                    .filter(|id| hotreload_protocol::record::crate_of(id) == crate_name)
-                    .cloned()
-                    .collect();
-                if let Ok(new) = scanned {
-                    state.snapshot = new;
-                }
-                let updated = match &edited {
-                    Some(edited) => patch.updated.iter().filter(|id| edited.contains(*id)).count(),
-                    None => patch.updated.len(),
-                };
-                self.shell.status(
-                    "Reloaded",
-                    format_args!(
-                        "{name}: {updated} updated, {} added, {} removed ({} ms)",
-                        patch.added.len(),
-                        patch.removed.len(),
-                        elapsed.as_millis()
-                    ),
-                );
-                if self.shell.verbosity() >= Verbosity::Verbose {
-                    for id in patch.updated.iter().filter(|id| edited.as_ref().is_none_or(|e| e.contains(*id))) {
-                        self.shell.status("updated", id);
-                    }
-                    for id in &patch.added {
-                        self.shell.status("added", id);
-                    }
-                    for id in &patch.removed {
-                        self.shell.status("removed", format_args!("{id} (existing callers keep the old code)"));
-                    }
-                    self.shell.status(
-                        "Timing",
-                        format_args!(
-                            "wait {} ms, build {} ms, diff {:.1} ms, load {:.1} ms, switch {:.3} ms \
-                             ({switched} slots), generation {generation}",
-                            waited.as_millis(),
-                            build_time.as_millis(),
-                            diff_time.as_secs_f64() * 1e3,
-                            load_micros as f64 / 1e3,
-                            apply_micros as f64 / 1e3,
-                        ),
-                    );
-                }
-            }
-            AgentMessage::Refused { reason, .. } => {
-                self.shell.warn(format_args!(
-                    "the program refused the patch of `{name}`: {reason}; it keeps running the previous code"
-                ));
-            }
-            other => self.shell.warn(format_args!("unexpected answer from the program: {other:?}")),
-        }
-        Ok(())
-    }
-
-    /// Waits for the agent's answer to `request`; other events wait their turn.
-    fn wait_reply(&mut self, request: u64) -> Result<AgentMessage> {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(Event::Session(Incoming::Message { conn, message }))
-                    if self.agent.as_ref().map(|a| a.conn) == Some(conn) =>
-                {
-                    match &message {
-                        AgentMessage::Applied { request: r, .. } | AgentMessage::Refused { request: r, .. }
-                            if *r == request =>
-                        {
-                            return Ok(message)
-                        }
-                        _ => self.shell.warn(format_args!("unexpected message from the program: {message:?}")),
-                    }
-                }
-                Ok(Event::Session(Incoming::Closed { conn })) if self.agent.as_ref().map(|a| a.conn) == Some(conn) => {
-                    self.agent = None;
-                    anyhow::bail!("the program disconnected before applying the patch");
-                }
-                Ok(event @ Event::AppExited { .. }) => {
-                    self.deferred.push_back(event);
-                    anyhow::bail!("the program exited before applying the patch");
-                }
-                Ok(event) => self.deferred.push_back(event),
-                Err(RecvTimeoutError::Timeout) => anyhow::bail!(
-                    "the program did not answer within {}s (is it calling hotreload::safepoint()?)",
-                    REPLY_TIMEOUT.as_secs()
-                ),
-                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("all event sources stopped"),
-            }
-        }
-    }
-}
-
-/// A hash over every `.rs` file below `dir`, names and contents.
-fn sources_hash(dir: &Path) -> u64 {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, files);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.sort();
-    let mut text = Vec::new();
-    for file in files {
-        text.extend_from_slice(file.as_os_str().as_encoded_bytes());
-        text.extend_from_slice(&watch::content_hash(&file).unwrap_or(0).to_le_bytes());
-    }
-    hotreload_protocol::record::fnv1a(&text)
 }

@@ -1,0 +1,215 @@
+//! `cargo hotreload mode|now|aimport|status`: settings saved in the manifest, and
+//! passed on to the running session when there is one.
+
+use crate::cli::{Format, GlobalArgs};
+use crate::run::hot_target_dir;
+use crate::session::{self, SessionRecord};
+use crate::settings::{self, Settings};
+use crate::shell::Shell;
+use crate::workspace::Workspace;
+use anyhow::{bail, Context, Result};
+use hotreload_protocol::control::{ControlReply, ControlRequest, Mode, Status};
+use hotreload_protocol::{message, peer};
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+/// The workspace, its settings, and its running session if any.
+struct Target {
+    ws: Workspace,
+    settings: Settings,
+    session: Option<SessionRecord>,
+}
+
+fn target(global: &GlobalArgs) -> Result<Target> {
+    let ws = Workspace::load(global.manifest_path.as_deref())?;
+    let settings = Settings::load(&ws.root.join("Cargo.toml"))?;
+    let session = session::find(&hot_target_dir(global, &ws), &ws.root);
+    Ok(Target { ws, settings, session })
+}
+
+/// Sends one request to a session and reads its answer.
+fn ask(record: &SessionRecord, request: &ControlRequest) -> Result<ControlReply> {
+    let mut stream = UnixStream::connect(&record.socket)
+        .with_context(|| format!("failed to reach the session at {}", record.socket.display()))?;
+    // The session must be ours as much as we must be its user.
+    peer::check_same_user(&stream).context("the session's socket belongs to another user")?;
+    stream.write_all(&message::encode(request))?;
+    let mut reader = BufReader::new(stream);
+    message::read::<ControlReply>(&mut reader)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .context("the session closed the connection without answering")
+}
+
+/// Saves settings and tells the running session; prints what happened.
+fn apply(t: &Target, settings: &Settings, shell: &Shell) -> Result<()> {
+    settings.save(&t.ws.root.join("Cargo.toml"))?;
+    match &t.session {
+        Some(record) => {
+            let request = ControlRequest::Settings {
+                mode: settings.mode,
+                reload: settings.reload.iter().cloned().collect(),
+                skip: settings.skip.iter().cloned().collect(),
+            };
+            if let ControlReply::Done { lines, .. } = ask(record, &request)? {
+                for line in lines {
+                    shell.note(line);
+                }
+            }
+        }
+        None => shell.note("no `cargo hotreload run` session is running; the next one starts with this setting"),
+    }
+    Ok(())
+}
+
+/// `cargo hotreload mode [VALUE]`
+pub fn mode(global: &GlobalArgs, value: Option<&str>, shell: &Shell) -> Result<i32> {
+    let t = target(global)?;
+    let Some(value) = value else {
+        // The live session's mode can differ from the saved one (`run --mode`).
+        let mode = match &t.session {
+            Some(record) => match ask(record, &ControlRequest::Status)? {
+                ControlReply::Status(status) => status.mode,
+                _ => t.settings.mode,
+            },
+            None => t.settings.mode,
+        };
+        println!("{mode}");
+        return Ok(0);
+    };
+    let Some(mode) = Mode::parse(value) else {
+        bail!("`{value}` is not a mode; use one of {}", Mode::VALUES);
+    };
+    let mut settings = t.settings.clone();
+    settings.mode = mode;
+    apply(&t, &settings, shell)?;
+    shell.status("Mode", mode);
+    Ok(0)
+}
+
+/// `cargo hotreload aimport [CRATES]`
+pub fn aimport(global: &GlobalArgs, crates: &[String], shell: &Shell) -> Result<i32> {
+    let t = target(global)?;
+    let marks = settings::parse_aimport(crates)?;
+    if marks.is_empty() {
+        print!("{}", t.settings.listing());
+        return Ok(0);
+    }
+    let hot: Vec<String> = t.ws.hot().map(|m| m.name.clone()).collect();
+    let mut resolved = Vec::new();
+    for mark in marks {
+        let name = mark.name().to_string();
+        let member =
+            t.ws.members
+                .values()
+                .find(|m| m.name == name || m.lib.as_ref().is_some_and(|(c, _)| *c == name.replace('-', "_")));
+        let Some(member) = member.filter(|m| m.lib.is_some()) else {
+            bail!(
+                "`{name}` is not a library crate of this workspace; its hot crates are: {}",
+                if hot.is_empty() { "none".to_string() } else { hot.join(", ") }
+            );
+        };
+        if !member.hot {
+            bail!(
+                "`{}` does not use hotreload; to make it hot, add `hotreload` to its [dependencies] \
+                 and put #[hotreload::hot] on the functions or impl blocks to reload",
+                member.name
+            );
+        }
+        resolved.push(match mark {
+            settings::Mark::Reload(_) => settings::Mark::Reload(member.name.clone()),
+            settings::Mark::Skip(_) => settings::Mark::Skip(member.name.clone()),
+        });
+    }
+    let mut settings = t.settings.clone();
+    settings.mark(&resolved);
+    apply(&t, &settings, shell)?;
+    print!("{}", settings.listing());
+    Ok(0)
+}
+
+/// `cargo hotreload now`
+pub fn now(global: &GlobalArgs, shell: &Shell) -> Result<i32> {
+    let t = target(global)?;
+    let Some(record) = &t.session else {
+        bail!("no `cargo hotreload run` session is running for {}", t.ws.root.display());
+    };
+    match ask(record, &ControlRequest::Now)? {
+        ControlReply::Done { ok, lines } => {
+            for line in &lines {
+                if ok {
+                    shell.status("Reload", line);
+                } else {
+                    shell.error(line);
+                }
+            }
+            Ok(if ok { 0 } else { 1 })
+        }
+        other => bail!("unexpected answer from the session: {other:?}"),
+    }
+}
+
+/// `cargo hotreload status`
+pub fn status(global: &GlobalArgs, format: Format, shell: &Shell) -> Result<i32> {
+    let t = target(global)?;
+    let Some(record) = &t.session else {
+        match format {
+            Format::Json => println!("{}", serde_json::json!({ "running": false, "mode": t.settings.mode })),
+            Format::Human => {
+                shell.note(format_args!("no `cargo hotreload run` session is running for {}", t.ws.root.display()));
+                println!("mode: {} (saved)", t.settings.mode);
+            }
+        }
+        return Ok(1);
+    };
+    let ControlReply::Status(status) = ask(record, &ControlRequest::Status)? else {
+        bail!("unexpected answer from the session");
+    };
+    match format {
+        Format::Json => {
+            let mut value = serde_json::to_value(&status)?;
+            value["running"] = true.into();
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Format::Human => print!("{}", human(&status)),
+    }
+    Ok(0)
+}
+
+fn human(s: &Status) -> String {
+    let mut out = format!("session: pid {}\n", s.session_pid);
+    match (s.app_pid, s.app_uptime_secs) {
+        (Some(pid), Some(up)) => out += &format!("program: pid {pid}, up {}\n", duration(up)),
+        _ => out += "program: not running\n",
+    }
+    out += &format!("mode:    {}\n\n", s.mode);
+    out += &format!("{:<20} {:<7} {:>4}  {:<8} {}\n", "crate", "mark", "gen", "pending", "last reload");
+    for c in &s.crates {
+        let last = match (&c.last_result, c.last_secs_ago) {
+            (Some(word), Some(ago)) => {
+                let detail = c.last_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                format!("{word}{detail}, {} ago", duration(ago))
+            }
+            _ => "-".into(),
+        };
+        out += &format!(
+            "{:<20} {:<7} {:>4}  {:<8} {last}\n",
+            c.name,
+            c.mark,
+            c.generation,
+            if c.pending { "yes" } else { "no" }
+        );
+        if !c.recent_ms.is_empty() {
+            let times: Vec<String> = c.recent_ms.iter().map(|ms| format!("{ms} ms")).collect();
+            out += &format!("{:<20} save → applied: {}\n", "", times.join(", "));
+        }
+    }
+    out
+}
+
+fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 60.0 => format!("{s:.0}s"),
+        s if s < 3600.0 => format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
+        s => format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64),
+    }
+}

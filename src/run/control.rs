@@ -1,0 +1,99 @@
+//! Requests from `cargo hotreload mode|aimport|now|status` to the running session.
+
+use super::{Driver, Event};
+use crate::session::Incoming;
+use crate::settings::Settings;
+use hotreload_protocol::control::{ControlReply, ControlRequest, CrateStatus, Status};
+use hotreload_protocol::message;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+impl Driver {
+    pub(super) fn on_control(&mut self, request: ControlRequest, mut writer: UnixStream) {
+        match request {
+            ControlRequest::Settings { .. } => {
+                let lines = self.take_settings(request);
+                let _ = writer.write_all(&message::encode(&ControlReply::Done { ok: true, lines }));
+                // A crate just enabled (unskipped, marked, or mode back on) gets its
+                // waiting change now.
+                self.apply_pending(Instant::now(), false);
+            }
+            ControlRequest::Now => {
+                let outcomes = self.apply_pending(Instant::now(), true);
+                let ok = outcomes.iter().all(|(_, o)| o.ok());
+                let mut lines: Vec<String> = outcomes
+                    .iter()
+                    .map(|(name, outcome)| match outcome.describe() {
+                        (word, Some(detail)) => format!("{name}: {word} ({detail})"),
+                        (word, None) => format!("{name}: {word}"),
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    lines.push("nothing to reload: no hot crate changed".into());
+                }
+                let _ = writer.write_all(&message::encode(&ControlReply::Done { ok, lines }));
+            }
+            ControlRequest::Status => {
+                let _ = writer.write_all(&message::encode(&ControlReply::Status(self.status())));
+            }
+            other => {
+                let lines = vec![format!("this session does not understand {other:?}")];
+                let _ = writer.write_all(&message::encode(&ControlReply::Done { ok: false, lines }));
+            }
+        }
+    }
+
+    fn take_settings(&mut self, request: ControlRequest) -> Vec<String> {
+        let ControlRequest::Settings { mode, reload, skip } = request else { return Vec::new() };
+        self.settings = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
+        self.shell.status("Settings", format_args!("mode {mode}, from `cargo hotreload`"));
+        vec![format!("the running session (pid {}) now uses mode {mode}", std::process::id())]
+    }
+
+    /// Takes settings changes that arrived while a patch was built, so a crate skipped
+    /// meanwhile (or mode `off`) is not applied; other events wait their turn.
+    pub(super) fn absorb_settings(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                Event::Session(Incoming::Control {
+                    request: request @ ControlRequest::Settings { .. },
+                    mut writer,
+                }) => {
+                    let lines = self.take_settings(request);
+                    let _ = writer.write_all(&message::encode(&ControlReply::Done { ok: true, lines }));
+                }
+                other => self.deferred.push_back(other),
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let mut status = Status::new(std::process::id(), self.settings.mode);
+        if let Some(app) = &self.app {
+            status.app_pid = Some(app.pid());
+            status.app_uptime_secs = Some(app.uptime().as_secs_f64());
+        }
+        for (name, state) in &self.crates {
+            let mark = if self.settings.skip.contains(name) {
+                "skip"
+            } else if self.settings.reload.contains(name) {
+                "reload"
+            } else {
+                "-"
+            };
+            let mut c = CrateStatus::new(name.clone(), mark);
+            c.generation = state.generation;
+            c.pending = self.pending.contains(name);
+            if let Some((outcome, at)) = &state.last {
+                let (word, detail) = outcome.describe();
+                c.last_result = Some(word.to_string());
+                c.last_detail = detail;
+                c.last_secs_ago = Some(at.elapsed().as_secs_f64());
+            }
+            c.recent_ms = state.recent_ms.iter().copied().collect();
+            status.crates.push(c);
+        }
+        status
+    }
+}

@@ -1,0 +1,331 @@
+//! One crate's way from a change to new code: source → build → library → diff →
+//! message → apply.
+
+use super::{Driver, Event, REPLY_TIMEOUT};
+use crate::compile::{self, BuildFailed};
+use crate::diff;
+use crate::library::Library;
+use crate::session::Incoming;
+use crate::shell::Verbosity;
+use crate::source;
+use crate::watch;
+use anyhow::{Context, Result};
+use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, ToolMessage};
+use hotreload_protocol::record::crate_of;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Instant;
+
+/// How a patch attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// The program runs the new code; save → applied in milliseconds.
+    Applied(u64),
+    /// Not applied, and why (a restart is needed, or the program said no).
+    Refused(String),
+    /// rustc failed; its diagnostics were shown.
+    BuildFailed,
+    /// Sources unchanged since they last failed to build: nothing done.
+    StillFailing,
+    /// The settings changed while it was built: not applied, still pending.
+    Disabled,
+    /// Something else went wrong.
+    Error(String),
+}
+
+impl Outcome {
+    /// Whether `now` counts it as success.
+    pub(super) fn ok(&self) -> bool {
+        matches!(self, Outcome::Applied(_) | Outcome::Disabled)
+    }
+
+    /// For `status`: a short word and a detail.
+    pub(super) fn describe(&self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Applied(ms) => ("applied", Some(format!("{ms} ms after the save"))),
+            Outcome::Refused(why) => ("refused", Some(why.clone())),
+            Outcome::BuildFailed | Outcome::StillFailing => ("build failed", None),
+            Outcome::Disabled => ("not applied", Some("reloading was turned off meanwhile".into())),
+            Outcome::Error(e) => ("error", Some(e.clone())),
+        }
+    }
+}
+
+impl Driver {
+    /// Builds and applies `name`'s patch (`force`: whatever the mode, as `now` does).
+    pub(super) fn patch(&mut self, name: &str, saved: Instant, force: bool) -> Outcome {
+        let outcome = match self.try_patch(name, saved, force) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.shell.error(format_args!("{e:#}"));
+                Outcome::Error(format!("{e:#}"))
+            }
+        };
+        if outcome != Outcome::StillFailing {
+            let state = self.crates.entry(name.to_string()).or_default();
+            state.last = Some((outcome.clone(), Instant::now()));
+            if let Outcome::Applied(ms) = outcome {
+                state.recent_ms.push_back(ms);
+                if state.recent_ms.len() > 10 {
+                    state.recent_ms.pop_front();
+                }
+            }
+        }
+        outcome
+    }
+
+    fn try_patch(&mut self, name: &str, saved: Instant, force: bool) -> Result<Outcome> {
+        let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else {
+            return Ok(Outcome::Error(format!("`{name}` has no library")));
+        };
+        let scanned = source::scan(&crate_name, &root);
+        let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
+        let state = self.crates.entry(name.to_string()).or_default();
+        if state.failed == Some(sources_hash) {
+            return Ok(Outcome::StillFailing);
+        }
+        let mut edited = None;
+        if let Ok(new) = &scanned {
+            let diff = source::compare(&state.snapshot, new);
+            for (id, reason) in &diff.not_hot {
+                if state.reported_not_hot.insert(id.clone()) {
+                    self.shell.note(format_args!("not hot: `{id}`: {reason}"));
+                }
+            }
+            if !diff.blockers.is_empty() {
+                let reasons: Vec<String> =
+                    diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect();
+                return Ok(self.refuse_or_restart(name, reasons));
+            }
+            for warning in &diff.warnings {
+                self.shell.warn(warning);
+            }
+            edited = Some(diff.edited);
+        }
+
+        self.shell.status("Compiling", format_args!("{name} (hot patch)"));
+        let build_started = Instant::now();
+        let waited = build_started.saturating_duration_since(saved);
+        let features = self.features_of(name);
+        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
+        let quiet = self.output.hide_errors;
+        let mut build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet);
+        let built_before = self.crates.get(name).and_then(|c| c.built);
+        if matches!(&build, Ok(b) if b.fresh) && built_before != Some(sources_hash) {
+            // The sources changed, yet cargo calls the library up to date: another
+            // workspace with the same layout shares this target directory and built
+            // last (cargo hashes path packages by relative path). Make ours newer.
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(&root)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet);
+        }
+        let built = match build {
+            Ok(build) => build.library,
+            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+                self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
+                if !self.output.hide_errors {
+                    self.shell
+                        .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
+                }
+                return Ok(Outcome::BuildFailed);
+            }
+            Err(e) => return Err(e),
+        };
+        let build_time = build_started.elapsed();
+        let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
+        let placed = self.session.place(&built, &crate_name, generation)?;
+        drop(lock);
+        let state = self.crates.entry(name.to_string()).or_default();
+        state.failed = None;
+        state.built = Some(sources_hash);
+
+        let diff_started = Instant::now();
+        let library = Library::read(&placed)?;
+        let Some(agent) = &self.agent else {
+            let why =
+                format!("`{name}` built, but the program is not connected (does its `main` call `hotreload::init()`?)");
+            self.shell.warn(&why);
+            return Ok(Outcome::Refused(why));
+        };
+        let state = self.crates.entry(name.to_string()).or_default();
+        let patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
+        let diff_time = diff_started.elapsed();
+        if !patch.applicable() {
+            let _ = std::fs::remove_file(&placed);
+            let reasons =
+                patch.refused.iter().map(|id| format!("`{id}`: its signature or a type in it changed")).collect();
+            return Ok(self.refuse_or_restart(name, reasons));
+        }
+        let toolchain = library.toolchain().context("the library's records disagree on the compiler")?;
+
+        // Settings may have changed while it was built: never apply a crate that is
+        // skipped, or any in `off` mode, from then on.
+        self.absorb_settings();
+        if !force && !self.settings.enabled(name) || force && self.settings.skip.contains(name) {
+            self.pending.insert(name.to_string());
+            return Ok(Outcome::Disabled);
+        }
+        self.announce(name);
+
+        let functions: Vec<FunctionInfo> = library
+            .functions
+            .iter()
+            .filter(|(id, _)| crate_of(id) == crate_name)
+            .map(|(id, r)| FunctionInfo::new(id.clone(), r.signature))
+            .collect();
+        let request = self.next_request;
+        self.next_request += 1;
+        let load =
+            ToolMessage::Load(LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain));
+        let agent = self.agent.as_mut().expect("checked above");
+        agent.writer.write_all(&message::encode(&load)).context("failed to send the patch to the program")?;
+        match self.wait_reply(request)? {
+            AgentMessage::Applied { switched, load_micros, apply_micros, .. } => {
+                let elapsed = saved.elapsed();
+                let agent = self.agent.as_mut().expect("still connected");
+                for (id, record) in &library.functions {
+                    if crate_of(id) == crate_name {
+                        agent.known.insert(id.clone(), record.signature);
+                    }
+                }
+                let state = self.crates.entry(name.to_string()).or_default();
+                state.generation = generation;
+                state.current = library.functions.keys().filter(|id| crate_of(id) == crate_name).cloned().collect();
+                if let Ok(new) = scanned {
+                    state.snapshot = new;
+                }
+                let updated = match &edited {
+                    Some(edited) => patch.updated.iter().filter(|id| edited.contains(*id)).count(),
+                    None => patch.updated.len(),
+                };
+                self.shell.status(
+                    "Reloaded",
+                    format_args!(
+                        "{name}: {updated} updated, {} added, {} removed ({} ms)",
+                        patch.added.len(),
+                        patch.removed.len(),
+                        elapsed.as_millis()
+                    ),
+                );
+                if self.shell.verbosity() >= Verbosity::Verbose {
+                    for id in patch.updated.iter().filter(|id| edited.as_ref().is_none_or(|e| e.contains(*id))) {
+                        self.shell.status("updated", id);
+                    }
+                    for id in &patch.added {
+                        self.shell.status("added", id);
+                    }
+                    for id in &patch.removed {
+                        self.shell.status("removed", format_args!("{id} (existing callers keep the old code)"));
+                    }
+                    self.shell.status(
+                        "Timing",
+                        format_args!(
+                            "wait {} ms, build {} ms, diff {:.1} ms, load {:.1} ms, switch {:.3} ms \
+                             ({switched} slots), generation {generation}",
+                            waited.as_millis(),
+                            build_time.as_millis(),
+                            diff_time.as_secs_f64() * 1e3,
+                            load_micros as f64 / 1e3,
+                            apply_micros as f64 / 1e3,
+                        ),
+                    );
+                }
+                Ok(Outcome::Applied(elapsed.as_millis() as u64))
+            }
+            AgentMessage::Refused { reason, .. } => {
+                self.shell.warn(format_args!(
+                    "the program refused the patch of `{name}`: {reason}; it keeps running the previous code"
+                ));
+                Ok(Outcome::Refused(reason))
+            }
+            other => Ok(Outcome::Error(format!("unexpected answer from the program: {other:?}"))),
+        }
+    }
+
+    /// A change the program cannot take: restart with `--restart`, else say so.
+    fn refuse_or_restart(&mut self, name: &str, reasons: Vec<String>) -> Outcome {
+        let why = reasons.join("; ");
+        if self.restart {
+            self.restart(&why);
+            return Outcome::Refused(format!("restarted: {why}"));
+        }
+        for reason in &reasons {
+            self.shell.warn(format_args!("restart needed: {reason}; the program keeps running the previous code"));
+        }
+        let _ = name;
+        Outcome::Refused(format!("restart needed: {why}"))
+    }
+
+    /// IPython's `--print` and `--log`: one line per reload.
+    fn announce(&self, name: &str) {
+        if self.output.print {
+            anstream::eprintln!("Reloading '{name}'.");
+        }
+        if self.output.log {
+            log::info!("Reloading '{name}'.");
+        }
+    }
+
+    /// Waits for the agent's answer to `request`; other events wait their turn.
+    fn wait_reply(&mut self, request: u64) -> Result<AgentMessage> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Event::Session(Incoming::Message { conn, message }))
+                    if self.agent.as_ref().map(|a| a.conn) == Some(conn) =>
+                {
+                    match &message {
+                        AgentMessage::Applied { request: r, .. } | AgentMessage::Refused { request: r, .. }
+                            if *r == request =>
+                        {
+                            return Ok(message)
+                        }
+                        _ => self.shell.warn(format_args!("unexpected message from the program: {message:?}")),
+                    }
+                }
+                Ok(Event::Session(Incoming::Closed { conn })) if self.agent.as_ref().map(|a| a.conn) == Some(conn) => {
+                    self.agent = None;
+                    anyhow::bail!("the program disconnected before applying the patch");
+                }
+                Ok(event @ Event::AppExited { .. }) => {
+                    self.deferred.push_back(event);
+                    anyhow::bail!("the program exited before applying the patch");
+                }
+                Ok(event) => self.deferred.push_back(event),
+                Err(RecvTimeoutError::Timeout) => anyhow::bail!(
+                    "the program did not answer within {}s (is it calling hotreload::safepoint()?)",
+                    REPLY_TIMEOUT.as_secs()
+                ),
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("all event sources stopped"),
+            }
+        }
+    }
+}
+
+/// A hash over every `.rs` file below `dir`, names and contents.
+fn sources_hash(dir: &Path) -> u64 {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut text = Vec::new();
+    for file in files {
+        text.extend_from_slice(file.as_os_str().as_encoded_bytes());
+        text.extend_from_slice(&watch::content_hash(&file).unwrap_or(0).to_le_bytes());
+    }
+    hotreload_protocol::record::fnv1a(&text)
+}

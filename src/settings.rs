@@ -1,0 +1,239 @@
+//! The session's reload settings — mode, crates to reload, crates to skip — kept in the
+//! workspace's `Cargo.toml` where a user can read and commit them:
+//!
+//! ```toml
+//! [workspace.metadata.hotreload]   # or [package.metadata.hotreload] without a [workspace]
+//! mode = "explicit"
+//! reload = ["logic"]
+//! skip = ["render"]
+//! ```
+//!
+//! Edited with `toml_edit`, so the rest of the file keeps its formatting and comments.
+
+use anyhow::{bail, Context, Result};
+use hotreload_protocol::control::Mode;
+use std::collections::BTreeSet;
+use std::path::Path;
+use toml_edit::{DocumentMut, Item, Table};
+
+/// Which hot crates reload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `off`, `explicit` or `all`.
+    pub mode: Mode,
+    /// Crates marked with `aimport NAME` (package names).
+    pub reload: BTreeSet<String>,
+    /// Crates skipped with `aimport -NAME`.
+    pub skip: BTreeSet<String>,
+}
+
+/// One item of an `aimport` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// `NAME`: reload it (in `explicit` mode), and stop skipping it.
+    Reload(String),
+    /// `-NAME`: never reload it.
+    Skip(String),
+}
+
+impl Mark {
+    /// The crate named.
+    pub fn name(&self) -> &str {
+        match self {
+            Mark::Reload(n) | Mark::Skip(n) => n,
+        }
+    }
+}
+
+/// Parses `aimport` arguments as IPython does: `a, b` marks both, `-a, b` skips one and
+/// marks the other; commas and spaces both separate.
+pub fn parse_aimport(args: &[String]) -> Result<Vec<Mark>> {
+    let line = args.join(" ");
+    let mut marks = Vec::new();
+    for token in line.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()) {
+        match token.strip_prefix('-') {
+            Some("") => bail!("`-` must be followed by a crate name, as in `-logic`"),
+            Some(name) => marks.push(Mark::Skip(name.to_string())),
+            None => marks.push(Mark::Reload(token.to_string())),
+        }
+    }
+    Ok(marks)
+}
+
+impl Settings {
+    /// Whether changes to `name` are applied without `now`.
+    pub fn enabled(&self, name: &str) -> bool {
+        match self.mode {
+            Mode::Off => false,
+            Mode::Explicit => self.reload.contains(name) && !self.skip.contains(name),
+            Mode::All => !self.skip.contains(name),
+        }
+    }
+
+    /// Applies `aimport` marks.
+    pub fn mark(&mut self, marks: &[Mark]) {
+        for mark in marks {
+            match mark {
+                Mark::Reload(name) => {
+                    self.skip.remove(name);
+                    self.reload.insert(name.clone());
+                }
+                Mark::Skip(name) => {
+                    self.reload.remove(name);
+                    self.skip.insert(name.clone());
+                }
+            }
+        }
+    }
+
+    /// IPython's `%aimport` listing: what reloads, then what is skipped.
+    pub fn listing(&self) -> String {
+        let reload = match self.mode {
+            Mode::All => "all-except-skipped".to_string(),
+            Mode::Off => "none (mode is off)".to_string(),
+            Mode::Explicit => self.reload.iter().cloned().collect::<Vec<_>>().join(" "),
+        };
+        let skip = self.skip.iter().cloned().collect::<Vec<_>>().join(" ");
+        format!("Crates to reload:\n{reload}\n\nCrates to skip:\n{skip}\n")
+    }
+
+    /// Reads the settings from a manifest; defaults where it has none.
+    pub fn load(manifest: &Path) -> Result<Settings> {
+        let text =
+            std::fs::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
+        Settings::parse(&text).with_context(|| format!("in {}", manifest.display()))
+    }
+
+    /// Reads the settings from a manifest's text.
+    pub fn parse(text: &str) -> Result<Settings> {
+        let doc: DocumentMut = text.parse().context("not valid TOML")?;
+        let mut settings = Settings::default();
+        let Some(table) = table_of(&doc) else { return Ok(settings) };
+        if let Some(mode) = table.get("mode") {
+            let text = mode.as_str().map(str::to_string).or_else(|| mode.as_integer().map(|n| n.to_string()));
+            settings.mode = text
+                .as_deref()
+                .and_then(Mode::parse)
+                .with_context(|| format!("`hotreload.mode` must be one of {}", Mode::VALUES))?;
+        }
+        for (key, set) in [("reload", &mut settings.reload), ("skip", &mut settings.skip)] {
+            if let Some(item) = table.get(key) {
+                let array =
+                    item.as_array().with_context(|| format!("`hotreload.{key}` must be a list of crate names"))?;
+                for value in array {
+                    set.insert(value.as_str().context("crate names are strings")?.to_string());
+                }
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Writes the settings into the manifest, keeping everything else as it was.
+    pub fn save(&self, manifest: &Path) -> Result<()> {
+        let text =
+            std::fs::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
+        let updated = self.render_into(&text)?;
+        if updated != text {
+            std::fs::write(manifest, updated).with_context(|| format!("failed to write {}", manifest.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The manifest text with these settings in it.
+    pub fn render_into(&self, text: &str) -> Result<String> {
+        let mut doc: DocumentMut = text.parse().context("the manifest is not valid TOML")?;
+        let top = if doc.contains_table("workspace") { "workspace" } else { "package" };
+        let root = doc.as_table_mut().entry(top).or_insert_with(|| Item::Table(Table::new()));
+        let root = root.as_table_mut().context("`workspace`/`package` is not a table")?;
+        let metadata = root.entry("metadata").or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        let metadata = metadata.as_table_mut().context("`metadata` is not a table")?;
+        let table = metadata.entry("hotreload").or_insert_with(|| Item::Table(Table::new()));
+        let table = table.as_table_mut().context("`metadata.hotreload` is not a table")?;
+        table["mode"] = toml_edit::value(self.mode.as_str());
+        for (key, set) in [("reload", &self.reload), ("skip", &self.skip)] {
+            let array: toml_edit::Array = set.iter().map(String::as_str).collect();
+            table[key] = toml_edit::value(array);
+        }
+        Ok(doc.to_string())
+    }
+}
+
+/// The manifest without its hotreload settings: a change outside them needs a restart.
+pub fn without_settings(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<DocumentMut>() else { return text.to_string() };
+    for top in ["workspace", "package"] {
+        if let Some(meta) = doc.get_mut(top).and_then(|t| t.get_mut("metadata")).and_then(Item::as_table_like_mut) {
+            meta.remove("hotreload");
+        }
+    }
+    doc.to_string()
+}
+
+fn table_of(doc: &DocumentMut) -> Option<&dyn toml_edit::TableLike> {
+    ["workspace", "package"].iter().find_map(|top| doc.get(top)?.get("metadata")?.get("hotreload")?.as_table_like())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn aimport_lines_mix_marks_and_skips() {
+        assert_eq!(
+            parse_aimport(&names(&["-os,", "math"])).unwrap(),
+            [Mark::Skip("os".into()), Mark::Reload("math".into())]
+        );
+        assert_eq!(
+            parse_aimport(&names(&["logic,", "physics"])).unwrap(),
+            [Mark::Reload("logic".into()), Mark::Reload("physics".into())]
+        );
+        assert_eq!(parse_aimport(&names(&["-a,b"])).unwrap(), [Mark::Skip("a".into()), Mark::Reload("b".into())]);
+        assert!(parse_aimport(&names(&["-"])).is_err());
+        assert!(parse_aimport(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn marks_and_modes_decide_what_reloads() {
+        let mut s = Settings::default();
+        assert!(s.enabled("a"));
+        s.mark(&[Mark::Skip("a".into())]);
+        assert!(!s.enabled("a") && s.enabled("b"));
+        s.mode = Mode::Explicit;
+        assert!(!s.enabled("b"));
+        s.mark(&[Mark::Reload("a".into())]);
+        assert!(s.enabled("a") && !s.skip.contains("a"));
+        s.mode = Mode::Off;
+        assert!(!s.enabled("a"));
+        assert_eq!(
+            Settings { mode: Mode::Explicit, reload: ["x".into()].into(), skip: ["y".into()].into() }.listing(),
+            "Crates to reload:\nx\n\nCrates to skip:\ny\n"
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_and_keep_the_rest_of_the_file() {
+        let manifest =
+            "# my workspace\n[workspace]\nmembers = [\"a\"]  # the members\n\n[workspace.dependencies]\nx = \"1\"\n";
+        let settings = Settings { mode: Mode::Explicit, reload: ["a".into()].into(), skip: ["b".into()].into() };
+        let written = settings.render_into(manifest).unwrap();
+        assert!(written.starts_with(manifest), "{written}");
+        assert!(written.contains("[workspace.metadata.hotreload]"), "{written}");
+        assert_eq!(Settings::parse(&written).unwrap(), settings);
+        assert_eq!(without_settings(&written).trim_end(), without_settings(manifest).trim_end());
+        // Without a [workspace] table, the package's metadata.
+        let package = "[package]\nname = \"p\"\nversion = \"0.1.0\"\n";
+        let written = Settings::default().render_into(package).unwrap();
+        assert!(written.contains("[package.metadata.hotreload]"), "{written}");
+        assert_eq!(Settings::parse(&written).unwrap(), Settings::default());
+        assert!(Settings::parse("[workspace.metadata.hotreload]\nmode = \"sometimes\"\n").is_err());
+        assert_eq!(Settings::parse("[workspace.metadata.hotreload]\nmode = 1\n").unwrap().mode, Mode::Explicit);
+    }
+}
