@@ -99,6 +99,31 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// What a one-shot `cargo hotreload ...` printed.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cargo hotreload ARGS` to completion in the fixture (the control commands).
+pub fn hotreload(fixture: &Fixture, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+        .arg("hotreload")
+        .args(args)
+        .current_dir(&fixture.root)
+        .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
+        .env("CARGO_TERM_COLOR", "never")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo-hotreload runs");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Lines a child wrote, as they arrive.
 #[derive(Clone, Default)]
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
@@ -236,6 +261,14 @@ impl Session {
         let count = self.stderr.count(|l| l.contains(needle));
         if count != n {
             self.fail(&format!("cargo hotreload printed {needle:?} {count} times, not {n}"));
+        }
+    }
+
+    /// Asserts that no new tool output line containing `needle` appears for `quiet`.
+    pub fn assert_no_stderr_for(&self, needle: &str, quiet: Duration) {
+        let from = self.stderr.all().len();
+        if let Some((_, line)) = self.stderr.wait(from, quiet, |l| l.contains(needle)) {
+            self.fail(&format!("cargo hotreload printed {line:?}, and should not have"));
         }
     }
 

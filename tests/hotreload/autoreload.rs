@@ -1,0 +1,224 @@
+//! IPython's autoreload test-suite, in our terms: modes, `aimport` marks and skips,
+//! `now`, errors reported once, output flags, settings that outlive a session.
+
+use crate::harness::{hotreload, Fixture, Session, RELOAD};
+use std::time::Duration;
+
+/// Long enough for a patch that should not happen to have happened.
+const QUIET: Duration = Duration::from_secs(3);
+
+#[test]
+fn mode_names_numbers_and_mistakes() {
+    let fx = Fixture::new("multi");
+    for (given, shown) in [("1", "explicit"), ("ALL", "all"), ("0", "off"), ("Explicit", "explicit"), ("2", "all")] {
+        let out = hotreload(&fx, &["mode", given]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stderr.contains("no `cargo hotreload run` session is running"), "{}", out.stderr);
+        assert_eq!(hotreload(&fx, &["mode"]).stdout.trim(), shown);
+    }
+    for bad in ["4", "complete", "expilcit"] {
+        let out = hotreload(&fx, &["mode", bad]);
+        assert_eq!(out.code, Some(1));
+        assert!(out.stderr.contains("is not a mode; use one of off, explicit, all (or 0, 1, 2)"), "{}", out.stderr);
+    }
+    // Saved where a user can read it, the rest of the manifest as it was.
+    let manifest = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+    assert!(manifest.starts_with("# Two independent hot crates"), "{manifest}");
+    assert!(manifest.contains("[workspace.metadata.hotreload]\nmode = \"all\""), "{manifest}");
+}
+
+#[test]
+fn aimport_marks_skips_and_lists_like_ipython() {
+    let fx = Fixture::new("multi");
+    let out = hotreload(&fx, &["aimport"]);
+    assert_eq!(out.stdout, "Crates to reload:\nall-except-skipped\n\nCrates to skip:\n\n");
+    let out = hotreload(&fx, &["aimport", "-alpha,", "beta"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    hotreload(&fx, &["mode", "explicit"]);
+    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nbeta\n\nCrates to skip:\nalpha\n");
+    hotreload(&fx, &["aimport", "alpha", "-beta"]);
+    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha\n\nCrates to skip:\nbeta\n");
+    let out = hotreload(&fx, &["aimport", "nosuch"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("`nosuch` is not a library crate of this workspace; its hot crates are: alpha, beta"),
+        "{}",
+        out.stderr
+    );
+    let out = hotreload(&fx, &["aimport", "gamma"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("add `hotreload` to its [dependencies]"), "{}", out.stderr);
+}
+
+#[test]
+fn explicit_mode_reloads_only_aimported_crates_even_when_set_before_the_session() {
+    let fx = Fixture::new("multi");
+    // Settings made while no session runs are honoured by the next run.
+    assert_eq!(hotreload(&fx, &["mode", "explicit"]).code, Some(0));
+    assert_eq!(hotreload(&fx, &["aimport", "alpha"]).code, Some(0));
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 beta=beta-0", RELOAD);
+    fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 beta=beta-0", RELOAD);
+    s.assert_no_stderr_for("Reloaded beta", QUIET);
+    s.assert_stderr_count("Reloaded beta", 0);
+    assert!(s.last_stdout().contains("beta=beta-0"));
+    // Marking it applies the change that waited.
+    assert_eq!(hotreload(&fx, &["aimport", "beta"]).code, Some(0));
+    s.wait_stdout("alpha=alpha-1 beta=beta-1", RELOAD);
+}
+
+#[test]
+fn a_skipped_crate_waits_while_others_reload_and_unskipping_applies_it() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 beta=beta-0", RELOAD);
+    let out = hotreload(&fx, &["aimport", "-beta"]);
+    assert!(out.stderr.contains("the running session"), "{}", out.stderr);
+    fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 beta=beta-0", RELOAD);
+    s.assert_no_stderr_for("Reloaded beta", QUIET);
+    s.assert_stderr_count("Reloaded beta", 0);
+    // The session took the manifest edit as settings, not as a reason to restart.
+    s.assert_stderr_count("restart needed", 0);
+    hotreload(&fx, &["aimport", "beta"]);
+    s.wait_stdout("alpha=alpha-1 beta=beta-1", RELOAD);
+}
+
+#[test]
+fn off_then_now_applies_exactly_once_and_all_resumes() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    assert_eq!(hotreload(&fx, &["mode", "off"]).code, Some(0));
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.assert_no_stderr_for("Compiling alpha (hot patch)", QUIET);
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("alpha: applied"), "{}", out.stderr);
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+    // Nothing pending: `now` says so, and reloads nothing more.
+    let out = hotreload(&fx, &["now"]);
+    assert!(out.stderr.contains("nothing to reload"), "{}", out.stderr);
+    s.assert_stderr_count("Reloaded alpha", 1);
+    // Still off for the next save; `all` resumes and applies it.
+    fx.replace("alpha/src/lib.rs", "alpha-1", "alpha-2");
+    s.assert_no_stderr_for("Compiling alpha (hot patch)", QUIET);
+    assert_eq!(hotreload(&fx, &["mode", "all"]).code, Some(0));
+    s.wait_stdout("alpha=alpha-2 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-2", "alpha-3");
+    s.wait_stdout("alpha=alpha-3 ", RELOAD);
+}
+
+#[test]
+fn now_fails_loudly_when_a_crate_does_not_build() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--mode", "off"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "\"alpha-0\"", "alpha-0");
+    fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
+    s.assert_no_stderr_for("(hot patch)", QUIET);
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("alpha: build failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("beta: applied"), "{}", out.stderr);
+    s.wait_stdout("beta=beta-1", RELOAD);
+    let out = hotreload(&fx, &["now"]);
+    assert!(out.stderr.contains("nothing to reload") || out.code == Some(1), "{}", out.stderr);
+}
+
+#[test]
+fn a_broken_edit_is_reported_once_across_unrelated_saves() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "\"alpha-0\"", "alpha-0");
+    s.wait_stderr("could not compile `alpha`", RELOAD);
+    for i in 1..=3 {
+        fx.replace("beta/src/lib.rs", &format!("beta-{}", i - 1), &format!("beta-{i}"));
+        s.wait_stdout(&format!("beta=beta-{i}"), RELOAD);
+    }
+    s.assert_stderr_count("could not compile `alpha`;", 1);
+    s.assert_stderr_count("error[E0425]", 1);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "\"alpha-fixed\"");
+    s.wait_stdout("alpha=alpha-fixed beta=beta-3", RELOAD);
+}
+
+#[test]
+fn deleting_a_source_file_is_a_build_error_like_any_other() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("extra=7", RELOAD);
+    let extra = std::fs::read_to_string(fx.path("alpha/src/extra.rs")).unwrap();
+    std::fs::remove_file(fx.path("alpha/src/extra.rs")).unwrap();
+    s.wait_stderr("could not compile `alpha`", RELOAD);
+    std::fs::write(fx.path("alpha/src/extra.rs"), extra.replace('7', "8")).unwrap();
+    s.wait_stdout("extra=8", RELOAD);
+}
+
+#[test]
+fn print_and_log_announce_each_reload() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--print", "--log"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+    s.wait_stderr("Reloading 'alpha'.", RELOAD);
+    s.wait_stderr("[INFO hotreload] Reloading 'alpha'.", RELOAD);
+}
+
+#[test]
+fn hide_errors_keeps_compiler_output_out() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--hide-errors"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "\"alpha-0\"", "alpha-0");
+    fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
+    s.wait_stdout("beta=beta-1", RELOAD);
+    s.assert_no_stderr_for("error", QUIET);
+    let status = hotreload(&fx, &["status"]);
+    assert!(status.stdout.contains("build failed"), "{}", status.stdout);
+}
+
+#[test]
+fn status_reports_the_running_session() {
+    let fx = Fixture::new("multi");
+    let out = hotreload(&fx, &["status"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("no `cargo hotreload run` session is running"), "{}", out.stderr);
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+    s.wait_stderr("Reloaded alpha", RELOAD);
+    let out = hotreload(&fx, &["status", "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["running"], true);
+    assert_eq!(json["mode"], "all");
+    assert!(json["app_pid"].as_u64().is_some());
+    let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap();
+    assert_eq!(alpha["generation"], 1);
+    assert_eq!(alpha["last_result"], "applied");
+    assert_eq!(alpha["recent_ms"].as_array().unwrap().len(), 1);
+    let beta = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "beta").unwrap();
+    assert_eq!(beta["generation"], 0);
+    let human = hotreload(&fx, &["status"]).stdout;
+    assert!(human.contains("program: pid") && human.contains("mode:    all"), "{human}");
+    assert!(human.contains("save → applied"), "{human}");
+}
+
+#[test]
+fn a_second_session_on_the_same_workspace_refuses_to_start() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    let second = hotreload(&fx, &["run", "-p", "app"]);
+    assert_eq!(second.code, Some(1));
+    assert!(second.stderr.contains("is already running for"), "{}", second.stderr);
+    // The first one is untouched.
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+}
