@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// Which crates reload: off, explicit, all (or 0, 1, 2) [default: from Cargo.toml, else all].
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
+    /// Still build changes that are not applied (mode off, skipped or unmarked crates),
+    /// to report compile errors; they are applied later by `now` or another mode.
+    #[arg(long)]
+    pub check: bool,
     /// Print `Reloading 'crate'.` for each reload.
     #[arg(long)]
     pub print: bool,

@@ -106,7 +106,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         settings,
         root_manifest,
         manifest_rest,
-        output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors },
+        output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
         shell: shell.clone(),
         features: Features {
             features: args.features.clone(),
@@ -170,6 +170,8 @@ struct Output {
     log: bool,
     /// `--hide-errors`: no diagnostics for failed patch builds.
     hide_errors: bool,
+    /// `--check`: build changes that are not applied, to report errors.
+    check: bool,
 }
 
 /// What the session knows of one hot crate.
@@ -188,6 +190,8 @@ struct CrateState {
     reported_not_hot: BTreeSet<String>,
     /// Content hash of the sources last built successfully.
     built: Option<u64>,
+    /// Content hash of the sources last checked with `--check`.
+    checked: Option<u64>,
     /// The last patch attempt and when it ended.
     last: Option<(Outcome, Instant)>,
     /// Save → applied times of recent reloads, in milliseconds.
@@ -478,6 +482,9 @@ impl Driver {
         for name in order {
             let enabled = if force { !self.settings.skip.contains(&name) } else { self.settings.enabled(&name) };
             if !enabled {
+                if self.output.check && !force {
+                    self.check(&name);
+                }
                 continue;
             }
             let waiting_on = self

@@ -245,6 +245,30 @@ impl Driver {
         }
     }
 
+    /// `--check`: builds a change that is not applied, once per content, to report
+    /// compile errors early. The crate stays pending.
+    pub(super) fn check(&mut self, name: &str) {
+        let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
+        let state = self.crates.entry(name.to_string()).or_default();
+        if state.checked == Some(sources_hash) || state.failed == Some(sources_hash) {
+            return;
+        }
+        state.checked = Some(sources_hash);
+        self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
+        let features = self.features_of(name);
+        let Ok(_lock) = compile::BuildLock::acquire(&self.profile.target_dir) else { return };
+        match compile::build_patch(&self.profile, name, &features, &self.shell, self.output.hide_errors) {
+            Ok(_) => self.crates.entry(name.to_string()).or_default().built = Some(sources_hash),
+            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+                self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
+                if !self.output.hide_errors {
+                    self.shell.error(format_args!("could not compile `{name}`"));
+                }
+            }
+            Err(e) => self.shell.error(format_args!("{e:#}")),
+        }
+    }
+
     /// A change the program cannot take: restart with `--restart`, else say so.
     fn refuse_or_restart(&mut self, name: &str, reasons: Vec<String>) -> Outcome {
         let why = reasons.join("; ");

@@ -222,3 +222,17 @@ fn a_second_session_on_the_same_workspace_refuses_to_start() {
     fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
     s.wait_stdout("alpha=alpha-1 ", RELOAD);
 }
+
+#[test]
+fn with_check_changes_that_are_not_applied_are_still_compiled() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--mode", "off", "--check"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "\"alpha-0\"", "alpha-0");
+    s.wait_stderr("could not compile `alpha`", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "\"alpha-1\"");
+    s.wait_stderr_nth("Checking alpha (not applied: mode off)", 2, RELOAD);
+    s.assert_no_stderr_for("Reloaded", QUIET);
+    assert_eq!(hotreload(&fx, &["now"]).code, Some(0));
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+}
