@@ -156,6 +156,23 @@ impl Session {
         Ok(placed)
     }
 
+    /// Keeps the library a build of this session just wrote, as `lib<crate>-latest`:
+    /// the file cargo wrote is shared by every workspace using the target directory
+    /// (a cdylib's name carries no hash), so a later "fresh" build must not trust it.
+    pub fn keep_latest(&mut self, built: &Path, crate_name: &str) -> Result<PathBuf> {
+        let kept = self.latest(crate_name);
+        let _ = std::fs::remove_file(&kept);
+        if std::fs::hard_link(built, &kept).is_err() {
+            std::fs::copy(built, &kept).with_context(|| format!("failed to copy {}", built.display()))?;
+        }
+        Ok(kept)
+    }
+
+    /// Where [`Session::keep_latest`] keeps a crate's library.
+    pub fn latest(&self, crate_name: &str) -> PathBuf {
+        self.dir.join(format!("lib{crate_name}-latest.{}", std::env::consts::DLL_EXTENSION))
+    }
+
     /// Puts a built library into the session directory under a name of its own, as a
     /// file no generation loaded before: the dynamic loader returns the old handle for
     /// a file it has mapped already. A hard link when the build wrote a new file,

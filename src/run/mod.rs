@@ -300,6 +300,7 @@ impl Driver {
                 state.reported_not_hot = old.reported_not_hot;
                 state.last = old.last;
                 state.recent_ms = old.recent_ms;
+                state.built = old.built;
             }
             for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
                 if state.reported_not_hot.insert(id.clone()) {
@@ -349,11 +350,19 @@ impl Driver {
         let started = Instant::now();
         for name in self.ws.dependency_order(&names) {
             let features = self.features_of(&name);
+            let Some((crate_name, _)) = self.ws.members.get(&name).and_then(|m| m.lib.clone()) else { continue };
+            let sources = patch::sources_hash(&self.ws.members[&name].dir.join("src"));
             let _lock = compile::BuildLock::acquire(&self.profile.target_dir);
-            if let Err(e) = compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
-                if e.downcast_ref::<BuildFailed>().is_none() {
-                    self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}"));
+            match compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
+                // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
+                Ok(build) if !build.fresh => {
+                    if self.session.keep_latest(&build.library, &crate_name).is_ok() {
+                        self.crates.entry(name.clone()).or_default().built = Some(sources);
+                    }
                 }
+                Ok(_) => {}
+                Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {}
+                Err(e) => self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}")),
             }
         }
         self.shell.status(

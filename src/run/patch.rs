@@ -107,23 +107,10 @@ impl Driver {
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         let build_started = Instant::now();
         let waited = build_started.saturating_duration_since(saved);
-        let features = self.features_of(name);
         let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
         let quiet = self.output.hide_errors;
-        let mut build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet);
-        let built_before = self.crates.get(name).and_then(|c| c.built);
-        if matches!(&build, Ok(b) if b.fresh) && built_before != Some(sources_hash) {
-            // The sources changed, yet cargo calls the library up to date: another
-            // workspace with the same layout shares this target directory and built
-            // last (cargo hashes path packages by relative path). Make ours newer.
-            let _ = std::fs::File::options()
-                .append(true)
-                .open(&root)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet);
-        }
-        let built = match build {
-            Ok(build) => build.library,
+        let built = match self.build_library(name, &crate_name, &root, sources_hash, quiet) {
+            Ok(path) => path,
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
                 if !self.output.hide_errors {
@@ -138,9 +125,7 @@ impl Driver {
         let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
         let placed = self.session.place(&built, &crate_name, generation)?;
         drop(lock);
-        let state = self.crates.entry(name.to_string()).or_default();
-        state.failed = None;
-        state.built = Some(sources_hash);
+        self.crates.entry(name.to_string()).or_default().failed = None;
 
         let diff_started = Instant::now();
         let library = Library::read(&placed)?;
@@ -245,6 +230,44 @@ impl Driver {
         }
     }
 
+    /// Builds `name`'s patch library from the current sources; call with the build lock
+    /// held. Returns a file this session's build wrote.
+    fn build_library(
+        &mut self,
+        name: &str,
+        crate_name: &str,
+        root: &Path,
+        sources: u64,
+        quiet: bool,
+    ) -> Result<PathBuf> {
+        let features = self.features_of(name);
+        let build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet)?;
+        let built_before = self.crates.get(name).and_then(|c| c.built);
+        let kept = self.session.latest(crate_name);
+        if build.fresh && built_before == Some(sources) && kept.exists() {
+            return Ok(kept);
+        }
+        let build = if build.fresh {
+            // The sources changed, yet cargo calls the library up to date: another
+            // workspace with the same layout shares this target directory and built
+            // last (cargo hashes path packages by their relative path). Make ours newer.
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(root)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            let again = compile::build_patch(&self.profile, name, &features, &self.shell, quiet)?;
+            if again.fresh {
+                anyhow::bail!("cargo keeps calling `{name}` up to date after its sources changed");
+            }
+            again
+        } else {
+            build
+        };
+        let kept = self.session.keep_latest(&build.library, crate_name)?;
+        self.crates.entry(name.to_string()).or_default().built = Some(sources);
+        Ok(kept)
+    }
+
     /// `--check`: builds a change that is not applied, once per content, to report
     /// compile errors early. The crate stays pending.
     pub(super) fn check(&mut self, name: &str) {
@@ -255,10 +278,10 @@ impl Driver {
         }
         state.checked = Some(sources_hash);
         self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
-        let features = self.features_of(name);
+        let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
         let Ok(_lock) = compile::BuildLock::acquire(&self.profile.target_dir) else { return };
-        match compile::build_patch(&self.profile, name, &features, &self.shell, self.output.hide_errors) {
-            Ok(_) => self.crates.entry(name.to_string()).or_default().built = Some(sources_hash),
+        match self.build_library(name, &crate_name, &root, sources_hash, self.output.hide_errors) {
+            Ok(_) => {}
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
                 if !self.output.hide_errors {
@@ -331,7 +354,7 @@ impl Driver {
 }
 
 /// A hash over every `.rs` file below `dir`, names and contents.
-fn sources_hash(dir: &Path) -> u64 {
+pub(super) fn sources_hash(dir: &Path) -> u64 {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {

@@ -31,6 +31,16 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(name: &str) -> Fixture {
+        Fixture::copy(name, true)
+    }
+
+    /// A copy whose packages keep the fixture's own versions, as two worktrees of one
+    /// repository would: cargo then gives both copies the same artifacts.
+    pub fn twin(name: &str) -> Fixture {
+        Fixture::copy(name, false)
+    }
+
+    fn copy(name: &str, own_version: bool) -> Fixture {
         let dir = tempfile::Builder::new().prefix(&format!("hotreload-{name}-")).tempdir().unwrap();
         let root = dir.path().join(name);
         copy_dir(&repo().join("fixtures").join(name), &root);
@@ -48,7 +58,7 @@ impl Fixture {
             std::process::id(),
             COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        for entry in std::fs::read_dir(&root).unwrap() {
+        for entry in std::fs::read_dir(&root).unwrap().filter(|_| own_version) {
             let member = entry.unwrap().path().join("Cargo.toml");
             if member.is_file() {
                 let text = std::fs::read_to_string(&member).unwrap();

@@ -227,3 +227,32 @@ fn with_exit_with_app_the_tool_exits_with_the_program() {
     assert_eq!(s.close_stdin_and_wait(RELOAD), Some(0));
     s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
 }
+
+/// Two identical worktrees sharing a hot target directory get the same artifacts from
+/// cargo (it hashes path packages by relative path), and a cdylib's file name has no
+/// hash at all: each session must still load only what its own sources built.
+#[test]
+fn twin_workspaces_sharing_a_target_dir_each_load_their_own_code() {
+    let (a, b) = (Fixture::twin("layered"), Fixture::twin("layered"));
+    let sa = Session::start(&a, &["-p", "app", "--mode", "off", "--check"]);
+    let sb = Session::start(&b, &["-p", "app"]);
+    sa.wait_stdout("show=upper(1)", RELOAD);
+    sb.wait_stdout("show=upper(1)", RELOAD);
+    // a's edit is built (`--check`) but waits (mode off), while b's newer edit of the
+    // same crate is built over the same files...
+    a.replace("lower/src/lib.rs", "    1\n", "    2\n");
+    sa.wait_stderr("Checking lower", RELOAD);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    b.replace("lower/src/lib.rs", "    1\n", "    20\n");
+    sb.wait_stdout("show=upper(20)", RELOAD);
+    sb.wait_stderr("Reloaded lower", RELOAD);
+    // ...so for a's build cargo finds the shared artifacts newer than a's sources.
+    let out = crate::harness::hotreload(&a, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    sa.wait_stdout("show=upper(2)", RELOAD);
+    assert_eq!(sa.stdout.count(|l| l.contains("upper(20)")), 0, "a ran b's code: {:?}", sa.stdout.all());
+    // And b keeps its own, too.
+    b.replace("lower/src/lib.rs", "    20\n", "    30\n");
+    sb.wait_stdout("show=upper(30)", RELOAD);
+    assert_eq!(sb.stdout.count(|l| l.contains("upper(2)")), 0, "b ran a's code: {:?}", sb.stdout.all());
+}
