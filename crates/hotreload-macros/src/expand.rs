@@ -224,8 +224,8 @@ fn hot_fn(
                 ::hotreload::__rt::Record::new(#hash, ::hotreload::__rt::TOOLCHAIN);
             static __HOTRELOAD_SLOT: ::hotreload::__rt::Slot =
                 ::hotreload::__rt::Slot::new(__hotreload_forwarder as *const ());
-            #[::hotreload::__rt::linkme::distributed_slice(::hotreload::__rt::HOT_FNS)]
-            #[linkme(crate = ::hotreload::__rt::linkme)]
+            #[used]
+            #[unsafe(link_section = "hotreload_fns")]
             static __HOTRELOAD_ENTRY: ::hotreload::__rt::Entry = ::hotreload::__rt::Entry::new(
                 concat!(module_path!(), #id_tail),
                 &__HOTRELOAD_SLOT,

@@ -184,7 +184,7 @@ fn panics_unwind_to_the_caller_with_their_payload() {
 #[test]
 fn every_hot_function_is_in_the_table_and_generic_ones_are_not() {
     const { assert!(hotreload::__rt::HOT) };
-    let ids: Vec<&str> = hotreload::__rt::HOT_FNS.iter().map(|e| e.id()).collect();
+    let ids: Vec<&str> = hotreload::__rt::hot_fns().iter().map(|e| e.id()).collect();
     for id in [
         "expand::plain",
         "expand::patterns",

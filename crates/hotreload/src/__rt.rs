@@ -4,7 +4,6 @@ use std::any::Any;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub use hotreload_protocol::record::{fnv1a, signature_hash, Record};
-pub use linkme;
 
 /// Hash of the rustc version this crate was built with (see `build.rs`).
 pub const TOOLCHAIN: u64 = const_parse(env!("HOTRELOAD_TOOLCHAIN_HASH"));
@@ -90,8 +89,30 @@ impl Entry {
 }
 
 /// Every hot function linked into this image (the program, or one patch library).
-#[linkme::distributed_slice]
-pub static HOT_FNS: [Entry];
+///
+/// Each `#[hot]` function puts its [`Entry`] in the `hotreload_fns` section; the
+/// linker lays them out back to back (40 bytes, 8-aligned: no padding) and defines
+/// `__start_`/`__stop_` symbols around them in every image it links.
+pub fn hot_fns() -> &'static [Entry] {
+    // SAFETY: the section holds only `Entry` statics (the macro's, and the empty array
+    // below, which makes sure it exists); both symbols lie in this image.
+    unsafe {
+        let start = (&raw const SECTION_START).cast::<Entry>();
+        let stop = (&raw const SECTION_STOP).cast::<Entry>();
+        std::slice::from_raw_parts(start, stop.offset_from(start) as usize)
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "__start_hotreload_fns"]
+    static SECTION_START: u8;
+    #[link_name = "__stop_hotreload_fns"]
+    static SECTION_STOP: u8;
+}
+
+#[used]
+#[unsafe(link_section = "hotreload_fns")]
+static NO_ENTRIES: [Entry; 0] = [];
 
 /// What a forwarder returns: the value, or the panic it caught.
 pub enum Outcome<T> {

@@ -9,7 +9,7 @@
 //!   caller's image to be reported and unwound there;
 //! - it exports its trampoline table and an initialiser for the agent.
 
-use crate::__rt::{Entry, HostApi, Outcome, HOT_FNS, TOOLCHAIN};
+use crate::__rt::{hot_fns, Entry, HostApi, Outcome, TOOLCHAIN};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -101,6 +101,7 @@ pub unsafe extern "C" fn hotreload_v1_patch_init(api: *const HostApi) -> u64 {
 /// `len` must be valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hotreload_v1_patch_table(len: *mut usize) -> *const Entry {
-    unsafe { len.write(HOT_FNS.len()) };
-    HOT_FNS.as_ptr()
+    let table = hot_fns();
+    unsafe { len.write(table.len()) };
+    table.as_ptr()
 }

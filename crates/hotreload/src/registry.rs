@@ -1,7 +1,7 @@
 //! The program's view of every hot function: which forwarder is current, and every
 //! slot (in the program and in loaded patches) that must point at it.
 
-use crate::__rt::{Entry, Record, Slot, HOT_FNS, TOOLCHAIN};
+use crate::__rt::{hot_fns, Entry, Record, Slot, TOOLCHAIN};
 use hotreload_protocol::message::{FunctionInfo, LoadRequest};
 use hotreload_protocol::record::crate_of;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 impl Registry {
     fn from_program() -> Registry {
         let mut fns = HashMap::new();
-        for entry in HOT_FNS.iter() {
+        for entry in hot_fns() {
             fns.insert(
                 entry.id(),
                 FnState { record: *entry.record, current: entry.forwarder, slots: vec![entry.slot] },
