@@ -39,6 +39,9 @@ impl Acc {
 const CALLS: u64 = 50_000_000;
 const ROUNDS: usize = 9;
 
+/// Markdown rows for BENCHMARKS.md.
+static ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn measure(name: &str, mut body: impl FnMut(u64) -> u64) -> f64 {
     let mut per_call: Vec<f64> = (0..ROUNDS)
         .map(|_| {
@@ -53,6 +56,7 @@ fn measure(name: &str, mut body: impl FnMut(u64) -> u64) -> f64 {
         .collect();
     per_call.sort_by(f64::total_cmp);
     let median = per_call[ROUNDS / 2];
+    ROWS.lock().unwrap().push(format!("| {name} | {median:.2} | {:.2} | {:.2} |", per_call[0], per_call[ROUNDS - 1]));
     println!(
         "{name:<32} {median:>6.2} ns/call  (min {:.2}, max {:.2}, {ROUNDS} rounds of {CALLS} calls)",
         per_call[0],
@@ -75,12 +79,23 @@ fn main() {
     let threads: Vec<_> =
         (0..4).map(|t| std::thread::spawn(move || measure(&format!("#[hot] fn, thread {t} of 4"), hot))).collect();
     let parallel: Vec<f64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    println!();
-    println!("trampoline overhead over a direct call: {:+.2} ns/call", trampoline - baseline);
-    println!("hot method vs hot fn: {:+.2} ns/call", method - trampoline);
-    println!("4 threads at once, median of medians: {:.2} ns/call", {
-        let mut p = parallel;
-        p.sort_by(f64::total_cmp);
-        p[2]
-    });
+    let mut parallel = parallel;
+    parallel.sort_by(f64::total_cmp);
+    let summary = format!(
+        "Trampoline overhead over a direct call: {:+.2} ns/call; hot method vs hot fn: {:+.2} ns/call; \
+         4 threads at once on {} cores, median of medians: {:.2} ns/call.",
+        trampoline - baseline,
+        method - trampoline,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        parallel[2]
+    );
+    println!("\n{summary}");
+    let rows = ROWS.lock().unwrap().join("\n");
+    let markdown = format!(
+        "## Calls (`cargo bench --bench calls`, release)\n\n| ns/call | median | min | max |\n|---|---:|---:|---:|\n\
+         {rows}\n\n{summary}\n\n"
+    );
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("calls.md"), markdown).unwrap();
 }

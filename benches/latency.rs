@@ -1,136 +1,371 @@
-//! Save → new code, measured on a real session of the bundled demo.
+//! Save → new code, measured on real sessions of generated crates of several sizes.
 //!
-//! `cargo bench --bench latency` copies `demo/` to a temporary directory, runs
-//! `cargo hotreload run -v` on it, makes ten one-line edits and times each from the
-//! write to the program's first output from the new code. It splits the time with the
-//! tool's own `Timing` line (wait = debounce and source scan, build = `cargo rustc`,
-//! diff, load, switch), then times a bare `cargo rustc --crate-type cdylib` of the same
-//! edits for comparison. Set `LATENCY_EDITS` to change the number of edits.
+//! `cargo bench --bench latency [-- SIZE...]` generates a workspace per size (a hot
+//! library and a program that prints what it returns), runs `cargo hotreload run -v`
+//! on it, makes one-line edits and times each from the write to the program's first
+//! output from the new code. The tool's `Timing` line splits that into wait (debounce
+//! and source scan), build (`cargo rustc`), diff, load and switch. Then it times a bare
+//! `cargo rustc --crate-type cdylib` of the same edits, with and without the hot cfgs.
+//!
+//! Sizes: `small` (~100 lines, 5 hot fns), `mid` (~2,000 lines, 100), `large` (~8,000
+//! lines, 400), and `apply` (1,000 tiny hot fns, for the time to switch them). `mid`
+//! also reloads 100 times and reports the program's memory, threads and descriptors.
+//!
+//! `LATENCY_EDITS` sets the edits per size (10). With `BENCHMARKS_MD=FILE`, the results
+//! (and `calls`' if it ran first, as `cargo bench` does) are written to FILE:
+//! `BENCHMARKS_MD=BENCHMARKS.md cargo bench` regenerates the repository's report.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn main() {
-    let edits: usize = std::env::var("LATENCY_EDITS").ok().and_then(|n| n.parse().ok()).unwrap_or(10);
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let work = tempfile::tempdir().unwrap();
-    let demo = work.path().join("demo");
-    copy_dir(&repo.join("demo"), &demo);
-    let manifest = demo.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let runtime = format!("{:?}", repo.join("crates/hotreload").display().to_string());
-    std::fs::write(&manifest, text.replace("\"../crates/hotreload\"", &runtime)).unwrap();
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latency");
-    let lib = demo.join("logic/src/lib.rs");
-
-    let mut tool = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
-        .args(["hotreload", "run", "-v", "--manifest-path"])
-        .arg(&manifest)
-        .args(["--target-dir"])
-        .arg(&target)
-        .args(["--", "2"])
-        .env("CARGO_TERM_COLOR", "never")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cargo-hotreload starts");
-    let (out_tx, out_rx) = mpsc::channel::<(Instant, String)>();
-    let (err_tx, err_rx) = mpsc::channel::<String>();
-    let stdout = tool.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = out_tx.send((Instant::now(), line));
-        }
-    });
-    let stderr = tool.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = err_tx.send(line);
-        }
-    });
-    wait_for(&err_rx, "Watching", Duration::from_secs(600));
-    wait_out(&out_rx, "Hello, world!", Duration::from_secs(60));
-
-    let mut rows: Vec<Row> = Vec::new();
-    let mut previous = "Hello".to_string();
-    for i in 1..=edits {
-        let word = format!("Hello{i}");
-        std::thread::sleep(Duration::from_millis(300));
-        let src = std::fs::read_to_string(&lib).unwrap();
-        let saved = Instant::now();
-        std::fs::write(&lib, src.replace(&format!("\"{previous}, {{name}}!\""), &format!("\"{word}, {{name}}!\"")))
-            .unwrap();
-        let seen = wait_out(&out_rx, &format!("{word}, world!"), Duration::from_secs(60));
-        let timing = wait_for(&err_rx, "Timing", Duration::from_secs(60));
-        rows.push((seen.duration_since(saved), parse_timing(&timing)));
-        previous = word;
-    }
-    let _ = Command::new("kill").arg(tool.id().to_string()).status();
-    let _ = tool.wait();
-
-    // The same edits, as a bare cargo rustc of a cdylib in a target dir of its own.
-    let bare_target = target.join("bare");
-    let bare = |edit: Option<(&str, &str)>, hot_flags: bool| -> Duration {
-        if let Some((from, to)) = edit {
-            let src = std::fs::read_to_string(&lib).unwrap();
-            std::fs::write(&lib, src.replace(from, to)).unwrap();
-        }
-        let start = Instant::now();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["rustc", "-q", "-p", "logic", "--lib", "--crate-type", "cdylib", "--manifest-path"]).arg(&manifest);
-        if hot_flags {
-            // The code our patch builds compile: `#[hot]` in its hot form.
-            cmd.env("RUSTFLAGS", "--cfg hotreload --cfg hotreload_patch")
-                .env("CARGO_TARGET_DIR", bare_target.join("hot"));
-        } else {
-            cmd.env("CARGO_TARGET_DIR", &bare_target);
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success());
-        start.elapsed()
-    };
-    bare(None, false);
-    bare(None, true);
-    let (mut bare_times, mut bare_hot_times) = (Vec::new(), Vec::new());
-    for i in 1..=edits {
-        let (from, to) = (format!("\"{previous}, {{name}}!\""), format!("\"Bare{i}, {{name}}!\""));
-        bare_times.push(bare(Some((&from, &to)), false));
-        bare_hot_times.push(bare(None, true));
-        previous = format!("Bare{i}");
-    }
-
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let column = |f: &dyn Fn(&Row) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
-    println!("save → new code on the demo, {edits} one-line edits (ms):");
-    println!("{:<34} {:>8} {:>8} {:>8}", "", "median", "p90", "max");
-    let report = |name: &str, mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        let p90 = values[((values.len() as f64 * 0.9).ceil() as usize).saturating_sub(1)];
-        println!("{name:<34} {:>8.1} {:>8.1} {:>8.1}", median(&values), p90, values[values.len() - 1]);
-        median(&values)
-    };
-    let total = report("save → new code seen by the app", column(&|r| ms(r.0)));
-    report("  wait (debounce + source scan)", column(&|r| r.1[0]));
-    let build = report("  cargo rustc (patch build)", column(&|r| r.1[1]));
-    report("  diff (object read + compare)", column(&|r| r.1[2]));
-    report("  load (dlopen)", column(&|r| r.1[3]));
-    report("  switch slots", column(&|r| r.1[4]));
-    let bare = report("bare cargo rustc --crate-type cdylib", bare_times.iter().map(|d| ms(*d)).collect());
-    let bare_hot = report("  the same, with the hot cfgs", bare_hot_times.iter().map(|d| ms(*d)).collect());
-    println!();
-    println!("our overhead (all but the patch build): {:.1} ms median", total - build);
-    println!("save → new code / bare cdylib build: {:.2} (same flags: {:.2})", total / bare, total / bare_hot);
+struct Size {
+    name: &'static str,
+    fns: usize,
+    lines_per_fn: usize,
 }
 
-/// One edit: save → seen, and the tool's timing split [wait, build, diff, load, switch].
-type Row = (Duration, [f64; 5]);
+const SIZES: [Size; 4] = [
+    Size { name: "small", fns: 5, lines_per_fn: 18 },
+    Size { name: "mid", fns: 100, lines_per_fn: 19 },
+    Size { name: "large", fns: 400, lines_per_fn: 19 },
+    Size { name: "apply", fns: 1000, lines_per_fn: 3 },
+];
 
-fn median(sorted: &[f64]) -> f64 {
-    sorted[sorted.len() / 2]
+fn main() {
+    let edits: usize = std::env::var("LATENCY_EDITS").ok().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let results = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-results");
+    std::fs::create_dir_all(&results).unwrap();
+    let mut report = String::new();
+    for size in SIZES.iter().filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name)) {
+        report += &run_size(&repo, size, edits);
+    }
+    std::fs::write(results.join("latency.md"), &report).unwrap();
+    if let Ok(path) = std::env::var("BENCHMARKS_MD") {
+        let calls = std::fs::read_to_string(results.join("calls.md")).unwrap_or_default();
+        let doc = format!("{}{calls}{report}", header());
+        std::fs::write(repo.join(&path), doc).unwrap();
+        println!("wrote {path}");
+    }
+}
+
+fn header() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let rustc =
+        Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    format!(
+        "# Benchmarks\n\nRegenerate with `BENCHMARKS_MD=BENCHMARKS.md cargo bench`. Debug builds unless noted.\n\n\
+         Machine: {cpu}, {cores} cores; {}; {}.\n\n",
+        rustc.unwrap_or_default(),
+        date.unwrap_or_default()
+    )
+}
+
+/// Generates the workspace for a size.
+fn generate(repo: &Path, dir: &Path, size: &Size) {
+    std::fs::create_dir_all(dir.join("app/src")).unwrap();
+    std::fs::create_dir_all(dir.join("gen/src")).unwrap();
+    let runtime = format!("{:?}", repo.join("crates/hotreload").display().to_string());
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[workspace]\nmembers = [\"app\", \"gen\"]\nresolver = \"2\"\n\n[workspace.dependencies]\nhotreload = {{ path = {runtime} }}\n"),
+    )
+    .unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        dir.join("gen/Cargo.toml"),
+        "[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload.workspace = true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload.workspace = true\ngen = { path = \"../gen\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("app/src/main.rs"),
+        "fn main() {\n    hotreload::init();\n    let mut last = String::new();\n    loop {\n        let line = format!(\"probe={} {}\", gen::probe(), gen::f0(3).len());\n        if line != last {\n            println!(\"{line}\");\n            last = line;\n        }\n        std::thread::sleep(std::time::Duration::from_millis(1));\n    }\n}\n",
+    )
+    .unwrap();
+    let mut src = String::from("//! Generated for the latency benchmark.\n\n/// The line the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    \"v0\"\n}\n\n");
+    for i in 0..size.fns {
+        let next = (i + 1) % size.fns;
+        if size.lines_per_fn <= 3 {
+            let _ =
+                write!(src, "#[hotreload::hot]\npub fn f{i}(x: u64) -> String {{ format!(\"{{}}\", x + {i}) }}\n\n");
+            continue;
+        }
+        let _ = write!(
+            src,
+            "/// Function {i}.\n#[hotreload::hot]\npub fn f{i}(x: u64) -> String {{\n    let mut total = 0u64;\n    for k in 0..x {{\n        total = total.wrapping_mul(31).wrapping_add(k ^ {i});\n    }}\n    let words: Vec<String> = (0..x % 4).map(|w| format!(\"w{{w}}\")).collect();\n    let tag = match total % 3 {{\n        0 => \"zero\",\n        1 => \"one\",\n        _ => \"two\",\n    }};\n    if x > 1000 {{\n        return f{next}(x / 2);\n    }}\n    format!(\"{{tag}}-{{}}-{{}}\", words.join(\",\"), total)\n}}\n\n"
+        );
+    }
+    std::fs::write(dir.join("gen/src/lib.rs"), src).unwrap();
+}
+
+/// One edit's numbers: save → seen, then [wait, build, diff, load, switch] in ms.
+type Row = (f64, [f64; 5]);
+
+fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let ws = work.path().join(size.name);
+    generate(repo, &ws, size);
+    let manifest = ws.join("Cargo.toml");
+    let lib = ws.join("gen/src/lib.rs");
+    let lines = std::fs::read_to_string(&lib).unwrap().lines().count();
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latency");
+    println!("== {}: {} hot fns, {lines} lines", size.name, size.fns + 1);
+
+    let mut session = Session::start(&manifest, &target);
+    session.wait_err("Watching", Duration::from_secs(900));
+    session.wait_out("probe=v0", Duration::from_secs(60));
+    let connected = session.wait_err("Connected to process", Duration::from_secs(60));
+    let app_pid: u32 = connected
+        .split("Connected to process ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the tool says which process connected (-v)");
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut generation = 0;
+    let mut edit = |session: &mut Session, timed: bool| -> Option<Row> {
+        generation += 1;
+        std::thread::sleep(Duration::from_millis(if timed { 300 } else { 30 }));
+        let src = std::fs::read_to_string(&lib).unwrap();
+        let saved = Instant::now();
+        std::fs::write(&lib, src.replace(&format!("\"v{}\"", generation - 1), &format!("\"v{generation}\""))).unwrap();
+        let seen = session.wait_out(&format!("probe=v{generation} "), Duration::from_secs(120));
+        let timing = session.wait_err("Timing", Duration::from_secs(120));
+        timed.then(|| (ms(seen.duration_since(saved)), parse_timing(&timing)))
+    };
+    for _ in 0..edits {
+        rows.push(edit(&mut session, true).unwrap());
+    }
+    let mut memory = String::new();
+    if size.name == "mid" {
+        let before = ProcessSample::take(app_pid);
+        let more = 100usize.saturating_sub(edits);
+        for _ in 0..more {
+            edit(&mut session, false);
+        }
+        let after = ProcessSample::take(app_pid);
+        let reloads = (more as f64).max(1.0);
+        memory = format!(
+            "\nAfter {} reloads of `mid` (from reload {} to {}): RSS {:.1} → {:.1} MiB ({:+.0} KiB per reload); \
+             patch libraries mapped {:.1} → {:.1} MiB ({:+.0} KiB per reload); threads {} → {}; \
+             file descriptors {} → {}.\n",
+            edits + more,
+            edits,
+            edits + more,
+            before.rss_kib as f64 / 1024.0,
+            after.rss_kib as f64 / 1024.0,
+            (after.rss_kib as f64 - before.rss_kib as f64) / reloads,
+            before.patch_mapped_kib as f64 / 1024.0,
+            after.patch_mapped_kib as f64 / 1024.0,
+            (after.patch_mapped_kib as f64 - before.patch_mapped_kib as f64) / reloads,
+            before.threads,
+            after.threads,
+            before.fds,
+            after.fds,
+        );
+        println!("{}", memory.trim());
+    }
+    drop(session);
+
+    // The same edits as bare builds, in target directories of their own.
+    let bare = |flags: &str, dir: &str, generation: &mut usize| -> Vec<f64> {
+        let build = || {
+            let start = Instant::now();
+            let status = Command::new(env!("CARGO"))
+                .args(["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib", "--manifest-path"])
+                .arg(&manifest)
+                .env("RUSTFLAGS", flags)
+                .env("CARGO_TARGET_DIR", target.join(dir))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            ms(start.elapsed())
+        };
+        build();
+        (0..edits)
+            .map(|_| {
+                *generation += 1;
+                let src = std::fs::read_to_string(&lib).unwrap();
+                let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
+                std::fs::write(&lib, next).unwrap();
+                build()
+            })
+            .collect()
+    };
+    let mut g = generation;
+    let bare_cold = bare("", "bare", &mut g);
+    let bare_hot = bare("--cfg hotreload --cfg hotreload_patch", "bare-hot", &mut g);
+
+    let mut out = format!(
+        "## `{}`: {} hot functions, {lines} lines, {edits} one-line edits\n\n| ms | median | p90 | max |\n|---|---:|---:|---:|\n",
+        size.name,
+        size.fns + 1
+    );
+    let mut line = |name: &str, values: Vec<f64>| -> f64 {
+        let (median, p90, max) = stats(values);
+        let _ = writeln!(out, "| {name} | {median:.1} | {p90:.1} | {max:.1} |");
+        println!("{name:<40} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
+        median
+    };
+    let total = line("save → new code seen by the program", rows.iter().map(|r| r.0).collect());
+    line("  wait (debounce + source scan)", rows.iter().map(|r| r.1[0]).collect());
+    let build = line("  patch build (`cargo rustc`)", rows.iter().map(|r| r.1[1]).collect());
+    line("  diff (read exports + compare)", rows.iter().map(|r| r.1[2]).collect());
+    line("  load (`dlopen`)", rows.iter().map(|r| r.1[3]).collect());
+    line("  switch slots", rows.iter().map(|r| r.1[4]).collect());
+    let cold = line("bare `cargo rustc --crate-type cdylib`", bare_cold);
+    let hot = line("the same with the hot cfgs", bare_hot);
+    let summary = format!(
+        "\nOur overhead (all but the patch build): {:.1} ms median. Save → new code / bare build: {:.2} \
+         (with the hot cfgs: {:.2}).\n",
+        total - build,
+        total / cold,
+        total / hot
+    );
+    println!("{}", summary.trim());
+    out + &summary + &memory + "\n"
+}
+
+struct Session {
+    child: Child,
+    out: mpsc::Receiver<(Instant, String)>,
+    err: mpsc::Receiver<String>,
+}
+
+impl Session {
+    fn start(manifest: &Path, target: &Path) -> Session {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+            .args(["hotreload", "run", "-v", "--manifest-path"])
+            .arg(manifest)
+            .arg("--target-dir")
+            .arg(target)
+            .env("CARGO_TERM_COLOR", "never")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo-hotreload starts");
+        let (out_tx, out) = mpsc::channel();
+        let (err_tx, err) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send((Instant::now(), line));
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line);
+            }
+        });
+        Session { child, out, err }
+    }
+
+    fn wait_err(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let line = self
+                .err
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("cargo hotreload never printed {needle:?}"));
+            if line.contains("error") || line.contains("warning") {
+                eprintln!("{line}");
+            }
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn wait_out(&mut self, needle: &str, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (at, line) = self
+                .out
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("the program never printed {needle:?}"));
+            if line.contains(needle) {
+                return at;
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // SIGTERM: the tool stops the program's process group too.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The program's memory and handles, from /proc.
+struct ProcessSample {
+    rss_kib: u64,
+    patch_mapped_kib: u64,
+    threads: usize,
+    fds: usize,
+}
+
+impl ProcessSample {
+    fn take(pid: u32) -> ProcessSample {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kib = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let patch_mapped_kib = maps
+            .lines()
+            .filter(|l| l.contains("/session-") && l.contains(".so"))
+            .filter_map(|l| {
+                let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+                Some((u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?) / 1024)
+            })
+            .sum();
+        let count = |dir: String| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        ProcessSample {
+            rss_kib,
+            patch_mapped_kib,
+            threads: count(format!("/proc/{pid}/task")),
+            fds: count(format!("/proc/{pid}/fd")),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let p90 = values[((values.len() as f64 * 0.9).ceil() as usize).saturating_sub(1)];
+    (values[values.len() / 2], p90, values[values.len() - 1])
 }
 
 /// `wait W ms, build B ms, diff D ms, load L ms, switch S ms` → [W, B, D, L, S]
@@ -141,46 +376,4 @@ fn parse_timing(line: &str) -> [f64; 5] {
         out[i] = rest.split(' ').next().unwrap().parse().unwrap();
     }
     out
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("cargo hotreload never printed {needle:?}"));
-        if line.contains("error") || line.contains("warning") {
-            eprintln!("{line}");
-        }
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
-
-fn wait_out(rx: &mpsc::Receiver<(Instant, String)>, needle: &str, timeout: Duration) -> Instant {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (at, line) = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("the demo never printed {needle:?}"));
-        if line.contains(needle) {
-            return at;
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "target" {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
