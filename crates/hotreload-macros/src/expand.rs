@@ -169,6 +169,11 @@ fn hot_fn(
     // to `self`, must be spelled out.
     let (params, ret, fwd_generics) = signature::tie_elided_to_receiver(sig, params, ret);
     let generics = &fwd_generics;
+    // The forwarder's state as its nested `run` names it: lifetimes left to inference,
+    // since the nested function cannot see the forwarder's.
+    let state_ty = signature::erase_lifetimes(&syn::parse_quote! {
+        (::core::option::Option<(#(#params,)*)>, ::core::option::Option<#ret>)
+    });
     let where_clause = &sig.generics.where_clause;
 
     // The wrapper keeps the receiver and names every other parameter, so patterns in
@@ -217,7 +222,20 @@ fn hot_fn(
             #[doc(hidden)]
             #[unsafe(export_name = concat!(#fwd_name, module_path!(), #id_tail))]
             #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> ::hotreload::__rt::Outcome<#ret> #where_clause {
-                ::hotreload::__rt::guard(move || #call)
+                // The body runs in a nested, non-generic function, handed to a non-generic
+                // `catch`: see `hotreload::__rt::catch` for why nothing here is generic.
+                unsafe fn __hotreload_run(__hotreload_data: *mut ()) {
+                    // SAFETY: `__hotreload_data` is the forwarder's `state` below.
+                    let __hotreload_state = unsafe { &mut *(__hotreload_data as *mut #state_ty) };
+                    let (#(#args,)*) = __hotreload_state.0.take().expect("called once");
+                    __hotreload_state.1 = ::core::option::Option::Some(#call);
+                }
+                let mut __hotreload_state: #state_ty = (::core::option::Option::Some((#(#args,)*)), ::core::option::Option::None);
+                // SAFETY: `__hotreload_run` reads exactly this state.
+                let __hotreload_caught = unsafe {
+                    ::hotreload::__rt::catch(__hotreload_run, &mut __hotreload_state as *mut #state_ty as *mut ())
+                };
+                ::hotreload::__rt::outcome(__hotreload_state.1, __hotreload_caught)
             }
             #[unsafe(export_name = concat!(#rec_name, module_path!(), #id_tail))]
             static __HOTRELOAD_RECORD: ::hotreload::__rt::Record =

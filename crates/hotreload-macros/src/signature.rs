@@ -230,3 +230,19 @@ impl VisitMut for NameElided<'_> {
         // Elision inside a fn pointer type is its own.
     }
 }
+
+/// The type with every named lifetime but `'static` replaced by `'_`, for use in a
+/// nested function's body where the outer function's lifetimes are not in scope.
+pub fn erase_lifetimes(ty: &Type) -> Type {
+    struct Erase;
+    impl VisitMut for Erase {
+        fn visit_lifetime_mut(&mut self, lt: &mut syn::Lifetime) {
+            if lt.ident != "static" {
+                *lt = syn::Lifetime::new("'_", lt.span());
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Erase.visit_type_mut(&mut ty);
+    ty
+}

@@ -124,21 +124,41 @@ pub enum Outcome<T> {
     Panicked(Box<dyn Any + Send + 'static>, bool),
 }
 
-/// Runs a body, catching a panic: unwinding from one image's std through another's
+/// A caught panic: its payload, and whether no panic hook has reported it yet.
+pub type Caught = (Box<dyn Any + Send + 'static>, bool);
+
+/// Runs `run(data)`, catching a panic: unwinding from one image's std through another's
 /// frames aborts, so every forwarder hands a panic back as a value instead.
-#[inline(always)]
-pub fn guard<T>(body: impl FnOnce() -> T) -> Outcome<T> {
+///
+/// Deliberately not generic: a generic helper instantiated once per hot function would
+/// nest in rustc's monomorphization walk along every chain of hot functions referring
+/// to each other, and hit the recursion limit in large crates.
+///
+/// # Safety
+///
+/// `run` must be safe to call with `data`.
+#[inline]
+pub unsafe fn catch(run: unsafe fn(*mut ()), data: *mut ()) -> Option<Caught> {
     #[cfg(hotreload_patch)]
     {
-        crate::patch::guard(body)
+        // SAFETY: the caller's contract.
+        unsafe { crate::patch::catch(run, data) }
     }
     #[cfg(not(hotreload_patch))]
     {
         // The program's own hook has already reported the panic where it started.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-            Ok(value) => Outcome::Ok(value),
-            Err(payload) => Outcome::Panicked(payload, false),
-        }
+        // SAFETY: the caller's contract.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { run(data) })).err().map(|p| (p, false))
+    }
+}
+
+/// A forwarder's result from what [`catch`] left.
+#[inline(always)]
+pub fn outcome<T>(value: Option<T>, caught: Option<Caught>) -> Outcome<T> {
+    match (value, caught) {
+        (_, Some((payload, unreported))) => Outcome::Panicked(payload, unreported),
+        (Some(value), None) => Outcome::Ok(value),
+        (None, None) => unreachable!("a hot function's body neither returned nor panicked"),
     }
 }
 

@@ -9,7 +9,7 @@
 //!   caller's image to be reported and unwound there;
 //! - it exports its trampoline table and an initialiser for the agent.
 
-use crate::__rt::{hot_fns, Entry, HostApi, Outcome, TOOLCHAIN};
+use crate::__rt::{hot_fns, Caught, Entry, HostApi, TOOLCHAIN};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -63,16 +63,20 @@ thread_local! {
     static SWALLOWED: Cell<bool> = const { Cell::new(false) };
 }
 
-pub(crate) fn guard<T>(body: impl FnOnce() -> T) -> Outcome<T> {
+/// [`crate::__rt::catch`] in a patch: also notes whether this library's (silent) hook saw
+/// the panic, so the caller's image reports it.
+///
+/// # Safety
+///
+/// `run` must be safe to call with `data`.
+pub(crate) unsafe fn catch(run: unsafe fn(*mut ()), data: *mut ()) -> Option<Caught> {
     let outer = SWALLOWED.replace(false);
     DEPTH.set(DEPTH.get() + 1);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    // SAFETY: the caller's contract.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { run(data) }));
     DEPTH.set(DEPTH.get() - 1);
     let unreported = SWALLOWED.replace(outer);
-    match result {
-        Ok(value) => Outcome::Ok(value),
-        Err(payload) => Outcome::Panicked(payload, unreported),
-    }
+    result.err().map(|payload| (payload, unreported))
 }
 
 /// Called by the agent right after mapping the library, before anything else in it.
