@@ -225,60 +225,52 @@ fn has_hot(attrs: &[Attribute]) -> bool {
     attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "hot"))
 }
 
-/// Item text without doc comments, whitespace-free: docs never need a restart.
+/// Item text without doc comments, in a canonical spacing: docs never need a restart.
+/// Walks the tokens once; no second parse.
 fn text_of(item: &impl ToTokens) -> String {
-    let tokens = item.to_token_stream().to_string();
-    let mut item: syn::Item = match syn::parse_str(&tokens) {
-        Ok(item) => item,
-        Err(_) => return normalised_str(&tokens),
-    };
-    strip_docs(&mut item);
-    normalised(&item)
-}
-
-fn strip_docs(item: &mut Item) {
-    use syn::visit_mut::VisitMut;
-    struct Strip;
-    impl VisitMut for Strip {
-        fn visit_item_mut(&mut self, i: &mut Item) {
-            if let Some(attrs) = item_attrs(i) {
-                attrs.retain(|a| !a.path().is_ident("doc"));
+    fn is_doc(tt: Option<&proc_macro2::TokenTree>) -> bool {
+        matches!(tt, Some(proc_macro2::TokenTree::Group(g))
+            if matches!(g.stream().into_iter().next(), Some(proc_macro2::TokenTree::Ident(i)) if i == "doc"))
+    }
+    fn walk(tokens: proc_macro2::TokenStream, out: &mut String) {
+        use proc_macro2::TokenTree;
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            match &tokens[i] {
+                // `#[doc = "..."]` and `#![doc = "..."]`: what `///` and `//!` become.
+                TokenTree::Punct(p) if p.as_char() == '#' => {
+                    let bang = matches!(tokens.get(i + 1), Some(TokenTree::Punct(b)) if b.as_char() == '!');
+                    let group = i + 1 + usize::from(bang);
+                    if is_doc(tokens.get(group)) {
+                        i = group + 1;
+                        continue;
+                    }
+                    out.push('#');
+                }
+                TokenTree::Group(g) => {
+                    let (open, close) = match g.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => ('(', ')'),
+                        proc_macro2::Delimiter::Brace => ('{', '}'),
+                        proc_macro2::Delimiter::Bracket => ('[', ']'),
+                        proc_macro2::Delimiter::None => (' ', ' '),
+                    };
+                    out.push(open);
+                    walk(g.stream(), out);
+                    out.push(close);
+                }
+                TokenTree::Punct(p) => out.push(p.as_char()),
+                other => {
+                    out.push(' ');
+                    out.push_str(&other.to_string());
+                }
             }
-            syn::visit_mut::visit_item_mut(self, i);
-        }
-        fn visit_field_mut(&mut self, f: &mut syn::Field) {
-            f.attrs.retain(|a| !a.path().is_ident("doc"));
-            syn::visit_mut::visit_field_mut(self, f);
-        }
-        fn visit_variant_mut(&mut self, v: &mut syn::Variant) {
-            v.attrs.retain(|a| !a.path().is_ident("doc"));
-            syn::visit_mut::visit_variant_mut(self, v);
-        }
-        fn visit_impl_item_fn_mut(&mut self, f: &mut syn::ImplItemFn) {
-            f.attrs.retain(|a| !a.path().is_ident("doc"));
-            syn::visit_mut::visit_impl_item_fn_mut(self, f);
-        }
-        fn visit_trait_item_fn_mut(&mut self, f: &mut syn::TraitItemFn) {
-            f.attrs.retain(|a| !a.path().is_ident("doc"));
-            syn::visit_mut::visit_trait_item_fn_mut(self, f);
+            i += 1;
         }
     }
-    Strip.visit_item_mut(item);
-}
-
-fn item_attrs(item: &mut Item) -> Option<&mut Vec<Attribute>> {
-    Some(match item {
-        Item::Struct(i) => &mut i.attrs,
-        Item::Enum(i) => &mut i.attrs,
-        Item::Union(i) => &mut i.attrs,
-        Item::Type(i) => &mut i.attrs,
-        Item::Trait(i) => &mut i.attrs,
-        Item::Fn(i) => &mut i.attrs,
-        Item::Static(i) => &mut i.attrs,
-        Item::Const(i) => &mut i.attrs,
-        Item::Impl(i) => &mut i.attrs,
-        _ => return None,
-    })
+    let mut out = String::new();
+    walk(item.to_token_stream(), &mut out);
+    out
 }
 
 fn normalised(tokens: &impl ToTokens) -> String {

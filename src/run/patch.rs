@@ -79,7 +79,9 @@ impl Driver {
         let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else {
             return Ok(Outcome::Error(format!("`{name}` has no library")));
         };
+        let scan_started = Instant::now();
         let scanned = source::scan(&crate_name, &root);
+        let scan_time = scan_started.elapsed();
         let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
         if state.failed == Some(sources_hash) {
@@ -208,9 +210,10 @@ impl Driver {
                     self.shell.status(
                         "Timing",
                         format_args!(
-                            "wait {} ms, build {} ms, diff {:.1} ms, load {:.1} ms, switch {:.3} ms \
-                             ({switched} slots), generation {generation}",
+                            "wait {} ms (source scan {:.1} ms), build {} ms, diff {:.1} ms, load {:.1} ms, \
+                             switch {:.3} ms ({switched} slots), generation {generation}",
                             waited.as_millis(),
+                            scan_time.as_secs_f64() * 1e3,
                             build_time.as_millis(),
                             diff_time.as_secs_f64() * 1e3,
                             load_micros as f64 / 1e3,

@@ -137,7 +137,7 @@ pub type Caught = (Box<dyn Any + Send + 'static>, bool);
 /// # Safety
 ///
 /// `run` must be safe to call with `data`.
-#[inline]
+#[cfg_attr(not(debug_assertions), inline)]
 pub unsafe fn catch(run: unsafe fn(*mut ()), data: *mut ()) -> Option<Caught> {
     #[cfg(hotreload_patch)]
     {
