@@ -259,3 +259,43 @@ fn hot_fn(
     };
     quote! { #(#attrs)* #vis #wrapper_sig #block }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `{ hot } { cold }` groups of an expansion.
+    fn forms(input: TokenStream) -> (String, String) {
+        let out: syn::ItemMacro = syn::parse2(hot(TokenStream::new(), input).unwrap()).unwrap();
+        let groups: Vec<_> = out
+            .mac
+            .tokens
+            .into_iter()
+            .filter_map(|tt| match tt {
+                proc_macro2::TokenTree::Group(g) => Some(g.stream().to_string()),
+                _ => None,
+            })
+            .collect();
+        (groups[0].clone(), groups[1].clone())
+    }
+
+    #[test]
+    fn the_cold_form_is_the_item_unchanged() {
+        for item in [
+            quote! { pub fn score(points: u32) -> u32 { points * 2 } },
+            quote! { impl Counter { pub fn bump(&mut self) -> u32 { self.n += 1; self.n } } },
+            quote! { mod m { pub fn f() {} fn g<T>(t: T) -> T { t } } },
+        ] {
+            let (hot, cold) = forms(item.clone());
+            assert_eq!(cold, item.to_string(), "an ordinary build sees exactly the item");
+            assert_ne!(hot, cold);
+        }
+    }
+
+    #[test]
+    fn ids_and_export_names_are_symbol_safe() {
+        assert_eq!(symbol_safe("Vec<u8>"), "Vec.u8.");
+        let (hot, _) = forms(quote! { impl Named for Counter { fn name(&self) -> String { String::new() } } });
+        assert!(hot.contains("\"::Counter~Named::name\""), "{hot}");
+    }
+}
