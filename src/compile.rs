@@ -70,18 +70,10 @@ pub struct BuildLock {
 impl BuildLock {
     /// Waits for the lock of `dir`.
     pub fn acquire(dir: &Path) -> Result<BuildLock> {
-        use std::os::fd::AsRawFd;
         std::fs::create_dir_all(dir)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".hotreload-lock"))
-            .context("failed to open the build lock")?;
-        // SAFETY: flock on an open fd has no memory-safety preconditions.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("failed to lock the hot target directory");
-        }
+        let file = crate::lockfile::lock(&dir.join(".hotreload-lock"), true)
+            .context("failed to lock the hot target directory")?
+            .expect("a waiting lock is always taken");
         Ok(BuildLock { _file: file })
     }
 }

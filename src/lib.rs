@@ -16,8 +16,9 @@
 //! | the running program itself | [`app`] |
 //! | all of it, in a loop | [`run`] |
 //!
-//! Beside the pipeline: [`settings`] (mode, aimport marks, kept in `Cargo.toml`) and
-//! [`control`] (`mode`, `now`, `aimport`, `status` talking to a running session).
+//! Beside the pipeline: [`settings`] (mode, aimport marks, kept in `Cargo.toml`),
+//! [`control`] (`mode`, `now`, `aimport`, `status` talking to a running session), and
+//! [`lockfile`] (one session per workspace, one build at a time per target dir).
 //! Status output in cargo's style lives in [`shell`].
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod compile;
 pub mod control;
 pub mod diff;
 pub mod library;
+pub mod lockfile;
 pub mod run;
 pub mod session;
 pub mod settings;

@@ -194,15 +194,8 @@ impl Session {
 /// Holds the workspace's session lock for as long as the session runs: two sessions
 /// must never patch one workspace's program.
 fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(key.with_extension("lock"))
-        .context("failed to open the session lock")?;
-    // SAFETY: flock on an open fd has no memory-safety preconditions.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let lock = crate::lockfile::lock(&key.with_extension("lock"), false).context("failed to take the session lock")?;
+    let Some(file) = lock else {
         let other = std::fs::read_to_string(key.with_extension("json"))
             .ok()
             .and_then(|t| serde_json::from_str::<SessionRecord>(&t).ok())
@@ -213,7 +206,7 @@ fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File> {
              or steer it with `cargo hotreload mode|aimport|now|status`",
             workspace.display()
         );
-    }
+    };
     Ok(file)
 }
 

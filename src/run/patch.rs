@@ -98,7 +98,7 @@ impl Driver {
             if !diff.blockers.is_empty() {
                 let reasons: Vec<String> =
                     diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect();
-                return Ok(self.refuse_or_restart(name, reasons));
+                return Ok(self.refuse_or_restart(reasons));
             }
             for warning in &diff.warnings {
                 self.shell.warn(warning);
@@ -144,7 +144,7 @@ impl Driver {
             let _ = std::fs::remove_file(&placed);
             let reasons =
                 patch.refused.iter().map(|id| format!("`{id}`: its signature or a type in it changed")).collect();
-            return Ok(self.refuse_or_restart(name, reasons));
+            return Ok(self.refuse_or_restart(reasons));
         }
         let toolchain = library.toolchain().context("the library's records disagree on the compiler")?;
 
@@ -296,7 +296,7 @@ impl Driver {
     }
 
     /// A change the program cannot take: restart with `--restart`, else say so.
-    fn refuse_or_restart(&mut self, name: &str, reasons: Vec<String>) -> Outcome {
+    fn refuse_or_restart(&mut self, reasons: Vec<String>) -> Outcome {
         let why = reasons.join("; ");
         if self.restart {
             self.restart(&why);
@@ -305,7 +305,6 @@ impl Driver {
         for reason in &reasons {
             self.shell.warn(format_args!("restart needed: {reason}; the program keeps running the previous code"));
         }
-        let _ = name;
         Outcome::Refused(format!("restart needed: {why}"))
     }
 
