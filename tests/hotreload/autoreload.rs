@@ -236,3 +236,24 @@ fn with_check_changes_that_are_not_applied_are_still_compiled() {
     assert_eq!(hotreload(&fx, &["now"]).code, Some(0));
     s.wait_stdout("alpha=alpha-1 ", RELOAD);
 }
+
+#[test]
+fn a_single_package_reloads_its_library_and_keeps_settings_in_package_metadata() {
+    let fx = Fixture::new("single");
+    let s = Session::start(&fx, &[]);
+    s.wait_stdout("message=one", RELOAD);
+    fx.replace("src/lib.rs", "\"one\"", "\"two\"");
+    s.wait_stdout("message=two", RELOAD);
+    // The binary's own source is not hot.
+    fx.edit("src/main.rs", |src| format!("{src}\n// a save\n"));
+    s.wait_stderr("restart needed: `src/main.rs` is not in a hot crate", RELOAD);
+    // Settings go to [package.metadata.hotreload] and reach the session.
+    assert_eq!(hotreload(&fx, &["aimport", "-single"]).code, Some(0));
+    let manifest = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+    assert!(manifest.contains("[package.metadata.hotreload]"), "{manifest}");
+    fx.replace("src/lib.rs", "\"two\"", "\"three\"");
+    s.assert_no_stderr_for("Reloaded single", QUIET);
+    s.assert_stderr_count("restart needed: `Cargo.toml`", 0);
+    assert_eq!(hotreload(&fx, &["aimport", "single"]).code, Some(0));
+    s.wait_stdout("message=three", RELOAD);
+}

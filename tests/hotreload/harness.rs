@@ -58,8 +58,8 @@ impl Fixture {
             std::process::id(),
             COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
-        for entry in std::fs::read_dir(&root).unwrap().filter(|_| own_version) {
-            let member = entry.unwrap().path().join("Cargo.toml");
+        let members = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path().join("Cargo.toml"));
+        for member in members.chain([manifest.clone()]).filter(|_| own_version) {
             if member.is_file() {
                 let text = std::fs::read_to_string(&member).unwrap();
                 std::fs::write(&member, text.replace("version = \"0.1.0\"", &version)).unwrap();
