@@ -348,6 +348,13 @@ impl Driver {
             return;
         }
         let started = Instant::now();
+        self.shell.status(
+            "Preparing",
+            format_args!(
+                "patch builds of {} (a first session compiles their dependencies once)",
+                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+        );
         for name in self.ws.dependency_order(&names) {
             let features = self.features_of(&name);
             let Some((crate_name, _)) = self.ws.members.get(&name).and_then(|m| m.lib.clone()) else { continue };
@@ -422,6 +429,24 @@ impl Driver {
     }
 
     fn on_change(&mut self, batch: Batch) {
+        // The program died while we were busy (a build, Ctrl-C in its terminal): take
+        // its exit first, so Ctrl-C quits and a crash restarts, rather than patching a
+        // dead process.
+        if self.app.as_ref().is_some_and(|app| app.status().is_some()) {
+            // Its exit event is sent right after the status is set: wait for it.
+            while !self.deferred.iter().any(|e| matches!(e, Event::AppExited { .. })) {
+                match self.rx.recv() {
+                    Ok(event) => self.deferred.push_back(event),
+                    Err(_) => break,
+                }
+            }
+            let (exits, others): (VecDeque<Event>, VecDeque<Event>) =
+                self.deferred.drain(..).partition(|e| matches!(e, Event::AppExited { .. }));
+            self.deferred = exits;
+            self.deferred.push_back(Event::Changed(batch));
+            self.deferred.extend(others);
+            return;
+        }
         let mut restart_reasons = Vec::new();
         let mut changed = BTreeSet::new();
         let mut settings_changed = false;
