@@ -145,6 +145,11 @@ impl Workspace {
         seen
     }
 
+    /// Every workspace member that depends on `name`, directly or not.
+    pub fn dependents_of(&self, name: &str) -> BTreeSet<String> {
+        self.members.keys().filter(|m| self.dependencies_of(m).contains(name)).cloned().collect()
+    }
+
     /// Picks the binary to run, as `cargo run` would.
     pub fn binary(&self, package: Option<&str>, bin: Option<&str>, example: Option<&str>) -> Result<Binary> {
         let member_ids: BTreeSet<_> = self.metadata.workspace_members.iter().collect();

@@ -192,6 +192,10 @@ struct CrateState {
     built: Option<u64>,
     /// Content hash of the sources last checked with `--check`.
     checked: Option<u64>,
+    /// How cargo ran rustc for its last patch build, to run it again directly.
+    direct: Option<compile::Direct>,
+    /// How the last patch was built: `cargo` or `rustc`.
+    route: &'static str,
     /// The last patch attempt and when it ended.
     last: Option<(Outcome, Instant)>,
     /// Save → applied times of recent reloads, in milliseconds.
@@ -301,6 +305,7 @@ impl Driver {
                 state.last = old.last;
                 state.recent_ms = old.recent_ms;
                 state.built = old.built;
+                state.direct = old.direct;
             }
             for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
                 if state.reported_not_hot.insert(id.clone()) {
@@ -364,7 +369,9 @@ impl Driver {
                 // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
                 Ok(build) if !build.fresh => {
                     if self.session.keep_latest(&build.library, &crate_name).is_ok() {
-                        self.crates.entry(name.clone()).or_default().built = Some(sources);
+                        let state = self.crates.entry(name.clone()).or_default();
+                        state.built = Some(sources);
+                        state.direct = build.direct;
                     }
                 }
                 Ok(_) => {}

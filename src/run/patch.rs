@@ -210,11 +210,12 @@ impl Driver {
                     self.shell.status(
                         "Timing",
                         format_args!(
-                            "wait {} ms (source scan {:.1} ms), build {} ms, diff {:.1} ms, load {:.1} ms, \
+                            "wait {} ms (source scan {:.1} ms), build {} ms ({}), diff {:.1} ms, load {:.1} ms, \
                              switch {:.3} ms ({switched} slots), generation {generation}",
                             waited.as_millis(),
                             scan_time.as_secs_f64() * 1e3,
                             build_time.as_millis(),
+                            self.crates.get(name).map_or("cargo", |c| c.route),
                             diff_time.as_secs_f64() * 1e3,
                             load_micros as f64 / 1e3,
                             apply_micros as f64 / 1e3,
@@ -243,11 +244,28 @@ impl Driver {
         sources: u64,
         quiet: bool,
     ) -> Result<PathBuf> {
+        if let Some(direct) = self.crates.get(name).and_then(|c| c.direct.clone()) {
+            match compile::build_direct(&direct, &self.ws.root, &self.shell, quiet) {
+                Ok(library) => {
+                    let kept = self.session.keep_latest(&library, crate_name)?;
+                    let state = self.crates.entry(name.to_string()).or_default();
+                    state.built = Some(sources);
+                    state.route = "rustc";
+                    return Ok(kept);
+                }
+                Err(e) if e.downcast_ref::<BuildFailed>().is_some() => return Err(e),
+                Err(e) => {
+                    self.shell.verbose_status("Falling back", format_args!("to cargo for `{name}`: {e:#}"));
+                    self.crates.entry(name.to_string()).or_default().direct = None;
+                }
+            }
+        }
         let features = self.features_of(name);
         let build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet)?;
         let built_before = self.crates.get(name).and_then(|c| c.built);
         let kept = self.session.latest(crate_name);
         if build.fresh && built_before == Some(sources) && kept.exists() {
+            self.crates.entry(name.to_string()).or_default().route = "cargo";
             return Ok(kept);
         }
         let build = if build.fresh {
@@ -267,7 +285,16 @@ impl Driver {
             build
         };
         let kept = self.session.keep_latest(&build.library, crate_name)?;
-        self.crates.entry(name.to_string()).or_default().built = Some(sources);
+        let state = self.crates.entry(name.to_string()).or_default();
+        state.built = Some(sources);
+        state.direct = build.direct;
+        state.route = "cargo";
+        // Crates depending on this one hold rustc commands naming its old rlib.
+        for dependent in self.ws.dependents_of(name) {
+            if let Some(c) = self.crates.get_mut(&dependent) {
+                c.direct = None;
+            }
+        }
         Ok(kept)
     }
 

@@ -14,6 +14,10 @@ fn a_free_function_edit_reaches_direct_calls_and_old_fn_pointers() {
     let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
     assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
     s.wait_stderr("updated logic::score", RELOAD);
+    // Later patches run rustc as cargo did, without cargo.
+    fx.replace("logic/src/lib.rs", "points * 10", "points * 11");
+    s.wait_stdout("score=33 ptr=33", RELOAD);
+    assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(rustc)"), "{:?}", s.stderr.all());
 }
 
 #[test]
