@@ -334,10 +334,25 @@ fn run_with(
     let bar = progress.clone();
     let forward = std::thread::spawn(move || {
         let mut seen = Vec::new();
+        // A `Running` command spans lines when an environment value holds a newline.
+        let mut command: Option<String> = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let status = is_status_line(&line);
-            if line.trim_start().starts_with("Running `") {
-                seen.push(line.clone());
+            let mut status = is_status_line(&line);
+            if let Some(mut text) = command.take() {
+                text.push('\n');
+                text.push_str(&line);
+                if line.ends_with('`') {
+                    seen.push(text);
+                } else {
+                    command = Some(text);
+                }
+                status = true;
+            } else if line.trim_start().starts_with("Running `") {
+                if line.ends_with('`') {
+                    seen.push(line.clone());
+                } else {
+                    command = Some(line.clone());
+                }
             }
             if hide_all || status && (quiet || !show_status) {
                 continue;
@@ -388,6 +403,8 @@ fn is_status_line(line: &str) -> bool {
             "Compiling"
                 | "Finished"
                 | "Fresh"
+                | "Dirty"
+                | "Running"
                 | "Checking"
                 | "Building"
                 | "Locking"
@@ -436,6 +453,8 @@ mod tests {
     #[test]
     fn cargo_status_lines_are_recognised() {
         assert!(is_status_line("   Compiling logic v0.1.0 (/x)"));
+        assert!(is_status_line("     Running `rustc --crate-name x`"));
+        assert!(is_status_line("[serde 1.0.0] cargo:rerun-if-changed=build.rs"));
         assert!(is_status_line("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"));
         assert!(!is_status_line("error[E0308]: mismatched types"));
         assert!(!is_status_line("warning: unused variable"));
@@ -455,6 +474,9 @@ mod tests {
         assert!(Direct::parse(line, "other").is_none());
         assert!(Direct::parse(&line.replace("cdylib", "lib"), "logic").is_none());
         assert!(Direct::parse("   Compiling logic v0.1.0", "logic").is_none());
+        let multi = "     Running `CARGO_PKG_DESCRIPTION='one\ntwo' /bin/rustc --crate-name logic \
+                     --error-format=json --crate-type cdylib`";
+        assert_eq!(Direct::parse(multi, "logic").unwrap().env[0].1, "one\ntwo");
     }
 
     #[test]
