@@ -231,7 +231,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     };
     let total = line("save → new code seen by the program", rows.iter().map(|r| r.0).collect());
     line("  wait (debounce + source scan)", rows.iter().map(|r| r.1[0]).collect());
-    let build = line("  patch build (`cargo rustc`)", rows.iter().map(|r| r.1[1]).collect());
+    let build = line("  patch build (rustc; cargo the first time)", rows.iter().map(|r| r.1[1]).collect());
     line("  diff (read exports + compare)", rows.iter().map(|r| r.1[2]).collect());
     line("  load (`dlopen`)", rows.iter().map(|r| r.1[3]).collect());
     line("  switch slots", rows.iter().map(|r| r.1[4]).collect());
