@@ -384,6 +384,9 @@ fn run_with(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        bail!("cargo was stopped by signal {signal}");
+    }
     if !status.success() {
         bail!(BuildFailed);
     }
