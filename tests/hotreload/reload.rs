@@ -136,3 +136,14 @@ fn four_threads_calling_hot_code_survive_30_patches() {
     assert!(last.starts_with("value=30 bad=0"), "{last}");
     assert_eq!(s.stdout.count(|l| !l.contains("bad=0")), 0);
 }
+
+#[test]
+fn release_builds_reload_too() {
+    let fx = Fixture::new("single");
+    let s = Session::start(&fx, &["--release"]);
+    s.wait_stdout("message=one", RELOAD);
+    fx.replace("src/lib.rs", "\"one\"", "\"optimised\"");
+    s.wait_stdout("message=optimised", RELOAD);
+    s.wait_stderr("Reloaded single", RELOAD);
+    s.assert_stderr_count("`release` profile", 1);
+}
