@@ -60,9 +60,9 @@ pub struct HostBuild {
     pub features: HashMap<String, Vec<String>>,
 }
 
-/// An exclusive lock on a hot target directory, held from the start of a build until
-/// its output is placed in a session: another session sharing the directory could
-/// otherwise overwrite cargo's output in between. Released on drop.
+/// An exclusive lock on one hot build directory (`host` or `patch`), held from the
+/// start of a build until its output is placed in a session: another session sharing
+/// the directory could otherwise overwrite the output in between. Released on drop.
 pub struct BuildLock {
     _file: std::fs::File,
 }

@@ -279,7 +279,7 @@ impl Driver {
     /// Builds the program, then starts it; on a build failure the program stays stopped.
     fn build_and_start(&mut self) -> Result<()> {
         let started = Instant::now();
-        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
+        let lock = compile::BuildLock::acquire(&self.profile.host_dir())?;
         let mut host = compile::build_host(
             &self.profile,
             &self.binary.package,
@@ -364,7 +364,7 @@ impl Driver {
             let features = self.features_of(&name);
             let Some((crate_name, _)) = self.ws.members.get(&name).and_then(|m| m.lib.clone()) else { continue };
             let sources = patch::sources_hash(&self.ws.members[&name].dir.join("src"));
-            let _lock = compile::BuildLock::acquire(&self.profile.target_dir);
+            let _lock = compile::BuildLock::acquire(&self.profile.patch_dir());
             match compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
                 // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
                 Ok(build) if !build.fresh => {

@@ -109,7 +109,7 @@ impl Driver {
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         let build_started = Instant::now();
         let waited = build_started.saturating_duration_since(saved);
-        let lock = compile::BuildLock::acquire(&self.profile.target_dir)?;
+        let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
         let quiet = self.output.hide_errors;
         let built = match self.build_library(name, &crate_name, &root, sources_hash, quiet) {
             Ok(path) => path,
@@ -309,7 +309,7 @@ impl Driver {
         state.checked = Some(sources_hash);
         self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
         let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
-        let Ok(_lock) = compile::BuildLock::acquire(&self.profile.target_dir) else { return };
+        let Ok(_lock) = compile::BuildLock::acquire(&self.profile.patch_dir()) else { return };
         match self.build_library(name, &crate_name, &root, sources_hash, self.output.hide_errors) {
             Ok(_) => {}
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {

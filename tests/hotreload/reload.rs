@@ -140,7 +140,10 @@ fn four_threads_calling_hot_code_survive_30_patches() {
 #[test]
 fn release_builds_reload_too() {
     let fx = Fixture::new("single");
-    let s = Session::start(&fx, &["--release"]);
+    // Release artifacts share nothing with the debug ones: a directory of their own, so
+    // this long first build holds no other test's build lock.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixture-builds-release");
+    let s = Session::start(&fx, &["--release", "--target-dir", dir.to_str().unwrap()]);
     s.wait_stdout("message=one", RELOAD);
     fx.replace("src/lib.rs", "\"one\"", "\"optimised\"");
     s.wait_stdout("message=optimised", RELOAD);
