@@ -149,10 +149,7 @@ impl Session {
     pub fn place_program(&self, built: &Path) -> Result<PathBuf> {
         let name = built.file_name().context("the program has no file name")?;
         let placed = self.dir.join(name);
-        let _ = std::fs::remove_file(&placed);
-        if std::fs::hard_link(built, &placed).is_err() {
-            std::fs::copy(built, &placed).with_context(|| format!("failed to copy {}", built.display()))?;
-        }
+        link_or_copy(built, &placed, true)?;
         Ok(placed)
     }
 
@@ -161,10 +158,7 @@ impl Session {
     /// (a cdylib's name carries no hash), so a later "fresh" build must not trust it.
     pub fn keep_latest(&mut self, built: &Path, crate_name: &str) -> Result<PathBuf> {
         let kept = self.latest(crate_name);
-        let _ = std::fs::remove_file(&kept);
-        if std::fs::hard_link(built, &kept).is_err() {
-            std::fs::copy(built, &kept).with_context(|| format!("failed to copy {}", built.display()))?;
-        }
+        link_or_copy(built, &kept, true)?;
         Ok(kept)
     }
 
@@ -179,16 +173,24 @@ impl Session {
     /// otherwise a copy.
     pub fn place(&mut self, built: &Path, crate_name: &str, generation: u64) -> Result<PathBuf> {
         let placed = self.dir.join(format!("lib{crate_name}-{generation}.{}", std::env::consts::DLL_EXTENSION));
-        let _ = std::fs::remove_file(&placed);
         let meta = std::fs::metadata(built).with_context(|| format!("failed to read {}", built.display()))?;
-        if self.loaded_inodes.contains(&(meta.dev(), meta.ino())) || std::fs::hard_link(built, &placed).is_err() {
-            std::fs::copy(built, &placed).with_context(|| format!("failed to copy {}", built.display()))?;
-        }
+        link_or_copy(built, &placed, !self.loaded_inodes.contains(&(meta.dev(), meta.ino())))?;
         let placed_meta = std::fs::metadata(&placed)?;
         std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(placed_meta.mode() & 0o755))?;
         self.loaded_inodes.insert((placed_meta.dev(), placed_meta.ino()));
         Ok(placed)
     }
+}
+
+/// Replaces `to` with a hard link to `from` (cheap on the same filesystem, as the
+/// session directory and the build directories are), or with a copy when linking is
+/// not wanted or fails.
+fn link_or_copy(from: &Path, to: &Path, link: bool) -> Result<()> {
+    let _ = std::fs::remove_file(to);
+    if !link || std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
+    }
+    Ok(())
 }
 
 /// Holds the workspace's session lock for as long as the session runs: two sessions

@@ -114,13 +114,14 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
             }
             Item::Impl(imp) => {
                 let hot = in_hot || has_hot(&imp.attrs);
-                let self_ty = symbol_safe(&normalised(&imp.self_ty));
-                let prefix = match &imp.trait_ {
-                    Some((_, path, _)) => {
-                        format!("{module}::{self_ty}~{}", symbol_safe(&normalised(path)))
-                    }
-                    None => format!("{module}::{self_ty}"),
-                };
+                let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.to_token_stream().to_string());
+                let prefix = format!(
+                    "{module}::{}",
+                    hotreload_protocol::record::impl_id(
+                        &imp.self_ty.to_token_stream().to_string(),
+                        trait_path.as_deref()
+                    )
+                );
                 let generic_impl = !imp.generics.params.is_empty();
                 for member in &imp.items {
                     if let ImplItem::Fn(m) = member {
@@ -279,11 +280,6 @@ fn normalised(tokens: &impl ToTokens) -> String {
 
 fn normalised_str(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
-}
-
-/// As `#[hot]` spells a type in a symbol name.
-fn symbol_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' }).collect()
 }
 
 /// What `new` changes against `old` (the source the program runs).

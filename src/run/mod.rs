@@ -368,10 +368,8 @@ impl Driver {
             match compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
                 // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
                 Ok(build) if !build.fresh => {
-                    if self.session.keep_latest(&build.library, &crate_name).is_ok() {
-                        let state = self.crates.entry(name.clone()).or_default();
-                        state.built = Some(sources);
-                        state.direct = build.direct;
+                    if let Err(e) = self.remember_build(&name, &crate_name, build, sources) {
+                        self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}"));
                     }
                 }
                 Ok(_) => {}

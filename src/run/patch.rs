@@ -284,6 +284,19 @@ impl Driver {
         } else {
             build
         };
+        self.remember_build(name, crate_name, build, sources)
+    }
+
+    /// Takes over a library cargo just wrote for `name` (not a fresh one, whose file may
+    /// be another workspace's): keeps our own link to it, the sources it was built from,
+    /// and the rustc invocation for direct rebuilds. Returns the kept file.
+    pub(super) fn remember_build(
+        &mut self,
+        name: &str,
+        crate_name: &str,
+        build: compile::PatchBuild,
+        sources: u64,
+    ) -> Result<PathBuf> {
         let kept = self.session.keep_latest(&build.library, crate_name)?;
         let state = self.crates.entry(name.to_string()).or_default();
         state.built = Some(sources);

@@ -1,6 +1,6 @@
 //! Turning items into their hot form.
 
-use crate::signature::{self, hash_expr, normalised, not_hot_reason, param_types, return_type};
+use crate::signature::{self, hash_expr, not_hot_reason, param_types, return_type};
 use hotreload_protocol::record::{FORWARDER_PREFIX, RECORD_PREFIX};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -77,12 +77,11 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
     }
     let self_ty = (*imp.self_ty).clone();
     let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.clone());
-    // Ids double as symbol names, which linker version scripts restrict: a trait
-    // method of `Counter` for `Named` is `Counter~Named::name`.
-    let id_tail = match &trait_path {
-        Some(path) => format!("{}~{}", symbol_safe(&normalised(&self_ty)), symbol_safe(&normalised(path))),
-        None => symbol_safe(&normalised(&self_ty)),
-    };
+    // A trait method of `Counter` for `Named` is `Counter~Named::name`.
+    let id_tail = hotreload_protocol::record::impl_id(
+        &self_ty.to_token_stream().to_string(),
+        trait_path.as_ref().map(|p| p.to_token_stream().to_string()).as_deref(),
+    );
     let bodies_trait = format_ident!(
         "__HotreloadBodies_{:016x}",
         hotreload_protocol::record::fnv1a(imp.to_token_stream().to_string().as_bytes())
@@ -129,11 +128,6 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
         #[allow(clippy::all)]
         impl #bodies_trait for #self_ty { #(#bodies)* }
     }
-}
-
-/// Keeps letters, digits, `_` and `:`; anything else in a type's text becomes `.`.
-fn symbol_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' }).collect()
 }
 
 enum Body<'a> {
@@ -294,7 +288,6 @@ mod tests {
 
     #[test]
     fn ids_and_export_names_are_symbol_safe() {
-        assert_eq!(symbol_safe("Vec<u8>"), "Vec.u8.");
         let (hot, _) = forms(quote! { impl Named for Counter { fn name(&self) -> String { String::new() } } });
         assert!(hot.contains("\"::Counter~Named::name\""), "{hot}");
     }

@@ -104,6 +104,24 @@ pub const fn signature_hash(text_hash: u64, values: &[usize]) -> u64 {
     hash
 }
 
+/// The middle of a method's id, from the token text of its `impl`'s self type and
+/// trait: `Counter`, or `Counter~Named` for a trait impl. Ids double as symbol names,
+/// which linker version scripts restrict, so whitespace goes and anything but letters,
+/// digits, `_` and `:` becomes `.`. The attribute and the tool's source scan both spell
+/// ids with this, so they always agree.
+pub fn impl_id(self_ty: &str, trait_path: Option<&str>) -> String {
+    fn symbol_safe(text: &str) -> String {
+        text.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '.' })
+            .collect()
+    }
+    match trait_path {
+        Some(path) => format!("{}~{}", symbol_safe(self_ty), symbol_safe(path)),
+        None => symbol_safe(self_ty),
+    }
+}
+
 /// The crate a function id belongs to: its first path segment.
 pub fn crate_of(id: &str) -> &str {
     id.split("::").next().unwrap_or(id)
@@ -132,5 +150,7 @@ mod tests {
         assert_ne!(signature_hash(base, &[4, 4]), signature_hash(base, &[4, 8]));
         assert_ne!(signature_hash(base, &[4, 4]), signature_hash(fnv1a(b"fn(i32) -> u32"), &[4, 4]));
         assert_eq!(crate_of("logic::Counter::bump"), "logic");
+        assert_eq!(impl_id("Vec < u8 >", None), "Vec.u8.");
+        assert_eq!(impl_id("Counter", Some("fmt :: Display")), "Counter~fmt::Display");
     }
 }
