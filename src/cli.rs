@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// Rebuild and restart the program when a change cannot be reloaded.
     #[arg(long)]
     pub restart: bool,
+    /// Reload through self-contained libraries only, which have their own copies of
+    /// statics and thread-locals, instead of linking new code against the program.
+    #[arg(long)]
+    pub self_contained: bool,
     /// Exit when the program exits, with its exit code.
     #[arg(long)]
     pub exit_with_app: bool,

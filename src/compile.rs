@@ -58,6 +58,9 @@ pub struct HostBuild {
     /// The features each library was built with, by crate name (`my_crate`); patch
     /// builds must use the same, or layouts may differ.
     pub features: HashMap<String, Vec<String>>,
+    /// How rustc compiled each library into the program, by crate name: linked
+    /// patches are compiled the same way, so their symbols have the same names.
+    pub invocations: HashMap<String, Direct>,
 }
 
 /// An exclusive lock on one hot build directory (`host` or `patch`), held from the
@@ -90,7 +93,17 @@ impl std::fmt::Display for BuildFailed {
 
 impl std::error::Error for BuildFailed {}
 
-/// `cargo build` of the program with `--cfg hotreload`.
+/// Whether patches can be linked against the program on this platform (see
+/// [`crate::link`]): the program is then built position-dependent.
+pub const LINKED_PATCHES: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
+
+/// Flags for the program's own crate when patches are linked against it: a fixed
+/// load address, and every function of every crate kept (new code may call one the
+/// program never did).
+const HOST_LINK_FLAGS: [&str; 4] = ["-C", "relocation-model=static", "-C", "link-dead-code"];
+
+/// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
+/// flags reach only the executable), and records how rustc was run for each library.
 pub fn build_host(
     profile: &Profile,
     package: &str,
@@ -98,7 +111,8 @@ pub fn build_host(
     features: &Features,
     shell: &Shell,
 ) -> Result<HostBuild> {
-    let mut cmd = cargo(profile, &profile.host_dir(), &[CFG_HOT], shell, "build");
+    let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
+    let mut cmd = cargo(profile, &profile.host_dir(), &[CFG_HOT], shell, subcommand);
     cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
     if features.all {
         cmd.arg("--all-features");
@@ -109,22 +123,61 @@ pub fn build_host(
     for f in &features.features {
         cmd.args(["--features", f]);
     }
+    if LINKED_PATCHES {
+        // `-vv`: cargo prints each rustc invocation with its environment.
+        cmd.arg("-vv").arg("--").args(HOST_LINK_FLAGS);
+    }
     let mut executable = None;
     let mut built = HashMap::new();
-    run(cmd, shell, Forward::Everything, |message| {
-        if let Message::CompilerArtifact(artifact) = message {
-            if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
-                built.insert(artifact.target.name.clone(), artifact.features.clone());
-            }
-            if let Some(exe) = artifact.executable {
-                if artifact.target.name == target.1 {
-                    executable = Some(exe.into_std_path_buf());
+    let mut rlibs = HashMap::new();
+    let mut lines = Vec::new();
+    run_with(
+        cmd,
+        shell,
+        Forward::Everything,
+        |line| lines.push(line.to_string()),
+        |message| {
+            if let Message::CompilerArtifact(artifact) = message {
+                if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
+                    built.insert(artifact.target.name.clone(), artifact.features.clone());
+                    if let Some(rlib) = artifact.filenames.iter().find(|f| f.extension() == Some("rlib")) {
+                        rlibs.insert(artifact.target.name.replace('-', "_"), rlib.clone().into_std_path_buf());
+                    }
+                }
+                if let Some(exe) = artifact.executable {
+                    if artifact.target.name == target.1 {
+                        executable = Some(exe.into_std_path_buf());
+                    }
                 }
             }
-        }
-    })?;
+        },
+    )?;
     let executable = executable.context("cargo built no executable")?;
-    Ok(HostBuild { executable, features: built })
+    let mut invocations = HashMap::new();
+    if LINKED_PATCHES {
+        let record_dir = profile.host_dir().join(".hotreload-rustc");
+        for (crate_name, rlib) in rlibs {
+            let record = record_dir.join(format!("{crate_name}.json"));
+            let compiled = lines.iter().rev().find_map(|l| Direct::parse(l, &crate_name, "lib"));
+            let direct = match compiled {
+                Some(direct) => {
+                    let _ = std::fs::create_dir_all(&record_dir);
+                    let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
+                    Some(direct)
+                }
+                // Built by an earlier session: its record holds the command, if it
+                // built this very rlib.
+                None => std::fs::read(&record)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<Direct>(&bytes).ok())
+                    .filter(|d| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path())),
+            };
+            if let Some(direct) = direct {
+                invocations.insert(crate_name, direct);
+            }
+        }
+    }
+    Ok(HostBuild { executable, features: built, invocations })
 }
 
 /// A built patch library.
@@ -141,7 +194,7 @@ pub struct PatchBuild {
 /// A rustc invocation as cargo ran it (`cargo -vv` prints it): rebuilding a patch with
 /// it directly skips cargo's own ~25 ms of work per patch. Valid while the crate's
 /// manifest and its workspace dependencies stay as they were.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Direct {
     env: Vec<(String, String)>,
     program: String,
@@ -149,16 +202,16 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// Reads `     Running `ENV=v ... rustc --crate-name NAME ... --crate-type cdylib ...``
-    /// for `crate_name`; `None` for any other line.
-    pub fn parse(line: &str, crate_name: &str) -> Option<Direct> {
+    /// Reads `     Running `ENV=v ... rustc --crate-name NAME ... --crate-type TYPE ...``
+    /// for `crate_name` and `crate_type`; `None` for any other line.
+    pub fn parse(line: &str, crate_name: &str, crate_type: &str) -> Option<Direct> {
         let command = line.trim_start().strip_prefix("Running `")?.strip_suffix('`')?;
         let words = shell_words::split(command).ok()?;
         let program_at = words.iter().position(|w| !is_assignment(w))?;
         let args = words[program_at + 1..].to_vec();
         let named = args.windows(2).any(|w| w[0] == "--crate-name" && w[1] == crate_name);
-        let cdylib = args.windows(2).any(|w| w[0] == "--crate-type" && w[1] == "cdylib");
-        if !named || !cdylib || !args.iter().any(|a| a.starts_with("--error-format=json")) {
+        let typed = args.windows(2).any(|w| w[0] == "--crate-type" && w[1] == crate_type);
+        if !named || !typed || !args.iter().any(|a| a.starts_with("--error-format=json")) {
             return None;
         }
         let env = words[..program_at]
@@ -166,6 +219,60 @@ impl Direct {
             .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         Some(Direct { env, program: words[program_at].clone(), args })
+    }
+
+    /// The rustc program it runs.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The value after `flag` (`--out-dir`), or of `-C key=value` when `flag` is `-C key`.
+    fn value(&self, flag: &str) -> Option<&str> {
+        match flag.strip_prefix("-C ") {
+            Some(key) => self
+                .args
+                .windows(2)
+                .find_map(|w| (w[0] == "-C").then(|| w[1].strip_prefix(key)?.strip_prefix('=')).flatten()),
+            None => self.args.windows(2).find(|w| w[0] == flag).map(|w| w[1].as_str()),
+        }
+    }
+
+    /// The rlib a library invocation writes.
+    pub fn output_rlib(&self, crate_name: &str) -> Option<PathBuf> {
+        let dir = self.value("--out-dir")?;
+        let extra = self.value("-C extra-filename").unwrap_or("");
+        Some(Path::new(dir).join(format!("lib{crate_name}{extra}.rlib")))
+    }
+
+    /// This library invocation turned into the build of a linked patch's rlib (see
+    /// [`crate::link`]): written to `out_dir` with its own incremental cache, no debug
+    /// info (the linker drops it), position-dependent, every static kept global.
+    pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path) -> Direct {
+        let mut args = Vec::with_capacity(self.args.len() + 4);
+        let mut words = self.args.iter();
+        while let Some(word) = words.next() {
+            if word.starts_with("--emit=") {
+                args.push("--emit=link".to_string());
+            } else if word == "--out-dir" {
+                words.next();
+                args.push(word.clone());
+                args.push(out_dir.display().to_string());
+            } else if word == "-C" {
+                let Some(value) = words.next() else { break };
+                args.push(word.clone());
+                if value.starts_with("incremental=") {
+                    args.push(format!("incremental={}", incremental.display()));
+                } else if value.starts_with("debuginfo=") {
+                    args.push("debuginfo=0".into());
+                } else {
+                    args.push(value.clone());
+                }
+            } else {
+                args.push(word.clone());
+            }
+        }
+        args.extend(HOST_LINK_FLAGS.iter().map(|s| s.to_string()));
+        Direct { env: self.env.clone(), program: self.program.clone(), args }
     }
 }
 
@@ -176,6 +283,17 @@ fn is_assignment(word: &str) -> bool {
 /// Rebuilds a patch library with rustc directly, in `cwd` (the workspace root, as
 /// cargo runs it); renders rustc's diagnostics unless `hide_diagnostics`.
 pub fn build_direct(direct: &Direct, cwd: &Path, shell: &Shell, hide_diagnostics: bool) -> Result<PathBuf> {
+    build_direct_for(direct, cwd, shell, hide_diagnostics, std::env::consts::DLL_SUFFIX)
+}
+
+/// [`build_direct`] of any artifact: returns the one whose name ends with `suffix`.
+pub fn build_direct_for(
+    direct: &Direct,
+    cwd: &Path,
+    shell: &Shell,
+    hide_diagnostics: bool,
+    suffix: &str,
+) -> Result<PathBuf> {
     let output = Command::new(&direct.program)
         .args(&direct.args)
         .envs(direct.env.iter().map(|(k, v)| (k, v)))
@@ -187,7 +305,7 @@ pub fn build_direct(direct: &Direct, cwd: &Path, shell: &Shell, hide_diagnostics
     for line in String::from_utf8_lossy(&output.stderr).lines() {
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(message) if message["$message_type"] == "artifact" => {
-                if let Some(path) = message["artifact"].as_str().filter(|p| p.ends_with(std::env::consts::DLL_SUFFIX)) {
+                if let Some(path) = message["artifact"].as_str().filter(|p| p.ends_with(suffix)) {
                     library = Some(PathBuf::from(path));
                 }
             }
@@ -231,7 +349,7 @@ pub fn build_patch(
         cmd,
         shell,
         mode,
-        |line| direct = direct.take().or_else(|| Direct::parse(line, &crate_name)),
+        |line| direct = direct.take().or_else(|| Direct::parse(line, &crate_name, "cdylib")),
         |message| {
             if let Message::CompilerArtifact(artifact) = message {
                 for file in &artifact.filenames {
@@ -303,12 +421,7 @@ enum Forward {
 }
 
 /// Runs cargo, passing its stderr through as `forward` says and JSON messages from
-/// stdout to `on_message`.
-fn run(cmd: Command, shell: &Shell, forward: Forward, on_message: impl FnMut(Message)) -> Result<()> {
-    run_with(cmd, shell, forward, |_| {}, on_message)
-}
-
-/// [`run`], also showing every stderr line to `on_line` (on this thread, after cargo exits).
+/// stdout to `on_message`; also shows every stderr line to `on_line` (on this thread, after cargo exits).
 fn run_with(
     mut cmd: Command,
     shell: &Shell,
@@ -329,7 +442,8 @@ fn run_with(
         .context("failed to run cargo")?;
     let stderr = child.stderr.take().expect("piped");
     let quiet = shell.verbosity() == Verbosity::Quiet;
-    let show_status = !patch || shell.verbosity() >= Verbosity::VeryVerbose;
+    let very_verbose = shell.verbosity() >= Verbosity::VeryVerbose;
+    let show_status = !patch || very_verbose;
     let progress = progress_bar(shell, patch);
     let bar = progress.clone();
     let forward = std::thread::spawn(move || {
@@ -338,6 +452,7 @@ fn run_with(
         let mut command: Option<String> = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let mut status = is_status_line(&line);
+            let mut chatter = is_script_echo(&line);
             if let Some(mut text) = command.take() {
                 text.push('\n');
                 text.push_str(&line);
@@ -347,14 +462,18 @@ fn run_with(
                     command = Some(text);
                 }
                 status = true;
+                chatter = true;
             } else if line.trim_start().starts_with("Running `") {
+                chatter = true;
                 if line.ends_with('`') {
                     seen.push(line.clone());
                 } else {
                     command = Some(line.clone());
                 }
             }
-            if hide_all || status && (quiet || !show_status) {
+            // Commands and build scripts' output, which `-vv` makes cargo print, only
+            // when the user asked for `-vv` too.
+            if hide_all || status && (quiet || !show_status) || chatter && !very_verbose {
                 continue;
             }
             match &bar {
@@ -391,6 +510,11 @@ fn run_with(
         bail!(BuildFailed);
     }
     Ok(())
+}
+
+fn is_script_echo(line: &str) -> bool {
+    let plain = strip_ansi(line);
+    plain.starts_with('[') && plain.contains("] ")
 }
 
 fn is_status_line(line: &str) -> bool {
@@ -468,18 +592,18 @@ mod tests {
         let line = "     Running `CARGO_CRATE_NAME=logic CARGO_PKG_AUTHORS='' LD_LIBRARY_PATH='/t/deps:/x' \
                     /bin/rustc --crate-name logic --edition=2021 logic/src/lib.rs --error-format=json \
                     --crate-type cdylib --check-cfg 'cfg(docsrs,test)' --cfg hotreload`";
-        let direct = Direct::parse(line, "logic").unwrap();
+        let direct = Direct::parse(line, "logic", "cdylib").unwrap();
         assert_eq!(direct.program, "/bin/rustc");
         assert_eq!(direct.env[1], ("CARGO_PKG_AUTHORS".to_string(), String::new()));
         assert_eq!(direct.env[2].1, "/t/deps:/x");
         assert!(direct.args.contains(&"cfg(docsrs,test)".to_string()));
         assert_eq!(direct.args.last().unwrap(), "hotreload");
-        assert!(Direct::parse(line, "other").is_none());
-        assert!(Direct::parse(&line.replace("cdylib", "lib"), "logic").is_none());
-        assert!(Direct::parse("   Compiling logic v0.1.0", "logic").is_none());
+        assert!(Direct::parse(line, "other", "cdylib").is_none());
+        assert!(Direct::parse(&line.replace("cdylib", "lib"), "logic", "cdylib").is_none());
+        assert!(Direct::parse("   Compiling logic v0.1.0", "logic", "cdylib").is_none());
         let multi = "     Running `CARGO_PKG_DESCRIPTION='one\ntwo' /bin/rustc --crate-name logic \
                      --error-format=json --crate-type cdylib`";
-        assert_eq!(Direct::parse(multi, "logic").unwrap().env[0].1, "one\ntwo");
+        assert_eq!(Direct::parse(multi, "logic", "cdylib").unwrap().env[0].1, "one\ntwo");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | a saved file | [`watch`] |
 //! | what changed in the crate's source, and can it be applied | [`source`] |
 //! | building the program and patch libraries | [`compile`] |
+//! | linked patches: the program's symbols, and binding new code to them | [`host`], [`link`] |
 //! | the patch library's exports, read before loading | [`library`] |
 //! | what a patch changes against the running code | [`diff`] |
 //! | the control socket to the running program | [`session`] |
@@ -26,7 +27,9 @@ pub mod cli;
 pub mod compile;
 pub mod control;
 pub mod diff;
+pub mod host;
 pub mod library;
+pub mod link;
 pub mod lockfile;
 pub mod run;
 pub mod session;

@@ -1,8 +1,9 @@
 //! A patch library's exports, read from the file before anything is loaded.
 //!
 //! The records hot functions export are plain bytes (see
-//! [`hotreload_protocol::record`]); `object` finds them among the dynamic symbols and
-//! reads them from the section they live in.
+//! [`hotreload_protocol::record`]); `object` finds them among the dynamic symbols of
+//! a self-contained library, or the symbol table of a linked patch (see
+//! [`crate::link`]), and reads them from the section they live in.
 
 use anyhow::{bail, Context, Result};
 use hotreload_protocol::record::{Record, FORWARDER_PREFIX, INIT_SYMBOL, RECORD_PREFIX, RECORD_SIZE};
@@ -30,10 +31,12 @@ impl Library {
     /// Reads a library from its bytes.
     pub fn parse(data: &[u8]) -> Result<Library> {
         let file = object::File::parse(data)?;
+        let linked = file.kind() == object::ObjectKind::Executable;
         let mut functions = BTreeMap::new();
         let mut forwarders = 0;
-        let mut has_init = false;
-        for symbol in file.dynamic_symbols() {
+        let mut has_init = linked;
+        let symbols = if linked { file.symbols() } else { file.dynamic_symbols() };
+        for symbol in symbols {
             let Ok(name) = symbol.name() else { continue };
             if name == INIT_SYMBOL {
                 has_init = true;

@@ -53,6 +53,13 @@ pub struct Snapshot {
     pub files: Vec<PathBuf>,
 }
 
+impl Snapshot {
+    /// The ids of the crate's module-level statics (`my_crate::COUNTER`).
+    pub fn statics(&self) -> std::collections::HashSet<String> {
+        self.items.iter().filter(|(_, e)| matches!(e, Entry::Static(_))).map(|(id, _)| id.clone()).collect()
+    }
+}
+
 /// A change the running program cannot take without a restart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocker {

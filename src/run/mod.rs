@@ -4,6 +4,7 @@
 //! touches it; watcher, socket and process threads send [`Event`]s.
 
 mod control;
+mod linked;
 mod patch;
 
 use crate::app::{self, App};
@@ -128,6 +129,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         crates: BTreeMap::new(),
         pending: BTreeSet::new(),
         next_request: 1,
+        linking: linked::Linking { disabled: args.self_contained, ..Default::default() },
     };
     if let Err(e) = driver.build_and_start() {
         if e.downcast_ref::<BuildFailed>().is_some() {
@@ -194,8 +196,10 @@ struct CrateState {
     checked: Option<u64>,
     /// How cargo ran rustc for its last patch build, to run it again directly.
     direct: Option<compile::Direct>,
-    /// How the last patch was built: `cargo` or `rustc`.
+    /// How the last patch was built: `linked`, `cargo` or `rustc`.
     route: &'static str,
+    /// Why the last self-contained patch was not linked (said once per reason).
+    self_contained_because: Option<String>,
     /// The last patch attempt and when it ended.
     last: Option<(Outcome, Instant)>,
     /// Save → applied times of recent reloads, in milliseconds.
@@ -233,6 +237,7 @@ struct Driver {
     crates: BTreeMap<String, CrateState>,
     pending: BTreeSet<String>,
     next_request: u64,
+    linking: linked::Linking,
 }
 
 impl Driver {
@@ -321,6 +326,9 @@ impl Driver {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
         self.host = Some(host);
+        // A new program: its addresses are read again when a patch is linked.
+        self.linking.host = None;
+        self.linking.next_base = 0;
         self.app = Some(app);
         self.agent = None;
         Ok(())

@@ -111,8 +111,17 @@ impl Driver {
         let waited = build_started.saturating_duration_since(saved);
         let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
         let quiet = self.output.hide_errors;
-        let built = match self.build_library(name, &crate_name, &root, sources_hash, quiet) {
-            Ok(path) => path,
+        let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
+        let route = self.build_linked(name, &crate_name, &module_statics, quiet).and_then(|route| match route {
+            Ok(linked) => Ok(Route::Linked(linked)),
+            Err(why) => {
+                self.say_self_contained(name, &why);
+                let file = self.build_library(name, &crate_name, &root, sources_hash, quiet)?;
+                Ok(Route::SelfContained(file))
+            }
+        });
+        let route = match route {
+            Ok(route) => route,
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
                 if !self.output.hide_errors {
@@ -122,6 +131,13 @@ impl Driver {
                 return Ok(Outcome::BuildFailed);
             }
             Err(e) => return Err(e),
+        };
+        let built = match &route {
+            Route::Linked(l) => {
+                self.crates.entry(name.to_string()).or_default().route = "linked";
+                l.file.clone()
+            }
+            Route::SelfContained(file) => file.clone(),
         };
         let build_time = build_started.elapsed();
         let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
@@ -165,8 +181,11 @@ impl Driver {
             .collect();
         let request = self.next_request;
         self.next_request += 1;
-        let load =
-            ToolMessage::Load(LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain));
+        let mut load = LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain);
+        if matches!(route, Route::Linked(_)) {
+            load = load.linked();
+        }
+        let load = ToolMessage::Load(load);
         let agent = self.agent.as_mut().expect("checked above");
         agent.writer.write_all(&message::encode(&load)).context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
@@ -188,16 +207,25 @@ impl Driver {
                     Some(edited) => patch.updated.iter().filter(|id| edited.contains(*id)).count(),
                     None => patch.updated.len(),
                 };
+                let how = match &route {
+                    Route::Linked(l) => format!("linked, {}", shared_state(&l.linked)),
+                    Route::SelfContained(_) => "self-contained".to_string(),
+                };
                 self.shell.status(
                     "Reloaded",
                     format_args!(
-                        "{name}: {updated} updated, {} added, {} removed ({} ms)",
+                        "{name}: {updated} updated, {} added, {} removed ({} ms, {how})",
                         patch.added.len(),
                         patch.removed.len(),
                         elapsed.as_millis()
                     ),
                 );
                 if self.shell.verbosity() >= Verbosity::Verbose {
+                    if let Route::Linked(l) = &route {
+                        for path in &l.linked.fresh {
+                            self.shell.status("own copy", format_args!("{path} (a static the program does not share)"));
+                        }
+                    }
                     for id in patch.updated.iter().filter(|id| edited.as_ref().is_none_or(|e| e.contains(*id))) {
                         self.shell.status("updated", id);
                     }
@@ -335,6 +363,20 @@ impl Driver {
         }
     }
 
+    /// Says, once per reason, why `name` reloads through a self-contained library.
+    fn say_self_contained(&mut self, name: &str, why: &str) {
+        if why == "--self-contained" {
+            return;
+        }
+        let state = self.crates.entry(name.to_string()).or_default();
+        if state.self_contained_because.as_deref() != Some(why) {
+            state.self_contained_because = Some(why.to_string());
+            self.shell.note(format_args!(
+                "`{name}` reloads as a self-contained library, with its own copies of statics and thread-locals: {why}"
+            ));
+        }
+    }
+
     /// A change the program cannot take: restart with `--restart`, else say so.
     fn refuse_or_restart(&mut self, reasons: Vec<String>) -> Outcome {
         let why = reasons.join("; ");
@@ -393,6 +435,20 @@ impl Driver {
             }
         }
     }
+}
+
+/// How a patch was built.
+enum Route {
+    /// Linked against the running program: it shares the program's state.
+    Linked(super::linked::LinkedBuild),
+    /// A self-contained library at this path.
+    SelfContained(PathBuf),
+}
+
+/// `3 statics and 1 thread-local shared` for the `Reloaded` line.
+fn shared_state(linked: &crate::link::Linked) -> String {
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    format!("{} and {} shared", plural(linked.statics, "static"), plural(linked.thread_locals, "thread-local"))
 }
 
 /// A hash over every `.rs` file below `dir`, names and contents.

@@ -89,6 +89,10 @@ pub struct LoadRequest {
     pub functions: Vec<FunctionInfo>,
     /// Toolchain hash the tool read from the file's records.
     pub toolchain: u64,
+    /// A linked patch (a static image bound to the program's addresses, mapped by the
+    /// agent itself) rather than a self-contained shared library.
+    #[serde(default)]
+    pub linked: bool,
 }
 
 impl LoadRequest {
@@ -101,7 +105,13 @@ impl LoadRequest {
         functions: Vec<FunctionInfo>,
         toolchain: u64,
     ) -> Self {
-        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain }
+        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain, linked: false }
+    }
+
+    /// The same request for a linked patch.
+    pub fn linked(mut self) -> Self {
+        self.linked = true;
+        self
     }
 }
 

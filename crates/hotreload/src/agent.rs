@@ -93,34 +93,7 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
     registry::with(|r| r.check_claims(&request))?;
 
     let loaded = Instant::now();
-    // SAFETY: the file lies in the session's private directory, was written by the
-    // tool from the crate's own build, and its records were checked above. It is never
-    // unloaded (`into_raw`), so code and data it hands out stay valid.
-    let table = unsafe {
-        let library = libloading::os::unix::Library::open(
-            Some(&path),
-            libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
-        )
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        let init = library
-            .get::<unsafe extern "C" fn(*const HostApi) -> u64>(INIT_SYMBOL.as_bytes())
-            .map_err(|_| "the library is not a hotreload patch (no initialiser)".to_string())?;
-        let table_fn = library
-            .get::<unsafe extern "C" fn(*mut usize) -> *const Entry>(TABLE_SYMBOL.as_bytes())
-            .map_err(|_| "the library is not a hotreload patch (no table)".to_string())?;
-        let (init, table_fn) = (*init, *table_fn);
-        let _ = library.into_raw();
-        if init(&HOST_API) != TOOLCHAIN {
-            return Err("the patch was built by another rustc (restart needed)".into());
-        }
-        let mut len = 0;
-        let ptr = table_fn(&mut len);
-        if len == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(ptr, len)
-        }
-    };
+    let table = if request.linked { map_linked(&path)? } else { open_library(&path)? };
     let load_micros = loaded.elapsed().as_micros() as u64;
     registry::with(|r| r.check_table(&request, table))?;
 
@@ -140,6 +113,44 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
             WAITING.fetch_add(1, Ordering::Release);
             rx.recv().map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
         }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn map_linked(path: &Path) -> Result<&'static [Entry], String> {
+    crate::loader::map(path)
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn map_linked(_: &Path) -> Result<&'static [Entry], String> {
+    Err("linked patches are not supported on this platform".into())
+}
+
+/// Opens a self-contained patch library and returns its table.
+fn open_library(path: &Path) -> Result<&'static [Entry], String> {
+    // SAFETY: the file lies in the session's private directory, was written by the
+    // tool from the crate's own build, and its records were checked above. It is never
+    // unloaded (`into_raw`), so code and data it hands out stay valid.
+    unsafe {
+        let library = libloading::os::unix::Library::open(
+            Some(path),
+            libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
+        )
+        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let init = library
+            .get::<unsafe extern "C" fn(*const HostApi) -> u64>(INIT_SYMBOL.as_bytes())
+            .map_err(|_| "the library is not a hotreload patch (no initialiser)".to_string())?;
+        let table_fn = library
+            .get::<unsafe extern "C" fn(*mut usize) -> *const Entry>(TABLE_SYMBOL.as_bytes())
+            .map_err(|_| "the library is not a hotreload patch (no table)".to_string())?;
+        let (init, table_fn) = (*init, *table_fn);
+        let _ = library.into_raw();
+        if init(&HOST_API) != TOOLCHAIN {
+            return Err("the patch was built by another rustc (restart needed)".into());
+        }
+        let mut len = 0;
+        let ptr = table_fn(&mut len);
+        Ok(if len == 0 { &[][..] } else { std::slice::from_raw_parts(ptr, len) })
     }
 }
 

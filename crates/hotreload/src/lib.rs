@@ -40,6 +40,8 @@
 pub mod __rt;
 mod agent;
 mod events;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod loader;
 #[cfg(hotreload_patch)]
 mod patch;
 mod registry;

@@ -16,6 +16,14 @@ struct FnState {
 // SAFETY: the raw pointer is a function address, never dereferenced as data.
 unsafe impl Send for FnState {}
 
+impl FnState {
+    fn add_slot(&mut self, slot: &'static Slot) {
+        if !self.slots.iter().any(|s| std::ptr::eq(*s, slot)) {
+            self.slots.push(slot);
+        }
+    }
+}
+
 pub(crate) struct Registry {
     fns: HashMap<&'static str, FnState>,
     generations: HashMap<String, u64>,
@@ -120,7 +128,7 @@ impl Registry {
                 slots: Vec::new(),
             });
             entry.slot.set(state.current);
-            state.slots.push(entry.slot);
+            state.add_slot(entry.slot);
         }
         let mut switched = Vec::new();
         for entry in table.iter().filter(|e| crate_of(e.id()) == crate_name) {
@@ -131,7 +139,8 @@ impl Registry {
             });
             state.record = *entry.record;
             state.current = entry.forwarder;
-            state.slots.push(entry.slot);
+            // A linked patch's rows name the program's own slots.
+            state.add_slot(entry.slot);
             for slot in &state.slots {
                 slot.set(entry.forwarder);
             }

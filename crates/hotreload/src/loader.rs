@@ -1,0 +1,219 @@
+//! Maps a linked patch into this process (Linux x86-64).
+//!
+//! A linked patch is a static ELF executable image that `cargo hotreload` linked for
+//! this very process: every reference to the program's code and state is already an
+//! absolute address in it, so there is nothing for a dynamic loader to do but map
+//! its segments at the addresses it was linked for, and tell the unwinder about its
+//! `.eh_frame` so panics unwind through it. `dlopen` cannot do this (it refuses
+//! executables), so this module does it: about what `ld.so` does for a static
+//! image, no more.
+
+use crate::__rt::Entry;
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::LittleEndian as LE;
+use std::path::Path;
+
+/// Lowest and highest addresses a patch may occupy: above the null page guard, and
+/// within a signed 32-bit displacement of the (non-PIE) program.
+const LOWEST: u64 = 0x10000;
+const HIGHEST: u64 = 0x8000_0000;
+const PAGE: u64 = 4096;
+
+/// Maps the linked patch at `path` and returns its trampoline table. The image is
+/// never unmapped: code and data it hands out stay valid for the process's life.
+pub(crate) fn map(path: &Path) -> Result<&'static [Entry], String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let image = Image::parse(&data).map_err(|e| format!("{} is not a linked patch: {e}", path.display()))?;
+    let register = register_frame().ok_or("the unwinder has no `__register_frame`")?;
+
+    let len = (image.end - image.start) as usize;
+    // SAFETY: an anonymous private mapping at a fixed address that must be free
+    // (MAP_FIXED_NOREPLACE never replaces an existing mapping).
+    let at = unsafe {
+        libc::mmap(
+            image.start as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(format!("cannot map the patch at {:#x}: {}", image.start, std::io::Error::last_os_error()));
+    }
+    if at as u64 != image.start {
+        // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+        // SAFETY: unmapping the mapping just made, which nothing uses.
+        unsafe { libc::munmap(at, len) };
+        return Err(format!("cannot map the patch at {:#x}: the range is in use", image.start));
+    }
+    for segment in &image.segments {
+        let bytes = &data[segment.offset as usize..(segment.offset + segment.file_size) as usize];
+        // SAFETY: the segment lies inside the writable mapping made above (checked by
+        // `Image::parse`); the rest of it stays zero, as `.bss` must.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), segment.address as *mut u8, bytes.len()) };
+    }
+    for (start, end, prot) in image.protections() {
+        // SAFETY: page ranges inside the mapping made above.
+        if unsafe { libc::mprotect(start as *mut libc::c_void, (end - start) as usize, prot) } != 0 {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: as above; nothing of the image is in use yet.
+            unsafe { libc::munmap(at, len) };
+            return Err(format!("cannot protect the patch's pages: {err}"));
+        }
+    }
+    // SAFETY: `.eh_frame` was linked for this address and ends with a zero
+    // terminator (checked by `Image::parse`); it stays mapped for ever.
+    unsafe { register(image.eh_frame as *const u8) };
+    let count = ((image.table.1 - image.table.0) as usize) / std::mem::size_of::<Entry>();
+    // SAFETY: the table's bounds lie in the mapped image, are aligned and hold whole
+    // `Entry` rows written by `#[hot]` (checked by `Image::parse` and, for their
+    // contents, by the registry before any slot switches).
+    Ok(unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) })
+}
+
+type RegisterFrame = unsafe extern "C" fn(*const u8);
+
+/// libgcc's `__register_frame`, which Rust's unwinder on Linux uses.
+fn register_frame() -> Option<RegisterFrame> {
+    let this = libloading::os::unix::Library::this();
+    // SAFETY: libgcc's documented signature; the symbol is looked up, not called.
+    let symbol = unsafe { this.get::<RegisterFrame>(b"__register_frame\0") }.ok()?;
+    Some(*symbol)
+}
+
+struct Segment {
+    address: u64,
+    offset: u64,
+    file_size: u64,
+    memory_size: u64,
+    flags: u32,
+}
+
+struct Image {
+    start: u64,
+    end: u64,
+    segments: Vec<Segment>,
+    eh_frame: u64,
+    table: (u64, u64),
+}
+
+impl Image {
+    fn parse(data: &[u8]) -> Result<Image, String> {
+        let err = |e: object::read::Error| e.to_string();
+        let header = elf::FileHeader64::<LE>::parse(data).map_err(err)?;
+        let endian = LE;
+        if header.e_type(endian) != elf::ET_EXEC || header.e_machine(endian) != elf::EM_X86_64 {
+            return Err("not an x86-64 static image".into());
+        }
+        let mut segments = Vec::new();
+        for ph in header.program_headers(endian, data).map_err(err)? {
+            match ph.p_type(endian) {
+                elf::PT_LOAD => {
+                    let s = Segment {
+                        address: ph.p_vaddr(endian),
+                        offset: ph.p_offset(endian),
+                        file_size: ph.p_filesz(endian),
+                        memory_size: ph.p_memsz(endian),
+                        flags: ph.p_flags(endian),
+                    };
+                    let in_file = s.offset.checked_add(s.file_size).is_some_and(|e| e <= data.len() as u64);
+                    let in_range =
+                        s.address >= LOWEST && s.address.checked_add(s.memory_size).is_some_and(|e| e <= HIGHEST);
+                    if !in_file || !in_range || s.file_size > s.memory_size {
+                        return Err("a segment lies outside the file or the allowed range".into());
+                    }
+                    segments.push(s);
+                }
+                elf::PT_INTERP | elf::PT_DYNAMIC | elf::PT_TLS => {
+                    return Err("it needs a dynamic loader or thread-local storage".into())
+                }
+                _ => {}
+            }
+        }
+        let start = segments.iter().map(|s| s.address).min().ok_or("no segments")? / PAGE * PAGE;
+        let end = segments.iter().map(|s| s.address + s.memory_size).max().unwrap_or(start).next_multiple_of(PAGE);
+        let inside = |address: u64, size: u64| address >= start && address.saturating_add(size) <= end;
+
+        let sections = header.sections(endian, data).map_err(err)?;
+        let mut eh_frame = None;
+        let mut eh_end = None;
+        for section in sections.iter() {
+            match sections.section_name(endian, section).map_err(err)? {
+                b".eh_frame" => eh_frame = Some((section.sh_addr(endian), section.sh_size(endian))),
+                b".hotreload_eh_end" => eh_end = Some((section.sh_addr(endian), section.sh_size(endian))),
+                b".init_array" | b".fini_array" | b".preinit_array" | b".ctors" | b".dtors" => {
+                    return Err("it has static initialisers".into())
+                }
+                _ => {}
+            }
+        }
+        let (eh_frame, eh_size) = eh_frame.ok_or("no .eh_frame")?;
+        match eh_end {
+            Some((at, 4)) if at == eh_frame + eh_size && inside(eh_frame, eh_size + 4) => {}
+            _ => return Err("its .eh_frame has no terminator".into()),
+        }
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(err)?;
+        let (mut table_start, mut table_stop) = (None, None);
+        for sym in symtab.iter() {
+            match symtab.symbol_name(endian, sym).map_err(err)? {
+                b"__start_hotreload_fns" => table_start = Some(sym.st_value(endian)),
+                b"__stop_hotreload_fns" => table_stop = Some(sym.st_value(endian)),
+                _ => {}
+            }
+        }
+        let (Some(t0), Some(t1)) = (table_start, table_stop) else { return Err("no trampoline table".into()) };
+        let row = std::mem::size_of::<Entry>() as u64;
+        if t1 < t0 || (t1 - t0) % row != 0 || t0 % 8 != 0 || !inside(t0, t1 - t0) {
+            return Err("its trampoline table is malformed".into());
+        }
+        Ok(Image { start, end, segments, eh_frame, table: (t0, t1) })
+    }
+
+    /// Page ranges with their protection: the union of the segments on each page.
+    fn protections(&self) -> Vec<(u64, u64, libc::c_int)> {
+        let pages = ((self.end - self.start) / PAGE) as usize;
+        let mut prot = vec![libc::PROT_NONE; pages];
+        for s in &self.segments {
+            let mut p = libc::PROT_NONE;
+            if s.flags & elf::PF_R != 0 {
+                p |= libc::PROT_READ;
+            }
+            if s.flags & elf::PF_W != 0 {
+                p |= libc::PROT_WRITE;
+            }
+            if s.flags & elf::PF_X != 0 {
+                p |= libc::PROT_EXEC;
+            }
+            let first = ((s.address / PAGE * PAGE - self.start) / PAGE) as usize;
+            let last = (((s.address + s.memory_size).next_multiple_of(PAGE) - self.start) / PAGE) as usize;
+            for page in &mut prot[first..last] {
+                *page |= p;
+            }
+        }
+        let mut runs: Vec<(u64, u64, libc::c_int)> = Vec::new();
+        for (i, p) in prot.into_iter().enumerate() {
+            let at = self.start + i as u64 * PAGE;
+            match runs.last_mut() {
+                Some(run) if run.2 == p && run.1 == at => run.1 = at + PAGE,
+                _ => runs.push((at, at + PAGE, p)),
+            }
+        }
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_files_are_refused() {
+        assert!(Image::parse(b"\x7fELF but not really").is_err());
+        // This test binary is a PIE: an ET_DYN, not a linked patch.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(Image::parse(&exe).unwrap_err().contains("static image"));
+    }
+}

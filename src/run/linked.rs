@@ -1,0 +1,113 @@
+//! The linked route of a patch: the crate compiled as the program's build compiled it,
+//! then linked against the running program (see [`crate::link`]). When it cannot be
+//! taken, the reason is said and the patch is built self-contained instead.
+
+use super::Driver;
+use crate::compile::{self, LINKED_PATCHES};
+use crate::host::HostImage;
+use crate::link;
+use anyhow::Result;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// What the session keeps for linking patches.
+#[derive(Default)]
+pub(super) struct Linking {
+    /// `--self-contained`: never link.
+    pub(super) disabled: bool,
+    /// The program's executable as read for the running program, or why it cannot be
+    /// linked against; reset at every (re)start.
+    pub(super) host: Option<Result<HostImage, String>>,
+    /// `rust-lld`, once looked for.
+    pub(super) linker: Option<Option<PathBuf>>,
+    /// Where the next patch goes in the running program.
+    pub(super) next_base: u64,
+}
+
+/// A patch linked against the running program.
+pub(super) struct LinkedBuild {
+    /// The image file, ready to place in the session.
+    pub(super) file: PathBuf,
+    /// What was bound.
+    pub(super) linked: link::Linked,
+}
+
+impl Driver {
+    /// Builds `name`'s patch by the linked route. `Ok(Err(why))` when the route is
+    /// not open for it (the patch is then built self-contained); a compile error is
+    /// an `Err` as on the other route. Call with the patch build lock held.
+    pub(super) fn build_linked(
+        &mut self,
+        name: &str,
+        crate_name: &str,
+        module_statics: &HashSet<String>,
+        quiet: bool,
+    ) -> Result<Result<LinkedBuild, String>> {
+        if !LINKED_PATCHES || self.linking.disabled {
+            return Ok(Err("--self-contained".into()));
+        }
+        let Some(host) = &self.host else { return Ok(Err("the program is not built".into())) };
+        let Some(invocation) = host.invocations.get(crate_name).cloned() else {
+            return Ok(Err(format!(
+                "there is no record of how the program's build compiled `{name}`; `cargo clean` of {} restores it",
+                self.profile.host_dir().display()
+            )));
+        };
+        if let Some(dep) =
+            self.ws.dependencies_of(name).into_iter().find(|dep| self.crates.get(dep).is_some_and(|c| c.generation > 0))
+        {
+            return Ok(Err(format!(
+                "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code"
+            )));
+        }
+        let Some(pid) = self.app.as_ref().map(|a| a.pid()) else {
+            return Ok(Err("the program is not running".into()));
+        };
+        let executable = host.executable.clone();
+        let image = self.linking.host.get_or_insert_with(|| HostImage::read(&executable).map_err(|e| format!("{e:#}")));
+        let image = match image {
+            Ok(image) => image,
+            Err(why) => return Ok(Err(why.clone())),
+        };
+        let linker = self.linking.linker.get_or_insert_with(|| link::find_linker(invocation.program())).clone();
+        let Some(linker) = linker else {
+            return Ok(Err("no `rust-lld` in the toolchain, nor `ld.lld` on PATH".into()));
+        };
+
+        let dir = self.profile.patch_dir().join("linked").join(if self.profile.release { "release" } else { "debug" });
+        let out_dir = dir.join(crate_name);
+        std::fs::create_dir_all(&out_dir)?;
+        let build = invocation.for_linked_patch(&out_dir, &dir.join("incremental"));
+        let rlib = compile::build_direct_for(&build, &self.ws.root, &self.shell, quiet, ".rlib")?;
+
+        let work_dir = out_dir.join("link");
+        let output = out_dir.join("patch.elf");
+        let mut base = link::free_range(pid, self.linking.next_base.max(image.end).max(link::FIRST_BASE), 2 << 20)?;
+        let mut linked = None;
+        for _ in 0..2 {
+            let request = link::Request {
+                rlib: &rlib,
+                host: image,
+                base,
+                output: &output,
+                work_dir: &work_dir,
+                module_statics,
+                linker: &linker,
+            };
+            let candidate = match link::link(&request)? {
+                Ok(candidate) => candidate,
+                Err(why) => return Ok(Err(why)),
+            };
+            // Linked where the program has room? Otherwise once more where it has.
+            let free = link::free_range(pid, candidate.start, candidate.end - candidate.start)?;
+            if free == candidate.start {
+                linked = Some(candidate);
+                break;
+            }
+            base = free;
+        }
+        let Some(linked) = linked else { return Ok(Err("the program has no room for the patch below 2 GiB".into())) };
+        self.linking.next_base = linked.end.next_multiple_of(2 << 20);
+        Ok(Ok(LinkedBuild { file: output, linked }))
+    }
+}
