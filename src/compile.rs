@@ -385,7 +385,10 @@ fn cargo(profile: &Profile, target_dir: &Path, cfgs: &[&str], shell: &Shell, sub
     for profile in ["dev", "release"] {
         cmd.args(["--config", &format!("profile.{profile}.build-override.opt-level=3")]);
     }
-    cmd.args(["--message-format", "json-render-diagnostics"]);
+    // Diagnostics come as JSON and are shown by `run_with`: the `-vv` we pass for
+    // rustc commands would otherwise make cargo print dependencies' warnings too.
+    let format = if shell.color() { "json-diagnostic-rendered-ansi" } else { "json" };
+    cmd.args(["--message-format", format]);
     if profile.release {
         cmd.arg("--release");
     }
@@ -452,7 +455,7 @@ fn run_with(
         let mut command: Option<String> = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let mut status = is_status_line(&line);
-            let mut chatter = is_script_echo(&line);
+            let mut chatter = is_script_echo(&line) || is_warning_summary(&line);
             if let Some(mut text) = command.take() {
                 text.push('\n');
                 text.push_str(&line);
@@ -494,6 +497,16 @@ fn run_with(
             bar.inc(1);
             bar.set_message(a.target.name.clone());
         }
+        if let Message::CompilerMessage(m) = &message {
+            // As cargo does: diagnostics of path packages only, dependencies' at `-vv`.
+            let ours = m.package_id.repr.starts_with("path+") || very_verbose;
+            if let Some(rendered) = m.message.rendered.as_deref().filter(|_| ours && !hide_all) {
+                match &progress {
+                    Some(bar) => bar.println(rendered.trim_end()),
+                    None => anstream::eprint!("{rendered}"),
+                }
+            }
+        }
         on_message(message);
     }
     let status = child.wait().context("failed to wait for cargo")?;
@@ -510,6 +523,12 @@ fn run_with(
         bail!(BuildFailed);
     }
     Ok(())
+}
+
+/// `warning: `dep` (lib) generated 3 warnings`: about diagnostics not shown.
+fn is_warning_summary(line: &str) -> bool {
+    let plain = strip_ansi(line);
+    plain.starts_with("warning: `") && plain.contains(" generated ") && plain.contains(" warning")
 }
 
 fn is_script_echo(line: &str) -> bool {

@@ -38,8 +38,14 @@ pub enum Entry {
         /// The whole function.
         text: String,
     },
-    /// A `static`: the patch library has its own copy.
-    Static(String),
+    /// A `static` or a `thread_local!` value: the running program's storage, which
+    /// new code shares when its patch is linked.
+    Static {
+        /// Its type (and `mut`), normalised.
+        ty: String,
+        /// Its initialiser, normalised.
+        init: String,
+    },
     /// A `const`: inlined where it is used.
     Const(String),
 }
@@ -54,9 +60,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The ids of the crate's module-level statics (`my_crate::COUNTER`).
+    /// The ids of the crate's module-level statics and thread-locals (`my_crate::COUNTER`).
     pub fn statics(&self) -> std::collections::HashSet<String> {
-        self.items.iter().filter(|(_, e)| matches!(e, Entry::Static(_))).map(|(id, _)| id.clone()).collect()
+        self.items.iter().filter(|(_, e)| matches!(e, Entry::Static { .. })).map(|(id, _)| id.clone()).collect()
     }
 }
 
@@ -108,7 +114,15 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
             Item::Type(t) => type_entry(out, module, &t.ident, item),
             Item::Trait(t) => type_entry(out, module, &t.ident, item),
             Item::Static(s) => {
-                out.items.insert(format!("{module}::{}", s.ident), Entry::Static(text_of(item)));
+                let mutability = if matches!(s.mutability, syn::StaticMutability::Mut(_)) { "mut " } else { "" };
+                let ty = format!("{mutability}{}", normalised(&s.ty));
+                out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init: normalised(&s.expr) });
+            }
+            Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "thread_local") => {
+                // Unparsable bodies are rustc's to report.
+                for (name, ty, init) in thread_locals(m.mac.tokens.clone()).unwrap_or_default() {
+                    out.items.insert(format!("{module}::{name}"), Entry::Static { ty, init });
+                }
             }
             Item::Const(c) => {
                 out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text_of(item)));
@@ -281,6 +295,31 @@ fn text_of(item: &impl ToTokens) -> String {
     out
 }
 
+/// The `static NAME: TYPE = INIT;` declarations of a `thread_local!` body, with the
+/// type and initialiser normalised.
+fn thread_locals(tokens: proc_macro2::TokenStream) -> syn::Result<Vec<(String, String, String)>> {
+    use syn::parse::{ParseStream, Parser};
+    let parser = |input: ParseStream| {
+        let mut out = Vec::new();
+        while !input.is_empty() {
+            input.call(Attribute::parse_outer)?;
+            input.parse::<syn::Visibility>()?;
+            input.parse::<syn::Token![static]>()?;
+            let name: syn::Ident = input.parse()?;
+            input.parse::<syn::Token![:]>()?;
+            let ty: syn::Type = input.parse()?;
+            input.parse::<syn::Token![=]>()?;
+            let init: syn::Expr = input.parse()?;
+            out.push((name.to_string(), normalised(&ty), normalised(&init)));
+            if !input.is_empty() {
+                input.parse::<syn::Token![;]>()?;
+            }
+        }
+        Ok(out)
+    };
+    parser.parse2(tokens)
+}
+
 fn normalised(tokens: &impl ToTokens) -> String {
     normalised_str(&tokens.to_token_stream().to_string())
 }
@@ -297,6 +336,12 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
             diff.not_hot.push((id.clone(), reason));
         }
         let Some(before) = old.items.get(id) else {
+            if matches!(entry, Entry::Static { .. }) {
+                diff.warnings.push(format!(
+                    "static `{id}` is new: the running program has no storage for it, so reloaded code gets a \
+                     fresh copy with each reload until the program restarts"
+                ));
+            }
             continue;
         };
         if before == entry {
@@ -325,8 +370,12 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
             (Entry::Const(_), Entry::Const(_)) => {
                 diff.warnings.push(format!("const `{id}` changed: code outside hot functions keeps the old value"))
             }
-            (Entry::Static(_), Entry::Static(_)) => diff.blockers.push(blocker(
-                "a static changed; reloaded code would use a fresh copy of it while the program keeps the old one",
+            (Entry::Static { ty: a, .. }, Entry::Static { ty: b, .. }) if a != b => {
+                diff.blockers.push(blocker("its type changed, and the running program holds a value of the old type"))
+            }
+            (Entry::Static { .. }, Entry::Static { .. }) => diff.warnings.push(format!(
+                "static `{id}`: only its initialiser changed; the running program keeps its current value \
+                 (a static is initialised once; restart to start from the new initialiser)"
             )),
             _ => {}
         }
@@ -394,6 +443,34 @@ mod tests {
         assert!(diff.blockers.is_empty());
         assert_eq!(diff.warnings.len(), 1);
         assert!(diff.warnings[0].contains("logic::helper"));
+    }
+
+    #[test]
+    fn statics_and_thread_locals_changes() {
+        const STATE: &str = r#"
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            thread_local! {
+                /// Calls.
+                pub static CALLS: Cell<u32> = const { Cell::new(0) };
+                static NAME: RefCell<String> = RefCell::new(String::new())
+            }
+        "#;
+        let old = snapshot(STATE);
+        assert_eq!(old.statics().len(), 3);
+        let retyped = compare(&old, &snapshot(&STATE.replace("Cell<u32>", "Cell<u64>")));
+        assert_eq!(retyped.blockers.len(), 1, "{retyped:?}");
+        assert_eq!(retyped.blockers[0].item, "logic::CALLS");
+        assert!(retyped.blockers[0].reason.contains("type changed"));
+        let mutable = compare(&old, &snapshot(&STATE.replace("static COUNTER", "static mut COUNTER")));
+        assert_eq!(mutable.blockers[0].item, "logic::COUNTER");
+        let reinit = compare(&old, &snapshot(&STATE.replace("new(0)", "new(7)")));
+        assert!(reinit.blockers.is_empty(), "{reinit:?}");
+        assert_eq!(reinit.warnings.len(), 2);
+        assert!(reinit.warnings.iter().all(|w| w.contains("only its initialiser changed")));
+        let added = compare(&old, &snapshot(&format!("{STATE} static FRESH: u8 = 0;")));
+        assert!(added.warnings[0].contains("`logic::FRESH` is new"), "{added:?}");
+        let docs = compare(&old, &snapshot(&STATE.replace("/// Calls.", "/// Calls so far.")));
+        assert_eq!(docs, SourceDiff::default());
     }
 
     #[test]

@@ -5,3 +5,4 @@ mod autoreload;
 mod harness;
 mod reload;
 mod safety;
+mod state;

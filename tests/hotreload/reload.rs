@@ -13,11 +13,28 @@ fn a_free_function_edit_reaches_direct_calls_and_old_fn_pointers() {
     s.wait_stdout("score=30 ptr=30", RELOAD);
     let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
     assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
+    assert!(reloaded.contains("linked"), "{reloaded}");
     s.wait_stderr("updated logic::score", RELOAD);
-    // Later patches run rustc as cargo did, without cargo.
+    fx.replace("logic/src/lib.rs", "points * 10", "points * 11");
+    s.wait_stdout("score=33 ptr=33", RELOAD);
+    assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(linked)"), "{:?}", s.stderr.all());
+}
+
+#[test]
+fn self_contained_patches_run_rustc_directly() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v", "--self-contained"]);
+    s.wait_stdout("score=6 ptr=6", RELOAD);
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    s.wait_stdout("score=30 ptr=30", RELOAD);
+    let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(reloaded.contains("self-contained"), "{reloaded}");
+    // Patches after the warm-up's cargo build run rustc as cargo did, without cargo.
     fx.replace("logic/src/lib.rs", "points * 10", "points * 11");
     s.wait_stdout("score=33 ptr=33", RELOAD);
     assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(rustc)"), "{:?}", s.stderr.all());
+    // Chosen by the user: no note about why.
+    s.assert_stderr_count("reloads as a self-contained library", 0);
 }
 
 #[test]

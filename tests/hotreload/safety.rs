@@ -185,8 +185,9 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     *score = FunctionInfo::new("logic::score", 12345);
     refused(send(&encoded(load(4, &inside, wrong, toolchain))), "`logic::score`: signature or type layout changed");
     refused(send(&encoded(load(5, &inside, logic.clone(), toolchain ^ 1))), "another rustc");
-    // Inside and plausible, but not a library.
+    // Inside and plausible, but not a library, nor a linked patch.
     refused(send(&encoded(load(6, &inside, logic.clone(), toolchain))), "cannot load");
+    refused(send(&encoded(load(7, &inside, logic.clone(), toolchain).linked())), "is not a linked patch");
     // Not a message at all.
     refused(send(b"{\"type\":\"load\",\"oops\":1}\n"), "malformed");
     assert!(app.try_wait().unwrap().is_none(), "the program survived every refusal");
@@ -199,7 +200,10 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     let good = session_dir.join("liblogic-1.so");
     std::fs::copy(&built, &good).unwrap();
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700)).unwrap();
-    match send(&encoded(load(10, &good, logic.clone(), toolchain))) {
+    // A linked patch (the session's default) is no shared library.
+    refused(send(&encoded(load(9, &good, logic.clone(), toolchain))), "cannot load");
+    // Linked for the session's program, whose executable this is: its addresses hold here.
+    match send(&encoded(load(10, &good, logic.clone(), toolchain).linked())) {
         AgentMessage::Applied { switched, .. } => assert!(switched >= logic.len(), "{switched}"),
         other => panic!("expected the patch to apply, got {other:?}"),
     }

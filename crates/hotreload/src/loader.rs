@@ -84,6 +84,7 @@ fn register_frame() -> Option<RegisterFrame> {
     Some(*symbol)
 }
 
+#[derive(Debug)]
 struct Segment {
     address: u64,
     offset: u64,
@@ -92,6 +93,7 @@ struct Segment {
     flags: u32,
 }
 
+#[derive(Debug)]
 struct Image {
     start: u64,
     end: u64,

@@ -1,0 +1,85 @@
+//! Reloaded code shares the running program's state: statics, thread-locals, the
+//! `log` logger and the `tracing` subscriber set up in `main`, a `OnceLock` the
+//! program filled (the `state` fixture).
+
+use crate::harness::{Fixture, Session, RELOAD};
+
+/// Replaces `v{from}` by `v{to}` throughout `shared`.
+fn bump_version(fx: &Fixture, from: u32, to: u32) {
+    fx.edit("shared/src/lib.rs", |src| src.replace(&format!("v{from}"), &format!("v{to}")));
+}
+
+#[test]
+fn reloaded_code_shares_statics_thread_locals_logger_and_subscriber() {
+    let fx = Fixture::new("state");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("tick: v0 count=1", RELOAD);
+    s.wait_stdout("b: 2", RELOAD);
+    s.wait_stderr("frame{reload=0}: shared: traced v0", RELOAD);
+    let mut items = vec!["v0".to_string()];
+    for i in 1..=5u32 {
+        bump_version(&fx, i - 1, i);
+        // The counter static keeps counting; the Mutex<Vec> keeps what it held.
+        s.wait_stdout(&format!("tick: v{i} count={}", i + 1), RELOAD);
+        items.push(format!("v{i}"));
+        s.wait_stdout(&format!("items: {}", items.join(",")), RELOAD);
+        // The OnceLock the program set before the first reload.
+        s.wait_stdout(&format!("config: from-main v{i}"), RELOAD);
+        // Each thread's own thread-local: `a` calls once per reload, `b` twice.
+        s.wait_stdout(&format!("a: {}", i + 1), RELOAD);
+        s.wait_stdout(&format!("b: {}", 2 * (i + 1)), RELOAD);
+        // env_logger from `main` prints new code's record; the tracing subscriber
+        // prints new code's event inside the program's span.
+        s.wait_stderr(&format!("logged v{i}"), RELOAD);
+        s.wait_stderr(&format!("frame{{reload={i}}}: shared: traced v{i}"), RELOAD);
+        let reloaded = s.wait_stderr_nth("Reloaded shared", i as usize, RELOAD);
+        assert!(reloaded.contains("linked, 3 statics and 2 thread-locals shared"), "{reloaded}");
+    }
+}
+
+/// The same edit through self-contained libraries: every static starts afresh. This
+/// is what the linked route is for, and shows the test above can tell them apart.
+#[test]
+fn self_contained_patches_have_their_own_statics() {
+    let fx = Fixture::new("state");
+    let s = Session::start(&fx, &["-p", "app", "--self-contained"]);
+    s.wait_stdout("tick: v0 count=1", RELOAD);
+    bump_version(&fx, 0, 1);
+    s.wait_stdout("tick: v1 count=1", RELOAD);
+    s.wait_stdout("items: v1", RELOAD);
+    s.wait_stdout("config: unset v1", RELOAD);
+    assert!(s.wait_stderr("Reloaded shared", RELOAD).contains("self-contained"));
+}
+
+#[test]
+fn a_static_or_thread_local_of_another_type_is_refused_by_name() {
+    let fx = Fixture::new("state");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("tick: v0 count=1", RELOAD);
+    fx.edit("shared/src/lib.rs", |src| {
+        src.replace("static COUNTER: AtomicU64 = AtomicU64::new(0);", "static COUNTER: AtomicU32 = AtomicU32::new(0);")
+            .replace("use std::sync::atomic::{AtomicU64", "use std::sync::atomic::{AtomicU32")
+            .replace("v0", "v1")
+    });
+    s.wait_stderr("restart needed: `shared::COUNTER`: its type changed", RELOAD);
+    fx.edit("shared/src/lib.rs", |src| {
+        src.replace("static COUNTER: AtomicU32 = AtomicU32::new(0);", "static COUNTER: AtomicU64 = AtomicU64::new(0);")
+            .replace("use std::sync::atomic::{AtomicU32", "use std::sync::atomic::{AtomicU64")
+            .replace("Cell<u32> = const { Cell::new(0) }", "Cell<u64> = const { Cell::new(0) }")
+            .replace("pub fn per_thread() -> u32", "pub fn per_thread() -> u64")
+    });
+    s.wait_stderr("restart needed: `shared::CALLS`: its type changed", RELOAD);
+    s.assert_stderr_count("Reloaded", 0);
+    // The program kept its code and state all along.
+    assert!(s.last_stdout().starts_with("b: 2"), "{}", s.last_stdout());
+
+    // Back to the old types, and only a new initialiser: applied with a warning,
+    // and the program's value kept.
+    fx.edit("shared/src/lib.rs", |src| {
+        src.replace("Cell<u64> = const { Cell::new(0) }", "Cell<u32> = const { Cell::new(0) }")
+            .replace("pub fn per_thread() -> u64", "pub fn per_thread() -> u32")
+            .replace("AtomicU64::new(0);", "AtomicU64::new(100);")
+    });
+    s.wait_stderr("static `shared::COUNTER`: only its initialiser changed; the running program keeps", RELOAD);
+    s.wait_stdout("tick: v1 count=2", RELOAD);
+}
