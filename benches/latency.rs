@@ -4,8 +4,10 @@
 //! library and a program that prints what it returns), runs `cargo hotreload run -v`
 //! on it, makes one-line edits and times each from the write to the program's first
 //! output from the new code. The tool's `Timing` line splits that into wait (debounce
-//! and source scan), build (`cargo rustc`), diff, load and switch. Then it times a bare
-//! `cargo rustc --crate-type cdylib` of the same edits, with and without the hot cfgs.
+//! and source scan), build (rustc, and the link of a linked patch), diff, load and
+//! switch. `small` and `mid` run a second session with `--self-contained` for
+//! comparison. Then it times a bare `cargo rustc --crate-type cdylib` of the same
+//! edits, with and without the hot cfgs.
 //!
 //! Sizes: `small` (~100 lines, 5 hot fns), `mid` (~2,000 lines, 100), `large` (~8,000
 //! lines, 400), and `apply` (1,000 tiny hot fns, for the time to switch them). `mid`
@@ -132,62 +134,12 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latency");
     println!("== {}: {} hot fns, {lines} lines", size.name, size.fns + 1);
 
-    let mut session = Session::start(&manifest, &target);
-    session.wait_err("Watching", Duration::from_secs(900));
-    session.wait_out("probe=v0", Duration::from_secs(60));
-    let connected = session.wait_err("Connected to process", Duration::from_secs(60));
-    let app_pid: u32 = connected
-        .split("Connected to process ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the tool says which process connected (-v)");
-
-    let mut rows: Vec<Row> = Vec::new();
-    let mut generation = 0;
-    let mut edit = |session: &mut Session, timed: bool| -> Option<Row> {
-        generation += 1;
-        std::thread::sleep(Duration::from_millis(if timed { 300 } else { 30 }));
-        let src = std::fs::read_to_string(&lib).unwrap();
-        let saved = Instant::now();
-        std::fs::write(&lib, src.replace(&format!("\"v{}\"", generation - 1), &format!("\"v{generation}\""))).unwrap();
-        let seen = session.wait_out(&format!("probe=v{generation} "), Duration::from_secs(120));
-        let timing = session.wait_err("Timing", Duration::from_secs(120));
-        timed.then(|| (ms(seen.duration_since(saved)), parse_timing(&timing)))
-    };
-    for _ in 0..edits {
-        rows.push(edit(&mut session, true).unwrap());
+    let (rows, memory, mut generation) = run_session(&manifest, &lib, &target, size, edits, &[], 0);
+    let self_contained = matches!(size.name, "small" | "mid")
+        .then(|| run_session(&manifest, &lib, &target, size, edits, &["--self-contained"], generation));
+    if let Some((_, _, g)) = &self_contained {
+        generation = *g;
     }
-    let mut memory = String::new();
-    if size.name == "mid" {
-        let before = ProcessSample::take(app_pid);
-        let more = 100usize.saturating_sub(edits);
-        for _ in 0..more {
-            edit(&mut session, false);
-        }
-        let after = ProcessSample::take(app_pid);
-        let reloads = (more as f64).max(1.0);
-        memory = format!(
-            "\nAfter {} reloads of `mid` (from reload {} to {}): RSS {:.1} → {:.1} MiB ({:+.0} KiB per reload); \
-             patch libraries mapped {:.1} → {:.1} MiB ({:+.0} KiB per reload); threads {} → {}; \
-             file descriptors {} → {}.\n",
-            edits + more,
-            edits,
-            edits + more,
-            before.rss_kib as f64 / 1024.0,
-            after.rss_kib as f64 / 1024.0,
-            (after.rss_kib as f64 - before.rss_kib as f64) / reloads,
-            before.patch_mapped_kib as f64 / 1024.0,
-            after.patch_mapped_kib as f64 / 1024.0,
-            (after.patch_mapped_kib as f64 - before.patch_mapped_kib as f64) / reloads,
-            before.threads,
-            after.threads,
-            before.fds,
-            after.fds,
-        );
-        println!("{}", memory.trim());
-    }
-    drop(session);
 
     // The same edits as bare builds, in target directories of their own.
     let bare = |flags: &str, dir: &str, generation: &mut usize| -> Vec<f64> {
@@ -229,23 +181,102 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
         println!("{name:<40} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
         median
     };
-    let total = line("save → new code seen by the program", rows.iter().map(|r| r.0).collect());
+    let total = line("save → new code seen by the program (linked patch)", rows.iter().map(|r| r.0).collect());
     line("  wait (debounce + source scan)", rows.iter().map(|r| r.1[0]).collect());
-    let build = line("  patch build (rustc; cargo the first time)", rows.iter().map(|r| r.1[1]).collect());
+    let build = line("  patch build (rustc + link)", rows.iter().map(|r| r.1[1]).collect());
     line("  diff (read exports + compare)", rows.iter().map(|r| r.1[2]).collect());
-    line("  load (`dlopen`)", rows.iter().map(|r| r.1[3]).collect());
+    line("  load (map the image)", rows.iter().map(|r| r.1[3]).collect());
     line("  switch slots", rows.iter().map(|r| r.1[4]).collect());
+    let contained = self_contained.map(|(rows, _, _)| {
+        let total = line("save → new code (`--self-contained`)", rows.iter().map(|r| r.0).collect());
+        line("  patch build (rustc, cdylib)", rows.iter().map(|r| r.1[1]).collect());
+        total
+    });
     let cold = line("bare `cargo rustc --crate-type cdylib`", bare_cold);
     let hot = line("the same with the hot cfgs", bare_hot);
-    let summary = format!(
+    let mut summary = format!(
         "\nOur overhead (all but the patch build): {:.1} ms median. Save → new code / bare build: {:.2} \
-         (with the hot cfgs: {:.2}).\n",
+         (with the hot cfgs: {:.2}).",
         total - build,
         total / cold,
         total / hot
     );
+    if let Some(contained) = contained {
+        let _ = write!(summary, " Self-contained: {:.2} of the bare build.", contained / cold);
+    }
+    summary.push('\n');
     println!("{}", summary.trim());
     out + &summary + &memory + "\n"
+}
+
+/// One session of `size` with `flags`, `edits` timed edits (and, for `mid`, reloads up
+/// to 100 with a memory sample), starting from version `generation`. Returns the
+/// timed rows, the memory report and the last version written.
+fn run_session(
+    manifest: &Path,
+    lib: &Path,
+    target: &Path,
+    size: &Size,
+    edits: usize,
+    flags: &[&str],
+    mut generation: usize,
+) -> (Vec<Row>, String, usize) {
+    let mut session = Session::start(manifest, target, flags);
+    session.wait_err("Watching", Duration::from_secs(900));
+    session.wait_out(&format!("probe=v{generation} "), Duration::from_secs(60));
+    let connected = session.wait_err("Connected to process", Duration::from_secs(60));
+    let app_pid: u32 = connected
+        .split("Connected to process ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the tool says which process connected (-v)");
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut edit = |session: &mut Session, timed: bool| -> Option<Row> {
+        generation += 1;
+        std::thread::sleep(Duration::from_millis(if timed { 300 } else { 30 }));
+        let src = std::fs::read_to_string(lib).unwrap();
+        let saved = Instant::now();
+        std::fs::write(lib, src.replace(&format!("\"v{}\"", generation - 1), &format!("\"v{generation}\""))).unwrap();
+        let seen = session.wait_out(&format!("probe=v{generation} "), Duration::from_secs(120));
+        let timing = session.wait_err("Timing", Duration::from_secs(120));
+        timed.then(|| (ms(seen.duration_since(saved)), parse_timing(&timing)))
+    };
+    for _ in 0..edits {
+        rows.push(edit(&mut session, true).unwrap());
+    }
+    let mut memory = String::new();
+    if size.name == "mid" && flags.is_empty() {
+        let before = ProcessSample::take(app_pid);
+        let more = 100usize.saturating_sub(edits);
+        for _ in 0..more {
+            edit(&mut session, false);
+        }
+        let after = ProcessSample::take(app_pid);
+        let reloads = (more as f64).max(1.0);
+        memory = format!(
+            "\nAfter {} reloads of `mid` (from reload {} to {}): RSS {:.1} → {:.1} MiB ({:+.0} KiB per reload); \
+             patches mapped {:.1} → {:.1} MiB ({:+.0} KiB per reload); threads {} → {}; \
+             file descriptors {} → {}.\n",
+            edits + more,
+            edits,
+            edits + more,
+            before.rss_kib as f64 / 1024.0,
+            after.rss_kib as f64 / 1024.0,
+            (after.rss_kib as f64 - before.rss_kib as f64) / reloads,
+            before.patch_mapped_kib as f64 / 1024.0,
+            after.patch_mapped_kib as f64 / 1024.0,
+            (after.patch_mapped_kib as f64 - before.patch_mapped_kib as f64) / reloads,
+            before.threads,
+            after.threads,
+            before.fds,
+            after.fds,
+        );
+        println!("{}", memory.trim());
+    }
+    drop(session);
+    (rows, memory, generation)
 }
 
 struct Session {
@@ -255,9 +286,11 @@ struct Session {
 }
 
 impl Session {
-    fn start(manifest: &Path, target: &Path) -> Session {
+    fn start(manifest: &Path, target: &Path, flags: &[&str]) -> Session {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
-            .args(["hotreload", "run", "-v", "--manifest-path"])
+            .args(["hotreload", "run", "-v"])
+            .args(flags)
+            .arg("--manifest-path")
             .arg(manifest)
             .arg("--target-dir")
             .arg(target)
@@ -340,12 +373,16 @@ impl ProcessSample {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        // Self-contained patches are mapped from the session's files; linked ones are
+        // anonymous mappings the agent makes between 1 and 2 GiB.
         let patch_mapped_kib = maps
             .lines()
-            .filter(|l| l.contains("/session-") && l.contains(".so"))
             .filter_map(|l| {
                 let (start, end) = l.split_whitespace().next()?.split_once('-')?;
-                Some((u64::from_str_radix(end, 16).ok()? - u64::from_str_radix(start, 16).ok()?) / 1024)
+                let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
+                let library = l.contains("/session-") && l.contains(".so");
+                let linked = (0x4000_0000..0x8000_0000).contains(&start) && !l.contains('[') && !l.contains('/');
+                (library || linked).then_some((end - start) / 1024)
             })
             .sum();
         let count = |dir: String| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
