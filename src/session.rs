@@ -157,14 +157,23 @@ impl Session {
     /// the file cargo wrote is shared by every workspace using the target directory
     /// (a cdylib's name carries no hash), so a later "fresh" build must not trust it.
     pub fn keep_latest(&mut self, built: &Path, crate_name: &str) -> Result<PathBuf> {
-        let kept = self.latest(crate_name);
+        Session::keep_latest_in(&self.dir, built, crate_name)
+    }
+
+    /// [`Session::keep_latest`] for a session directory `dir`, from another thread.
+    pub fn keep_latest_in(dir: &Path, built: &Path, crate_name: &str) -> Result<PathBuf> {
+        let kept = Session::latest_in(dir, crate_name);
         link_or_copy(built, &kept, true)?;
         Ok(kept)
     }
 
     /// Where [`Session::keep_latest`] keeps a crate's library.
     pub fn latest(&self, crate_name: &str) -> PathBuf {
-        self.dir.join(format!("lib{crate_name}-latest.{}", std::env::consts::DLL_EXTENSION))
+        Session::latest_in(&self.dir, crate_name)
+    }
+
+    fn latest_in(dir: &Path, crate_name: &str) -> PathBuf {
+        dir.join(format!("lib{crate_name}-latest.{}", std::env::consts::DLL_EXTENSION))
     }
 
     /// Puts a built library into the session directory under a name of its own, as a

@@ -9,6 +9,7 @@ use crate::link;
 use anyhow::Result;
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// What the session keeps for linking patches.
 #[derive(Default)]
@@ -30,12 +31,60 @@ pub(super) struct LinkedBuild {
     pub(super) file: PathBuf,
     /// What was bound.
     pub(super) linked: link::Linked,
+    /// Time in rustc.
+    pub(super) compiled: Duration,
+    /// Time reading, binding and linking.
+    pub(super) link_time: Duration,
+    /// Held until the file is placed in the session.
+    _lock: compile::BuildLock,
 }
 
 impl Driver {
+    /// The rustc command for `name`'s linked patch, or why the linked route is closed.
+    fn linked_invocation(&self, name: &str, crate_name: &str) -> Result<compile::Direct, String> {
+        if !LINKED_PATCHES || self.linking.disabled {
+            return Err("--self-contained".into());
+        }
+        let Some(host) = &self.host else { return Err("the program is not built".into()) };
+        let Some(invocation) = host.invocations.get(crate_name).cloned() else {
+            return Err(format!(
+                "there is no record of how the program's build compiled `{name}`; `cargo clean` of {} restores it",
+                self.profile.host_dir().display()
+            ));
+        };
+        if let Some(dep) =
+            self.ws.dependencies_of(name).into_iter().find(|dep| self.crates.get(dep).is_some_and(|c| c.generation > 0))
+        {
+            return Err(format!(
+                "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code"
+            ));
+        }
+        Ok(invocation.for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental")))
+    }
+
+    /// Whether `name` can take the linked route as things stand.
+    pub(super) fn linked_open(&self, name: &str, crate_name: &str) -> bool {
+        self.linked_invocation(name, crate_name).is_ok()
+    }
+
+    /// Where linked patches are built (under a lock of its own: self-contained builds
+    /// in the patch directory never hold them up).
+    fn linked_dir(&self) -> PathBuf {
+        self.profile.patch_dir().join("linked").join(if self.profile.release { "release" } else { "debug" })
+    }
+
+    /// Compiles `name` once for the linked route, so the first real patch finds rustc's
+    /// incremental cache warm. Quiet: errors show when a patch is built.
+    pub(super) fn prime_linked(&mut self, name: &str, crate_name: &str) {
+        let Ok(invocation) = self.linked_invocation(name, crate_name) else { return };
+        let Ok(_lock) = compile::BuildLock::acquire(&self.linked_dir()) else { return };
+        let _ = std::fs::create_dir_all(self.linked_dir().join(crate_name));
+        let _ = compile::build_direct_for(&invocation, &self.ws.root, &self.shell, true, ".rlib");
+    }
+
     /// Builds `name`'s patch by the linked route. `Ok(Err(why))` when the route is
     /// not open for it (the patch is then built self-contained); a compile error is
-    /// an `Err` as on the other route. Call with the patch build lock held.
+    /// an `Err` as on the other route.
     pub(super) fn build_linked(
         &mut self,
         name: &str,
@@ -43,27 +92,15 @@ impl Driver {
         module_statics: &HashSet<String>,
         quiet: bool,
     ) -> Result<Result<LinkedBuild, String>> {
-        if !LINKED_PATCHES || self.linking.disabled {
-            return Ok(Err("--self-contained".into()));
-        }
-        let Some(host) = &self.host else { return Ok(Err("the program is not built".into())) };
-        let Some(invocation) = host.invocations.get(crate_name).cloned() else {
-            return Ok(Err(format!(
-                "there is no record of how the program's build compiled `{name}`; `cargo clean` of {} restores it",
-                self.profile.host_dir().display()
-            )));
+        let invocation = match self.linked_invocation(name, crate_name) {
+            Ok(invocation) => invocation,
+            Err(why) => return Ok(Err(why)),
         };
-        if let Some(dep) =
-            self.ws.dependencies_of(name).into_iter().find(|dep| self.crates.get(dep).is_some_and(|c| c.generation > 0))
-        {
-            return Ok(Err(format!(
-                "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code"
-            )));
-        }
         let Some(pid) = self.app.as_ref().map(|a| a.pid()) else {
             return Ok(Err("the program is not running".into()));
         };
-        let executable = host.executable.clone();
+        let executable = self.host.as_ref().map(|h| h.executable.clone()).unwrap_or_default();
+        let dir = self.linked_dir();
         let image = self.linking.host.get_or_insert_with(|| HostImage::read(&executable).map_err(|e| format!("{e:#}")));
         let image = match image {
             Ok(image) => image,
@@ -74,11 +111,12 @@ impl Driver {
             return Ok(Err("no `rust-lld` in the toolchain, nor `ld.lld` on PATH".into()));
         };
 
-        let dir = self.profile.patch_dir().join("linked").join(if self.profile.release { "release" } else { "debug" });
+        let lock = compile::BuildLock::acquire(&dir)?;
         let out_dir = dir.join(crate_name);
         std::fs::create_dir_all(&out_dir)?;
-        let build = invocation.for_linked_patch(&out_dir, &dir.join("incremental"));
-        let rlib = compile::build_direct_for(&build, &self.ws.root, &self.shell, quiet, ".rlib")?;
+        let started = Instant::now();
+        let rlib = compile::build_direct_for(&invocation, &self.ws.root, &self.shell, quiet, ".rlib")?;
+        let compiled = started.elapsed();
 
         let work_dir = out_dir.join("link");
         let output = out_dir.join("patch.elf");
@@ -108,6 +146,7 @@ impl Driver {
         }
         let Some(linked) = linked else { return Ok(Err("the program has no room for the patch below 2 GiB".into())) };
         self.linking.next_base = linked.end.next_multiple_of(2 << 20);
-        Ok(Ok(LinkedBuild { file: output, linked }))
+        let link_time = started.elapsed() - compiled;
+        Ok(Ok(LinkedBuild { file: output, linked, compiled, link_time, _lock: lock }))
     }
 }

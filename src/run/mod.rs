@@ -40,6 +40,15 @@ pub enum Event {
     },
     /// Ctrl-C or SIGTERM.
     Interrupt,
+    /// A self-contained patch build made in the background at start-up.
+    Warmed {
+        /// The package.
+        name: String,
+        /// The build, its library already kept in the session.
+        build: compile::PatchBuild,
+        /// Hash of the sources it was built from.
+        sources: u64,
+    },
 }
 
 /// How long the agent may take to answer a load.
@@ -268,6 +277,12 @@ impl Driver {
                     }
                     self.shell.note("waiting for a change to rebuild and restart the program");
                 }
+                // Unless a patch build of its own came first.
+                Event::Warmed { name, build, sources } => {
+                    if self.crates.get(&name).is_none_or(|c| c.direct.is_none()) {
+                        self.remember_kept(&name, build, sources);
+                    }
+                }
                 Event::Interrupt => {
                     if let Some(app) = self.app.take() {
                         app.signal(libc::SIGINT);
@@ -355,23 +370,55 @@ impl Driver {
 
     /// Builds every hot crate's patch library once, so that dependencies are compiled
     /// for patch builds before the first edit.
+    /// Prepares patch builds before the first edit: a linked patch's compile (warming
+    /// rustc's incremental cache) at once, and a self-contained build of each crate,
+    /// which compiles its dependencies once for the patch directory. Those run in the
+    /// background when linked patches are open, since they are only the fallback.
     fn warm_patches(&mut self) {
         let names: BTreeSet<String> = self.crates.keys().cloned().collect();
         if names.is_empty() {
             return;
         }
         let started = Instant::now();
+        let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let order = self.ws.dependency_order(&names);
+        let mut jobs = Vec::new();
+        for name in &order {
+            let Some((crate_name, _)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { continue };
+            let sources = patch::sources_hash(&self.ws.members[name].dir.join("src"));
+            jobs.push((name.clone(), crate_name, self.features_of(name), sources));
+        }
+        let background = jobs.iter().all(|(name, crate_name, ..)| self.linked_open(name, crate_name));
+        if background {
+            for (name, crate_name, ..) in &jobs {
+                self.prime_linked(name, crate_name);
+            }
+            let (profile, shell, tx) = (self.profile.clone(), self.shell.clone(), self.tx.clone());
+            let session_dir = self.session.dir().to_path_buf();
+            std::thread::spawn(move || {
+                for (name, crate_name, features, sources) in jobs {
+                    let Ok(_lock) = compile::BuildLock::acquire(&profile.patch_dir()) else { return };
+                    // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
+                    let Ok(build) = compile::build_patch(&profile, &name, &features, &shell, true) else { continue };
+                    if build.fresh || Session::keep_latest_in(&session_dir, &build.library, &crate_name).is_err() {
+                        continue;
+                    }
+                    if tx.send(Event::Warmed { name, build, sources }).is_err() {
+                        return;
+                    }
+                }
+            });
+            self.shell.status(
+                "Watching",
+                format_args!("{listed} for changes (linked patches ready in {:.2}s)", started.elapsed().as_secs_f64()),
+            );
+            return;
+        }
         self.shell.status(
             "Preparing",
-            format_args!(
-                "patch builds of {} (a first session compiles their dependencies once)",
-                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-            ),
+            format_args!("patch builds of {listed} (a first session compiles their dependencies once)"),
         );
-        for name in self.ws.dependency_order(&names) {
-            let features = self.features_of(&name);
-            let Some((crate_name, _)) = self.ws.members.get(&name).and_then(|m| m.lib.clone()) else { continue };
-            let sources = patch::sources_hash(&self.ws.members[&name].dir.join("src"));
+        for (name, crate_name, features, sources) in jobs {
             let _lock = compile::BuildLock::acquire(&self.profile.patch_dir());
             match compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
                 // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
@@ -387,11 +434,7 @@ impl Driver {
         }
         self.shell.status(
             "Watching",
-            format_args!(
-                "{} for changes (patch builds ready in {:.2}s)",
-                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                started.elapsed().as_secs_f64()
-            ),
+            format_args!("{listed} for changes (patch builds ready in {:.2}s)", started.elapsed().as_secs_f64()),
         );
     }
 

@@ -109,15 +109,15 @@ impl Driver {
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         let build_started = Instant::now();
         let waited = build_started.saturating_duration_since(saved);
-        let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
         let quiet = self.output.hide_errors;
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
         let route = self.build_linked(name, &crate_name, &module_statics, quiet).and_then(|route| match route {
             Ok(linked) => Ok(Route::Linked(linked)),
             Err(why) => {
                 self.say_self_contained(name, &why);
+                let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
                 let file = self.build_library(name, &crate_name, &root, sources_hash, quiet)?;
-                Ok(Route::SelfContained(file))
+                Ok(Route::SelfContained { file, _lock: lock })
             }
         });
         let route = match route {
@@ -137,12 +137,13 @@ impl Driver {
                 self.crates.entry(name.to_string()).or_default().route = "linked";
                 l.file.clone()
             }
-            Route::SelfContained(file) => file.clone(),
+            Route::SelfContained { file, .. } => file.clone(),
         };
         let build_time = build_started.elapsed();
         let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
         let placed = self.session.place(&built, &crate_name, generation)?;
-        drop(lock);
+        // Placed: the build directory's lock can go.
+        let route = route.unlocked();
         self.crates.entry(name.to_string()).or_default().failed = None;
 
         let diff_started = Instant::now();
@@ -182,7 +183,7 @@ impl Driver {
         let request = self.next_request;
         self.next_request += 1;
         let mut load = LoadRequest::new(request, crate_name.clone(), generation, placed, functions, toolchain);
-        if matches!(route, Route::Linked(_)) {
+        if matches!(route, Placed::Linked(..)) {
             load = load.linked();
         }
         let load = ToolMessage::Load(load);
@@ -208,8 +209,8 @@ impl Driver {
                     None => patch.updated.len(),
                 };
                 let how = match &route {
-                    Route::Linked(l) => format!("linked, {}", shared_state(&l.linked)),
-                    Route::SelfContained(_) => "self-contained".to_string(),
+                    Placed::Linked(l, ..) => format!("linked, {}", shared_state(l)),
+                    Placed::SelfContained => "self-contained".to_string(),
                 };
                 self.shell.status(
                     "Reloaded",
@@ -221,8 +222,8 @@ impl Driver {
                     ),
                 );
                 if self.shell.verbosity() >= Verbosity::Verbose {
-                    if let Route::Linked(l) = &route {
-                        for path in &l.linked.fresh {
+                    if let Placed::Linked(l, ..) = &route {
+                        for path in &l.fresh {
                             self.shell.status("own copy", format_args!("{path} (a static the program does not share)"));
                         }
                     }
@@ -243,7 +244,14 @@ impl Driver {
                             waited.as_millis(),
                             scan_time.as_secs_f64() * 1e3,
                             build_time.as_millis(),
-                            self.crates.get(name).map_or("cargo", |c| c.route),
+                            match &route {
+                                Placed::Linked(_, compiled, linked) => format!(
+                                    "linked: rustc {} ms, link {} ms",
+                                    compiled.as_millis(),
+                                    linked.as_millis()
+                                ),
+                                Placed::SelfContained => self.crates.get(name).map_or("cargo", |c| c.route).to_string(),
+                            },
                             diff_time.as_secs_f64() * 1e3,
                             load_micros as f64 / 1e3,
                             apply_micros as f64 / 1e3,
@@ -326,6 +334,12 @@ impl Driver {
         sources: u64,
     ) -> Result<PathBuf> {
         let kept = self.session.keep_latest(&build.library, crate_name)?;
+        self.remember_kept(name, build, sources);
+        Ok(kept)
+    }
+
+    /// [`Driver::remember_build`] once the library is kept.
+    pub(super) fn remember_kept(&mut self, name: &str, build: compile::PatchBuild, sources: u64) {
         let state = self.crates.entry(name.to_string()).or_default();
         state.built = Some(sources);
         state.direct = build.direct;
@@ -336,7 +350,6 @@ impl Driver {
                 c.direct = None;
             }
         }
-        Ok(kept)
     }
 
     /// `--check`: builds a change that is not applied, once per content, to report
@@ -441,8 +454,28 @@ impl Driver {
 enum Route {
     /// Linked against the running program: it shares the program's state.
     Linked(super::linked::LinkedBuild),
-    /// A self-contained library at this path.
-    SelfContained(PathBuf),
+    /// A self-contained library at this path, with the patch directory's lock.
+    SelfContained {
+        /// The library.
+        file: PathBuf,
+        /// Held until it is placed.
+        _lock: compile::BuildLock,
+    },
+}
+
+/// A placed patch: how it was built, locks released.
+enum Placed {
+    Linked(crate::link::Linked, std::time::Duration, std::time::Duration),
+    SelfContained,
+}
+
+impl Route {
+    fn unlocked(self) -> Placed {
+        match self {
+            Route::Linked(l) => Placed::Linked(l.linked, l.compiled, l.link_time),
+            Route::SelfContained { .. } => Placed::SelfContained,
+        }
+    }
 }
 
 /// `3 statics and 1 thread-local shared` for the `Reloaded` line.

@@ -17,7 +17,7 @@ fn a_free_function_edit_reaches_direct_calls_and_old_fn_pointers() {
     s.wait_stderr("updated logic::score", RELOAD);
     fx.replace("logic/src/lib.rs", "points * 10", "points * 11");
     s.wait_stdout("score=33 ptr=33", RELOAD);
-    assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(linked)"), "{:?}", s.stderr.all());
+    assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(linked: rustc "), "{:?}", s.stderr.all());
 }
 
 #[test]
