@@ -1,5 +1,10 @@
 //! Edit me while the demo runs: change a string, a number, a formula, and save.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Greetings so far: the program's own count, which reloaded code keeps counting.
+static GREETINGS: AtomicU64 = AtomicU64::new(0);
+
 /// The world the demo keeps across reloads.
 pub struct World {
     /// Ticks since the start.
@@ -31,5 +36,6 @@ pub fn points(ticks: u64) -> u64 {
 /// Try another greeting.
 #[hotreload::hot]
 pub fn greeting(name: &str) -> String {
-    format!("Hello, {name}!")
+    let n = GREETINGS.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("Hello, {name}! ({n} greetings)")
 }
