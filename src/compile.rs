@@ -221,6 +221,13 @@ impl Direct {
         Some(Direct { env, program: words[program_at].clone(), args })
     }
 
+    /// The same command with `key=value` added to its environment.
+    pub fn with_env(mut self, key: &str, value: &str) -> Direct {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
     /// The rustc program it runs.
     pub fn program(&self) -> &str {
         &self.program

@@ -57,6 +57,9 @@ pub struct Snapshot {
     pub items: BTreeMap<String, Entry>,
     /// Every file read.
     pub files: Vec<PathBuf>,
+    /// The text of everything but hot functions' bodies: when it is unchanged, an edit
+    /// touched hot function bodies only, and only those need recompiling in full.
+    pub rest: String,
 }
 
 impl Snapshot {
@@ -86,6 +89,9 @@ pub struct SourceDiff {
     pub edited: BTreeSet<String>,
     /// Functions inside hot items that stay as they are, with why.
     pub not_hot: Vec<(String, &'static str)>,
+    /// Only hot function bodies changed (or hot functions were added): a linked patch
+    /// needs only `edited` and new functions in full (see [`SourceDiff::edited`]).
+    pub bodies_only: bool,
 }
 
 /// Reads a crate from its root file, following `mod` declarations.
@@ -107,6 +113,35 @@ fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> R
 
 fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut Snapshot) -> Result<(), String> {
     for item in items {
+        // What `rest` holds of this item: all of it but hot bodies.
+        match item {
+            Item::Fn(f) if matches!(fn_entry(in_hot || has_hot(&f.attrs), &f.sig, item, false), Entry::Hot { .. }) => {
+                out.rest.push_str(&normalised(&f.sig));
+            }
+            Item::Impl(imp) => {
+                let hot = in_hot || has_hot(&imp.attrs);
+                let mut header = imp.clone();
+                header.items.clear();
+                out.rest.push_str(&text_of(&header));
+                for member in &imp.items {
+                    match member {
+                        ImplItem::Fn(m)
+                            if hot && imp.generics.params.is_empty() && not_hot_reason(&m.sig).is_none() =>
+                        {
+                            out.rest.push_str(&normalised(&m.sig))
+                        }
+                        other => out.rest.push_str(&text_of(other)),
+                    }
+                }
+            }
+            Item::Mod(m) => {
+                let mut header = m.clone();
+                header.content = None;
+                out.rest.push_str(&text_of(&header));
+            }
+            other => out.rest.push_str(&text_of(other)),
+        }
+        out.rest.push('\n');
         match item {
             Item::Struct(s) => type_entry(out, module, &s.ident, item),
             Item::Enum(e) => type_entry(out, module, &e.ident, item),
@@ -330,7 +365,7 @@ fn normalised_str(text: &str) -> String {
 
 /// What `new` changes against `old` (the source the program runs).
 pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
-    let mut diff = SourceDiff::default();
+    let mut diff = SourceDiff { bodies_only: old.rest == new.rest, ..SourceDiff::default() };
     for (id, entry) in &new.items {
         if let Entry::NotHot { reason, .. } = entry {
             diff.not_hot.push((id.clone(), reason));
@@ -470,7 +505,18 @@ mod tests {
         let added = compare(&old, &snapshot(&format!("{STATE} static FRESH: u8 = 0;")));
         assert!(added.warnings[0].contains("`logic::FRESH` is new"), "{added:?}");
         let docs = compare(&old, &snapshot(&STATE.replace("/// Calls.", "/// Calls so far.")));
-        assert_eq!(docs, SourceDiff::default());
+        assert_eq!(docs, SourceDiff { bodies_only: true, ..SourceDiff::default() });
+    }
+
+    #[test]
+    fn body_only_edits_are_told_apart() {
+        let old = snapshot(BASE);
+        assert!(compare(&old, &snapshot(&BASE.replace("p * 2", "p * 3"))).bodies_only);
+        assert!(compare(&old, &snapshot(&BASE.replace("self.x }", "self.x + 1 }"))).bodies_only);
+        assert!(!compare(&old, &snapshot(&BASE.replace("{ 1 }", "{ 2 }"))).bodies_only, "a plain fn");
+        assert!(!compare(&old, &snapshot(&BASE.replace("{ t }", "{ let u = t; u }"))).bodies_only, "not hot");
+        assert!(!compare(&old, &snapshot(&format!("use std::fmt;{BASE}"))).bodies_only);
+        assert!(!compare(&old, &snapshot(&format!("{BASE} macro_rules! m {{ () => {{}} }}"))).bodies_only);
     }
 
     #[test]

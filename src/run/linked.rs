@@ -41,7 +41,7 @@ pub(super) struct LinkedBuild {
 
 impl Driver {
     /// The rustc command for `name`'s linked patch, or why the linked route is closed.
-    fn linked_invocation(&self, name: &str, crate_name: &str) -> Result<compile::Direct, String> {
+    fn linked_invocation(&self, name: &str, crate_name: &str, full: Option<&str>) -> Result<compile::Direct, String> {
         if !LINKED_PATCHES || self.linking.disabled {
             return Err("--self-contained".into());
         }
@@ -59,12 +59,17 @@ impl Driver {
                 "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code"
             ));
         }
-        Ok(invocation.for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental")))
+        let invocation =
+            invocation.for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental"));
+        Ok(match full {
+            Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids),
+            None => invocation,
+        })
     }
 
     /// Whether `name` can take the linked route as things stand.
     pub(super) fn linked_open(&self, name: &str, crate_name: &str) -> bool {
-        self.linked_invocation(name, crate_name).is_ok()
+        self.linked_invocation(name, crate_name, None).is_ok()
     }
 
     /// Where linked patches are built (under a lock of its own: self-contained builds
@@ -74,9 +79,10 @@ impl Driver {
     }
 
     /// Compiles `name` once for the linked route, so the first real patch finds rustc's
-    /// incremental cache warm. Quiet: errors show when a patch is built.
+    /// incremental cache warm (all stubs, as most of a typical patch is). Quiet: errors
+    /// show when a patch is built.
     pub(super) fn prime_linked(&mut self, name: &str, crate_name: &str) {
-        let Ok(invocation) = self.linked_invocation(name, crate_name) else { return };
+        let Ok(invocation) = self.linked_invocation(name, crate_name, Some("")) else { return };
         let Ok(_lock) = compile::BuildLock::acquire(&self.linked_dir()) else { return };
         let _ = std::fs::create_dir_all(self.linked_dir().join(crate_name));
         let _ = compile::build_direct_for(&invocation, &self.ws.root, &self.shell, true, ".rlib");
@@ -84,15 +90,17 @@ impl Driver {
 
     /// Builds `name`'s patch by the linked route. `Ok(Err(why))` when the route is
     /// not open for it (the patch is then built self-contained); a compile error is
-    /// an `Err` as on the other route.
+    /// an `Err` as on the other route. `full`: the functions to compile in full (see
+    /// `hotreload_protocol::ENV_FULL_FORM`), or all.
     pub(super) fn build_linked(
         &mut self,
         name: &str,
         crate_name: &str,
         module_statics: &HashSet<String>,
+        full: Option<&str>,
         quiet: bool,
     ) -> Result<Result<LinkedBuild, String>> {
-        let invocation = match self.linked_invocation(name, crate_name) {
+        let invocation = match self.linked_invocation(name, crate_name, full) {
             Ok(invocation) => invocation,
             Err(why) => return Ok(Err(why)),
         };

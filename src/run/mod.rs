@@ -221,6 +221,8 @@ struct Agent {
     writer: UnixStream,
     /// Signature of every function the program has ever had.
     known: BTreeMap<String, u64>,
+    /// The functions of the program's own build, whose slots it has.
+    program: BTreeSet<String>,
 }
 
 struct Driver {
@@ -467,7 +469,8 @@ impl Driver {
                     "Connected",
                     format_args!("to process {} ({} hot functions)", peer.pid, known.len()),
                 );
-                self.agent = Some(Agent { conn, writer, known });
+                let program = known.keys().cloned().collect();
+                self.agent = Some(Agent { conn, writer, known, program });
             }
             Incoming::Closed { conn } => {
                 if self.agent.as_ref().map(|a| a.conn) == Some(conn) {

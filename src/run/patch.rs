@@ -12,6 +12,7 @@ use crate::watch;
 use anyhow::{Context, Result};
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, ToolMessage};
 use hotreload_protocol::record::crate_of;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
@@ -88,6 +89,9 @@ impl Driver {
             return Ok(Outcome::StillFailing);
         }
         let mut edited = None;
+        // A body-only edit: the hot functions that need their whole form in a linked
+        // patch (edited, and any the program's own build lacks); the rest are stubs.
+        let mut full: Option<BTreeSet<String>> = None;
         if let Ok(new) = &scanned {
             let diff = source::compare(&state.snapshot, new);
             for (id, reason) in &diff.not_hot {
@@ -103,6 +107,11 @@ impl Driver {
             for warning in &diff.warnings {
                 self.shell.warn(warning);
             }
+            if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
+                let mut ids = diff.edited.clone();
+                ids.extend(hot_ids(new).filter(|id| !agent.program.contains(id)));
+                full = Some(ids);
+            }
             edited = Some(diff.edited);
         }
 
@@ -111,7 +120,9 @@ impl Driver {
         let waited = build_started.saturating_duration_since(saved);
         let quiet = self.output.hide_errors;
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
-        let route = self.build_linked(name, &crate_name, &module_statics, quiet).and_then(|route| match route {
+        let full_env = full.as_ref().map(|ids| full_form_env(&crate_name, ids));
+        let route = self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet);
+        let route = route.and_then(|route| match route {
             Ok(linked) => Ok(Route::Linked(linked)),
             Err(why) => {
                 self.say_self_contained(name, &why);
@@ -155,7 +166,13 @@ impl Driver {
             return Ok(Outcome::Refused(why));
         };
         let state = self.crates.entry(name.to_string()).or_default();
-        let patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
+        let mut patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
+        // A patch of stubs holds only what changed: removed is what the source lost.
+        let partial = matches!(route, Placed::Linked(..)) && full.is_some();
+        if partial {
+            let now: BTreeSet<String> = scanned.as_ref().map(|s| hot_ids(s).collect()).unwrap_or_default();
+            patch.removed = state.current.iter().filter(|id| !now.contains(*id)).cloned().collect();
+        }
         let diff_time = diff_started.elapsed();
         if !patch.applicable() {
             let _ = std::fs::remove_file(&placed);
@@ -200,7 +217,15 @@ impl Driver {
                 }
                 let state = self.crates.entry(name.to_string()).or_default();
                 state.generation = generation;
-                state.current = library.functions.keys().filter(|id| crate_of(id) == crate_name).cloned().collect();
+                let in_patch = library.functions.keys().filter(|id| crate_of(id) == crate_name).cloned();
+                if partial {
+                    state.current.extend(in_patch);
+                    for id in &patch.removed {
+                        state.current.remove(id);
+                    }
+                } else {
+                    state.current = in_patch.collect();
+                }
                 if let Ok(new) = scanned {
                     state.snapshot = new;
                 }
@@ -450,6 +475,27 @@ impl Driver {
     }
 }
 
+/// The hot function ids of a snapshot.
+fn hot_ids(snapshot: &source::Snapshot) -> impl Iterator<Item = String> + '_ {
+    snapshot.items.iter().filter(|(_, e)| matches!(e, source::Entry::Hot { .. })).map(|(id, _)| id.clone())
+}
+
+/// `ENV_FULL_FORM`'s value for `ids`: every `::`-suffix of each id below the crate,
+/// since the attribute knows a function only by its name and impl, not its module.
+/// More whole forms than needed only cost compile time.
+fn full_form_env(crate_name: &str, ids: &BTreeSet<String>) -> String {
+    let mut tails = BTreeSet::new();
+    for id in ids {
+        let rest = id.strip_prefix(crate_name).unwrap_or(id);
+        let mut at = 0;
+        while let Some(found) = rest[at..].find("::") {
+            tails.insert(rest[at + found..].to_string());
+            at += found + 2;
+        }
+    }
+    tails.into_iter().collect::<Vec<_>>().join(",")
+}
+
 /// How a patch was built.
 enum Route {
     /// Linked against the running program: it shares the program's state.
@@ -506,4 +552,16 @@ pub(super) fn sources_hash(dir: &Path) -> u64 {
         text.extend_from_slice(&watch::content_hash(&file).unwrap_or(0).to_le_bytes());
     }
     hotreload_protocol::record::fnv1a(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_form_ids_are_every_module_suffix() {
+        let ids: BTreeSet<String> = ["logic::score", "logic::inner::Counter~Named::name"].map(String::from).into();
+        assert_eq!(full_form_env("logic", &ids), "::Counter~Named::name,::inner::Counter~Named::name,::name,::score");
+        assert_eq!(full_form_env("logic", &BTreeSet::new()), "");
+    }
 }

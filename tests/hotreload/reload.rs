@@ -20,6 +20,30 @@ fn a_free_function_edit_reaches_direct_calls_and_old_fn_pointers() {
     assert!(s.wait_stderr_nth("Timing", 2, RELOAD).contains("(linked: rustc "), "{:?}", s.stderr.all());
 }
 
+/// A linked patch of a body-only edit compiles the edited functions whole and the
+/// others as stubs calling the program's slots: nothing else may change.
+#[test]
+fn a_patch_of_one_body_leaves_every_other_function_as_it_runs() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("score=6 ptr=6 bump=1 label=counter", RELOAD);
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    s.wait_stdout("score=30 ptr=30 bump=1 label=counter", RELOAD);
+    assert!(s.wait_stderr("Timing", RELOAD).contains("(1 slots)"), "{:?}", s.stderr.all());
+    // Only `label` changes; `score` keeps its reloaded code through its stub.
+    fx.replace("logic/src/lib.rs", "\"counter\"\n", "\"tally\"\n");
+    s.wait_stdout("score=30 ptr=30 bump=1 label=tally", RELOAD);
+    assert!(s.wait_stderr_nth("Reloaded logic", 2, RELOAD).contains("1 updated, 0 added, 0 removed"));
+    // A new helper that is not hot: every hot function is rebuilt whole, and so is
+    // the one calling it when only the helper changes next.
+    fx.edit("logic/src/lib.rs", |src| {
+        src.replace("points * 10", "scale(points)") + "\nfn scale(p: u32) -> u32 {\n    p * 5\n}\n"
+    });
+    s.wait_stdout("score=15 ptr=15 bump=1 label=tally", RELOAD);
+    fx.replace("logic/src/lib.rs", "p * 5\n", "p * 7\n");
+    s.wait_stdout("score=21 ptr=21 bump=1 label=tally", RELOAD);
+}
+
 #[test]
 fn self_contained_patches_run_rustc_directly() {
     let fx = Fixture::new("basic");

@@ -200,11 +200,25 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     let good = session_dir.join("liblogic-1.so");
     std::fs::copy(&built, &good).unwrap();
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The edit touched one body: the linked patch holds `score` in full, the rest as
+    // stubs bound to the program's slots. Claim what the file holds, as the tool does.
+    let in_file: Vec<FunctionInfo> = cargo_hotreload::library::Library::read(&good)
+        .unwrap()
+        .functions
+        .iter()
+        .map(|(id, r)| FunctionInfo::new(id.clone(), r.signature))
+        .collect();
+    assert_eq!(in_file.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["logic::score"]);
+    // Claiming more than the file holds is refused once it is mapped.
+    refused(
+        send(&encoded(load(8, &good, logic.clone(), toolchain).linked())),
+        "lacks functions the tool read from its file",
+    );
     // A linked patch (the session's default) is no shared library.
-    refused(send(&encoded(load(9, &good, logic.clone(), toolchain))), "cannot load");
+    refused(send(&encoded(load(9, &good, in_file.clone(), toolchain))), "cannot load");
     // Linked for the session's program, whose executable this is: its addresses hold here.
-    match send(&encoded(load(10, &good, logic.clone(), toolchain).linked())) {
-        AgentMessage::Applied { switched, .. } => assert!(switched >= logic.len(), "{switched}"),
+    match send(&encoded(load(10, &good, in_file, toolchain).linked())) {
+        AgentMessage::Applied { switched, .. } => assert_eq!(switched, 1),
         other => panic!("expected the patch to apply, got {other:?}"),
     }
     let mut out = BufReader::new(app.stdout.take().unwrap());

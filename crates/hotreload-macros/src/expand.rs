@@ -7,16 +7,51 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, Item, ItemFn, ItemImpl, ItemMod, Pat, Signature, Type};
 
+/// Which functions get the whole hot form. `cargo hotreload` compiles a linked patch
+/// with `hotreload_protocol::ENV_FULL_FORM` set to the ids (module-relative, `::score`,
+/// `::Counter::bump`) of the functions that changed: the others become *stubs*, a
+/// wrapper calling through the program's slot without a body, forwarder export,
+/// record or table row, which is most of what a patch build would otherwise compile.
+/// Unset (every other build), every function gets the whole form.
+#[derive(Clone, Debug, Default)]
+pub struct Full(Option<std::collections::HashSet<String>>);
+
+impl Full {
+    /// From the environment of the compiler running the macro.
+    pub fn from_env() -> Full {
+        Full(
+            std::env::var(hotreload_protocol::ENV_FULL_FORM)
+                .ok()
+                .map(|list| list.split(',').map(str::to_string).collect()),
+        )
+    }
+
+    /// Only these ids get the whole form.
+    #[cfg(test)]
+    fn only(ids: &[&str]) -> Full {
+        Full(Some(ids.iter().map(|s| s.to_string()).collect()))
+    }
+
+    fn is_full(&self, id_tail: &str) -> bool {
+        self.0.as_ref().is_none_or(|ids| ids.contains(id_tail))
+    }
+}
+
 /// Entry point: both forms of the item, the `hotreload` crate picks one.
 pub fn hot(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
+    hot_with(args, input, &Full::from_env())
+}
+
+/// [`hot`] with the choice of whole forms given.
+pub fn hot_with(args: TokenStream, input: TokenStream, full: &Full) -> syn::Result<TokenStream> {
     if !args.is_empty() {
         return Err(syn::Error::new(args.span(), "`#[hotreload::hot]` takes no arguments"));
     }
     let item: Item = syn::parse2(input.clone())?;
     let hot = match item {
-        Item::Fn(f) => free_fn(f)?,
-        Item::Impl(i) => impl_block(i),
-        Item::Mod(m) => module(m)?,
+        Item::Fn(f) => free_fn(f, full)?,
+        Item::Impl(i) => impl_block(i, full),
+        Item::Mod(m) => module(m, full)?,
         other => {
             return Err(syn::Error::new(
                 other.span(),
@@ -28,7 +63,7 @@ pub fn hot(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
 }
 
 /// A free function: an error if it cannot be hot, since the user asked for exactly this one.
-fn free_fn(f: ItemFn) -> syn::Result<TokenStream> {
+fn free_fn(f: ItemFn, full: &Full) -> syn::Result<TokenStream> {
     if let Some(reason) = not_hot_reason(&f.sig) {
         return Err(syn::Error::new(
             f.sig.ident.span(),
@@ -45,10 +80,10 @@ fn free_fn(f: ItemFn) -> syn::Result<TokenStream> {
             "methods are made hot through their `impl` block: put `#[hotreload::hot]` on the `impl`",
         ));
     }
-    Ok(hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block)))
+    Ok(hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block), full))
 }
 
-fn module(mut m: ItemMod) -> syn::Result<TokenStream> {
+fn module(mut m: ItemMod, full: &Full) -> syn::Result<TokenStream> {
     let Some((_, items)) = m.content.take() else {
         return Err(syn::Error::new(
             m.span(),
@@ -56,9 +91,9 @@ fn module(mut m: ItemMod) -> syn::Result<TokenStream> {
         ));
     };
     let items = items.into_iter().map(|item| match item {
-        Item::Fn(f) if hot_able_free(&f) => hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block)),
-        Item::Impl(i) => impl_block(i),
-        Item::Mod(inner) if inner.content.is_some() => module(inner).unwrap_or_else(|e| e.to_compile_error()),
+        Item::Fn(f) if hot_able_free(&f) => hot_fn(&f.attrs, &f.vis, &f.sig, None, Body::Free(&f.block), full),
+        Item::Impl(i) => impl_block(i, full),
+        Item::Mod(inner) if inner.content.is_some() => module(inner, full).unwrap_or_else(|e| e.to_compile_error()),
         other => other.into_token_stream(),
     });
     let (attrs, vis, unsafety, ident) = (&m.attrs, &m.vis, &m.unsafety, &m.ident);
@@ -70,7 +105,7 @@ fn hot_able_free(f: &ItemFn) -> bool {
 }
 
 /// An impl block: hot-able methods become trampolines; generic ones stay as they are.
-fn impl_block(mut imp: ItemImpl) -> TokenStream {
+fn impl_block(mut imp: ItemImpl, full: &Full) -> TokenStream {
     // A generic impl is compiled per instantiation: nothing in it can be hot.
     if !imp.generics.params.is_empty() || imp.defaultness.is_some() {
         return imp.into_token_stream();
@@ -109,12 +144,21 @@ fn impl_block(mut imp: ItemImpl) -> TokenStream {
         let keep: Vec<_> =
             method.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("allow")).collect();
         let block = &method.block;
-        decls.push(quote! { #(#keep)* #decl_sig; });
-        bodies.push(quote! { #(#keep)* #[inline(always)] #body_sig #block });
+        let stub = !full.is_full(&format!("::{id_tail}::{}", method.sig.ident));
+        if !stub {
+            decls.push(quote! { #(#keep)* #decl_sig; });
+            bodies.push(quote! { #(#keep)* #[inline(always)] #body_sig #block });
+        }
 
         let call_target = quote! { <#self_ty as #bodies_trait>::#body_ident };
-        let wrapper =
-            hot_fn(&method.attrs, &method.vis, &method.sig, Some((&self_ty, &id_tail)), Body::Method(call_target));
+        let wrapper = hot_fn(
+            &method.attrs,
+            &method.vis,
+            &method.sig,
+            Some((&self_ty, &id_tail)),
+            Body::Method(call_target),
+            full,
+        );
         *item = ImplItem::Verbatim(wrapper);
     }
     if bodies.is_empty() {
@@ -138,13 +182,15 @@ enum Body<'a> {
 }
 
 /// The trampoline for one function: wrapper with the original signature, forwarder,
-/// record, slot and table entry.
+/// record, slot and table entry; or, for a stub (see [`Full`]), the wrapper and slot
+/// alone.
 fn hot_fn(
     attrs: &[syn::Attribute],
     vis: &syn::Visibility,
     sig: &Signature,
     method_of: Option<(&Type, &str)>,
     body: Body<'_>,
+    full: &Full,
 ) -> TokenStream {
     let self_ty = method_of.map(|(ty, _)| ty);
     let params = param_types(sig, self_ty);
@@ -210,6 +256,24 @@ fn hot_fn(
     let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
     let span = sig.ident.span();
     let finish = quote_spanned! {span=> ::hotreload::__rt::finish(#call_slot) };
+    if !full.is_full(&id_tail) {
+        // A stub: its slot is bound to the program's, which points at the current code.
+        let block = quote! {
+            {
+                #[allow(unused_variables)]
+                #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> ::hotreload::__rt::Outcome<#ret> #where_clause {
+                    ::hotreload::__rt::stub_called()
+                }
+                static __HOTRELOAD_SLOT: ::hotreload::__rt::Slot =
+                    ::hotreload::__rt::Slot::new(__hotreload_forwarder as *const ());
+                let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
+                // SAFETY: as in the whole form below.
+                let __hotreload_f = unsafe { ::hotreload::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
+                #finish
+            }
+        };
+        return quote! { #(#attrs)* #vis #wrapper_sig #block };
+    }
     let block = quote! {
         {
             #body_item
@@ -260,7 +324,11 @@ mod tests {
 
     /// The `{ hot } { cold }` groups of an expansion.
     fn forms(input: TokenStream) -> (String, String) {
-        let out: syn::ItemMacro = syn::parse2(hot(TokenStream::new(), input).unwrap()).unwrap();
+        split(hot(TokenStream::new(), input).unwrap())
+    }
+
+    fn split(expansion: TokenStream) -> (String, String) {
+        let out: syn::ItemMacro = syn::parse2(expansion).unwrap();
         let groups: Vec<_> = out
             .mac
             .tokens
@@ -284,6 +352,26 @@ mod tests {
             assert_eq!(cold, item.to_string(), "an ordinary build sees exactly the item");
             assert_ne!(hot, cold);
         }
+    }
+
+    #[test]
+    fn stubs_have_a_wrapper_and_a_slot_only() {
+        let item = quote! {
+            impl Counter {
+                pub fn bump(&mut self) -> u32 { self.n += 1; self.n }
+                pub fn label(&self) -> &str { "counter" }
+            }
+        };
+        let (out, _) = split(hot_with(TokenStream::new(), item, &Full::only(&["::Counter::bump"])).unwrap());
+        // `bump` whole: its body, forwarder export, record and row; `label` a stub.
+        assert!(out.contains("__hot_body_bump") && !out.contains("__hot_body_label"), "{out}");
+        assert_eq!(out.matches("__HOTRELOAD_RECORD :").count(), 1, "{out}");
+        assert_eq!(out.matches("__HOTRELOAD_ENTRY :").count(), 1, "{out}");
+        assert_eq!(out.matches("__HOTRELOAD_SLOT :").count(), 2, "{out}");
+        assert!(out.contains("stub_called"), "{out}");
+        assert!(!out.contains("\"counter\""), "a stub's body is not compiled: {out}");
+        let all = hot_with(TokenStream::new(), quote! { fn f() {} }, &Full::default()).unwrap().to_string();
+        assert!(!all.contains("stub_called"));
     }
 
     #[test]

@@ -32,3 +32,9 @@ pub const CFG_HOT: &str = "hotreload";
 
 /// The cfg set, in addition, on every crate of a patch build.
 pub const CFG_PATCH: &str = "hotreload_patch";
+
+/// Set for the compile of a linked patch to the comma-separated ids, relative to their
+/// module (`::score`, `::Counter::bump`), of the functions `#[hot]` must expand in
+/// full; the others become stubs that call through the program's slots. Unset in
+/// every other build: everything in full.
+pub const ENV_FULL_FORM: &str = "HOTRELOAD_FULL_FORM";

@@ -114,6 +114,13 @@ unsafe extern "C" {
 #[unsafe(link_section = "hotreload_fns")]
 static NO_ENTRIES: [Entry; 0] = [];
 
+/// The body of a stub forwarder in a linked patch, which is never called: the stub's
+/// slot is the program's, pointing at real code.
+#[cold]
+pub fn stub_called() -> ! {
+    panic!("hotreload: a stub of a linked patch was called; please report this bug")
+}
+
 /// What a forwarder returns: the value, or the panic it caught.
 pub enum Outcome<T> {
     /// The body returned.

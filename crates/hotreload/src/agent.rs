@@ -93,9 +93,14 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
     registry::with(|r| r.check_claims(&request))?;
 
     let loaded = Instant::now();
-    let table = if request.linked { map_linked(&path)? } else { open_library(&path)? };
+    let table = if request.linked {
+        map_linked(&path, |table| registry::with(|r| r.check_table(&request, table)))?
+    } else {
+        let table = open_library(&path)?;
+        registry::with(|r| r.check_table(&request, table))?;
+        table
+    };
     let load_micros = loaded.elapsed().as_micros() as u64;
-    registry::with(|r| r.check_table(&request, table))?;
 
     let prepared = Prepared {
         crate_name: request.crate_name,
@@ -116,13 +121,22 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
     }
 }
 
+/// Maps a linked patch and checks its table with `check`: kept if it passes, unmapped
+/// (nothing in it having run) if not.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn map_linked(path: &Path) -> Result<&'static [Entry], String> {
-    crate::loader::map(path)
+fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), String>) -> Result<&'static [Entry], String> {
+    let mapped = crate::loader::map(path)?;
+    match check(mapped.table) {
+        Ok(()) => Ok(mapped.commit()),
+        Err(why) => {
+            mapped.discard();
+            Err(why)
+        }
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn map_linked(_: &Path) -> Result<&'static [Entry], String> {
+fn map_linked(_: &Path, _: impl FnOnce(&[Entry]) -> Result<(), String>) -> Result<&'static [Entry], String> {
     Err("linked patches are not supported on this platform".into())
 }
 

@@ -20,9 +20,36 @@ const LOWEST: u64 = 0x10000;
 const HIGHEST: u64 = 0x8000_0000;
 const PAGE: u64 = 4096;
 
-/// Maps the linked patch at `path` and returns its trampoline table. The image is
-/// never unmapped: code and data it hands out stay valid for the process's life.
-pub(crate) fn map(path: &Path) -> Result<&'static [Entry], String> {
+/// A linked patch mapped but not yet in use: [`Mapped::commit`] makes it live (for
+/// ever), [`Mapped::discard`] unmaps it, as when its table fails the registry's checks.
+pub(crate) struct Mapped {
+    start: u64,
+    len: usize,
+    eh_frame: u64,
+    register: RegisterFrame,
+    /// The patch's trampoline table.
+    pub(crate) table: &'static [Entry],
+}
+
+impl Mapped {
+    /// Registers the image's unwind tables; from now on it is never unmapped, so code
+    /// and data it hands out stay valid for the process's life.
+    pub(crate) fn commit(self) -> &'static [Entry] {
+        // SAFETY: `.eh_frame` was linked for this address and ends with a zero
+        // terminator (checked by `Image::parse`); it stays mapped for ever.
+        unsafe { (self.register)(self.eh_frame as *const u8) };
+        self.table
+    }
+
+    /// Unmaps the image; nothing of it has run or been referenced.
+    pub(crate) fn discard(self) {
+        // SAFETY: the mapping `map` made; `table` is dropped with `self`.
+        unsafe { libc::munmap(self.start as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Maps the linked patch at `path`, without running or registering anything in it.
+pub(crate) fn map(path: &Path) -> Result<Mapped, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let image = Image::parse(&data).map_err(|e| format!("{} is not a linked patch: {e}", path.display()))?;
     let register = register_frame().ok_or("the unwinder has no `__register_frame`")?;
@@ -64,14 +91,13 @@ pub(crate) fn map(path: &Path) -> Result<&'static [Entry], String> {
             return Err(format!("cannot protect the patch's pages: {err}"));
         }
     }
-    // SAFETY: `.eh_frame` was linked for this address and ends with a zero
-    // terminator (checked by `Image::parse`); it stays mapped for ever.
-    unsafe { register(image.eh_frame as *const u8) };
     let count = ((image.table.1 - image.table.0) as usize) / std::mem::size_of::<Entry>();
     // SAFETY: the table's bounds lie in the mapped image, are aligned and hold whole
     // `Entry` rows written by `#[hot]` (checked by `Image::parse` and, for their
-    // contents, by the registry before any slot switches).
-    Ok(unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) })
+    // contents, by the registry before any slot switches). 'static once committed;
+    // `discard` drops it with the mapping.
+    let table = unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) };
+    Ok(Mapped { start: image.start, len, eh_frame: image.eh_frame, register, table })
 }
 
 type RegisterFrame = unsafe extern "C" fn(*const u8);
