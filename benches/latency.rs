@@ -13,7 +13,8 @@
 //! lines, 400), and `apply` (1,000 tiny hot fns, for the time to switch them). `mid`
 //! also reloads 100 times and reports the program's memory, threads and descriptors.
 //!
-//! `LATENCY_EDITS` sets the edits per size (10). With `BENCHMARKS_MD=FILE`, the results
+//! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
+//! timing line for each edit. With `BENCHMARKS_MD=FILE`, the results
 //! (and `calls`' if it ran first, as `cargo bench` does) are written to FILE:
 //! `BENCHMARKS_MD=BENCHMARKS.md cargo bench` regenerates the repository's report.
 
@@ -241,6 +242,9 @@ fn run_session(
         std::fs::write(lib, src.replace(&format!("\"v{}\"", generation - 1), &format!("\"v{generation}\""))).unwrap();
         let seen = session.wait_out(&format!("probe=v{generation} "), Duration::from_secs(120));
         let timing = session.wait_err("Timing", Duration::from_secs(120));
+        if std::env::var_os("LATENCY_VERBOSE").is_some() {
+            println!("{}", timing.trim());
+        }
         timed.then(|| (ms(seen.duration_since(saved)), parse_timing(&timing)))
     };
     for _ in 0..edits {

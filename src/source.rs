@@ -113,35 +113,7 @@ fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> R
 
 fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut Snapshot) -> Result<(), String> {
     for item in items {
-        // What `rest` holds of this item: all of it but hot bodies.
-        match item {
-            Item::Fn(f) if matches!(fn_entry(in_hot || has_hot(&f.attrs), &f.sig, item, false), Entry::Hot { .. }) => {
-                out.rest.push_str(&normalised(&f.sig));
-            }
-            Item::Impl(imp) => {
-                let hot = in_hot || has_hot(&imp.attrs);
-                let mut header = imp.clone();
-                header.items.clear();
-                out.rest.push_str(&text_of(&header));
-                for member in &imp.items {
-                    match member {
-                        ImplItem::Fn(m)
-                            if hot && imp.generics.params.is_empty() && not_hot_reason(&m.sig).is_none() =>
-                        {
-                            out.rest.push_str(&normalised(&m.sig))
-                        }
-                        other => out.rest.push_str(&text_of(other)),
-                    }
-                }
-            }
-            Item::Mod(m) => {
-                let mut header = m.clone();
-                header.content = None;
-                out.rest.push_str(&text_of(&header));
-            }
-            other => out.rest.push_str(&text_of(other)),
-        }
-        out.rest.push('\n');
+        // `out.rest` gets every item's text, but only the signature of a hot function.
         match item {
             Item::Struct(s) => type_entry(out, module, &s.ident, item),
             Item::Enum(e) => type_entry(out, module, &e.ident, item),
@@ -151,22 +123,29 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
             Item::Static(s) => {
                 let mutability = if matches!(s.mutability, syn::StaticMutability::Mut(_)) { "mut " } else { "" };
                 let ty = format!("{mutability}{}", normalised(&s.ty));
-                out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init: normalised(&s.expr) });
+                let init = normalised(&s.expr);
+                out.rest.push_str(&format!("static {}:{ty}={init}", s.ident));
+                out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init });
             }
             Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "thread_local") => {
+                out.rest.push_str(&text_of(item));
                 // Unparsable bodies are rustc's to report.
                 for (name, ty, init) in thread_locals(m.mac.tokens.clone()).unwrap_or_default() {
                     out.items.insert(format!("{module}::{name}"), Entry::Static { ty, init });
                 }
             }
             Item::Const(c) => {
-                out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text_of(item)));
+                let text = text_of(item);
+                out.rest.push_str(&text);
+                out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text));
             }
             Item::Fn(f) => {
                 let hot = in_hot || has_hot(&f.attrs);
                 let id = format!("{module}::{}", f.sig.ident);
                 let public = matches!(f.vis, syn::Visibility::Public(_));
-                out.items.insert(id, fn_entry(hot, &f.sig, item, public));
+                let entry = fn_entry(hot, &f.sig, item, public);
+                push_rest(&mut out.rest, &entry);
+                out.items.insert(id, entry);
             }
             Item::Impl(imp) => {
                 let hot = in_hot || has_hot(&imp.attrs);
@@ -178,25 +157,34 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
                         trait_path.as_deref()
                     )
                 );
+                let mut header = imp.clone();
+                header.items.clear();
+                out.rest.push_str(&text_of(&header));
                 let generic_impl = !imp.generics.params.is_empty();
                 for member in &imp.items {
-                    if let ImplItem::Fn(m) = member {
-                        let id = format!("{prefix}::{}", m.sig.ident);
-                        let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
-                        let entry = if hot && generic_impl {
-                            Entry::NotHot {
-                                signature: normalised(&m.sig),
-                                reason: "in a generic impl",
-                                text: text_of(member),
-                            }
-                        } else {
-                            fn_entry(hot, &m.sig, member, public)
-                        };
-                        out.items.insert(id, entry);
-                    }
+                    let ImplItem::Fn(m) = member else {
+                        out.rest.push_str(&text_of(member));
+                        continue;
+                    };
+                    let id = format!("{prefix}::{}", m.sig.ident);
+                    let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
+                    let entry = if hot && generic_impl {
+                        Entry::NotHot {
+                            signature: normalised(&m.sig),
+                            reason: "in a generic impl",
+                            text: text_of(member),
+                        }
+                    } else {
+                        fn_entry(hot, &m.sig, member, public)
+                    };
+                    push_rest(&mut out.rest, &entry);
+                    out.items.insert(id, entry);
                 }
             }
             Item::Mod(m) => {
+                let mut header = m.clone();
+                header.content = None;
+                out.rest.push_str(&text_of(&header));
                 let hot = in_hot || has_hot(&m.attrs);
                 let child = format!("{module}::{}", m.ident);
                 if let Some((_, items)) = &m.content {
@@ -206,10 +194,23 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
                     scan_file(&file, &child, owns_dir, out)?;
                 }
             }
-            _ => {}
+            other => out.rest.push_str(&text_of(other)),
         }
+        out.rest.push('\n');
     }
     Ok(())
+}
+
+/// A function's share of [`Snapshot::rest`]: a hot one's signature, any other's text.
+fn push_rest(rest: &mut String, entry: &Entry) {
+    match entry {
+        Entry::Hot { signature, .. } => {
+            rest.push_str("hot ");
+            rest.push_str(signature);
+        }
+        Entry::NotHot { text, .. } | Entry::Plain { text, .. } => rest.push_str(text),
+        _ => {}
+    }
 }
 
 fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, bool), String> {
@@ -238,7 +239,9 @@ fn is_cfg_test(attrs: &[Attribute]) -> bool {
 }
 
 fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item) {
-    out.items.insert(format!("{module}::{ident}"), Entry::Type(text_of(item)));
+    let text = text_of(item);
+    out.rest.push_str(&text);
+    out.items.insert(format!("{module}::{ident}"), Entry::Type(text));
 }
 
 fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool) -> Entry {

@@ -88,6 +88,12 @@ impl Driver {
         let _ = compile::build_direct_for(&invocation, &self.ws.root, &self.shell, true, ".rlib");
     }
 
+    /// The running program's executable as patches bind to it, read once per program.
+    pub(super) fn host_image(&mut self) -> &Result<HostImage, String> {
+        let executable = self.host.as_ref().map(|h| h.executable.clone()).unwrap_or_default();
+        self.linking.host.get_or_insert_with(|| HostImage::read(&executable).map_err(|e| format!("{e:#}")))
+    }
+
     /// Builds `name`'s patch by the linked route. `Ok(Err(why))` when the route is
     /// not open for it (the patch is then built self-contained); a compile error is
     /// an `Err` as on the other route. `full`: the functions to compile in full (see
@@ -107,13 +113,10 @@ impl Driver {
         let Some(pid) = self.app.as_ref().map(|a| a.pid()) else {
             return Ok(Err("the program is not running".into()));
         };
-        let executable = self.host.as_ref().map(|h| h.executable.clone()).unwrap_or_default();
         let dir = self.linked_dir();
-        let image = self.linking.host.get_or_insert_with(|| HostImage::read(&executable).map_err(|e| format!("{e:#}")));
-        let image = match image {
-            Ok(image) => image,
-            Err(why) => return Ok(Err(why.clone())),
-        };
+        if let Err(why) = self.host_image() {
+            return Ok(Err(why.clone()));
+        }
         let linker = self.linking.linker.get_or_insert_with(|| link::find_linker(invocation.program())).clone();
         let Some(linker) = linker else {
             return Ok(Err("no `rust-lld` in the toolchain, nor `ld.lld` on PATH".into()));
@@ -128,6 +131,7 @@ impl Driver {
 
         let work_dir = out_dir.join("link");
         let output = out_dir.join("patch.elf");
+        let Some(Ok(image)) = &self.linking.host else { anyhow::bail!("the program's image was read above") };
         let mut base = link::free_range(pid, self.linking.next_base.max(image.end).max(link::FIRST_BASE), 2 << 20)?;
         let mut linked = None;
         for _ in 0..2 {
