@@ -10,7 +10,10 @@
 //! edits, with and without the hot cfgs.
 //!
 //! Sizes: `small` (~100 lines, 5 hot fns), `mid` (~2,000 lines, 100), `large` (~8,000
-//! lines, 400), and `apply` (1,000 tiny hot fns, for the time to switch them). `mid`
+//! lines, 400), and `apply` (1,000 tiny hot fns and an edit outside them, so every
+//! function is rebuilt whole and switched: the time to switch 1,000 slots). Edits of
+//! the other sizes change one body, so a linked patch compiles that function whole
+//! and the others as stubs. `mid`
 //! also reloads 100 times and reports the program's memory, threads and descriptors.
 //!
 //! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
@@ -106,7 +109,13 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
         "fn main() {\n    hotreload::init();\n    let mut last = String::new();\n    loop {\n        let line = format!(\"probe={} {}\", gen::probe(), gen::f0(3).len());\n        if line != last {\n            println!(\"{line}\");\n            last = line;\n        }\n        std::thread::sleep(std::time::Duration::from_millis(1));\n    }\n}\n",
     )
     .unwrap();
-    let mut src = String::from("//! Generated for the latency benchmark.\n\n/// The line the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    \"v0\"\n}\n\n");
+    let mut src = if size.name == "apply" {
+        // The edit is to a `const`, outside any hot body: every function of the patch
+        // is compiled whole and all 1,001 slots switch.
+        String::from("//! Generated for the latency benchmark.\n\nconst PROBE: &str = \"v0\";\n\n/// Returns what the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    PROBE\n}\n\n")
+    } else {
+        String::from("//! Generated for the latency benchmark.\n\n/// The line the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    \"v0\"\n}\n\n")
+    };
     for i in 0..size.fns {
         let next = (i + 1) % size.fns;
         if size.lines_per_fn <= 3 {

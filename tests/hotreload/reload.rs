@@ -148,8 +148,24 @@ fn a_panic_in_new_code_reaches_the_programs_hook_and_catch_unwind() {
 
 #[test]
 fn strings_cross_a_custom_global_allocator_over_20_reloads() {
+    // Linked patches allocate with the program's allocator itself.
+    let (_fx, s) = alloc_session(&[]);
+    s.assert_stderr_count("self-contained", 0);
+}
+
+#[test]
+fn strings_cross_a_custom_global_allocator_over_20_self_contained_reloads() {
+    // Self-contained libraries forward their allocator to the program's.
+    let (_fx, s) = alloc_session(&["--self-contained"]);
+    s.assert_stderr_count("linked", 0);
+}
+
+/// 20 reloads of a crate whose strings the program's checking allocator frees.
+fn alloc_session(flags: &[&str]) -> (Fixture, Session) {
     let fx = Fixture::new("stress");
-    let s = Session::start(&fx, &["-p", "app", "--bin", "alloc"]);
+    let mut args = vec!["-p", "app", "--bin", "alloc"];
+    args.extend(flags);
+    let s = Session::start(&fx, &args);
     s.wait_stdout("shout=!", RELOAD);
     let mut suffix = "!".to_string();
     for i in 1..=20 {
@@ -162,6 +178,7 @@ fn strings_cross_a_custom_global_allocator_over_20_reloads() {
     s.wait_stderr_nth("Reloaded text", 20, RELOAD);
     s.assert_stderr_count("Reloaded text", 20);
     s.assert_stderr_count("FATAL", 0);
+    (fx, s)
 }
 
 #[test]
