@@ -301,35 +301,72 @@ pub fn build_direct_for(
     hide_diagnostics: bool,
     suffix: &str,
 ) -> Result<PathBuf> {
-    let output = Command::new(&direct.program)
-        .args(&direct.args)
-        .envs(direct.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .context("failed to run rustc")?;
-    let mut library = None;
-    for line in String::from_utf8_lossy(&output.stderr).lines() {
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(message) if message["$message_type"] == "artifact" => {
-                if let Some(path) = message["artifact"].as_str().filter(|p| p.ends_with(suffix)) {
-                    library = Some(PathBuf::from(path));
+    Rustc::spawn(direct, cwd)?.wait(shell, hide_diagnostics, suffix)
+}
+
+/// A rustc started with [`Rustc::spawn`], compiling while the caller does other work.
+pub struct Rustc {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Rustc {
+    /// Starts `direct` in `cwd`.
+    pub fn spawn(direct: &Direct, cwd: &Path) -> Result<Rustc> {
+        let mut child = Command::new(&direct.program)
+            .args(&direct.args)
+            .envs(direct.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("failed to run rustc")?;
+        let mut pipe = child.stderr.take().expect("piped");
+        // Read as it comes, so a long diagnostic never blocks rustc on a full pipe.
+        let stderr = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut bytes);
+            bytes
+        });
+        Ok(Rustc { child, stderr })
+    }
+
+    /// Stops it; its output is dropped.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.stderr.join();
+    }
+
+    /// Waits for it, renders its diagnostics unless `hide_diagnostics`, and returns
+    /// the artifact whose name ends with `suffix`.
+    pub fn wait(mut self, shell: &Shell, hide_diagnostics: bool, suffix: &str) -> Result<PathBuf> {
+        let status = self.child.wait().context("failed to wait for rustc")?;
+        let stderr = self.stderr.join().unwrap_or_default();
+        let mut library = None;
+        for line in String::from_utf8_lossy(&stderr).lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(message) if message["$message_type"] == "artifact" => {
+                    if let Some(path) = message["artifact"].as_str().filter(|p| p.ends_with(suffix)) {
+                        library = Some(PathBuf::from(path));
+                    }
                 }
-            }
-            Ok(message) => {
-                if let Some(rendered) = message["rendered"].as_str().filter(|_| !hide_diagnostics) {
-                    let rendered = if shell.color() { rendered.to_string() } else { strip_ansi(rendered) };
-                    anstream::eprint!("{rendered}");
+                Ok(message) => {
+                    if let Some(rendered) = message["rendered"].as_str().filter(|_| !hide_diagnostics) {
+                        let rendered = if shell.color() { rendered.to_string() } else { strip_ansi(rendered) };
+                        anstream::eprint!("{rendered}");
+                    }
                 }
+                Err(_) if !hide_diagnostics => eprintln!("{line}"),
+                Err(_) => {}
             }
-            Err(_) if !hide_diagnostics => eprintln!("{line}"),
-            Err(_) => {}
         }
+        if !status.success() {
+            bail!(BuildFailed);
+        }
+        library.context("rustc reported no library")
     }
-    if !output.status.success() {
-        bail!(BuildFailed);
-    }
-    library.context("rustc reported no library")
 }
 
 /// `cargo rustc --crate-type cdylib` of one hot library with the program's features.

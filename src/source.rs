@@ -60,6 +60,10 @@ pub struct Snapshot {
     /// The text of everything but hot functions' bodies: when it is unchanged, an edit
     /// touched hot function bodies only, and only those need recompiling in full.
     pub rest: String,
+    /// Each file's text as read, for [`guess_edited`].
+    texts: BTreeMap<PathBuf, String>,
+    /// Each file's hot function bodies: id and the byte range from `{` to `}`.
+    bodies: BTreeMap<PathBuf, Vec<(String, std::ops::Range<usize>)>>,
 }
 
 impl Snapshot {
@@ -97,21 +101,31 @@ pub struct SourceDiff {
 /// Reads a crate from its root file, following `mod` declarations.
 pub fn scan(crate_name: &str, root: &Path) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::default();
-    scan_file(root, crate_name, true, &mut snapshot)?;
-    Ok(snapshot)
+    let scanned = scan_file(root, crate_name, true, &mut snapshot);
+    // Spans were only needed for body ranges: free the text proc-macro2 keeps for them.
+    proc_macro2::extra::invalidate_current_thread_spans();
+    scanned.map(|()| snapshot)
 }
 
 fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     out.files.push(file.to_path_buf());
+    out.texts.insert(file.to_path_buf(), text.clone());
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
     let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
-    scan_items(&parsed.items, module, &dir, false, out)
+    scan_items(&parsed.items, module, &dir, file, false, out)
 }
 
-fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut Snapshot) -> Result<(), String> {
+fn scan_items(
+    items: &[Item],
+    module: &str,
+    dir: &Path,
+    file: &Path,
+    in_hot: bool,
+    out: &mut Snapshot,
+) -> Result<(), String> {
     for item in items {
         // `out.rest` gets every item's text, but only the signature of a hot function.
         match item {
@@ -145,6 +159,7 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
                 let public = matches!(f.vis, syn::Visibility::Public(_));
                 let entry = fn_entry(hot, &f.sig, item, public);
                 push_rest(&mut out.rest, &entry);
+                note_body(out, file, &id, &entry, &f.block);
                 out.items.insert(id, entry);
             }
             Item::Impl(imp) => {
@@ -178,6 +193,7 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
                         fn_entry(hot, &m.sig, member, public)
                     };
                     push_rest(&mut out.rest, &entry);
+                    note_body(out, file, &id, &entry, &m.block);
                     out.items.insert(id, entry);
                 }
             }
@@ -188,7 +204,7 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
                 let hot = in_hot || has_hot(&m.attrs);
                 let child = format!("{module}::{}", m.ident);
                 if let Some((_, items)) = &m.content {
-                    scan_items(items, &child, &dir.join(m.ident.to_string()), hot, out)?;
+                    scan_items(items, &child, &dir.join(m.ident.to_string()), file, hot, out)?;
                 } else if !is_cfg_test(&m.attrs) {
                     let (file, owns_dir) = module_file(dir, &m.ident.to_string(), &m.attrs)?;
                     scan_file(&file, &child, owns_dir, out)?;
@@ -199,6 +215,38 @@ fn scan_items(items: &[Item], module: &str, dir: &Path, in_hot: bool, out: &mut 
         out.rest.push('\n');
     }
     Ok(())
+}
+
+/// Where a hot function's body lies in its file.
+fn note_body(out: &mut Snapshot, file: &Path, id: &str, entry: &Entry, block: &syn::Block) {
+    if matches!(entry, Entry::Hot { .. }) {
+        let span = block.brace_token.span;
+        let range = span.open().byte_range().start..span.close().byte_range().end;
+        out.bodies.entry(file.to_path_buf()).or_default().push((id.to_string(), range));
+    }
+}
+
+/// The hot functions an edit changed, told from the files' text alone, before any
+/// parsing: `Some` when every changed file differs from its text in `old` in one
+/// stretch lying inside one hot function's braces. The patch build can start on this
+/// guess while [`scan`] and [`compare`] run; their answer decides.
+pub fn guess_edited(old: &Snapshot) -> Option<BTreeSet<String>> {
+    let mut edited = BTreeSet::new();
+    for (file, before) in &old.texts {
+        let after = std::fs::read_to_string(file).ok()?;
+        if after == *before {
+            continue;
+        }
+        let (a, b) = (before.as_bytes(), after.as_bytes());
+        let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let room = a.len().min(b.len()) - prefix;
+        let suffix = a.iter().rev().zip(b.iter().rev()).take(room).take_while(|(x, y)| x == y).count();
+        let changed = prefix..a.len() - suffix;
+        let (id, _) =
+            old.bodies.get(file)?.iter().find(|(_, body)| body.start < changed.start && changed.end < body.end)?;
+        edited.insert(id.clone());
+    }
+    (!edited.is_empty()).then_some(edited)
 }
 
 /// A function's share of [`Snapshot::rest`]: a hot one's signature, any other's text.
@@ -509,6 +557,24 @@ mod tests {
         assert!(added.warnings[0].contains("`logic::FRESH` is new"), "{added:?}");
         let docs = compare(&old, &snapshot(&STATE.replace("/// Calls.", "/// Calls so far.")));
         assert_eq!(docs, SourceDiff { bodies_only: true, ..SourceDiff::default() });
+    }
+
+    #[test]
+    fn edited_bodies_are_guessed_from_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lib.rs");
+        std::fs::write(&file, BASE).unwrap();
+        let old = scan("logic", &file).unwrap();
+        let guess = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            guess_edited(&old).map(|ids| ids.into_iter().collect::<Vec<_>>())
+        };
+        assert_eq!(guess(&BASE.replace("p * 2", "p * 30")), Some(vec!["logic::score".to_string()]));
+        assert_eq!(guess(&BASE.replace("{ self.x }", "{ self.x + 1 }")), Some(vec!["logic::Point::len".to_string()]));
+        assert_eq!(guess(&BASE.replace("{ 1 }", "{ 2 }")), None, "a plain fn");
+        assert_eq!(guess(&BASE.replace("score(p: u32)", "score(q: u32)")), None, "a signature");
+        assert_eq!(guess(&BASE.replace("p * 2", "p * 3").replace("{ self.x }", "{ self.x + 1 }")), None, "two");
+        assert_eq!(guess(BASE), None, "nothing changed");
     }
 
     #[test]

@@ -106,6 +106,19 @@ impl Driver {
         full: Option<&str>,
         quiet: bool,
     ) -> Result<Result<LinkedBuild, String>> {
+        match self.start_linked(name, crate_name, full)? {
+            Ok(started) => self.finish_linked(started, module_statics, quiet),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Starts rustc on `name`'s linked patch and returns while it compiles.
+    pub(super) fn start_linked(
+        &mut self,
+        name: &str,
+        crate_name: &str,
+        full: Option<&str>,
+    ) -> Result<Result<StartedBuild, String>> {
         let invocation = match self.linked_invocation(name, crate_name, full) {
             Ok(invocation) => invocation,
             Err(why) => return Ok(Err(why)),
@@ -113,7 +126,6 @@ impl Driver {
         let Some(pid) = self.app.as_ref().map(|a| a.pid()) else {
             return Ok(Err("the program is not running".into()));
         };
-        let dir = self.linked_dir();
         if let Err(why) = self.host_image() {
             return Ok(Err(why.clone()));
         }
@@ -121,17 +133,31 @@ impl Driver {
         let Some(linker) = linker else {
             return Ok(Err("no `rust-lld` in the toolchain, nor `ld.lld` on PATH".into()));
         };
-
+        let dir = self.linked_dir();
         let lock = compile::BuildLock::acquire(&dir)?;
         let out_dir = dir.join(crate_name);
         std::fs::create_dir_all(&out_dir)?;
         let started = Instant::now();
-        let rlib = compile::build_direct_for(&invocation, &self.ws.root, &self.shell, quiet, ".rlib")?;
+        let rustc = compile::Rustc::spawn(&invocation, &self.ws.root)?;
+        Ok(Ok(StartedBuild { rustc, full: full.map(String::from), pid, linker, out_dir, started, lock }))
+    }
+
+    /// Waits for a started build and links it.
+    pub(super) fn finish_linked(
+        &mut self,
+        build: StartedBuild,
+        module_statics: &HashSet<String>,
+        quiet: bool,
+    ) -> Result<Result<LinkedBuild, String>> {
+        let StartedBuild { rustc, pid, linker, out_dir, started, lock, .. } = build;
+        let rlib = rustc.wait(&self.shell, quiet, ".rlib")?;
         let compiled = started.elapsed();
 
         let work_dir = out_dir.join("link");
         let output = out_dir.join("patch.elf");
-        let Some(Ok(image)) = &self.linking.host else { anyhow::bail!("the program's image was read above") };
+        let Some(Ok(image)) = &self.linking.host else {
+            anyhow::bail!("the program's image was read before the build")
+        };
         let mut base = link::free_range(pid, self.linking.next_base.max(image.end).max(link::FIRST_BASE), 2 << 20)?;
         let mut linked = None;
         for _ in 0..2 {
@@ -160,5 +186,24 @@ impl Driver {
         self.linking.next_base = linked.end.next_multiple_of(2 << 20);
         let link_time = started.elapsed() - compiled;
         Ok(Ok(LinkedBuild { file: output, linked, compiled, link_time, _lock: lock }))
+    }
+}
+
+/// A linked patch's rustc, running.
+pub(super) struct StartedBuild {
+    rustc: compile::Rustc,
+    /// The `ENV_FULL_FORM` it was started with.
+    pub(super) full: Option<String>,
+    pid: u32,
+    linker: PathBuf,
+    out_dir: PathBuf,
+    started: Instant,
+    lock: compile::BuildLock,
+}
+
+impl StartedBuild {
+    /// Stops it: its guess was wrong, or the change cannot be applied.
+    pub(super) fn cancel(self) {
+        self.rustc.kill();
     }
 }

@@ -80,12 +80,18 @@ impl Driver {
         let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else {
             return Ok(Outcome::Error(format!("`{name}` has no library")));
         };
+        // Start rustc on a guess of what changed, from the files' text; the scan below,
+        // while it compiles, says whether the guess holds.
+        let early = self.start_on_guess(name, &crate_name);
         let scan_started = Instant::now();
         let scanned = source::scan(&crate_name, &root);
         let scan_time = scan_started.elapsed();
         let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
         if state.failed == Some(sources_hash) {
+            if let Some((started, _)) = early {
+                started.cancel();
+            }
             return Ok(Outcome::StillFailing);
         }
         let mut edited = None;
@@ -100,6 +106,9 @@ impl Driver {
                 }
             }
             if !diff.blockers.is_empty() {
+                if let Some((started, _)) = early {
+                    started.cancel();
+                }
                 let reasons: Vec<String> =
                     diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect();
                 return Ok(self.refuse_or_restart(reasons));
@@ -115,13 +124,23 @@ impl Driver {
             edited = Some(diff.edited);
         }
 
-        self.shell.status("Compiling", format_args!("{name} (hot patch)"));
-        let build_started = Instant::now();
-        let waited = build_started.saturating_duration_since(saved);
         let quiet = self.output.hide_errors;
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
         let full_env = full.as_ref().map(|ids| full_form_env(&crate_name, ids));
-        let route = self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet);
+        let (route, build_started) = match early {
+            Some((started, at)) if started.full == full_env => {
+                (self.finish_linked(started, &module_statics, quiet), at)
+            }
+            early => {
+                match early {
+                    Some((started, _)) => started.cancel(),
+                    None => self.shell.status("Compiling", format_args!("{name} (hot patch)")),
+                }
+                let at = Instant::now();
+                (self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet), at)
+            }
+        };
+        let waited = build_started.saturating_duration_since(saved);
         let route = route.and_then(|route| match route {
             Ok(linked) => Ok(Route::Linked(linked)),
             Err(why) => {
@@ -398,6 +417,24 @@ impl Driver {
                 }
             }
             Err(e) => self.shell.error(format_args!("{e:#}")),
+        }
+    }
+
+    /// Starts a linked patch build on [`source::guess_edited`]'s guess, when there is
+    /// one and the route is open; says `Compiling` then.
+    fn start_on_guess(&mut self, name: &str, crate_name: &str) -> Option<(super::linked::StartedBuild, Instant)> {
+        let agent = self.agent.as_ref()?;
+        let state = self.crates.get(name)?;
+        let mut ids = source::guess_edited(&state.snapshot)?;
+        ids.extend(hot_ids(&state.snapshot).filter(|id| !agent.program.contains(id)));
+        let env = full_form_env(crate_name, &ids);
+        let at = Instant::now();
+        match self.start_linked(name, crate_name, Some(&env)) {
+            Ok(Ok(started)) => {
+                self.shell.status("Compiling", format_args!("{name} (hot patch)"));
+                Some((started, at))
+            }
+            _ => None,
         }
     }
 
