@@ -144,10 +144,10 @@ pub fn link(request: &Request) -> Result<Result<Linked, String>> {
     }))
 }
 
-/// The script that ends `.eh_frame` with the zero word the unwinder's
+/// The end of every linker script: ends `.eh_frame` with the zero word the unwinder's
 /// `__register_frame` looks for (a shared object gets one from crtend.o; this is no
 /// shared object).
-const EH_FRAME_END: &str = "SECTIONS { .hotreload_eh_end : { LONG(0) } } INSERT AFTER .eh_frame;\n";
+const EH_FRAME_END: &str = include_str!("../templates/bind.ld");
 
 #[derive(Default)]
 struct Plan {
