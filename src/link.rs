@@ -70,6 +70,9 @@ pub struct Linked {
     /// Statics the new code has its own copy of (new ones, or function-local ones
     /// describing code, such as `tracing` call sites), demangled.
     pub fresh: Vec<String>,
+    /// Trampoline slots the program lacks, so the patch keeps its own: one per hot
+    /// function the program's build did not have, and never a stub's.
+    pub own_slots: Vec<String>,
 }
 
 /// Links a patch. `Ok(Err(why))` when this crate cannot be linked against the
@@ -141,6 +144,7 @@ pub fn link(request: &Request) -> Result<Result<Linked, String>> {
         statics: plan.bound_statics,
         thread_locals: plan.tls.len(),
         fresh: plan.fresh.into_iter().collect(),
+        own_slots: plan.own_slots.into_iter().collect(),
     }))
 }
 
@@ -164,6 +168,7 @@ struct Plan {
     /// Imported functions reached through a stub: name → GOT slot.
     stubs: BTreeMap<String, u64>,
     bound_statics: usize,
+    own_slots: BTreeSet<String>,
     fresh: BTreeSet<String>,
 }
 
@@ -272,6 +277,9 @@ impl Plan {
                 }
                 Some(h) if module_level && (!h.writable || h.ambiguous) => {
                     return Err(format!("static `{path}` cannot be found unambiguously in the running program"))
+                }
+                _ if slot => {
+                    self.own_slots.insert(path);
                 }
                 _ => {
                     self.fresh.insert(path);

@@ -191,6 +191,22 @@ impl Driver {
         if partial {
             let now: BTreeSet<String> = scanned.as_ref().map(|s| hot_ids(s).collect()).unwrap_or_default();
             patch.removed = state.current.iter().filter(|id| !now.contains(*id)).cloned().collect();
+            // Every slot of the patch but those of functions new to the program must be
+            // the program's: a stub with a slot of its own would call nothing.
+            let new_to_program = library.functions.keys().filter(|id| !agent.program.contains(*id)).count();
+            if let Placed::Linked(linked, ..) = &route {
+                if linked.own_slots.len() > new_to_program {
+                    let _ = std::fs::remove_file(&placed);
+                    let why = format!(
+                        "the patch of `{name}` has {} trampoline slots the program lacks ({}), {new_to_program} \
+                         expected; not applied (please report this)",
+                        linked.own_slots.len(),
+                        linked.own_slots.join(", ")
+                    );
+                    self.shell.error(&why);
+                    return Ok(Outcome::Error(why));
+                }
+            }
         }
         let diff_time = diff_started.elapsed();
         if !patch.applicable() {

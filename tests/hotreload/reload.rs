@@ -34,6 +34,13 @@ fn a_patch_of_one_body_leaves_every_other_function_as_it_runs() {
     fx.replace("logic/src/lib.rs", "\"counter\"\n", "\"tally\"\n");
     s.wait_stdout("score=30 ptr=30 bump=1 label=tally", RELOAD);
     assert!(s.wait_stderr_nth("Reloaded logic", 2, RELOAD).contains("1 updated, 0 added, 0 removed"));
+    // New code calling a function it did not change: a trait method whose impl comes
+    // after other hot impls, reached through its stub and the program's slot.
+    fx.replace("logic/src/lib.rs", "points * 10", "points + Counter { n: points }.name().len() as u32");
+    // 3 + "counter at 3".len()
+    s.wait_stdout("score=15 ptr=15 bump=1 label=tally", RELOAD);
+    fx.replace("logic/src/lib.rs", "points + Counter { n: points }.name().len() as u32", "points * 10");
+    s.wait_stdout("score=30 ptr=30 bump=1 label=tally", RELOAD);
     // A new helper that is not hot: every hot function is rebuilt whole, and so is
     // the one calling it when only the helper changes next.
     fx.edit("logic/src/lib.rs", |src| {

@@ -129,6 +129,7 @@ fn impl_block(mut imp: ItemImpl, full: &Full) -> TokenStream {
 
     let mut decls = Vec::new();
     let mut bodies = Vec::new();
+    let mut converted = false;
     for item in &mut imp.items {
         let ImplItem::Fn(method) = item else { continue };
         if not_hot_reason(&method.sig).is_some() {
@@ -165,10 +166,14 @@ fn impl_block(mut imp: ItemImpl, full: &Full) -> TokenStream {
             full,
         );
         *item = ImplItem::Verbatim(wrapper);
+        converted = true;
     }
-    if bodies.is_empty() {
+    if !converted {
         return imp.into_token_stream();
     }
+    // The companion impl is emitted even when every method is a stub: impl blocks are
+    // told apart by their order in the module, and that order is part of the symbol
+    // names of every later impl's items, which a linked patch must share with the program.
     quote! {
         #imp
         #[doc(hidden)]
@@ -375,6 +380,10 @@ mod tests {
         assert_eq!(out.matches("__HOTRELOAD_SLOT :").count(), 2, "{out}");
         assert!(out.contains("stub_called"), "{out}");
         assert!(!out.contains("\"counter\""), "a stub's body is not compiled: {out}");
+        // All stubs: the companion impl is still there, keeping later impls' symbol names.
+        let item = quote! { impl Counter { pub fn label(&self) -> &str { "counter" } } };
+        let out = hot_with(TokenStream::new(), item, &Full::only(&[])).unwrap().to_string();
+        assert_eq!(out.matches("impl __HotreloadBodies_").count(), 1, "{out}");
         let all = hot_with(TokenStream::new(), quote! { fn f() {} }, &Full::default()).unwrap().to_string();
         assert!(!all.contains("stub_called"));
     }
