@@ -115,10 +115,15 @@ fn an_edit_in_a_lower_crate_is_seen_through_the_upper_one() {
     fx.replace("lower/src/lib.rs", "    1\n", "    2\n");
     // `upper` turns on `lower`'s `big` feature; the patch is built with it too.
     s.wait_stdout("show=upper(2) size=big", RELOAD);
-    // Patch the upper crate: its library carries its own copy of `lower`, whose slots
-    // must point at the newest `lower`, not at the copy.
+    assert!(s.wait_stderr("Reloaded lower", RELOAD).contains("linked"));
+    // Patch the upper crate: only a self-contained build has `lower`'s new code, so it
+    // takes that route and says why. Its library carries its own copy of `lower`,
+    // whose slots must point at the newest `lower`, not at the copy.
     fx.replace("upper/src/lib.rs", "upper({})", "UPPER({})");
     s.wait_stdout("show=UPPER(2)", RELOAD);
+    s.wait_stderr("`upper` reloads as a self-contained library", RELOAD);
+    s.wait_stderr("it depends on `lower`, which was reloaded", RELOAD);
+    assert!(s.wait_stderr("Reloaded upper", RELOAD).contains("self-contained"));
     fx.replace("lower/src/lib.rs", "    2\n", "    3\n");
     s.wait_stdout("show=UPPER(3)", RELOAD);
     // Both changed in one save: built in dependency order.
@@ -126,6 +131,8 @@ fn an_edit_in_a_lower_crate_is_seen_through_the_upper_one() {
     fx.replace("upper/src/lib.rs", "UPPER({})", "Upper({})");
     s.wait_stdout("show=Upper(4) size=big", RELOAD);
     assert_eq!(s.stdout.count(|l| l.contains("small")), 0);
+    // The reason is said once, however often the route is taken for it.
+    s.assert_stderr_count("`upper` reloads as a self-contained library", 1);
 }
 
 #[test]
