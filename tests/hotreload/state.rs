@@ -23,8 +23,8 @@ fn reloaded_code_shares_statics_thread_locals_logger_and_subscriber() {
         s.wait_stdout(&format!("tick: v{i} count={}", i + 1), RELOAD);
         items.push(format!("v{i}"));
         s.wait_stdout(&format!("items: {}", items.join(",")), RELOAD);
-        // The OnceLock the program set before the first reload.
-        s.wait_stdout(&format!("config: from-main v{i}"), RELOAD);
+        // The OnceLock and the environment the program set before the first reload.
+        s.wait_stdout(&format!("config: from-main env=yes v{i}"), RELOAD);
         // Each thread's own thread-local: `a` calls once per reload, `b` twice.
         s.wait_stdout(&format!("a: {}", i + 1), RELOAD);
         s.wait_stdout(&format!("b: {}", 2 * (i + 1)), RELOAD);
@@ -47,7 +47,7 @@ fn self_contained_patches_have_their_own_statics() {
     bump_version(&fx, 0, 1);
     s.wait_stdout("tick: v1 count=1", RELOAD);
     s.wait_stdout("items: v1", RELOAD);
-    s.wait_stdout("config: unset v1", RELOAD);
+    s.wait_stdout("config: unset env=yes v1", RELOAD);
     assert!(s.wait_stderr("Reloaded shared", RELOAD).contains("self-contained"));
 }
 
