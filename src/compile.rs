@@ -258,7 +258,11 @@ impl Direct {
         let mut args = Vec::with_capacity(self.args.len() + 4);
         let mut words = self.args.iter();
         while let Some(word) = words.next() {
-            if word.starts_with("--emit=") {
+            if word == "--crate-type" {
+                // Only the rlib: a `crate-type = ["cdylib"]` of the crate's own would
+                // link std, and cannot link position-dependent code at all.
+                words.next();
+            } else if word.starts_with("--emit=") {
                 args.push("--emit=link".to_string());
             } else if word == "--out-dir" {
                 words.next();
@@ -278,6 +282,7 @@ impl Direct {
                 args.push(word.clone());
             }
         }
+        args.extend(["--crate-type", "rlib"].map(String::from));
         args.extend(HOST_LINK_FLAGS.iter().map(|s| s.to_string()));
         Direct { env: self.env.clone(), program: self.program.clone(), args }
     }
@@ -667,6 +672,24 @@ mod tests {
         let multi = "     Running `CARGO_PKG_DESCRIPTION='one\ntwo' /bin/rustc --crate-name logic \
                      --error-format=json --crate-type cdylib`";
         assert_eq!(Direct::parse(multi, "logic", "cdylib").unwrap().env[0].1, "one\ntwo");
+    }
+
+    #[test]
+    fn a_linked_patch_build_is_the_programs_rlib_build_made_position_dependent() {
+        let line = "     Running `CARGO_PKG_NAME=logic rustc --crate-name logic --edition=2021 logic/src/lib.rs \
+                    --error-format=json --crate-type lib --crate-type cdylib --emit=dep-info,metadata,link \
+                    -C debuginfo=2 -C metadata=abc -C extra-filename=-abc --out-dir /t/deps \
+                    -C incremental=/t/incremental`";
+        let host = Direct::parse(line, "logic", "lib").unwrap();
+        assert_eq!(host.output_rlib("logic").unwrap(), Path::new("/t/deps/liblogic-abc.rlib"));
+        let patch = host.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"));
+        let args = patch.args.join(" ");
+        assert!(args.contains("--emit=link") && args.contains("--out-dir /p/logic"), "{args}");
+        assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=0"), "{args}");
+        assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
+        assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
+        assert!(args.ends_with("--crate-type rlib -C relocation-model=static -C link-dead-code"), "{args}");
+        assert_eq!(patch.env, host.env);
     }
 
     #[test]
