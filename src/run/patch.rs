@@ -21,8 +21,9 @@ use std::time::Instant;
 /// How a patch attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
-    /// The program runs the new code; save → applied in milliseconds.
-    Applied(u64),
+    /// The program runs the new code; save → applied in milliseconds, and the route
+    /// the patch took (`linked` or `self-contained`).
+    Applied(u64, &'static str),
     /// Not applied, and why (a restart is needed, or the program said no).
     Refused(String),
     /// rustc failed; its diagnostics were shown.
@@ -38,13 +39,13 @@ pub(super) enum Outcome {
 impl Outcome {
     /// Whether `now` counts it as success.
     pub(super) fn ok(&self) -> bool {
-        matches!(self, Outcome::Applied(_) | Outcome::Disabled)
+        matches!(self, Outcome::Applied(..) | Outcome::Disabled)
     }
 
     /// For `status`: a short word and a detail.
     pub(super) fn describe(&self) -> (&'static str, Option<String>) {
         match self {
-            Outcome::Applied(ms) => ("applied", Some(format!("{ms} ms after the save"))),
+            Outcome::Applied(ms, route) => ("applied", Some(format!("{ms} ms after the save, {route}"))),
             Outcome::Refused(why) => ("refused", Some(why.clone())),
             Outcome::BuildFailed | Outcome::StillFailing => ("build failed", None),
             Outcome::Disabled => ("not applied", Some("reloading was turned off meanwhile".into())),
@@ -66,7 +67,7 @@ impl Driver {
         if outcome != Outcome::StillFailing {
             let state = self.crates.entry(name.to_string()).or_default();
             state.last = Some((outcome.clone(), Instant::now()));
-            if let Outcome::Applied(ms) = outcome {
+            if let Outcome::Applied(ms, _) = outcome {
                 state.recent_ms.push_back(ms);
                 if state.recent_ms.len() > 10 {
                     state.recent_ms.pop_front();
@@ -318,7 +319,8 @@ impl Driver {
                         ),
                     );
                 }
-                Ok(Outcome::Applied(elapsed.as_millis() as u64))
+                let route = if matches!(route, Placed::Linked(..)) { "linked" } else { "self-contained" };
+                Ok(Outcome::Applied(elapsed.as_millis() as u64, route))
             }
             AgentMessage::Refused { reason, .. } => {
                 self.shell.warn(format_args!(

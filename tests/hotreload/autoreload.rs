@@ -202,6 +202,7 @@ fn status_reports_the_running_session() {
     let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap();
     assert_eq!(alpha["generation"], 1);
     assert_eq!(alpha["last_result"], "applied");
+    assert!(alpha["last_detail"].as_str().unwrap().ends_with("ms after the save, linked"), "{alpha}");
     assert_eq!(alpha["recent_ms"].as_array().unwrap().len(), 1);
     let beta = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "beta").unwrap();
     assert_eq!(beta["generation"], 0);
