@@ -205,7 +205,7 @@ struct CrateState {
     checked: Option<u64>,
     /// How cargo ran rustc for its last patch build, to run it again directly.
     direct: Option<compile::Direct>,
-    /// How the last patch was built: `linked`, `cargo` or `rustc`.
+    /// How the last self-contained patch was built: `cargo` or `rustc`.
     route: &'static str,
     /// Why the last self-contained patch was not linked (said once per reason).
     self_contained_because: Option<String>,
@@ -370,8 +370,6 @@ impl Driver {
         }
     }
 
-    /// Builds every hot crate's patch library once, so that dependencies are compiled
-    /// for patch builds before the first edit.
     /// Prepares patch builds before the first edit: a linked patch's compile (warming
     /// rustc's incremental cache) at once, and a self-contained build of each crate,
     /// which compiles its dependencies once for the patch directory. Those run in the
@@ -395,8 +393,6 @@ impl Driver {
             for (name, crate_name, ..) in &jobs {
                 self.prime_linked(name, crate_name);
             }
-            // Read now, not on the first save (~20 ms for a 10 MB debug program).
-            let _ = self.host_image();
             let (profile, shell, tx) = (self.profile.clone(), self.shell.clone(), self.tx.clone());
             let session_dir = self.session.dir().to_path_buf();
             std::thread::spawn(move || {

@@ -90,7 +90,7 @@ impl Driver {
         let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
         if state.failed == Some(sources_hash) {
-            if let Some((started, _)) = early {
+            if let Some(started) = early {
                 started.cancel();
             }
             return Ok(Outcome::StillFailing);
@@ -107,7 +107,7 @@ impl Driver {
                 }
             }
             if !diff.blockers.is_empty() {
-                if let Some((started, _)) = early {
+                if let Some(started) = early {
                     started.cancel();
                 }
                 let reasons: Vec<String> =
@@ -118,9 +118,7 @@ impl Driver {
                 self.shell.warn(warning);
             }
             if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
-                let mut ids = diff.edited.clone();
-                ids.extend(hot_ids(new).filter(|id| !agent.program.contains(id)));
-                full = Some(ids);
+                full = Some(whole_form(diff.edited.clone(), new, &agent.program));
             }
             edited = Some(diff.edited);
         }
@@ -129,12 +127,13 @@ impl Driver {
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
         let full_env = full.as_ref().map(|ids| full_form_env(&crate_name, ids));
         let (route, build_started) = match early {
-            Some((started, at)) if started.full == full_env => {
+            Some(started) if started.full == full_env => {
+                let at = started.started;
                 (self.finish_linked(started, &module_statics, quiet), at)
             }
             early => {
                 match early {
-                    Some((started, _)) => started.cancel(),
+                    Some(started) => started.cancel(),
                     None => self.shell.status("Compiling", format_args!("{name} (hot patch)")),
                 }
                 let at = Instant::now();
@@ -164,10 +163,7 @@ impl Driver {
             Err(e) => return Err(e),
         };
         let built = match &route {
-            Route::Linked(l) => {
-                self.crates.entry(name.to_string()).or_default().route = "linked";
-                l.file.clone()
-            }
+            Route::Linked(l) => l.file.clone(),
             Route::SelfContained { file, .. } => file.clone(),
         };
         let build_time = build_started.elapsed();
@@ -440,20 +436,14 @@ impl Driver {
 
     /// Starts a linked patch build on [`source::guess_edited`]'s guess, when there is
     /// one and the route is open; says `Compiling` then.
-    fn start_on_guess(&mut self, name: &str, crate_name: &str) -> Option<(super::linked::StartedBuild, Instant)> {
+    fn start_on_guess(&mut self, name: &str, crate_name: &str) -> Option<super::linked::StartedBuild> {
         let agent = self.agent.as_ref()?;
         let state = self.crates.get(name)?;
-        let mut ids = source::guess_edited(&state.snapshot)?;
-        ids.extend(hot_ids(&state.snapshot).filter(|id| !agent.program.contains(id)));
+        let ids = whole_form(source::guess_edited(&state.snapshot)?, &state.snapshot, &agent.program);
         let env = full_form_env(crate_name, &ids);
-        let at = Instant::now();
-        match self.start_linked(name, crate_name, Some(&env)) {
-            Ok(Ok(started)) => {
-                self.shell.status("Compiling", format_args!("{name} (hot patch)"));
-                Some((started, at))
-            }
-            _ => None,
-        }
+        let started = self.start_linked(name, crate_name, Some(&env)).ok()?.ok()?;
+        self.shell.status("Compiling", format_args!("{name} (hot patch)"));
+        Some(started)
     }
 
     /// Says, once per reason, why `name` reloads through a self-contained library.
@@ -533,6 +523,17 @@ impl Driver {
 /// The hot function ids of a snapshot.
 fn hot_ids(snapshot: &source::Snapshot) -> impl Iterator<Item = String> + '_ {
     snapshot.items.iter().filter(|(_, e)| matches!(e, source::Entry::Hot { .. })).map(|(id, _)| id.clone())
+}
+
+/// The hot functions a linked patch compiles whole: the `edited` ones, and every one
+/// the program's own build lacks (its slot is not the program's, so no stub can reach it).
+fn whole_form(
+    mut edited: BTreeSet<String>,
+    snapshot: &source::Snapshot,
+    program: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    edited.extend(hot_ids(snapshot).filter(|id| !program.contains(id)));
+    edited
 }
 
 /// `ENV_FULL_FORM`'s value for `ids`: every `::`-suffix of each id below the crate,
