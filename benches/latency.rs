@@ -152,13 +152,14 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     }
 
     // The same edits as bare builds, in target directories of their own.
-    let bare = |flags: &str, dir: &str, generation: &mut usize| -> Vec<f64> {
+    // `build`: the runtime's cfgs (`hotreload_protocol::ENV_BUILD`), empty for none.
+    let bare = |build: &str, dir: &str, generation: &mut usize| -> Vec<f64> {
         let build = || {
             let start = Instant::now();
             let status = Command::new(env!("CARGO"))
                 .args(["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib", "--manifest-path"])
                 .arg(&manifest)
-                .env("RUSTFLAGS", flags)
+                .env("CARGO_HOTRELOAD_BUILD", build)
                 .env("CARGO_TARGET_DIR", target.join(dir))
                 .status()
                 .unwrap();
@@ -178,7 +179,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     };
     let mut g = generation;
     let bare_cold = bare("", "bare", &mut g);
-    let bare_hot = bare("--cfg hotreload --cfg hotreload_patch", "bare-hot", &mut g);
+    let bare_hot = bare("patch", "bare-hot", &mut g);
 
     let mut out = format!(
         "## `{}`: {} hot functions, {lines} lines, {edits} one-line edits\n\n| ms | median | p90 | max |\n|---|---:|---:|---:|\n",

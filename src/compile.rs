@@ -10,7 +10,7 @@
 use crate::shell::{Shell, Verbosity};
 use anyhow::{bail, Context, Result};
 use cargo_metadata::Message;
-use hotreload_protocol::{CFG_HOT, CFG_PATCH};
+use hotreload_protocol::ENV_BUILD;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,9 @@ pub struct Profile {
     pub target_dir: PathBuf,
     /// `--release`
     pub release: bool,
+    /// The workspace's packages: hot builds compile them with full debug info, whatever
+    /// their profile says, so that type layouts can be compared (see [`crate::layout`]).
+    pub members: Vec<String>,
 }
 
 impl Profile {
@@ -36,6 +39,15 @@ impl Profile {
     /// Where patch libraries are built.
     pub fn patch_dir(&self) -> PathBuf {
         self.target_dir.join("patch")
+    }
+
+    /// `debug` or `release`, as cargo names the profile's output directory.
+    pub fn kind(&self) -> &'static str {
+        if self.release {
+            "release"
+        } else {
+            "debug"
+        }
     }
 }
 
@@ -50,14 +62,26 @@ pub struct Features {
     pub no_default: bool,
 }
 
+impl Features {
+    /// Adds the selection to a cargo command.
+    fn add_to(&self, cmd: &mut Command) {
+        if self.all {
+            cmd.arg("--all-features");
+        }
+        if self.no_default {
+            cmd.arg("--no-default-features");
+        }
+        for f in &self.features {
+            cmd.args(["--features", f]);
+        }
+    }
+}
+
 /// A built program.
 #[derive(Clone, Debug)]
 pub struct HostBuild {
     /// The executable.
     pub executable: PathBuf,
-    /// The features each library was built with, by crate name (`my_crate`); patch
-    /// builds must use the same, or layouts may differ.
-    pub features: HashMap<String, Vec<String>>,
     /// How rustc compiled each library into the program, by crate name: linked
     /// patches are compiled the same way, so their symbols have the same names.
     pub invocations: HashMap<String, Direct>,
@@ -80,6 +104,18 @@ impl BuildLock {
         Ok(BuildLock { _file: file })
     }
 }
+
+/// A self-contained patch would not keep the program's type identities; why.
+#[derive(Debug)]
+pub struct IdentityLost(pub String);
+
+impl std::fmt::Display for IdentityLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IdentityLost {}
 
 /// A build failed; cargo has printed why.
 #[derive(Debug)]
@@ -112,23 +148,14 @@ pub fn build_host(
     shell: &Shell,
 ) -> Result<HostBuild> {
     let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
-    let mut cmd = cargo(profile, &profile.host_dir(), &[CFG_HOT], shell, subcommand);
+    let mut cmd = cargo(profile, &profile.host_dir(), Build::Hot, shell, subcommand);
     cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
-    if features.all {
-        cmd.arg("--all-features");
-    }
-    if features.no_default {
-        cmd.arg("--no-default-features");
-    }
-    for f in &features.features {
-        cmd.args(["--features", f]);
-    }
+    features.add_to(&mut cmd);
     if LINKED_PATCHES {
         // `-vv`: cargo prints each rustc invocation with its environment.
         cmd.arg("-vv").arg("--").args(HOST_LINK_FLAGS);
     }
     let mut executable = None;
-    let mut built = HashMap::new();
     let mut rlibs = HashMap::new();
     let mut lines = Vec::new();
     run_with(
@@ -139,7 +166,6 @@ pub fn build_host(
         |message| {
             if let Message::CompilerArtifact(artifact) = message {
                 if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
-                    built.insert(artifact.target.name.clone(), artifact.features.clone());
                     if let Some(rlib) = artifact.filenames.iter().find(|f| f.extension() == Some("rlib")) {
                         rlibs.insert(artifact.target.name.replace('-', "_"), rlib.clone().into_std_path_buf());
                     }
@@ -177,18 +203,7 @@ pub fn build_host(
             }
         }
     }
-    Ok(HostBuild { executable, features: built, invocations })
-}
-
-/// A built patch library.
-#[derive(Clone, Debug)]
-pub struct PatchBuild {
-    /// The library file.
-    pub library: PathBuf,
-    /// Whether cargo found it up to date and built nothing.
-    pub fresh: bool,
-    /// The rustc invocation cargo used for it, when it compiled it.
-    pub direct: Option<Direct>,
+    Ok(HostBuild { executable, invocations })
 }
 
 /// A rustc invocation as cargo ran it (`cargo -vv` prints it): rebuilding a patch with
@@ -228,6 +243,20 @@ impl Direct {
         self
     }
 
+    /// The same command with `args` added at the end.
+    pub fn with_args(mut self, args: &[&str]) -> Direct {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// The features it compiles the crate with (`--cfg 'feature="big"'`).
+    pub fn features(&self) -> impl Iterator<Item = &str> + '_ {
+        self.args
+            .windows(2)
+            .filter(|w| w[0] == "--cfg")
+            .filter_map(|w| w[1].strip_prefix("feature=\"")?.strip_suffix('"'))
+    }
+
     /// The rustc program it runs.
     pub fn program(&self) -> &str {
         &self.program
@@ -252,10 +281,12 @@ impl Direct {
     }
 
     /// This library invocation turned into the build of a linked patch's rlib (see
-    /// [`crate::link`]): written to `out_dir` with its own incremental cache, no debug
-    /// info (the linker drops it), position-dependent, every static kept global.
+    /// [`crate::link`]): written to `out_dir` with its own incremental cache, full debug
+    /// info (read for [`crate::layout`]; the linker drops it), position-dependent, every
+    /// static kept global.
     pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path) -> Direct {
-        let mut args = Vec::with_capacity(self.args.len() + 4);
+        let mut args = Vec::with_capacity(self.args.len() + 6);
+        let mut debuginfo = false;
         let mut words = self.args.iter();
         while let Some(word) = words.next() {
             if word == "--crate-type" {
@@ -274,7 +305,8 @@ impl Direct {
                 if value.starts_with("incremental=") {
                     args.push(format!("incremental={}", incremental.display()));
                 } else if value.starts_with("debuginfo=") {
-                    args.push("debuginfo=0".into());
+                    debuginfo = true;
+                    args.push("debuginfo=2".into());
                 } else {
                     args.push(value.clone());
                 }
@@ -282,9 +314,75 @@ impl Direct {
                 args.push(word.clone());
             }
         }
+        if !debuginfo {
+            args.extend(["-C", "debuginfo=2"].map(String::from));
+        }
         args.extend(["--crate-type", "rlib"].map(String::from));
         args.extend(HOST_LINK_FLAGS.iter().map(|s| s.to_string()));
         Direct { env: self.env.clone(), program: self.program.clone(), args }
+    }
+}
+
+impl Direct {
+    /// This library invocation of the program's build turned into the build of a
+    /// self-contained patch library: the same crate identity (`-C metadata`, so the
+    /// same `TypeId`s and symbol names), compiled as a `cdylib` into `out_dir` with its
+    /// own incremental cache, against the libraries [`build_patch_deps`] wrote below
+    /// `patch_dir` in place of the program's below `host_dir`. Proc macros stay the
+    /// program's: they run in the compiler. Returns the libraries it needs.
+    pub fn for_self_contained(
+        &self,
+        host_dir: &Path,
+        patch_dir: &Path,
+        out_dir: &Path,
+        incremental: &Path,
+    ) -> (Direct, Vec<PathBuf>) {
+        let moved = |path: &str| -> Option<String> {
+            let rest = Path::new(path).strip_prefix(host_dir).ok()?;
+            Some(patch_dir.join(rest).display().to_string())
+        };
+        let mut needs = Vec::new();
+        let mut args = Vec::with_capacity(self.args.len());
+        let mut words = self.args.iter();
+        let mut typed = false;
+        while let Some(word) = words.next() {
+            let value = match word.as_str() {
+                "--crate-type" | "--out-dir" | "-L" | "--extern" | "-C" => words.next(),
+                _ => None,
+            };
+            match (word.as_str(), value) {
+                ("--crate-type", Some(_)) if typed => {}
+                ("--crate-type", Some(_)) => {
+                    typed = true;
+                    args.extend([word.clone(), "cdylib".into()]);
+                }
+                ("--out-dir", Some(_)) => args.extend([word.clone(), out_dir.display().to_string()]),
+                ("-L", Some(value)) => {
+                    let moved = value.split_once('=').and_then(|(kind, p)| Some(format!("{kind}={}", moved(p)?)));
+                    args.extend([word.clone(), moved.unwrap_or_else(|| value.clone())]);
+                }
+                ("--extern", Some(value)) => {
+                    let library = value.split_once('=').and_then(|(name, p)| {
+                        let stem = p.strip_suffix(".rmeta").or_else(|| p.strip_suffix(".rlib"))?;
+                        Some((name, moved(&format!("{stem}.rlib"))?))
+                    });
+                    match library {
+                        Some((name, rlib)) => {
+                            needs.push(PathBuf::from(&rlib));
+                            args.extend([word.clone(), format!("{name}={rlib}")]);
+                        }
+                        None => args.extend([word.clone(), value.clone()]),
+                    }
+                }
+                ("-C", Some(value)) if value.starts_with("incremental=") => {
+                    args.extend([word.clone(), format!("incremental={}", incremental.display())]);
+                }
+                (_, Some(value)) => args.extend([word.clone(), value.clone()]),
+                _ if word.starts_with("--emit=") => args.push("--emit=link".into()),
+                _ => args.push(word.clone()),
+            }
+        }
+        (Direct { env: self.env.clone(), program: self.program.clone(), args }, needs)
     }
 }
 
@@ -374,56 +472,74 @@ impl Rustc {
     }
 }
 
-/// `cargo rustc --crate-type cdylib` of one hot library with the program's features.
-/// `hide_diagnostics` drops rustc's output (`run --hide-errors`).
-pub fn build_patch(
+/// Builds the program's libraries in the patch directory, with the runtime's patch
+/// cfgs, for self-contained patches to link: each gets the program's features and
+/// `-C metadata` (the cfgs reach the runtime alone, through its build script), so its
+/// types keep the program's `TypeId`s. The executable itself is not needed, and may
+/// not build at all (its own `#[global_allocator]` conflicts with the patch runtime's):
+/// cargo keeps going past it, and only a library's errors fail the build.
+pub fn build_patch_deps(
     profile: &Profile,
     package: &str,
-    features: &[String],
+    target: (&str, &str),
+    features: &Features,
     shell: &Shell,
     hide_diagnostics: bool,
-) -> Result<PatchBuild> {
-    let mut cmd = cargo(profile, &profile.patch_dir(), &[CFG_HOT, CFG_PATCH], shell, "rustc");
-    // `-vv`: cargo prints the rustc invocation, kept for direct rebuilds.
-    cmd.args(["--package", package, "--lib", "--crate-type", "cdylib", "--no-default-features", "-vv"]);
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    // The selected package is the only one built as a cdylib.
-    let mut built = None;
-    let mode = if hide_diagnostics { Forward::Nothing } else { Forward::Diagnostics };
-    let crate_name = package.replace('-', "_");
-    let mut direct = None;
-    run_with(
+) -> Result<()> {
+    let mut cmd = cargo(profile, &profile.patch_dir(), Build::Patch, shell, "build");
+    cmd.args(["--package", package, "--keep-going"]).arg(format!("--{}", target.0)).arg(target.1);
+    features.add_to(&mut cmd);
+    let mut library_errors = Vec::new();
+    let built = run_with(
         cmd,
         shell,
-        mode,
-        |line| direct = direct.take().or_else(|| Direct::parse(line, &crate_name, "cdylib")),
+        Forward::Nothing,
+        |_| {},
         |message| {
-            if let Message::CompilerArtifact(artifact) = message {
-                for file in &artifact.filenames {
-                    if file.extension() == Some(std::env::consts::DLL_EXTENSION) {
-                        built = Some(PatchBuild {
-                            library: file.clone().into_std_path_buf(),
-                            fresh: artifact.fresh,
-                            direct: None,
-                        });
-                    }
+            if let Message::CompilerMessage(m) = message {
+                let program = m.target.name == target.1 && !m.target.is_lib();
+                if !program && m.message.level == cargo_metadata::diagnostic::DiagnosticLevel::Error {
+                    library_errors.extend(m.message.rendered);
                 }
             }
         },
-    )?;
-    let mut built = built.context("cargo built no library")?;
-    built.direct = direct;
-    Ok(built)
+    );
+    match built {
+        Err(e) if e.downcast_ref::<BuildFailed>().is_some() && library_errors.is_empty() => Ok(()),
+        Err(e) => {
+            if !hide_diagnostics {
+                for rendered in &library_errors {
+                    anstream::eprint!("{rendered}");
+                }
+            }
+            Err(e)
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
-fn cargo(profile: &Profile, target_dir: &Path, cfgs: &[&str], shell: &Shell, subcommand: &str) -> Command {
+/// Which hot build a cargo command is: the runtime's cfgs follow (see
+/// [`hotreload_protocol::ENV_BUILD`]).
+#[derive(Clone, Copy, Debug)]
+enum Build {
+    /// The program.
+    Hot,
+    /// A self-contained patch library.
+    Patch,
+}
+
+fn cargo(profile: &Profile, target_dir: &Path, build: Build, shell: &Shell, subcommand: &str) -> Command {
+    let profile_of = profile;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg(subcommand);
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags(cfgs));
-    cmd.env_remove("RUSTFLAGS");
+    cmd.env(
+        ENV_BUILD,
+        match build {
+            Build::Hot => "hot",
+            Build::Patch => "patch",
+        },
+    );
     cmd.env("CARGO_TARGET_DIR", target_dir);
     cmd.env("CARGO_TERM_COLOR", if shell.color() { "always" } else { "never" });
     cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
@@ -433,6 +549,9 @@ fn cargo(profile: &Profile, target_dir: &Path, cfgs: &[&str], shell: &Shell, sub
     // unoptimised build-override. Only these hot target dirs are affected.
     for profile in ["dev", "release"] {
         cmd.args(["--config", &format!("profile.{profile}.build-override.opt-level=3")]);
+        for member in &profile_of.members {
+            cmd.args(["--config", &format!("profile.{profile}.package.{member:?}.debug=2")]);
+        }
     }
     // Diagnostics come as JSON and are shown by `run_with`: the `-vv` we pass for
     // rustc commands would otherwise make cargo print dependencies' warnings too.
@@ -444,31 +563,12 @@ fn cargo(profile: &Profile, target_dir: &Path, cfgs: &[&str], shell: &Shell, sub
     cmd
 }
 
-/// The user's flags (`CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`), then our cfgs.
-fn rustflags(cfgs: &[&str]) -> String {
-    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
-        Ok(encoded) if !encoded.is_empty() => encoded.split('\u{1f}').map(String::from).collect(),
-        _ => std::env::var("RUSTFLAGS").unwrap_or_default().split_whitespace().map(String::from).collect(),
-    };
-    for cfg in [CFG_HOT, CFG_PATCH] {
-        flags.push("--check-cfg".into());
-        flags.push(format!("cfg({cfg})"));
-    }
-    for cfg in cfgs {
-        flags.push("--cfg".into());
-        flags.push(cfg.to_string());
-    }
-    flags.join("\u{1f}")
-}
-
 /// Which of cargo's stderr to pass on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Forward {
     /// Status lines and diagnostics, with a progress bar on a terminal (program builds).
     Everything,
-    /// Diagnostics only; status lines with `-vv` (patch builds).
-    Diagnostics,
-    /// Nothing (`--hide-errors`).
+    /// Nothing: the caller shows what matters (libraries for self-contained patches).
     Nothing,
 }
 
@@ -502,9 +602,23 @@ fn run_with(
         let mut seen = Vec::new();
         // A `Running` command spans lines when an environment value holds a newline.
         let mut command: Option<String> = None;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        // `Caused by: process didn't exit successfully: `rustc …`` after a failed
+        // build: `-vv` makes cargo add it, the diagnostics above already say it all.
+        let mut failed_command = false;
+        let mut lines = BufReader::new(stderr).lines().map_while(Result::ok).peekable();
+        while let Some(line) = lines.next() {
             let mut status = is_status_line(&line);
-            let mut chatter = is_script_echo(&line) || is_warning_summary(&line);
+            let mut chatter = is_script_echo(&line) || is_warning_summary(&line) || is_verbose_only(&line);
+            // Only after `Caused by:` wait for the next line to know what it is.
+            let caused_by = strip_ansi(&line).trim() == "Caused by:";
+            if caused_by && lines.peek().is_some_and(|next| is_failed_command(next)) || is_failed_command(&line) {
+                failed_command = true;
+            }
+            if failed_command {
+                chatter = true;
+                let plain = strip_ansi(&line);
+                failed_command = !(plain.contains("(exit status: ") || plain.contains("(signal: "));
+            }
             if let Some(mut text) = command.take() {
                 text.push('\n');
                 text.push_str(&line);
@@ -585,6 +699,19 @@ fn is_script_echo(line: &str) -> bool {
     plain.starts_with('[') && plain.contains("] ")
 }
 
+/// `  process didn't exit successfully: `rustc …` (exit status: 1)`, the command
+/// cargo shows after a failed build at `-v`.
+fn is_failed_command(line: &str) -> bool {
+    strip_ansi(line).trim_start().starts_with("process didn't exit successfully: ")
+}
+
+/// `Fresh serde v1.0.0` and `Dirty logic v0.1.0 (…): the file … has changed`: lines
+/// cargo prints only because we pass `-vv`; a plain `cargo build` shows neither.
+fn is_verbose_only(line: &str) -> bool {
+    let plain = strip_ansi(line);
+    plain.starts_with(' ') && matches!(plain.trim_start().split(' ').next(), Some("Fresh" | "Dirty"))
+}
+
 fn is_status_line(line: &str) -> bool {
     let plain = strip_ansi(line);
     // `-vv` echoes build scripts' output as `[pkg 0.1.0] cargo:...`.
@@ -646,6 +773,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verbose_only_lines_are_recognised() {
+        assert!(is_verbose_only("       Fresh serde v1.0.229"));
+        assert!(is_verbose_only("\u{1b}[1m\u{1b}[32m       Dirty\u{1b}[0m logic v0.1.0 (/x): the file changed"));
+        assert!(!is_verbose_only("   Compiling logic v0.1.0 (/x)"));
+        assert!(!is_verbose_only("Fresh ideas"));
+    }
+
+    #[test]
     fn cargo_status_lines_are_recognised() {
         assert!(is_status_line("   Compiling logic v0.1.0 (/x)"));
         assert!(is_status_line("     Running `rustc --crate-name x`"));
@@ -685,7 +820,7 @@ mod tests {
         let patch = host.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"));
         let args = patch.args.join(" ");
         assert!(args.contains("--emit=link") && args.contains("--out-dir /p/logic"), "{args}");
-        assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=0"), "{args}");
+        assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=2"), "{args}");
         assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
         assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
         assert!(args.ends_with("--crate-type rlib -C relocation-model=static -C link-dead-code"), "{args}");
@@ -693,9 +828,24 @@ mod tests {
     }
 
     #[test]
-    fn our_cfgs_come_after_the_users_flags() {
-        let flags = rustflags(&[CFG_HOT]);
-        assert!(flags.ends_with("--cfg\u{1f}hotreload"));
-        assert!(flags.contains("--check-cfg\u{1f}cfg(hotreload_patch)"));
+    fn a_self_contained_build_keeps_the_programs_identity() {
+        let host = Direct::parse(
+            "     Running `rustc --crate-name logic --error-format=json --crate-type lib \\
+             --emit=dep-info,metadata,link -C metadata=aaa -C extra-filename=-aaa \\
+             -C incremental=/h/debug/incremental --out-dir /h/debug/deps -L dependency=/h/debug/deps \\
+             --extern hotreload=/h/debug/deps/libhotreload-111.rmeta \\
+             --extern macros=/h/debug/deps/libmacros-222.so -L native=/usr/lib`",
+            "logic",
+            "lib",
+        )
+        .unwrap();
+        let (patch, needs) =
+            host.for_self_contained(Path::new("/h"), Path::new("/p"), Path::new("/p/out"), Path::new("/p/inc"));
+        let args = patch.args.join(" ");
+        assert!(args.contains("--crate-type cdylib --emit=link -C metadata=aaa -C extra-filename=-aaa"), "{args}");
+        assert!(args.contains("-C incremental=/p/inc --out-dir /p/out -L dependency=/p/debug/deps"), "{args}");
+        assert!(args.contains("--extern hotreload=/p/debug/deps/libhotreload-111.rlib"), "{args}");
+        assert!(args.contains("--extern macros=/h/debug/deps/libmacros-222.so -L native=/usr/lib"), "{args}");
+        assert_eq!(needs, [PathBuf::from("/p/debug/deps/libhotreload-111.rlib")]);
     }
 }

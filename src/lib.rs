@@ -23,11 +23,13 @@
 //! Status output in cargo's style lives in [`shell`].
 
 pub mod app;
+pub mod cfg;
 pub mod cli;
 pub mod compile;
 pub mod control;
 pub mod diff;
 pub mod host;
+pub mod layout;
 pub mod library;
 pub mod link;
 pub mod lockfile;

@@ -258,7 +258,7 @@ impl Plan {
         }
         for name in &self.tls {
             if !host.symbol(name).is_some_and(|s| s.tls) {
-                return Err(format!("thread-local `{}` is not in the running program", demangle(name)));
+                return Err(new_thread_local(&demangle(name)));
             }
         }
         for (name, (size, pointers)) in &self.statics {
@@ -382,7 +382,7 @@ fn rewrite_tls(data: &mut [u8], host: &HostImage) -> Result<(), String> {
             let sym = symtab.symbol(SymbolIndex(rela.r_sym(endian, false) as usize)).map_err(fail)?;
             let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym).map_err(fail)?).into_owned();
             let Some(host_tls) = host.symbol(&name).filter(|s| s.tls) else {
-                return Err(format!("thread-local `{}` is not in the running program", demangle(&name)));
+                return Err(new_thread_local(&demangle(&name)));
             };
             let rela_at = section.sh_offset(endian) as usize + i * std::mem::size_of::<elf::Rela64<Endianness>>();
             let place = target.sh_offset(endian) as usize + rela.r_offset(endian) as usize;
@@ -510,6 +510,14 @@ pub fn free_range(pid: u32, from: u64, size: u64) -> Result<u64> {
         bail!("no free address range below 2 GiB in the program");
     }
     Ok(candidate)
+}
+
+/// Why a thread-local the program lacks cannot be linked: the program's threads have
+/// no storage for it. Named as the user declared it (`logic::SEEN`), not as the
+/// symbol std's `thread_local!` makes of it (`logic::SEEN::{{constant}}::…::VAL`).
+fn new_thread_local(symbol: &str) -> String {
+    let declared = symbol.split("::{{").next().unwrap_or(symbol);
+    format!("it adds thread-local `{declared}`, which the running program's threads have no storage for")
 }
 
 #[cfg(test)]

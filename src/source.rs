@@ -5,6 +5,7 @@
 //! gives (module path and name, `Type::method`, `Type~Trait::method`), so they line up
 //! with the records in a patch library.
 
+use crate::cfg::Cfg;
 use quote::ToTokens;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,16 +99,18 @@ pub struct SourceDiff {
     pub bodies_only: bool,
 }
 
-/// Reads a crate from its root file, following `mod` declarations.
-pub fn scan(crate_name: &str, root: &Path) -> Result<Snapshot, String> {
+/// Reads a crate from its root file, following `mod` declarations, as the compiler
+/// sees it under `cfg`: items whose `#[cfg]` does not hold are left out, and a
+/// `#[cfg_attr(…, hotreload::hot)]` whose predicate holds makes its item hot.
+pub fn scan(crate_name: &str, root: &Path, cfg: &Cfg) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::default();
-    let scanned = scan_file(root, crate_name, true, &mut snapshot);
+    let scanned = scan_file(root, crate_name, true, cfg, &mut snapshot);
     // Spans were only needed for body ranges: free the text proc-macro2 keeps for them.
     proc_macro2::extra::invalidate_current_thread_spans();
     scanned.map(|()| snapshot)
 }
 
-fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> Result<(), String> {
+fn scan_file(file: &Path, module: &str, owns_dir: bool, cfg: &Cfg, out: &mut Snapshot) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     out.files.push(file.to_path_buf());
@@ -115,7 +118,7 @@ fn scan_file(file: &Path, module: &str, owns_dir: bool, out: &mut Snapshot) -> R
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
     let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
-    scan_items(&parsed.items, module, &dir, file, false, out)
+    scan_items(&parsed.items, module, &dir, file, false, cfg, out)
 }
 
 fn scan_items(
@@ -124,9 +127,13 @@ fn scan_items(
     dir: &Path,
     file: &Path,
     in_hot: bool,
+    cfg: &Cfg,
     out: &mut Snapshot,
 ) -> Result<(), String> {
     for item in items {
+        if !cfg.enabled(attrs_of(item)) {
+            continue;
+        }
         // `out.rest` gets every item's text, but only the signature of a hot function.
         match item {
             Item::Struct(s) => type_entry(out, module, &s.ident, item),
@@ -154,7 +161,7 @@ fn scan_items(
                 out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text));
             }
             Item::Fn(f) => {
-                let hot = in_hot || has_hot(&f.attrs);
+                let hot = in_hot || has_hot(&f.attrs, cfg);
                 let id = format!("{module}::{}", f.sig.ident);
                 let public = matches!(f.vis, syn::Visibility::Public(_));
                 let entry = fn_entry(hot, &f.sig, item, public);
@@ -163,7 +170,7 @@ fn scan_items(
                 out.items.insert(id, entry);
             }
             Item::Impl(imp) => {
-                let hot = in_hot || has_hot(&imp.attrs);
+                let hot = in_hot || has_hot(&imp.attrs, cfg);
                 let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.to_token_stream().to_string());
                 let prefix = format!(
                     "{module}::{}",
@@ -181,6 +188,9 @@ fn scan_items(
                         out.rest.push_str(&text_of(member));
                         continue;
                     };
+                    if !cfg.enabled(&m.attrs) {
+                        continue;
+                    }
                     let id = format!("{prefix}::{}", m.sig.ident);
                     let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
                     let entry = if hot && generic_impl {
@@ -201,13 +211,13 @@ fn scan_items(
                 let mut header = m.clone();
                 header.content = None;
                 out.rest.push_str(&text_of(&header));
-                let hot = in_hot || has_hot(&m.attrs);
+                let hot = in_hot || has_hot(&m.attrs, cfg);
                 let child = format!("{module}::{}", m.ident);
                 if let Some((_, items)) = &m.content {
-                    scan_items(items, &child, &dir.join(m.ident.to_string()), file, hot, out)?;
+                    scan_items(items, &child, &dir.join(m.ident.to_string()), file, hot, cfg, out)?;
                 } else if !is_cfg_test(&m.attrs) {
                     let (file, owns_dir) = module_file(dir, &m.ident.to_string(), &m.attrs)?;
-                    scan_file(&file, &child, owns_dir, out)?;
+                    scan_file(&file, &child, owns_dir, cfg, out)?;
                 }
             }
             other => out.rest.push_str(&text_of(other)),
@@ -329,8 +339,32 @@ fn not_hot_reason(sig: &syn::Signature) -> Option<&'static str> {
     None
 }
 
-fn has_hot(attrs: &[Attribute]) -> bool {
-    attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "hot"))
+/// `#[hotreload::hot]`, directly or through a `#[cfg_attr]` whose predicate holds.
+fn has_hot(attrs: &[Attribute], cfg: &Cfg) -> bool {
+    let is_hot = |path: &syn::Path| path.segments.last().is_some_and(|s| s.ident == "hot");
+    attrs.iter().any(|a| is_hot(a.path())) || cfg.expanded_attrs(attrs).iter().any(|m| is_hot(m.path()))
+}
+
+/// An item's attributes, for its `#[cfg]`s.
+fn attrs_of(item: &Item) -> &[Attribute] {
+    match item {
+        Item::Const(i) => &i.attrs,
+        Item::Enum(i) => &i.attrs,
+        Item::ExternCrate(i) => &i.attrs,
+        Item::Fn(i) => &i.attrs,
+        Item::ForeignMod(i) => &i.attrs,
+        Item::Impl(i) => &i.attrs,
+        Item::Macro(i) => &i.attrs,
+        Item::Mod(i) => &i.attrs,
+        Item::Static(i) => &i.attrs,
+        Item::Struct(i) => &i.attrs,
+        Item::Trait(i) => &i.attrs,
+        Item::TraitAlias(i) => &i.attrs,
+        Item::Type(i) => &i.attrs,
+        Item::Union(i) => &i.attrs,
+        Item::Use(i) => &i.attrs,
+        _ => &[],
+    }
 }
 
 /// Item text without doc comments, in a canonical spacing: docs never need a restart.
@@ -477,7 +511,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lib.rs");
         std::fs::write(&file, text).unwrap();
-        scan("logic", &file).unwrap()
+        scan("logic", &file, &Cfg::default()).unwrap()
     }
 
     const BASE: &str = r#"
@@ -564,7 +598,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lib.rs");
         std::fs::write(&file, BASE).unwrap();
-        let old = scan("logic", &file).unwrap();
+        let old = scan("logic", &file, &Cfg::default()).unwrap();
         let guess = |text: &str| {
             std::fs::write(&file, text).unwrap();
             guess_edited(&old).map(|ids| ids.into_iter().collect::<Vec<_>>())
@@ -595,7 +629,7 @@ mod tests {
         std::fs::write(dir.path().join("a.rs"), "mod c; #[hotreload::hot] pub fn g() {}").unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/c.rs"), "pub struct S;").unwrap();
-        let s = scan("k", &dir.path().join("lib.rs")).unwrap();
+        let s = scan("k", &dir.path().join("lib.rs"), &Cfg::default()).unwrap();
         let ids: Vec<_> = s.items.keys().cloned().collect();
         assert_eq!(ids, ["k::a::c::S", "k::a::g", "k::b::f"]);
         assert_eq!(s.files.len(), 3);

@@ -1,4 +1,5 @@
-//! Records which rustc compiled this crate, so a patch built by another is refused.
+//! Records which rustc compiled this crate, so a patch built by another is refused;
+//! sets the runtime's cfgs for `cargo hotreload`'s builds.
 
 use std::process::Command;
 
@@ -17,4 +18,19 @@ fn main() {
     }
     println!("cargo:rustc-env=HOTRELOAD_TOOLCHAIN_HASH={hash}");
     println!("cargo:rerun-if-env-changed=RUSTC");
+
+    // `hotreload_protocol::ENV_BUILD` (a build script cannot use the crate's own
+    // dependencies): only this crate gets the cfgs, so every other crate keeps the
+    // `-C metadata`, the symbol names and the `TypeId`s of the program's build.
+    println!("cargo:rustc-check-cfg=cfg(hotreload)");
+    println!("cargo:rustc-check-cfg=cfg(hotreload_patch)");
+    println!("cargo:rerun-if-env-changed=CARGO_HOTRELOAD_BUILD");
+    match std::env::var("CARGO_HOTRELOAD_BUILD").as_deref() {
+        Ok("hot") => println!("cargo:rustc-cfg=hotreload"),
+        Ok("patch") => {
+            println!("cargo:rustc-cfg=hotreload");
+            println!("cargo:rustc-cfg=hotreload_patch");
+        }
+        _ => {}
+    }
 }

@@ -11,6 +11,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Lints allowed in a build with stubs: each fires on items (a helper, an import, a
+/// static, a macro) used only inside functions compiled as stubs.
+const STUB_LINTS: [&str; 8] =
+    ["-A", "dead_code", "-A", "unused_imports", "-A", "unused_macros", "-A", "unused_macro_rules"];
+
 /// What the session keeps for linking patches.
 #[derive(Default)]
 pub(super) struct Linking {
@@ -29,6 +34,8 @@ pub(super) struct Linking {
 pub(super) struct LinkedBuild {
     /// The image file, ready to place in the session.
     pub(super) file: PathBuf,
+    /// The rlib it was linked from, with the new code's debug info.
+    pub(super) rlib: PathBuf,
     /// What was bound.
     pub(super) linked: link::Linked,
     /// Time in rustc.
@@ -62,7 +69,9 @@ impl Driver {
         let invocation =
             invocation.for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental"));
         Ok(match full {
-            Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids),
+            // Stubs have no bodies, so whatever only those bodies used looks unused to
+            // rustc: lints a build of the whole source would not raise.
+            Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids).with_args(&STUB_LINTS),
             None => invocation,
         })
     }
@@ -185,7 +194,7 @@ impl Driver {
         let Some(linked) = linked else { return Ok(Err("the program has no room for the patch below 2 GiB".into())) };
         self.linking.next_base = linked.end.next_multiple_of(2 << 20);
         let link_time = started.elapsed() - compiled;
-        Ok(Ok(LinkedBuild { file: output, linked, compiled, link_time, _lock: lock }))
+        Ok(Ok(LinkedBuild { file: output, rlib, linked, compiled, link_time, _lock: lock }))
     }
 }
 

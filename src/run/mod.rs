@@ -10,6 +10,7 @@ mod patch;
 use crate::app::{self, App};
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::compile::{self, BuildFailed, Features, HostBuild, Profile};
+use crate::layout;
 use crate::session::{Incoming, Session};
 use crate::settings::{self, Settings};
 use crate::shell::Shell;
@@ -40,15 +41,27 @@ pub enum Event {
     },
     /// Ctrl-C or SIGTERM.
     Interrupt,
-    /// A self-contained patch build made in the background at start-up.
-    Warmed {
-        /// The package.
-        name: String,
-        /// The build, its library already kept in the session.
-        build: compile::PatchBuild,
-        /// Hash of the sources it was built from.
-        sources: u64,
+    /// [`CONNECT_DEADLINE`] after the program with this pid started.
+    ConnectDeadline {
+        /// Its pid.
+        pid: u32,
     },
+    /// The libraries self-contained patches link were built in the background at
+    /// start-up, from sources with these hashes.
+    PatchDepsBuilt(BTreeMap<String, u64>),
+}
+
+/// What every "restart needed" warning ends with.
+const RESTART_HINT: &str = "the program keeps running the previous code (`--restart` restarts it on such changes)";
+
+/// How long a started program may take to connect before the session says it has not.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A program built and not yet started.
+struct BuiltProgram {
+    host: HostBuild,
+    /// Each hot crate's package name, source snapshot and source hash, taken before the build.
+    sources: Vec<(String, Snapshot, u64)>,
 }
 
 /// How long the agent may take to answer a load.
@@ -69,6 +82,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
         target_dir: hot_target_dir(global, &ws),
         release: args.release,
+        members: ws.members.keys().cloned().collect(),
     };
     let root_manifest = ws.root.join("Cargo.toml");
     let mut settings = Settings::load(&root_manifest)?;
@@ -139,6 +153,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         pending: BTreeSet::new(),
         next_request: 1,
         linking: linked::Linking { disabled: args.self_contained, ..Default::default() },
+        layouts: layout::ProgramLayouts::default(),
+        patch_deps: None,
+        base_cfg: crate::cfg::Cfg::for_build(&std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()), !args.release),
     };
     if let Err(e) = driver.build_and_start() {
         if e.downcast_ref::<BuildFailed>().is_some() {
@@ -199,14 +216,10 @@ struct CrateState {
     failed: Option<u64>,
     /// Functions reported as not hot, so each is reported once.
     reported_not_hot: BTreeSet<String>,
-    /// Content hash of the sources last built successfully.
-    built: Option<u64>,
+    /// Content hash of the sources when the running program's build started.
+    built_from: u64,
     /// Content hash of the sources last checked with `--check`.
     checked: Option<u64>,
-    /// How cargo ran rustc for its last patch build, to run it again directly.
-    direct: Option<compile::Direct>,
-    /// How the last self-contained patch was built: `cargo` or `rustc`.
-    route: &'static str,
     /// Why the last self-contained patch was not linked (said once per reason).
     self_contained_because: Option<String>,
     /// The last patch attempt and when it ended.
@@ -223,6 +236,8 @@ struct Agent {
     known: BTreeMap<String, u64>,
     /// The functions of the program's own build, whose slots it has.
     program: BTreeSet<String>,
+    /// The hash of the rustc that built the program's runtime.
+    toolchain: u64,
 }
 
 struct Driver {
@@ -249,6 +264,13 @@ struct Driver {
     pending: BTreeSet<String>,
     next_request: u64,
     linking: linked::Linking,
+    /// The running program's type layouts, read in the background at each start.
+    layouts: layout::ProgramLayouts,
+    /// The sources of each workspace crate when the libraries self-contained patches
+    /// link were last built; `None` before that.
+    patch_deps: Option<BTreeMap<String, u64>>,
+    /// The target's and the profile's cfgs, for the source scan.
+    base_cfg: crate::cfg::Cfg,
 }
 
 impl Driver {
@@ -279,10 +301,15 @@ impl Driver {
                     }
                     self.shell.note("waiting for a change to rebuild and restart the program");
                 }
-                // Unless a patch build of its own came first.
-                Event::Warmed { name, build, sources } => {
-                    if self.crates.get(&name).is_none_or(|c| c.direct.is_none()) {
-                        self.remember_kept(&name, build, sources);
+                Event::PatchDepsBuilt(hashes) => self.patch_deps = Some(hashes),
+                Event::ConnectDeadline { pid } => {
+                    if self.app.as_ref().map(App::pid) == Some(pid) && self.agent.is_none() {
+                        self.shell.warn(format_args!(
+                            "`{}` has not connected after {}s: does its `main` call `hotreload::init()`? \
+                             Changes wait until it connects",
+                            self.binary.name,
+                            CONNECT_DEADLINE.as_secs()
+                        ));
                     }
                 }
                 Event::Interrupt => {
@@ -300,6 +327,24 @@ impl Driver {
 
     /// Builds the program, then starts it; on a build failure the program stays stopped.
     fn build_and_start(&mut self) -> Result<()> {
+        let built = self.build_program()?;
+        self.start_program(built)
+    }
+
+    /// Builds the program from the sources as they are now. Each hot crate's source is
+    /// scanned *before* the build starts: a save that lands during the build is then
+    /// newer than what the program runs, and is patched once it connects.
+    fn build_program(&mut self) -> Result<BuiltProgram> {
+        let hot: Vec<(String, String, PathBuf)> =
+            self.ws.hot().filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root))).collect();
+        let sources = hot
+            .into_iter()
+            .map(|(name, crate_name, root)| {
+                let hash = patch::sources_hash(&self.ws.members[&name].dir.join("src"));
+                let snapshot = source::scan(&crate_name, &root, &self.cfg_of(&crate_name)).unwrap_or_default();
+                (name, snapshot, hash)
+            })
+            .collect();
         let started = Instant::now();
         let lock = compile::BuildLock::acquire(&self.profile.host_dir())?;
         let mut host = compile::build_host(
@@ -315,19 +360,20 @@ impl Driver {
             "Finished",
             format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
         );
+        Ok(BuiltProgram { host, sources })
+    }
+
+    /// Starts a built program; what it runs becomes each crate's state.
+    fn start_program(&mut self, built: BuiltProgram) -> Result<()> {
+        let BuiltProgram { host, sources } = built;
         self.pending.clear();
-        let hot: Vec<(String, String, PathBuf)> =
-            self.ws.hot().filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root))).collect();
-        for (name, crate_name, root) in hot {
-            let snapshot = source::scan(&crate_name, &root).unwrap_or_default();
+        for (name, snapshot, hash) in sources {
             let mut state = CrateState::default();
             // Said once per session, not at every restart; history stays for `status`.
             if let Some(old) = self.crates.remove(&name) {
                 state.reported_not_hot = old.reported_not_hot;
                 state.last = old.last;
                 state.recent_ms = old.recent_ms;
-                state.built = old.built;
-                state.direct = old.direct;
             }
             for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
                 if state.reported_not_hot.insert(id.clone()) {
@@ -335,6 +381,7 @@ impl Driver {
                 }
             }
             state.snapshot = snapshot;
+            state.built_from = hash;
             self.crates.insert(name, state);
         }
         self.shell.status("Running", format_args!("`{}`", host.executable.display()));
@@ -342,6 +389,12 @@ impl Driver {
         let app = App::spawn(&host.executable, &self.args, &self.session.env(), move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
+        let (tx, pid) = (self.tx.clone(), app.pid());
+        std::thread::spawn(move || {
+            std::thread::sleep(CONNECT_DEADLINE);
+            let _ = tx.send(Event::ConnectDeadline { pid });
+        });
+        self.layouts = layout::ProgramLayouts::read(&host.executable);
         self.host = Some(host);
         // A new program: its addresses are read again when a patch is linked.
         self.linking.host = None;
@@ -351,22 +404,29 @@ impl Driver {
         Ok(())
     }
 
-    /// Stops the program, rebuilds and starts it again.
+    /// Rebuilds the program and, once it built, stops the running one and starts the
+    /// new one. A build that fails leaves the running program as it is.
     fn restart(&mut self, why: &str) {
         self.shell.status("Restarting", why);
-        if let Some(app) = self.app.take() {
-            app.stop(Duration::from_secs(3));
-        }
-        self.agent = None;
-        if let Err(e) = self.build_and_start() {
-            if e.downcast_ref::<BuildFailed>().is_none() {
-                self.shell.error(format_args!("{e:#}"));
-            } else {
-                self.shell.error(format_args!(
-                    "could not compile `{}`; the program stays stopped until the next change",
-                    self.binary.package
-                ));
+        match self.build_program() {
+            Ok(built) => {
+                if let Some(app) = self.app.take() {
+                    app.stop(Duration::from_secs(3));
+                }
+                self.agent = None;
+                if let Err(e) = self.start_program(built) {
+                    self.shell.error(format_args!("{e:#}"));
+                }
             }
+            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+                let what = if self.app.is_some() {
+                    "the running program keeps its previous build"
+                } else {
+                    "the program stays stopped until the next change"
+                };
+                self.shell.error(format_args!("could not compile `{}`; {what}", self.binary.package));
+            }
+            Err(e) => self.shell.error(format_args!("{e:#}")),
         }
     }
 
@@ -382,30 +442,20 @@ impl Driver {
         let started = Instant::now();
         let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let order = self.ws.dependency_order(&names);
-        let mut jobs = Vec::new();
-        for name in &order {
-            let Some((crate_name, _)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { continue };
-            let sources = patch::sources_hash(&self.ws.members[name].dir.join("src"));
-            jobs.push((name.clone(), crate_name, self.features_of(name), sources));
-        }
-        let background = jobs.iter().all(|(name, crate_name, ..)| self.linked_open(name, crate_name));
+        let crates: Vec<(String, String)> =
+            order.iter().filter_map(|name| Some((name.clone(), self.ws.members.get(name)?.lib.clone()?.0))).collect();
+        let background = crates.iter().all(|(name, crate_name)| self.linked_open(name, crate_name));
         if background {
-            for (name, crate_name, ..) in &jobs {
+            for (name, crate_name) in &crates {
                 self.prime_linked(name, crate_name);
             }
             let (profile, shell, tx) = (self.profile.clone(), self.shell.clone(), self.tx.clone());
-            let session_dir = self.session.dir().to_path_buf();
+            let (package, kind, bin) = (self.binary.package.clone(), self.binary.kind, self.binary.name.clone());
+            let (features, hashes) = (self.features.clone(), self.member_hashes());
             std::thread::spawn(move || {
-                for (name, crate_name, features, sources) in jobs {
-                    let Ok(_lock) = compile::BuildLock::acquire(&profile.patch_dir()) else { return };
-                    // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
-                    let Ok(build) = compile::build_patch(&profile, &name, &features, &shell, true) else { continue };
-                    if build.fresh || Session::keep_latest_in(&session_dir, &build.library, &crate_name).is_err() {
-                        continue;
-                    }
-                    if tx.send(Event::Warmed { name, build, sources }).is_err() {
-                        return;
-                    }
+                let Ok(_lock) = compile::BuildLock::acquire(&profile.patch_dir()) else { return };
+                if compile::build_patch_deps(&profile, &package, (kind, &bin), &features, &shell, true).is_ok() {
+                    let _ = tx.send(Event::PatchDepsBuilt(hashes));
                 }
             });
             self.shell.status(
@@ -418,19 +468,11 @@ impl Driver {
             "Preparing",
             format_args!("patch builds of {listed} (a first session compiles their dependencies once)"),
         );
-        for (name, crate_name, features, sources) in jobs {
-            let _lock = compile::BuildLock::acquire(&self.profile.patch_dir());
-            match compile::build_patch(&self.profile, &name, &features, &self.shell, false) {
-                // Only a build that wrote the file makes it ours (see `Session::keep_latest`).
-                Ok(build) if !build.fresh => {
-                    if let Err(e) = self.remember_build(&name, &crate_name, build, sources) {
-                        self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}"));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {}
-                Err(e) => self.shell.warn(format_args!("could not prepare hot patches of `{name}`: {e:#}")),
-            }
+        let _lock = compile::BuildLock::acquire(&self.profile.patch_dir());
+        match self.build_patch_deps(false) {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {}
+            Err(e) => self.shell.warn(format_args!("could not prepare hot patches: {e:#}")),
         }
         self.shell.status(
             "Watching",
@@ -438,14 +480,21 @@ impl Driver {
         );
     }
 
-    fn features_of(&self, package: &str) -> Vec<String> {
-        let crate_name = self.ws.members.get(package).and_then(|m| m.lib.as_ref()).map(|(c, _)| c.as_str());
-        crate_name.and_then(|c| self.host.as_ref()?.features.get(c)).cloned().unwrap_or_default()
+    /// The cfgs `crate_name` is compiled with: the target's, the profile's, and its
+    /// features as the program's build has them (none known before the first build).
+    pub(super) fn cfg_of(&self, crate_name: &str) -> crate::cfg::Cfg {
+        let invocation = self.host.as_ref().and_then(|h| h.invocations.get(crate_name));
+        self.base_cfg.with_features(invocation.into_iter().flat_map(compile::Direct::features))
+    }
+
+    /// Each workspace crate's source hash, by package name.
+    fn member_hashes(&self) -> BTreeMap<String, u64> {
+        self.ws.members.iter().map(|(name, m)| (name.clone(), patch::sources_hash(&m.dir.join("src")))).collect()
     }
 
     fn on_session(&mut self, incoming: Incoming) {
         match incoming {
-            Incoming::Hello { conn, peer, toolchain: _, functions, writer } => {
+            Incoming::Hello { conn, peer, toolchain, functions, writer } => {
                 if self.app.as_ref().map(App::pid) != Some(peer.pid) {
                     self.shell.warn(format_args!(
                         "ignored a connection from process {}: it is not the program this session started",
@@ -468,7 +517,8 @@ impl Driver {
                     format_args!("to process {} ({} hot functions)", peer.pid, known.len()),
                 );
                 let program = known.keys().cloned().collect();
-                self.agent = Some(Agent { conn, writer, known, program });
+                self.agent = Some(Agent { conn, writer, known, program, toolchain });
+                self.catch_up();
             }
             Incoming::Closed { conn } => {
                 if self.agent.as_ref().map(|a| a.conn) == Some(conn) {
@@ -528,7 +578,7 @@ impl Driver {
                 self.manifest_rest = rest;
             }
             let Some(member) = self.ws.owner_of(path) else {
-                restart_reasons.push(format!("`{shown}` changed"));
+                restart_reasons.push((shown, "changed"));
                 continue;
             };
             let src = member.dir.join("src");
@@ -540,9 +590,9 @@ impl Driver {
             if is_lib_source {
                 changed.insert(member.name.clone());
             } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
-                restart_reasons.push(format!("`{shown}` changed"));
+                restart_reasons.push((shown, "changed"));
             } else {
-                restart_reasons.push(format!("`{shown}` is not in a hot crate"));
+                restart_reasons.push((shown, "is not in a hot crate"));
             }
         }
         if self.app.is_none() {
@@ -551,11 +601,13 @@ impl Driver {
         }
         if !restart_reasons.is_empty() {
             if self.restart {
-                self.restart(&restart_reasons.join(", "));
+                let changed: Vec<String> =
+                    restart_reasons.iter().map(|(file, _)| format!("`{file}` changed")).collect();
+                self.restart(&changed.join(", "));
                 return;
             }
-            for reason in &restart_reasons {
-                self.shell.warn(format_args!("restart needed: {reason}; run with --restart to restart automatically"));
+            for (file, why) in &restart_reasons {
+                self.shell.warn(format_args!("restart needed: `{file}` {why}; {RESTART_HINT}"));
             }
         }
         if settings_changed {
@@ -569,6 +621,7 @@ impl Driver {
     /// enable, or with `force` (`now`) all but the skipped ones.
     fn apply_pending(&mut self, saved: Instant, force: bool) -> Vec<(String, Outcome)> {
         let mut outcomes = Vec::new();
+        let mut retry = BTreeSet::new();
         let order = self.ws.dependency_order(&self.pending);
         for name in order {
             let enabled = if force { !self.settings.skip.contains(&name) } else { self.settings.enabled(&name) };
@@ -588,10 +641,46 @@ impl Driver {
                 outcomes.push((name, Outcome::BuildFailed));
                 continue;
             }
+            if self.agent.is_none() && self.app.is_some() {
+                // Starting up: applied once it connects.
+                continue;
+            }
             self.pending.remove(&name);
             let outcome = self.patch(&name, saved, force);
+            if let Outcome::Applied(..) = outcome {
+                retry.extend(self.failed_dependents(&name));
+            }
             outcomes.push((name, outcome));
         }
+        if !retry.is_empty() {
+            for name in &retry {
+                self.shell.status("Retrying", format_args!("`{name}`, whose last build failed, against the new code"));
+                self.crates.entry(name.clone()).or_default().failed = None;
+            }
+            self.pending.extend(retry);
+            outcomes.extend(self.apply_pending(saved, force));
+        }
         outcomes
+    }
+
+    /// Crates that depend on `name` and whose last build failed: the failure may have
+    /// been `name`'s missing function or type.
+    fn failed_dependents(&self, name: &str) -> BTreeSet<String> {
+        let dependents = self.ws.dependents_of(name);
+        dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.failed.is_some())).collect()
+    }
+
+    /// The program connected: every crate whose sources changed since its build began
+    /// (saves while it was built or starting) is applied now.
+    fn catch_up(&mut self) {
+        for (name, state) in &self.crates {
+            let dir = self.ws.members[name].dir.join("src");
+            if patch::sources_hash(&dir) != state.built_from {
+                self.pending.insert(name.clone());
+            }
+        }
+        if !self.pending.is_empty() {
+            self.apply_pending(Instant::now(), false);
+        }
     }
 }

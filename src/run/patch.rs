@@ -4,6 +4,7 @@
 use super::{Driver, Event, REPLY_TIMEOUT};
 use crate::compile::{self, BuildFailed};
 use crate::diff;
+use crate::layout::Layouts;
 use crate::library::Library;
 use crate::session::Incoming;
 use crate::shell::Verbosity;
@@ -32,6 +33,10 @@ pub(super) enum Outcome {
     StillFailing,
     /// The settings changed while it was built: not applied, still pending.
     Disabled,
+    /// The program disconnected while it was built: pending until it connects.
+    Waiting,
+    /// Nothing the program runs changed (a comment, code `#[cfg]` leaves out).
+    Unchanged,
     /// Something else went wrong.
     Error(String),
 }
@@ -39,7 +44,7 @@ pub(super) enum Outcome {
 impl Outcome {
     /// Whether `now` counts it as success.
     pub(super) fn ok(&self) -> bool {
-        matches!(self, Outcome::Applied(..) | Outcome::Disabled)
+        matches!(self, Outcome::Applied(..) | Outcome::Disabled | Outcome::Waiting | Outcome::Unchanged)
     }
 
     /// For `status`: a short word and a detail.
@@ -49,6 +54,8 @@ impl Outcome {
             Outcome::Refused(why) => ("refused", Some(why.clone())),
             Outcome::BuildFailed | Outcome::StillFailing => ("build failed", None),
             Outcome::Disabled => ("not applied", Some("reloading was turned off meanwhile".into())),
+            Outcome::Waiting => ("waiting", Some("applied when the program connects".into())),
+            Outcome::Unchanged => ("unchanged", None),
             Outcome::Error(e) => ("error", Some(e.clone())),
         }
     }
@@ -64,7 +71,7 @@ impl Driver {
                 Outcome::Error(format!("{e:#}"))
             }
         };
-        if outcome != Outcome::StillFailing {
+        if !matches!(outcome, Outcome::StillFailing | Outcome::Unchanged) {
             let state = self.crates.entry(name.to_string()).or_default();
             state.last = Some((outcome.clone(), Instant::now()));
             if let Outcome::Applied(ms, _) = outcome {
@@ -85,7 +92,7 @@ impl Driver {
         // while it compiles, says whether the guess holds.
         let early = self.start_on_guess(name, &crate_name);
         let scan_started = Instant::now();
-        let scanned = source::scan(&crate_name, &root);
+        let scanned = source::scan(&crate_name, &root, &self.cfg_of(&crate_name));
         let scan_time = scan_started.elapsed();
         let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
@@ -117,6 +124,14 @@ impl Driver {
             for warning in &diff.warnings {
                 self.shell.warn(warning);
             }
+            if diff.bodies_only && diff.edited.is_empty() {
+                if let Some(started) = early {
+                    started.cancel();
+                }
+                self.shell.verbose_status("Unchanged", format_args!("{name}: nothing the program runs changed"));
+                self.crates.entry(name.to_string()).or_default().snapshot = new.clone();
+                return Ok(Outcome::Unchanged);
+            }
             if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
                 full = Some(whole_form(diff.edited.clone(), new, &agent.program));
             }
@@ -141,12 +156,17 @@ impl Driver {
             }
         };
         let waited = build_started.saturating_duration_since(saved);
+        if let Ok(Err(why)) = &route {
+            if let Some(refusal) = split_state(why, &module_statics) {
+                return Ok(self.refuse_or_restart(vec![format!("`{name}`: {refusal}")]));
+            }
+        }
         let route = route.and_then(|route| match route {
             Ok(linked) => Ok(Route::Linked(linked)),
             Err(why) => {
                 self.say_self_contained(name, &why);
                 let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
-                let file = self.build_library(name, &crate_name, &root, sources_hash, quiet)?;
+                let file = self.build_library(name, &crate_name, quiet)?;
                 Ok(Route::SelfContained { file, _lock: lock })
             }
         });
@@ -160,6 +180,13 @@ impl Driver {
                 }
                 return Ok(Outcome::BuildFailed);
             }
+            Err(e) if e.downcast_ref::<compile::IdentityLost>().is_some() => {
+                let why = e.to_string();
+                return Ok(self.refuse_or_restart(vec![format!(
+                    "`{name}`: a self-contained library of it would give its types new identities (`TypeId`, \
+                     `dyn Any` downcasts), since {why}"
+                )]));
+            }
             Err(e) => return Err(e),
         };
         let built = match &route {
@@ -167,6 +194,9 @@ impl Driver {
             Route::SelfContained { file, .. } => file.clone(),
         };
         let build_time = build_started.elapsed();
+        if let Some(reasons) = self.layout_changes(&route) {
+            return Ok(self.refuse_or_restart(reasons));
+        }
         let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
         let placed = self.session.place(&built, &crate_name, generation)?;
         // Placed: the build directory's lock can go.
@@ -176,10 +206,10 @@ impl Driver {
         let diff_started = Instant::now();
         let library = Library::read(&placed)?;
         let Some(agent) = &self.agent else {
-            let why =
-                format!("`{name}` built, but the program is not connected (does its `main` call `hotreload::init()`?)");
-            self.shell.warn(&why);
-            return Ok(Outcome::Refused(why));
+            // It disconnected during the build (a restart, a crash): applied when the
+            // program that runs next connects, unless that one was built with it.
+            self.pending.insert(name.to_string());
+            return Ok(Outcome::Waiting);
         };
         let state = self.crates.entry(name.to_string()).or_default();
         let mut patch = diff::diff(&agent.known, &state.current, &crate_name, &library);
@@ -212,7 +242,19 @@ impl Driver {
                 patch.refused.iter().map(|id| format!("`{id}`: its signature or a type in it changed")).collect();
             return Ok(self.refuse_or_restart(reasons));
         }
-        let toolchain = library.toolchain().context("the library's records disagree on the compiler")?;
+        let own_functions = library.functions.keys().filter(|id| crate_of(id) == crate_name).count();
+        if own_functions == 0 && patch.removed.is_empty() {
+            let _ = std::fs::remove_file(&placed);
+            self.shell.verbose_status("Unchanged", format_args!("{name}: the patch changes no hot function"));
+            return Ok(Outcome::Unchanged);
+        }
+        let toolchain = match library.toolchain() {
+            Some(toolchain) => toolchain,
+            None if own_functions == 0 => agent.toolchain,
+            None => {
+                anyhow::bail!("the patch of `{name}` was compiled by several rustc versions (its records disagree)")
+            }
+        };
 
         // Settings may have changed while it was built: never apply a crate that is
         // skipped, or any in `off` mode, from then on.
@@ -307,7 +349,7 @@ impl Driver {
                                     compiled.as_millis(),
                                     linked.as_millis()
                                 ),
-                                Placed::SelfContained => self.crates.get(name).map_or("cargo", |c| c.route).to_string(),
+                                Placed::SelfContained => "self-contained".to_string(),
                             },
                             diff_time.as_secs_f64() * 1e3,
                             load_micros as f64 / 1e3,
@@ -328,86 +370,51 @@ impl Driver {
         }
     }
 
-    /// Builds `name`'s patch library from the current sources; call with the build lock
-    /// held. Returns a file this session's build wrote.
-    fn build_library(
-        &mut self,
-        name: &str,
-        crate_name: &str,
-        root: &Path,
-        sources: u64,
-        quiet: bool,
-    ) -> Result<PathBuf> {
-        if let Some(direct) = self.crates.get(name).and_then(|c| c.direct.clone()) {
-            match compile::build_direct(&direct, &self.ws.root, &self.shell, quiet) {
-                Ok(library) => {
-                    let kept = self.session.keep_latest(&library, crate_name)?;
-                    let state = self.crates.entry(name.to_string()).or_default();
-                    state.built = Some(sources);
-                    state.route = "rustc";
-                    return Ok(kept);
-                }
-                Err(e) if e.downcast_ref::<BuildFailed>().is_some() => return Err(e),
-                Err(e) => {
-                    self.shell.verbose_status("Falling back", format_args!("to cargo for `{name}`: {e:#}"));
-                    self.crates.entry(name.to_string()).or_default().direct = None;
-                }
-            }
-        }
-        let features = self.features_of(name);
-        let build = compile::build_patch(&self.profile, name, &features, &self.shell, quiet)?;
-        let built_before = self.crates.get(name).and_then(|c| c.built);
-        let kept = self.session.latest(crate_name);
-        if build.fresh && built_before == Some(sources) && kept.exists() {
-            self.crates.entry(name.to_string()).or_default().route = "cargo";
-            return Ok(kept);
-        }
-        let build = if build.fresh {
-            // The sources changed, yet cargo calls the library up to date: another
-            // workspace with the same layout shares this target directory and built
-            // last (cargo hashes path packages by their relative path). Make ours newer.
-            let _ = std::fs::File::options()
-                .append(true)
-                .open(root)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            let again = compile::build_patch(&self.profile, name, &features, &self.shell, quiet)?;
-            if again.fresh {
-                anyhow::bail!("cargo keeps calling `{name}` up to date after its sources changed");
-            }
-            again
-        } else {
-            build
+    /// Builds `name`'s self-contained patch library from the current sources; call with
+    /// the patch directory's lock held. Compiled by rustc with the program's own command
+    /// for the crate (see [`compile::Direct::for_self_contained`]), so the library keeps
+    /// the program's type identities; its dependencies are built first when they are
+    /// missing or a workspace crate below it changed. Returns a file this session wrote.
+    fn build_library(&mut self, name: &str, crate_name: &str, quiet: bool) -> Result<PathBuf> {
+        let Some(program) = self.host.as_ref().and_then(|h| h.invocations.get(crate_name)).cloned() else {
+            let why = "there is no record of how the program's build compiled it";
+            return Err(compile::IdentityLost(why.into()).into());
         };
-        self.remember_build(name, crate_name, build, sources)
-    }
-
-    /// Takes over a library cargo just wrote for `name` (not a fresh one, whose file may
-    /// be another workspace's): keeps our own link to it, the sources it was built from,
-    /// and the rustc invocation for direct rebuilds. Returns the kept file.
-    pub(super) fn remember_build(
-        &mut self,
-        name: &str,
-        crate_name: &str,
-        build: compile::PatchBuild,
-        sources: u64,
-    ) -> Result<PathBuf> {
-        let kept = self.session.keep_latest(&build.library, crate_name)?;
-        self.remember_kept(name, build, sources);
-        Ok(kept)
-    }
-
-    /// [`Driver::remember_build`] once the library is kept.
-    pub(super) fn remember_kept(&mut self, name: &str, build: compile::PatchBuild, sources: u64) {
-        let state = self.crates.entry(name.to_string()).or_default();
-        state.built = Some(sources);
-        state.direct = build.direct;
-        state.route = "cargo";
-        // Crates depending on this one hold rustc commands naming its old rlib.
-        for dependent in self.ws.dependents_of(name) {
-            if let Some(c) = self.crates.get_mut(&dependent) {
-                c.direct = None;
+        let out_dir = self.profile.patch_dir().join("self-contained").join(self.profile.kind()).join(crate_name);
+        let (invocation, needs) = program.for_self_contained(
+            &self.profile.host_dir(),
+            &self.profile.patch_dir(),
+            &out_dir,
+            &out_dir.join("incremental"),
+        );
+        if self.patch_deps_stale(name) || needs.iter().any(|rlib| !rlib.exists()) {
+            self.build_patch_deps(quiet)?;
+            if let Some(missing) = needs.iter().find(|rlib| !rlib.exists()) {
+                let why = format!("the patch directory has no build of {} like the program's", missing.display());
+                return Err(compile::IdentityLost(why).into());
             }
         }
+        let library = compile::build_direct(&invocation, &self.ws.root, &self.shell, quiet)?;
+        self.session.keep_latest(&library, crate_name)
+    }
+
+    /// Whether a workspace crate `name` depends on changed since the patch directory's
+    /// libraries were built.
+    fn patch_deps_stale(&self, name: &str) -> bool {
+        let Some(built) = &self.patch_deps else { return true };
+        self.ws.dependencies_of(name).iter().any(|dep| {
+            let now = sources_hash(&self.ws.members[dep].dir.join("src"));
+            built.get(dep) != Some(&now)
+        })
+    }
+
+    /// [`compile::build_patch_deps`], remembering the sources it was built from.
+    pub(super) fn build_patch_deps(&mut self, quiet: bool) -> Result<()> {
+        let hashes = self.member_hashes();
+        let (package, kind, bin) = (&self.binary.package, self.binary.kind, &self.binary.name);
+        compile::build_patch_deps(&self.profile, package, (kind, bin), &self.features, &self.shell, quiet)?;
+        self.patch_deps = Some(hashes);
+        Ok(())
     }
 
     /// `--check`: builds a change that is not applied, once per content, to report
@@ -420,9 +427,9 @@ impl Driver {
         }
         state.checked = Some(sources_hash);
         self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
-        let Some((crate_name, root)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
+        let Some((crate_name, _)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
         let Ok(_lock) = compile::BuildLock::acquire(&self.profile.patch_dir()) else { return };
-        match self.build_library(name, &crate_name, &root, sources_hash, self.output.hide_errors) {
+        match self.build_library(name, &crate_name, self.output.hide_errors) {
             Ok(_) => {}
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
@@ -460,6 +467,31 @@ impl Driver {
         }
     }
 
+    /// What the new code lays out differently from the running program (see
+    /// [`crate::layout`]), as refusal reasons; `None` when nothing does. Without the
+    /// program's or the patch's debug info nothing can be compared: said, and refused.
+    fn layout_changes(&mut self, route: &Route) -> Option<Vec<String>> {
+        let program = self.layouts.get();
+        let patch = match route {
+            Route::Linked(l) => Layouts::read_rlib(&l.rlib),
+            Route::SelfContained { file, .. } => Layouts::read_file(file),
+        };
+        let why = match (&*program, patch) {
+            (Ok(program), Ok(patch)) if !program.is_empty() && !patch.is_empty() => {
+                let found = patch.mismatches(program);
+                if found.is_empty() {
+                    return None;
+                }
+                return Some(found.into_iter().map(|m| format!("`{}`: {}", m.item, m.reason)).collect());
+            }
+            (Ok(program), Ok(_)) if program.is_empty() => "the program has no debug info".to_string(),
+            (Ok(_), Ok(_)) => "the patch has no debug info".to_string(),
+            (Err(e), _) => format!("the program's debug info cannot be read: {e}"),
+            (_, Err(e)) => format!("the patch's debug info cannot be read: {e:#}"),
+        };
+        Some(vec![format!("type layouts cannot be compared ({why})")])
+    }
+
     /// A change the program cannot take: restart with `--restart`, else say so.
     fn refuse_or_restart(&mut self, reasons: Vec<String>) -> Outcome {
         let why = reasons.join("; ");
@@ -468,7 +500,7 @@ impl Driver {
             return Outcome::Refused(format!("restarted: {why}"));
         }
         for reason in &reasons {
-            self.shell.warn(format_args!("restart needed: {reason}; the program keeps running the previous code"));
+            self.shell.warn(format_args!("restart needed: {reason}; {}", super::RESTART_HINT));
         }
         Outcome::Refused(format!("restart needed: {why}"))
     }
@@ -578,6 +610,24 @@ impl Route {
             Route::SelfContained { .. } => Placed::SelfContained,
         }
     }
+}
+
+/// Why a crate whose linked route closed for `why` must not fall back to a
+/// self-contained library: it has statics or thread-locals (`module_statics`), and the
+/// library would have its own fresh copies of them, silently splitting the crate's
+/// state. `None` when it has none, or when `--self-contained` chose that route.
+fn split_state(why: &str, module_statics: &std::collections::HashSet<String>) -> Option<String> {
+    if why == "--self-contained" || module_statics.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = module_statics.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    let shown = names.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    Some(format!(
+        "the new code cannot be linked against the running program ({why}), and a self-contained library \
+         would start its statics and thread-locals ({shown}{more}) afresh"
+    ))
 }
 
 /// `3 statics and 1 thread-local shared` for the `Reloaded` line.

@@ -3,6 +3,9 @@
 
 mod autoreload;
 mod harness;
+mod layout;
+mod lost_edits;
 mod reload;
 mod safety;
+mod scan;
 mod state;

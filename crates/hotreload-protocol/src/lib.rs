@@ -27,11 +27,18 @@ pub const ENV_SOCKET: &str = "CARGO_HOTRELOAD_SOCKET";
 /// agent is asked to load must lie inside it.
 pub const ENV_SESSION_DIR: &str = "CARGO_HOTRELOAD_SESSION_DIR";
 
-/// The cfg set on every crate of a `cargo hotreload run` build.
+/// The cfg the `hotreload` runtime is compiled with in a `cargo hotreload run` build.
 pub const CFG_HOT: &str = "hotreload";
 
-/// The cfg set, in addition, on every crate of a patch build.
+/// The cfg the runtime is compiled with, in addition, in a self-contained patch build.
 pub const CFG_PATCH: &str = "hotreload_patch";
+
+/// Environment variable the tool sets for its cargo builds: `hot` for the program,
+/// `patch` for self-contained patches. The runtime's build script turns it into
+/// [`CFG_HOT`] and [`CFG_PATCH`] for the runtime alone. Passing the cfgs in
+/// `RUSTFLAGS` instead would change cargo's `-C metadata` of every crate, and with it
+/// every `TypeId` and symbol name: a patch would no longer share the program's types.
+pub const ENV_BUILD: &str = "CARGO_HOTRELOAD_BUILD";
 
 /// Set for the compile of a linked patch to the comma-separated ids, relative to their
 /// module (`::score`, `::Counter::bump`), of the functions `#[hot]` must expand in

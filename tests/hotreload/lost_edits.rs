@@ -1,0 +1,66 @@
+//! Every save reaches the program that runs next: a crate that failed for want of
+//! another is retried when that one reloads, a save during a restart is applied once the
+//! new program connects, and a restart whose build fails leaves the running program be
+//! (the `layered` fixture: `app` → `upper` → `lower`).
+
+use crate::harness::{Fixture, Session, RELOAD};
+
+const UPPER: &str = "upper/src/lib.rs";
+const LOWER: &str = "lower/src/lib.rs";
+
+#[test]
+fn a_crate_that_failed_for_want_of_another_is_retried_when_that_one_reloads() {
+    let fx = Fixture::new("layered");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
+    // `upper` calls a function `lower` does not have yet (E0425).
+    fx.replace(
+        UPPER,
+        r#"format!("upper({}) size={}", lower::base(), lower::size())"#,
+        r#"format!("upper({}) size={} perimeter={}", lower::base(), lower::size(), lower::perimeter())"#,
+    );
+    s.wait_stderr("could not compile `upper`", RELOAD);
+    fx.edit(LOWER, |src| format!("{src}\n/// New.\n#[hotreload::hot]\npub fn perimeter() -> u32 {{\n    12\n}}\n"));
+    s.wait_stderr("Reloaded lower", RELOAD);
+    s.wait_stderr("Retrying `upper`", RELOAD);
+    s.wait_stdout("show=upper(1) size=big perimeter=12", RELOAD);
+}
+
+#[test]
+fn a_save_during_a_restart_reaches_the_restarted_program() {
+    let fx = Fixture::new("layered");
+    let s = Session::start(&fx, &["-p", "app", "--restart"]);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
+    fx.replace("app/src/main.rs", r#"format!("show={}""#, r#"format!("shown={}""#);
+    let restarting = s.wait_stderr("Restarting", RELOAD);
+    assert!(restarting.contains("`app/src/main.rs` changed"), "{restarting}");
+    // While cargo rebuilds the program.
+    fx.replace(LOWER, "    1\n", "    5\n");
+    s.wait_stdout("shown=upper(5) size=big", RELOAD);
+    s.assert_stderr_count("not connected", 0);
+    // A warm rebuild shows what a plain `cargo build` would: no `-vv` chatter.
+    s.assert_stderr_count("Fresh ", 0);
+    s.assert_stderr_count("Dirty ", 0);
+}
+
+#[test]
+fn a_restart_whose_build_fails_keeps_the_running_program() {
+    let fx = Fixture::new("layered");
+    let s = Session::start(&fx, &["-p", "app", "--restart"]);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
+    fx.replace("app/src/main.rs", "let mut last = String::new();", "let mut last = String::new() +;");
+    s.wait_stderr("could not compile `app`; the running program keeps its previous build", RELOAD);
+    s.assert_stderr_count("Caused by", 0);
+    // Still running, and still patched.
+    fx.replace(LOWER, "    1\n", "    2\n");
+    s.wait_stdout("show=upper(2) size=big", RELOAD);
+}
+
+#[test]
+fn a_program_that_never_connects_is_reported_at_start_up() {
+    let fx = Fixture::new("layered");
+    fx.replace("app/src/main.rs", "    hotreload::init();\n", "");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
+    s.wait_stderr("`app` has not connected after 5s: does its `main` call `hotreload::init()`?", RELOAD);
+}
