@@ -90,18 +90,18 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
     let runtime = format!("{:?}", repo.join("crates/hotreload").display().to_string());
     std::fs::write(
         dir.join("Cargo.toml"),
-        format!("[workspace]\nmembers = [\"app\", \"gen\"]\nresolver = \"2\"\n\n[workspace.dependencies]\nhotreload = {{ path = {runtime} }}\n"),
+        format!("[workspace]\nmembers = [\"app\", \"gen\"]\nresolver = \"2\"\n\n[workspace.dependencies]\nhotreload-runtime = {{ path = {runtime} }}\n"),
     )
     .unwrap();
     std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     std::fs::write(
         dir.join("gen/Cargo.toml"),
-        "[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload.workspace = true\n",
+        "[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload-runtime.workspace = true\n",
     )
     .unwrap();
     std::fs::write(
         dir.join("app/Cargo.toml"),
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload.workspace = true\ngen = { path = \"../gen\" }\n",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload-runtime.workspace = true\ngen = { path = \"../gen\" }\n",
     )
     .unwrap();
     std::fs::write(

@@ -110,7 +110,7 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], shell: &Shell) -> Result<
         };
         if !member.hot {
             bail!(
-                "`{}` does not use hotreload; to make it hot, add `hotreload` to its [dependencies] \
+                "`{}` does not use hotreload; to make it hot, add `hotreload-runtime` to its [dependencies] \
                  and put #[hotreload::hot] on the functions or impl blocks to reload",
                 member.name
             );

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, TargetKind};
+use hotreload_protocol::RUNTIME_PACKAGE;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ pub struct Member {
     pub dir: PathBuf,
     /// Its library target, if it has one: crate name (`my_crate`) and root file.
     pub lib: Option<(String, PathBuf)>,
-    /// Whether it is hot: a library that depends on `hotreload`.
+    /// Whether it is hot: a library that depends on `hotreload-runtime`.
     pub hot: bool,
     /// Names of the workspace members it depends on.
     pub depends_on: BTreeSet<String>,
@@ -67,7 +68,7 @@ impl Workspace {
                     })
                     .map(|t| (t.name.replace('-', "_"), t.src_path.clone().into_std_path_buf()));
                 let hot = lib.is_some()
-                    && p.dependencies.iter().any(|d| d.name == "hotreload" && d.kind == DependencyKind::Normal);
+                    && p.dependencies.iter().any(|d| d.name == RUNTIME_PACKAGE && d.kind == DependencyKind::Normal);
                 let depends_on = p
                     .dependencies
                     .iter()

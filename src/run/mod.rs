@@ -74,8 +74,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     let binary = ws.binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())?;
     if ws.hot().next().is_none() {
         shell.warn(
-            "no workspace library depends on `hotreload`, so nothing can be reloaded; \
-             add `hotreload` to a library's [dependencies] and mark functions with #[hotreload::hot]",
+            "no workspace library depends on `hotreload-runtime`, so nothing can be reloaded; \
+             add `hotreload-runtime` to a library's [dependencies] and mark functions with #[hotreload::hot]",
         );
     }
     let profile = Profile {

@@ -48,6 +48,7 @@ impl Fixture {
         let text = std::fs::read_to_string(&manifest).unwrap();
         let runtime = repo().join("crates/hotreload");
         let text = text.replace("\"../../crates/hotreload\"", &format!("{:?}", runtime.display().to_string()));
+        assert!(!text.contains("../../crates"), "every runtime path of a fixture is in its root manifest");
         std::fs::write(&manifest, text).unwrap();
         // Cargo hashes path packages by their path relative to the workspace, so two
         // copies of one fixture would share artifacts in the shared target directory:

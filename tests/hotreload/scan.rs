@@ -1,5 +1,6 @@
-//! The source scan sees what the compiler sees: of `#[cfg]` twins only the compiled
-//! one, and `#[cfg_attr(…, hotreload::hot)]` as hot (the `layout` fixture).
+//! What the compiler sees, the tool sees: of `#[cfg]` twins only the compiled one,
+//! `#[cfg_attr(…, hotreload::hot)]` as hot, and `#[hot]` in any edition under any name
+//! the manifest gives the runtime.
 
 use crate::harness::{Fixture, Session, RELOAD};
 
@@ -24,4 +25,16 @@ fn cfg_twins_and_cfg_attr_hot_functions_reload_and_count_right() {
     fx.replace(LIB, "\"release v0\"", "\"release v1\"");
     s.assert_no_stderr_for("error", std::time::Duration::from_secs(3));
     s.assert_stderr_count("records disagree", 0);
+}
+
+/// `#[hot]` in an edition-2015 crate whose manifest names the runtime `hr`
+/// (`fixtures/multi/beta`): the expansion compiles, and the crate reloads.
+#[test]
+fn an_edition_2015_crate_with_a_renamed_runtime_reloads() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("beta=beta-0", RELOAD);
+    fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
+    s.wait_stdout("beta=beta-1", RELOAD);
+    assert!(s.wait_stderr("Reloaded beta", RELOAD).contains("1 updated"));
 }

@@ -64,7 +64,21 @@ pub fn hot_with(args: TokenStream, input: TokenStream, full: &Full) -> syn::Resu
         // for `__hot_or_cold!` to match and throw away.
         return Ok(hot);
     }
-    Ok(quote! { ::hotreload::__hot_or_cold! { { #hot } { #input } } })
+    let runtime = runtime_name();
+    Ok(quote! { #runtime::__hot_or_cold! { { #hot } { #input } } })
+}
+
+/// How the calling crate names the runtime: as its manifest names the dependency
+/// (`hotreload`, its library name, unless renamed). Paths start with it, never with
+/// `::`, which in an edition-2015 crate means that crate's root; a macro or an
+/// `extern crate` path finds it in the extern prelude in every edition.
+fn runtime_name() -> proc_macro2::Ident {
+    use hotreload_protocol::{RUNTIME_LIB, RUNTIME_PACKAGE};
+    let name = match proc_macro_crate::crate_name(RUNTIME_PACKAGE) {
+        Ok(proc_macro_crate::FoundCrate::Name(name)) if name != RUNTIME_PACKAGE.replace('-', "_") => name,
+        _ => RUNTIME_LIB.to_string(),
+    };
+    proc_macro2::Ident::new(&name, proc_macro2::Span::call_site())
 }
 
 /// A free function: an error if it cannot be hot, since the user asked for exactly this one.
@@ -265,20 +279,22 @@ fn hot_fn(
     let call_slot = quote! { __hotreload_f(#(#call_args),*) };
     let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
     let span = sig.ident.span();
-    let finish = quote_spanned! {span=> ::hotreload::__rt::finish(#call_slot) };
+    let runtime = runtime_name();
+    let finish = quote_spanned! {span=> __hotreload_rt::__rt::finish(#call_slot) };
     if !full.is_full(&id_tail) {
         // A stub: its slot is bound to the program's, which points at the current code.
         let block = quote! {
             {
+                extern crate #runtime as __hotreload_rt;
                 #[allow(unused_variables)]
-                #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> ::hotreload::__rt::Outcome<#ret> #where_clause {
-                    ::hotreload::__rt::stub_called()
+                #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> __hotreload_rt::__rt::Outcome<#ret> #where_clause {
+                    __hotreload_rt::__rt::stub_called()
                 }
-                static __HOTRELOAD_SLOT: ::hotreload::__rt::Slot =
-                    ::hotreload::__rt::Slot::new(__hotreload_forwarder as *const ());
+                static __HOTRELOAD_SLOT: __hotreload_rt::__rt::Slot =
+                    __hotreload_rt::__rt::Slot::new(__hotreload_forwarder as *const ());
                 let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
                 // SAFETY: as in the whole form below.
-                let __hotreload_f = unsafe { ::hotreload::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
+                let __hotreload_f = unsafe { __hotreload_rt::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
                 #finish
             }
         };
@@ -286,10 +302,13 @@ fn hot_fn(
     }
     let block = quote! {
         {
+            // Every path below starts here: found under the manifest's name for the
+            // runtime in every edition (see `runtime_name`), and shadowed by nothing.
+            extern crate #runtime as __hotreload_rt;
             #body_item
             #[doc(hidden)]
             #[unsafe(export_name = concat!(#fwd_name, module_path!(), #id_tail))]
-            #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> ::hotreload::__rt::Outcome<#ret> #where_clause {
+            #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> __hotreload_rt::__rt::Outcome<#ret> #where_clause {
                 // The body runs in a nested, non-generic function, handed to a non-generic
                 // `catch`: see `hotreload::__rt::catch` for why nothing here is generic.
                 unsafe fn __hotreload_run(__hotreload_data: *mut ()) {
@@ -301,18 +320,18 @@ fn hot_fn(
                 let mut __hotreload_state: #state_ty = (::core::option::Option::Some((#(#args,)*)), ::core::option::Option::None);
                 // SAFETY: `__hotreload_run` reads exactly this state.
                 let __hotreload_caught = unsafe {
-                    ::hotreload::__rt::catch(__hotreload_run, &mut __hotreload_state as *mut #state_ty as *mut ())
+                    __hotreload_rt::__rt::catch(__hotreload_run, &mut __hotreload_state as *mut #state_ty as *mut ())
                 };
-                ::hotreload::__rt::outcome(__hotreload_state.1, __hotreload_caught)
+                __hotreload_rt::__rt::outcome(__hotreload_state.1, __hotreload_caught)
             }
             #[unsafe(export_name = concat!(#rec_name, module_path!(), #id_tail))]
-            static __HOTRELOAD_RECORD: ::hotreload::__rt::Record =
-                ::hotreload::__rt::Record::new(#hash, ::hotreload::__rt::TOOLCHAIN);
-            static __HOTRELOAD_SLOT: ::hotreload::__rt::Slot =
-                ::hotreload::__rt::Slot::new(__hotreload_forwarder as *const ());
+            static __HOTRELOAD_RECORD: __hotreload_rt::__rt::Record =
+                __hotreload_rt::__rt::Record::new(#hash, __hotreload_rt::__rt::TOOLCHAIN);
+            static __HOTRELOAD_SLOT: __hotreload_rt::__rt::Slot =
+                __hotreload_rt::__rt::Slot::new(__hotreload_forwarder as *const ());
             #[used]
             #[unsafe(link_section = "hotreload_fns")]
-            static __HOTRELOAD_ENTRY: ::hotreload::__rt::Entry = ::hotreload::__rt::Entry::new(
+            static __HOTRELOAD_ENTRY: __hotreload_rt::__rt::Entry = __hotreload_rt::__rt::Entry::new(
                 concat!(module_path!(), #id_tail),
                 &__HOTRELOAD_SLOT,
                 __hotreload_forwarder as *const (),
@@ -321,7 +340,7 @@ fn hot_fn(
             let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
             // SAFETY: the slot only ever holds forwarders of this function id, whose
             // records (signature and layout) were checked equal before the switch.
-            let __hotreload_f = unsafe { ::hotreload::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
+            let __hotreload_f = unsafe { __hotreload_rt::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
             #finish
         }
     };

@@ -1,6 +1,7 @@
-//! The `#[hot]` attribute of [`hotreload`](https://docs.rs/hotreload).
+//! The `#[hot]` attribute of [`hotreload-runtime`](https://docs.rs/hotreload-runtime).
 //!
-//! Use it through `hotreload::hot`; this crate's output refers to `::hotreload`.
+//! Use it through `hotreload::hot` (the `hotreload-runtime` package); its output names the
+//! runtime as the calling crate's manifest does.
 //!
 //! In an ordinary build the attribute expands to the item unchanged. In a
 //! `cargo hotreload run` build (the `hotreload` cfg, decided inside the `hotreload`

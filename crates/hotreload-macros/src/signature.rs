@@ -149,7 +149,7 @@ pub fn hash_expr(sig: &Signature, params: &[Type], ret: &Type) -> TokenStream {
     let sizes = measured.iter().map(|ty| {
         quote! { ::core::mem::size_of::<#ty>(), ::core::mem::align_of::<#ty>() }
     });
-    quote! { ::hotreload::__rt::signature_hash(#text_hash, &[#(#sizes),*]) }
+    quote! { __hotreload_rt::__rt::signature_hash(#text_hash, &[#(#sizes),*]) }
 }
 
 /// What a reference, raw pointer or `Box` points to, when that is syntactically sized.

@@ -17,6 +17,14 @@ pub mod message;
 pub mod peer;
 pub mod record;
 
+/// The runtime's package name (`hotreload` on crates.io is another project); its
+/// library is named `hotreload`, so code writes `#[hotreload::hot]` unless the
+/// manifest renames the dependency.
+pub const RUNTIME_PACKAGE: &str = "hotreload-runtime";
+
+/// The runtime's library name: how code names it when the manifest does not rename it.
+pub const RUNTIME_LIB: &str = "hotreload";
+
 /// Version of the control protocol; both ends refuse a peer that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
 
