@@ -191,13 +191,15 @@ fn human(s: &Status) -> String {
             }
             _ => "-".into(),
         };
-        out += &format!(
-            "{:<20} {:<7} {:>4}  {:<8} {last}\n",
-            c.name,
-            c.mark,
-            c.generation,
-            if c.pending { "yes" } else { "no" }
-        );
+        let pending = match (&c.restart_needed, c.pending) {
+            (Some(_), _) => "restart",
+            (None, true) => "yes",
+            (None, false) => "no",
+        };
+        out += &format!("{:<20} {:<7} {:>4}  {:<8} {last}\n", c.name, c.mark, c.generation, pending);
+        if let Some(why) = &c.restart_needed {
+            out += &format!("{:<20} restart needed: {why}\n", "");
+        }
         if !c.recent_ms.is_empty() {
             let times: Vec<String> = c.recent_ms.iter().map(|ms| format!("{ms} ms")).collect();
             out += &format!("{:<20} save → applied: {}\n", "", times.join(", "));

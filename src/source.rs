@@ -183,6 +183,9 @@ fn scan_items(
                 header.items.clear();
                 out.rest.push_str(&text_of(&header));
                 let generic_impl = !imp.generics.params.is_empty();
+                // A generic impl's methods are never hot, so their ids need not be
+                // symbol-safe: shown as written (`Parser<'a>::new`).
+                let prefix = if generic_impl { format!("{module}::{}", readable(&imp.self_ty)) } else { prefix };
                 for member in &imp.items {
                     let ImplItem::Fn(m) = member else {
                         out.rest.push_str(&text_of(member));
@@ -440,6 +443,23 @@ fn thread_locals(tokens: proc_macro2::TokenStream) -> syn::Result<Vec<(String, S
     parser.parse2(tokens)
 }
 
+/// A type as a person writes it: `Parser<'a>`, `&'a Wrapper<'b>`.
+fn readable(ty: &syn::Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let after = out.chars().last();
+        let tight = matches!(next, Some('<' | '>' | ',' | ':')) || matches!(after, Some('<' | '&' | ':' | '\''));
+        if c == ' ' && tight {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn normalised(tokens: &impl ToTokens) -> String {
     normalised_str(&tokens.to_token_stream().to_string())
 }
@@ -481,9 +501,9 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
             (Entry::Hot { .. }, Entry::NotHot { reason, .. }) => {
                 diff.blockers.push(blocker(&format!("it is no longer hot-able ({reason})")))
             }
-            (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => {
-                diff.warnings.push(format!("`{id}` is not hot ({reason}): its callers keep the old code"))
-            }
+            (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => diff.warnings.push(format!(
+                "`{id}` is not hot ({reason}): code outside hot functions keeps calling the old version"
+            )),
             (_, Entry::Plain { public: true, .. }) => diff
                 .warnings
                 .push(format!("`{id}` is not #[hot]: code outside hot functions keeps calling the old version")),
@@ -526,6 +546,16 @@ mod tests {
         #[hotreload::hot]
         impl Named for Point { fn name(&self) -> String { "p".into() } }
     "#;
+
+    #[test]
+    fn generic_impls_read_as_written() {
+        let ty: syn::Type = syn::parse_str("Parser < 'a >").unwrap();
+        assert_eq!(readable(&ty), "Parser<'a>");
+        let ty: syn::Type = syn::parse_str("& 'a Wrapper < 'b , T >").unwrap();
+        assert_eq!(readable(&ty), "&'a Wrapper<'b, T>");
+        let s = snapshot("#[hotreload::hot] impl<'a> Parser<'a> { pub fn new(s: &'a str) -> u32 { 1 } }");
+        assert!(s.items.contains_key("logic::Parser<'a>::new"), "{:?}", s.items.keys());
+    }
 
     #[test]
     fn ids_match_the_attribute() {

@@ -85,6 +85,7 @@ impl Driver {
             let mut c = CrateStatus::new(name.clone(), mark);
             c.generation = state.generation;
             c.pending = self.pending.contains(name);
+            c.restart_needed = state.restart_needed.clone();
             if let Some((outcome, at)) = &state.last {
                 let (word, detail) = outcome.describe();
                 c.last_result = Some(word.to_string());

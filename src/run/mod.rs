@@ -151,6 +151,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         agent: None,
         crates: BTreeMap::new(),
         pending: BTreeSet::new(),
+        pending_since: BTreeMap::new(),
         next_request: 1,
         linking: linked::Linking { disabled: args.self_contained, ..Default::default() },
         layouts: layout::ProgramLayouts::default(),
@@ -224,6 +225,8 @@ struct CrateState {
     self_contained_because: Option<String>,
     /// The last patch attempt and when it ended.
     last: Option<(Outcome, Instant)>,
+    /// Why the running program needs a restart to take this crate's source, if it does.
+    restart_needed: Option<String>,
     /// Save → applied times of recent reloads, in milliseconds.
     recent_ms: VecDeque<u64>,
 }
@@ -262,6 +265,8 @@ struct Driver {
     agent: Option<Agent>,
     crates: BTreeMap<String, CrateState>,
     pending: BTreeSet<String>,
+    /// When the oldest save each pending crate waits with was made.
+    pending_since: BTreeMap<String, Instant>,
     next_request: u64,
     linking: linked::Linking,
     /// The running program's type layouts, read in the background at each start.
@@ -367,12 +372,14 @@ impl Driver {
     fn start_program(&mut self, built: BuiltProgram) -> Result<()> {
         let BuiltProgram { host, sources } = built;
         self.pending.clear();
+        self.pending_since.clear();
         for (name, snapshot, hash) in sources {
             let mut state = CrateState::default();
             // Said once per session, not at every restart; history stays for `status`.
             if let Some(old) = self.crates.remove(&name) {
                 state.reported_not_hot = old.reported_not_hot;
-                state.last = old.last;
+                // A refusal is moot once the program runs the source it refused.
+                state.last = old.last.filter(|(outcome, _)| !matches!(outcome, Outcome::Refused(_)));
                 state.recent_ms = old.recent_ms;
             }
             for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
@@ -613,6 +620,9 @@ impl Driver {
         if settings_changed {
             self.shell.status("Settings", format_args!("mode {}, from {}", self.settings.mode, "Cargo.toml"));
         }
+        for name in &changed {
+            self.pending_since.entry(name.clone()).or_insert(batch.first_event);
+        }
         self.pending.extend(changed);
         self.apply_pending(batch.first_event, false);
     }
@@ -646,6 +656,8 @@ impl Driver {
                 continue;
             }
             self.pending.remove(&name);
+            // Timed from the first save it applies, however long it waited.
+            let saved = self.pending_since.remove(&name).unwrap_or(saved);
             let outcome = self.patch(&name, saved, force);
             if let Outcome::Applied(..) = outcome {
                 retry.extend(self.failed_dependents(&name));

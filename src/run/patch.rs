@@ -71,6 +71,14 @@ impl Driver {
                 Outcome::Error(format!("{e:#}"))
             }
         };
+        let state = self.crates.entry(name.to_string()).or_default();
+        match &outcome {
+            Outcome::Refused(why) => {
+                state.restart_needed = why.strip_prefix("restart needed: ").map(String::from);
+            }
+            Outcome::Applied(..) | Outcome::Unchanged => state.restart_needed = None,
+            _ => {}
+        }
         if !matches!(outcome, Outcome::StillFailing | Outcome::Unchanged) {
             let state = self.crates.entry(name.to_string()).or_default();
             state.last = Some((outcome.clone(), Instant::now()));

@@ -47,7 +47,7 @@ fn aimport_marks_skips_and_lists_like_ipython() {
     );
     let out = hotreload(&fx, &["aimport", "gamma"]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("add `hotreload` to its [dependencies]"), "{}", out.stderr);
+    assert!(out.stderr.contains("add `hotreload-runtime` to its [dependencies]"), "{}", out.stderr);
 }
 
 #[test]
@@ -257,4 +257,53 @@ fn a_single_package_reloads_its_library_and_keeps_settings_in_package_metadata()
     s.assert_stderr_count("restart needed: `Cargo.toml`", 0);
     assert_eq!(hotreload(&fx, &["aimport", "single"]).code, Some(0));
     s.wait_stdout("message=three", RELOAD);
+}
+
+/// `now` times a reload from the save it applies, not from the command; `status` says
+/// when the program needs a restart, and forgets it once the source is back.
+#[test]
+fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--mode", "off"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let ms: u64 = out
+        .stderr
+        .split("alpha: applied (")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {:?}", out.stderr));
+    assert!(ms >= 1500, "{ms} ms after a save 1.5 s old: {}", out.stderr);
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+
+    // A signature change: refused, and `status` says a restart is needed.
+    fx.replace(
+        "alpha/src/lib.rs",
+        "pub fn value() -> &'static str {\n    \"alpha-1\"",
+        "pub fn value() -> String {\n    \"alpha-2\".into()",
+    );
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let status = hotreload(&fx, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap().clone();
+    assert!(alpha["restart_needed"].as_str().unwrap_or("").contains("its signature changed"), "{alpha}");
+    assert!(hotreload(&fx, &["status"]).stdout.contains("restart needed: `alpha::value`"));
+    // Back as the program has it: nothing to restart for.
+    fx.replace(
+        "alpha/src/lib.rs",
+        "pub fn value() -> String {\n    \"alpha-2\".into()",
+        "pub fn value() -> &'static str {\n    \"alpha-3\"",
+    );
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    s.wait_stdout("alpha=alpha-3 ", RELOAD);
+    let status = hotreload(&fx, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap().clone();
+    assert!(alpha["restart_needed"].is_null(), "{alpha}");
 }

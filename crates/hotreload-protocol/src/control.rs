@@ -110,6 +110,10 @@ pub struct CrateStatus {
     pub generation: u64,
     /// Whether a change waits to be applied.
     pub pending: bool,
+    /// Why the running program cannot take the crate's current source without a
+    /// restart, when it cannot.
+    #[serde(default)]
+    pub restart_needed: Option<String>,
     /// `applied`, `refused`, `build failed`, or none yet.
     pub last_result: Option<String>,
     /// Detail of the last result (a refusal's reason).
@@ -128,6 +132,7 @@ impl CrateStatus {
             mark: mark.into(),
             generation: 0,
             pending: false,
+            restart_needed: None,
             last_result: None,
             last_detail: None,
             last_secs_ago: None,
