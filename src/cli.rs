@@ -32,6 +32,9 @@ pub enum Command {
     Mode {
         /// `off`, `explicit` or `all` (also `0`, `1`, `2`); none prints the current mode.
         value: Option<String>,
+        /// Also write it to the workspace's `Cargo.toml`, for later sessions.
+        #[arg(long)]
+        save: bool,
     },
     /// Rebuild and apply every changed hot crate once, whatever the mode.
     Now,
@@ -40,6 +43,9 @@ pub enum Command {
         /// Crate names, `-NAME` to skip, separated by commas or spaces.
         #[arg(allow_hyphen_values = true, value_name = "CRATES")]
         crates: Vec<String>,
+        /// Also write the marks to the workspace's `Cargo.toml`, for later sessions.
+        #[arg(long)]
+        save: bool,
     },
     /// Show the running session: program, mode, each hot crate and its last reload.
     Status {

@@ -1,5 +1,6 @@
-//! `cargo hotreload mode|now|aimport|status`: settings saved in the manifest, and
-//! passed on to the running session when there is one.
+//! `cargo hotreload mode|now|aimport|status`: settings for the running session, kept
+//! in the manifest only with `--save`. Without `--manifest-path` the session is the
+//! one of the workspace here, else the only one running below this directory.
 
 use crate::cli::{Format, GlobalArgs};
 use crate::run::hot_target_dir;
@@ -21,10 +22,45 @@ struct Target {
 }
 
 fn target(global: &GlobalArgs) -> Result<Target> {
-    let ws = Workspace::load(global.manifest_path.as_deref())?;
-    let settings = Settings::load(&ws.root.join("Cargo.toml"))?;
-    let session = session::find(&hot_target_dir(global, &ws), &ws.root);
-    Ok(Target { ws, settings, session })
+    let here = Workspace::load(global.manifest_path.as_deref());
+    if let Ok(ws) = &here {
+        if let Some(session) = session::find(&hot_target_dir(global, ws), &ws.root) {
+            return Target::of(here?, Some(session));
+        }
+    }
+    if global.manifest_path.is_none() {
+        // `run --manifest-path demo/Cargo.toml` typed here: the session runs below.
+        let dir = std::env::current_dir()?.canonicalize()?;
+        let below: Vec<SessionRecord> =
+            session::running().into_iter().filter(|r| r.workspace.starts_with(&dir)).collect();
+        match below.as_slice() {
+            [one] => return Target::of(Workspace::load(Some(&one.workspace.join("Cargo.toml")))?, Some(one.clone())),
+            [] => {}
+            many => {
+                let listed: Vec<String> =
+                    many.iter().map(|r| format!("{} (pid {})", r.workspace.display(), r.pid)).collect();
+                bail!(
+                    "sessions run for {} workspaces below this directory: {}; choose one with --manifest-path",
+                    many.len(),
+                    listed.join(", ")
+                );
+            }
+        }
+    }
+    Target::of(here?, None)
+}
+
+impl Target {
+    /// The workspace with its settings: the running session's, else those saved.
+    fn of(ws: Workspace, session: Option<SessionRecord>) -> Result<Target> {
+        let mut settings = Settings::load(&ws.root.join("Cargo.toml"))?;
+        if let Some(record) = &session {
+            if let ControlReply::Status(status) = ask(record, &ControlRequest::Status)? {
+                settings = Settings::from_status(&status);
+            }
+        }
+        Ok(Target { ws, settings, session })
+    }
 }
 
 /// Sends one request to a session and reads its answer.
@@ -40,9 +76,19 @@ fn ask(record: &SessionRecord, request: &ControlRequest) -> Result<ControlReply>
         .context("the session closed the connection without answering")
 }
 
-/// Saves settings and tells the running session; prints what happened.
-fn apply(t: &Target, settings: &Settings, shell: &Shell) -> Result<()> {
-    settings.save(&t.ws.root.join("Cargo.toml"))?;
+/// Tells the running session, and with `save` writes the manifest; prints what happened.
+fn apply(t: &Target, settings: &Settings, save: bool, shell: &Shell) -> Result<()> {
+    let manifest = t.ws.root.join("Cargo.toml");
+    if save {
+        settings.save(&manifest)?;
+        shell.status("Saved", format_args!("the settings in {}", manifest.display()));
+    } else if t.session.is_none() {
+        bail!(
+            "no `cargo hotreload run` session is running for {}; `--save` keeps the setting in its Cargo.toml \
+             for the next one",
+            t.ws.root.display()
+        );
+    }
     match &t.session {
         Some(record) => {
             let request = ControlRequest::Settings {
@@ -62,18 +108,11 @@ fn apply(t: &Target, settings: &Settings, shell: &Shell) -> Result<()> {
 }
 
 /// `cargo hotreload mode [VALUE]`
-pub fn mode(global: &GlobalArgs, value: Option<&str>, shell: &Shell) -> Result<i32> {
+pub fn mode(global: &GlobalArgs, value: Option<&str>, save: bool, shell: &Shell) -> Result<i32> {
     let t = target(global)?;
     let Some(value) = value else {
-        // The live session's mode can differ from the saved one (`run --mode`).
-        let mode = match &t.session {
-            Some(record) => match ask(record, &ControlRequest::Status)? {
-                ControlReply::Status(status) => status.mode,
-                _ => t.settings.mode,
-            },
-            None => t.settings.mode,
-        };
-        println!("{mode}");
+        // The live session's, which can differ from the saved one.
+        println!("{}", t.settings.mode);
         return Ok(0);
     };
     let Some(mode) = Mode::parse(value) else {
@@ -81,15 +120,18 @@ pub fn mode(global: &GlobalArgs, value: Option<&str>, shell: &Shell) -> Result<i
     };
     let mut settings = t.settings.clone();
     settings.mode = mode;
-    apply(&t, &settings, shell)?;
+    apply(&t, &settings, save, shell)?;
     shell.status("Mode", mode);
     Ok(0)
 }
 
 /// `cargo hotreload aimport [CRATES]`
-pub fn aimport(global: &GlobalArgs, crates: &[String], shell: &Shell) -> Result<i32> {
+pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell) -> Result<i32> {
     let t = target(global)?;
-    let marks = settings::parse_aimport(crates)?;
+    // `aimport a -b --save`: taken for a crate list by its hyphen-friendly parsing.
+    let save = save || crates.iter().any(|c| c == "--save");
+    let crates: Vec<String> = crates.iter().filter(|c| *c != "--save").cloned().collect();
+    let marks = settings::parse_aimport(&crates)?;
     if marks.is_empty() {
         print!("{}", t.settings.listing());
         return Ok(0);
@@ -122,7 +164,7 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], shell: &Shell) -> Result<
     }
     let mut settings = t.settings.clone();
     settings.mark(&resolved);
-    apply(&t, &settings, shell)?;
+    apply(&t, &settings, save, shell)?;
     print!("{}", settings.listing());
     Ok(0)
 }

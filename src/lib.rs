@@ -49,9 +49,9 @@ pub fn main() -> i32 {
     let shell = shell::Shell::new(&args.global);
     let result = match args.command {
         cli::Command::Run(run) => run::run(&args.global, &run, &shell),
-        cli::Command::Mode { value } => control::mode(&args.global, value.as_deref(), &shell),
+        cli::Command::Mode { value, save } => control::mode(&args.global, value.as_deref(), save, &shell),
         cli::Command::Now => control::now(&args.global, &shell),
-        cli::Command::Aimport { crates } => control::aimport(&args.global, &crates, &shell),
+        cli::Command::Aimport { crates, save } => control::aimport(&args.global, &crates, save, &shell),
         cli::Command::Status { format } => control::status(&args.global, format, &shell),
     };
     match result {

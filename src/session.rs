@@ -67,6 +67,8 @@ pub struct Session {
     socket: PathBuf,
     loaded_inodes: HashSet<(u64, u64)>,
     record: PathBuf,
+    /// The record's copy in the socket directory.
+    listed: PathBuf,
     _lock: std::fs::File,
 }
 
@@ -92,7 +94,26 @@ fn session_key(target_dir: &Path, workspace: &Path) -> PathBuf {
 /// The running session of `workspace`, if there is one.
 pub fn find(target_dir: &Path, workspace: &Path) -> Option<SessionRecord> {
     let key = session_key(target_dir, workspace);
-    let text = std::fs::read_to_string(key.with_extension("json")).ok()?;
+    read_record(&key.with_extension("json"))
+}
+
+/// Every session of this user that is running, from the records next to their
+/// sockets (a record whose process is gone is left out).
+pub fn running() -> Vec<SessionRecord> {
+    let Ok(dir) = socket_dir() else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<SessionRecord> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| read_record(&p))
+        .collect();
+    found.sort_by(|a, b| a.workspace.cmp(&b.workspace));
+    found
+}
+
+fn read_record(path: &Path) -> Option<SessionRecord> {
+    let text = std::fs::read_to_string(path).ok()?;
     let record: SessionRecord = serde_json::from_str(&text).ok()?;
     // SAFETY: kill with signal 0 only checks that the process exists.
     let alive = unsafe { libc::kill(record.pid as libc::pid_t, 0) } == 0;
@@ -124,9 +145,13 @@ impl Session {
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
         std::thread::Builder::new().name("hotreload-accept".into()).spawn(move || accept(listener, send))?;
         let record = key.with_extension("json");
-        let entry = SessionRecord { pid, socket: socket.clone(), workspace: workspace.to_path_buf() };
+        let root = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
+        let entry = SessionRecord { pid, socket: socket.clone(), workspace: root };
         std::fs::write(&record, serde_json::to_vec(&entry)?)?;
-        Ok(Session { dir, socket, loaded_inodes: HashSet::new(), record, _lock: lock })
+        // The same, where `cargo hotreload status` from any directory finds it.
+        let listed = socket.with_extension("json");
+        std::fs::write(&listed, serde_json::to_vec(&entry)?)?;
+        Ok(Session { dir, socket, loaded_inodes: HashSet::new(), record, listed, _lock: lock })
     }
 
     /// The variables that tell the program where its session is.
@@ -224,6 +249,7 @@ fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File> {
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.record);
+        let _ = std::fs::remove_file(&self.listed);
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

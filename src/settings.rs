@@ -61,6 +61,12 @@ pub fn parse_aimport(args: &[String]) -> Result<Vec<Mark>> {
 }
 
 impl Settings {
+    /// The settings a running session reports in its status.
+    pub fn from_status(status: &hotreload_protocol::control::Status) -> Settings {
+        let marked = |mark: &str| status.crates.iter().filter(|c| c.mark == mark).map(|c| c.name.clone()).collect();
+        Settings { mode: status.mode, reload: marked("reload"), skip: marked("skip") }
+    }
+
     /// Whether changes to `name` are applied without `now`.
     pub fn enabled(&self, name: &str) -> bool {
         match self.mode {

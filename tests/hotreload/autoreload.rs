@@ -11,11 +11,15 @@ const QUIET: Duration = Duration::from_secs(3);
 fn mode_names_numbers_and_mistakes() {
     let fx = Fixture::new("multi");
     for (given, shown) in [("1", "explicit"), ("ALL", "all"), ("0", "off"), ("Explicit", "explicit"), ("2", "all")] {
-        let out = hotreload(&fx, &["mode", given]);
+        let out = hotreload(&fx, &["mode", given, "--save"]);
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         assert!(out.stderr.contains("no `cargo hotreload run` session is running"), "{}", out.stderr);
         assert_eq!(hotreload(&fx, &["mode"]).stdout.trim(), shown);
     }
+    // Without a session, a setting that is not saved would go nowhere.
+    let out = hotreload(&fx, &["mode", "off"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("`--save` keeps the setting"), "{}", out.stderr);
     for bad in ["4", "complete", "expilcit"] {
         let out = hotreload(&fx, &["mode", bad]);
         assert_eq!(out.code, Some(1));
@@ -32,11 +36,11 @@ fn aimport_marks_skips_and_lists_like_ipython() {
     let fx = Fixture::new("multi");
     let out = hotreload(&fx, &["aimport"]);
     assert_eq!(out.stdout, "Crates to reload:\nall-except-skipped\n\nCrates to skip:\n\n");
-    let out = hotreload(&fx, &["aimport", "-alpha,", "beta"]);
+    let out = hotreload(&fx, &["aimport", "-alpha,", "beta", "--save"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    hotreload(&fx, &["mode", "explicit"]);
+    hotreload(&fx, &["mode", "explicit", "--save"]);
     assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nbeta\n\nCrates to skip:\nalpha\n");
-    hotreload(&fx, &["aimport", "alpha", "-beta"]);
+    hotreload(&fx, &["aimport", "--save", "alpha", "-beta"]);
     assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha\n\nCrates to skip:\nbeta\n");
     let out = hotreload(&fx, &["aimport", "nosuch"]);
     assert_eq!(out.code, Some(1));
@@ -54,8 +58,8 @@ fn aimport_marks_skips_and_lists_like_ipython() {
 fn explicit_mode_reloads_only_aimported_crates_even_when_set_before_the_session() {
     let fx = Fixture::new("multi");
     // Settings made while no session runs are honoured by the next run.
-    assert_eq!(hotreload(&fx, &["mode", "explicit"]).code, Some(0));
-    assert_eq!(hotreload(&fx, &["aimport", "alpha"]).code, Some(0));
+    assert_eq!(hotreload(&fx, &["mode", "explicit", "--save"]).code, Some(0));
+    assert_eq!(hotreload(&fx, &["aimport", "alpha", "--save"]).code, Some(0));
     let s = Session::start(&fx, &["-p", "app"]);
     s.wait_stdout("alpha=alpha-0 beta=beta-0", RELOAD);
     fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
@@ -76,12 +80,15 @@ fn a_skipped_crate_waits_while_others_reload_and_unskipping_applies_it() {
     s.wait_stdout("alpha=alpha-0 beta=beta-0", RELOAD);
     let out = hotreload(&fx, &["aimport", "-beta"]);
     assert!(out.stderr.contains("the running session"), "{}", out.stderr);
+    // For this session only: the manifest is left as the user wrote it.
+    let manifest = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+    assert!(!manifest.contains("metadata.hotreload"), "{manifest}");
+    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nall-except-skipped\n\nCrates to skip:\nbeta\n");
     fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
     fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
     s.wait_stdout("alpha=alpha-1 beta=beta-0", RELOAD);
     s.assert_no_stderr_for("Reloaded beta", QUIET);
     s.assert_stderr_count("Reloaded beta", 0);
-    // The session took the manifest edit as settings, not as a reason to restart.
     s.assert_stderr_count("restart needed", 0);
     hotreload(&fx, &["aimport", "beta"]);
     s.wait_stdout("alpha=alpha-1 beta=beta-1", RELOAD);
@@ -248,8 +255,8 @@ fn a_single_package_reloads_its_library_and_keeps_settings_in_package_metadata()
     // The binary's own source is not hot.
     fx.edit("src/main.rs", |src| format!("{src}\n// a save\n"));
     s.wait_stderr("restart needed: `src/main.rs` is not in a hot crate", RELOAD);
-    // Settings go to [package.metadata.hotreload] and reach the session.
-    assert_eq!(hotreload(&fx, &["aimport", "-single"]).code, Some(0));
+    // Saved settings go to [package.metadata.hotreload] and reach the session.
+    assert_eq!(hotreload(&fx, &["aimport", "-single", "--save"]).code, Some(0));
     let manifest = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
     assert!(manifest.contains("[package.metadata.hotreload]"), "{manifest}");
     fx.replace("src/lib.rs", "\"two\"", "\"three\"");
@@ -306,4 +313,21 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap().clone();
     assert!(alpha["restart_needed"].is_null(), "{alpha}");
+}
+
+/// The README's `run --manifest-path demo/Cargo.toml`, then `status` from the same
+/// directory: the session running below it is the one meant.
+#[test]
+fn control_commands_find_the_session_running_below_this_directory() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    let above = fx.root.parent().unwrap();
+    let out = crate::harness::hotreload_in(above, &["status", "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["running"], true, "{json}");
+    let out = crate::harness::hotreload_in(above, &["mode", "off"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(hotreload(&fx, &["mode"]).stdout.trim(), "off");
 }

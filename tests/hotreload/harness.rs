@@ -119,10 +119,15 @@ pub struct Output {
 
 /// Runs `cargo hotreload ARGS` to completion in the fixture (the control commands).
 pub fn hotreload(fixture: &Fixture, args: &[&str]) -> Output {
+    hotreload_in(&fixture.root, args)
+}
+
+/// [`hotreload`] in any directory.
+pub fn hotreload_in(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
         .arg("hotreload")
         .args(args)
-        .current_dir(&fixture.root)
+        .current_dir(dir)
         .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
