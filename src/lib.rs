@@ -8,10 +8,10 @@
 //! | command line | [`cli`] |
 //! | which crates are hot, which binary runs | [`workspace`] |
 //! | a saved file | [`watch`] |
-//! | what changed in the crate's source, and can it be applied | [`source`] |
+//! | what changed in the crate's source, and can it be applied | [`source`], with [`cfg`] |
 //! | building the program and patch libraries | [`compile`] |
 //! | linked patches: the program's symbols, and binding new code to them | [`host`], [`link`] |
-//! | the patch library's exports, read before loading | [`library`] |
+//! | the patch library's exports and type layouts, read before loading | [`library`], [`layout`] |
 //! | what a patch changes against the running code | [`diff`] |
 //! | the control socket to the running program | [`session`] |
 //! | the running program itself | [`app`] |
