@@ -60,6 +60,10 @@ pub struct Features {
     pub all: bool,
     /// `--no-default-features`
     pub no_default: bool,
+    /// The program's package's name for the runtime dependency, whose `agent` feature
+    /// hot builds turn on (the agent and `#[hot]`'s expansion; see the runtime's
+    /// manifest). `None` when the package does not depend on it.
+    pub runtime: Option<String>,
 }
 
 impl Features {
@@ -73,6 +77,9 @@ impl Features {
         }
         for f in &self.features {
             cmd.args(["--features", f]);
+        }
+        if let Some(runtime) = &self.runtime {
+            cmd.args(["--features", &format!("{runtime}/agent")]);
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Binary {
     pub name: String,
     /// Its root source file.
     pub src: PathBuf,
+    /// What its package calls the runtime in `[dependencies]` (`hotreload-runtime`, or
+    /// the name it renamed it to); hot builds turn on that dependency's `agent` feature.
+    pub runtime: Option<String>,
 }
 
 /// What `run` needs to know of the workspace.
@@ -172,6 +175,11 @@ impl Workspace {
         };
         let mut found = Vec::new();
         for p in &candidates {
+            let runtime = p
+                .dependencies
+                .iter()
+                .find(|d| d.name == RUNTIME_PACKAGE && d.kind != DependencyKind::Build)
+                .map(|d| d.rename.clone().unwrap_or_else(|| d.name.clone()));
             for t in &p.targets {
                 if t.kind.contains(&tk) && wanted.is_none_or(|w| t.name == w) {
                     found.push(Binary {
@@ -179,6 +187,7 @@ impl Workspace {
                         kind,
                         name: t.name.clone(),
                         src: t.src_path.clone().into_std_path_buf(),
+                        runtime: runtime.clone(),
                     });
                 }
             }

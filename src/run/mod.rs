@@ -136,6 +136,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
             features: args.features.clone(),
             all: args.all_features,
             no_default: args.no_default_features,
+            runtime: binary.runtime.clone(),
         },
         ws,
         binary,

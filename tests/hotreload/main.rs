@@ -5,6 +5,7 @@ mod autoreload;
 mod harness;
 mod layout;
 mod lost_edits;
+mod ordinary;
 mod reload;
 mod safety;
 mod scan;

@@ -12,7 +12,9 @@
 //! This crate is an implementation detail of `cargo-hotreload`; its API follows the
 //! tool's version, not semver of its own.
 
+#[cfg(feature = "messages")]
 pub mod control;
+#[cfg(feature = "messages")]
 pub mod message;
 pub mod peer;
 pub mod record;

@@ -55,6 +55,8 @@ impl Slot {
         self.0.load(Ordering::Acquire)
     }
 
+    /// Switches the slot (the agent does, when a patch applies).
+    #[cfg(any(feature = "agent", hotreload_patch))]
     pub(crate) fn set(&self, forwarder: *const ()) {
         self.0.store(forwarder as *mut (), Ordering::Release);
     }

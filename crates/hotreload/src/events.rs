@@ -27,6 +27,7 @@ pub fn on_reload(callback: impl Fn(&ReloadEvent) + Send + Sync + 'static) {
     CALLBACKS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::new(callback));
 }
 
+#[cfg(feature = "agent")]
 pub(crate) fn fire(event: &ReloadEvent) {
     // Cloned out so a callback may register another without deadlocking.
     let callbacks = CALLBACKS.lock().unwrap_or_else(|e| e.into_inner()).clone();

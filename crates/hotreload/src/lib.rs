@@ -38,12 +38,14 @@
 
 #[doc(hidden)]
 pub mod __rt;
+#[cfg(feature = "agent")]
 mod agent;
 mod events;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
 mod loader;
 #[cfg(hotreload_patch)]
 mod patch;
+#[cfg(feature = "agent")]
 mod registry;
 
 pub use events::{on_reload, ReloadEvent};
@@ -94,9 +96,12 @@ pub fn init() {
 
 /// [`init`], with options.
 pub fn init_with(options: Options) {
+    #[cfg(feature = "agent")]
     if __rt::HOT {
         agent::start(options);
     }
+    #[cfg(not(feature = "agent"))]
+    let _ = options;
 }
 
 /// Applies patches that are waiting, when the agent was started with
@@ -104,9 +109,9 @@ pub fn init_with(options: Options) {
 ///
 /// Returns the number of patches applied.
 pub fn safepoint() -> usize {
+    #[cfg(feature = "agent")]
     if __rt::HOT {
-        agent::safepoint()
-    } else {
-        0
+        return agent::safepoint();
     }
+    0
 }
