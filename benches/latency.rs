@@ -195,7 +195,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let total = line("save → new code seen by the program (linked patch)", rows.iter().map(|r| r.0).collect());
     line("  wait (debounce + source scan)", rows.iter().map(|r| r.1[0]).collect());
     let build = line("  patch build (rustc + link)", rows.iter().map(|r| r.1[1]).collect());
-    line("  diff (read exports + compare)", rows.iter().map(|r| r.1[2]).collect());
+    line("  diff (read records and type layouts + compare)", rows.iter().map(|r| r.1[2]).collect());
     line("  load (map the image)", rows.iter().map(|r| r.1[3]).collect());
     line("  switch slots", rows.iter().map(|r| r.1[4]).collect());
     let contained = self_contained.map(|(rows, _, _)| {

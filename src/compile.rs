@@ -21,8 +21,13 @@ use std::process::{Command, Stdio};
 pub struct Profile {
     /// `--manifest-path` of the workspace.
     pub manifest_path: PathBuf,
-    /// Base directory for hot builds.
+    /// Base directory for patch builds and sessions (`target/hotreload`).
     pub target_dir: PathBuf,
+    /// Cargo's own target directory of the workspace: the program is built there, next
+    /// to `cargo build`'s artifacts, so the dependencies a normal build made are reused
+    /// (the runtime's feature and cfg, and the workspace crates' debug info, give those
+    /// crates artifacts of their own, beside the normal ones).
+    pub cargo_target_dir: PathBuf,
     /// `--release`
     pub release: bool,
     /// The workspace's packages: hot builds compile them with full debug info, whatever
@@ -31,8 +36,14 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Where the program is built.
+    /// Where the program is built: cargo's own target directory.
     pub fn host_dir(&self) -> PathBuf {
+        self.cargo_target_dir.clone()
+    }
+
+    /// Held while the program is built, so that sessions sharing the hot directory
+    /// never place each other's executable.
+    pub fn host_lock_dir(&self) -> PathBuf {
         self.target_dir.join("host")
     }
 
@@ -124,6 +135,18 @@ impl std::fmt::Display for IdentityLost {
 
 impl std::error::Error for IdentityLost {}
 
+/// A build failed while its sources changed under it: nothing was shown.
+#[derive(Debug)]
+pub struct Superseded;
+
+impl std::fmt::Display for Superseded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the sources changed during the build")
+    }
+}
+
+impl std::error::Error for Superseded {}
+
 /// A build failed; cargo has printed why.
 #[derive(Debug)]
 pub struct BuildFailed;
@@ -188,7 +211,7 @@ pub fn build_host(
     let executable = executable.context("cargo built no executable")?;
     let mut invocations = HashMap::new();
     if LINKED_PATCHES {
-        let record_dir = profile.host_dir().join(".hotreload-rustc");
+        let record_dir = profile.target_dir.join("rustc-commands");
         for (crate_name, rlib) in rlibs {
             let record = record_dir.join(format!("{crate_name}.json"));
             let compiled = lines.iter().rev().find_map(|l| Direct::parse(l, &crate_name, "lib"));
@@ -399,19 +422,16 @@ fn is_assignment(word: &str) -> bool {
 
 /// Rebuilds a patch library with rustc directly, in `cwd` (the workspace root, as
 /// cargo runs it); renders rustc's diagnostics unless `hide_diagnostics`.
-pub fn build_direct(direct: &Direct, cwd: &Path, shell: &Shell, hide_diagnostics: bool) -> Result<PathBuf> {
-    build_direct_for(direct, cwd, shell, hide_diagnostics, std::env::consts::DLL_SUFFIX)
-}
-
-/// [`build_direct`] of any artifact: returns the one whose name ends with `suffix`.
-pub fn build_direct_for(
+/// `current` says whether the sources are still those the build started from (see
+/// [`Rustc::wait`]).
+pub fn build_direct(
     direct: &Direct,
     cwd: &Path,
     shell: &Shell,
     hide_diagnostics: bool,
-    suffix: &str,
+    current: &dyn Fn() -> bool,
 ) -> Result<PathBuf> {
-    Rustc::spawn(direct, cwd)?.wait(shell, hide_diagnostics, suffix)
+    Rustc::spawn(direct, cwd)?.wait(shell, hide_diagnostics, std::env::consts::DLL_SUFFIX, current)
 }
 
 /// A rustc started with [`Rustc::spawn`], compiling while the caller does other work.
@@ -451,9 +471,22 @@ impl Rustc {
 
     /// Waits for it, renders its diagnostics unless `hide_diagnostics`, and returns
     /// the artifact whose name ends with `suffix`.
-    pub fn wait(mut self, shell: &Shell, hide_diagnostics: bool, suffix: &str) -> Result<PathBuf> {
+    ///
+    /// A failed build whose sources are no longer `current` (an editor wrote the file
+    /// in two steps, and the build took the first half) is [`Superseded`]: its errors
+    /// are not shown, since the newer sources get a build of their own.
+    pub fn wait(
+        mut self,
+        shell: &Shell,
+        hide_diagnostics: bool,
+        suffix: &str,
+        current: &dyn Fn() -> bool,
+    ) -> Result<PathBuf> {
         let status = self.child.wait().context("failed to wait for rustc")?;
         let stderr = self.stderr.join().unwrap_or_default();
+        if !status.success() && !current() {
+            bail!(Superseded);
+        }
         let mut library = None;
         for line in String::from_utf8_lossy(&stderr).lines() {
             match serde_json::from_str::<serde_json::Value>(line) {
@@ -551,11 +584,11 @@ fn cargo(profile: &Profile, target_dir: &Path, build: Build, shell: &Shell, subc
     cmd.env("CARGO_TERM_COLOR", if shell.color() { "always" } else { "never" });
     cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
     cmd.arg("--manifest-path").arg(&profile.manifest_path);
-    // Every patch build runs the crate's proc macros (`#[hot]` among them) again: an
-    // optimised `syn` expands them several times faster than cargo's default
-    // unoptimised build-override. Only these hot target dirs are affected.
+    // Every patch build runs `#[hot]` again: optimised, it expands faster. Only our
+    // own proc macro: any other crate's settings stay as `cargo build` has them, so
+    // its artifacts are shared.
     for profile in ["dev", "release"] {
-        cmd.args(["--config", &format!("profile.{profile}.build-override.opt-level=3")]);
+        cmd.args(["--config", &format!("profile.{profile}.package.hotreload-macros.opt-level=3")]);
         for member in &profile_of.members {
             cmd.args(["--config", &format!("profile.{profile}.package.{member:?}.debug=2")]);
         }
@@ -854,5 +887,22 @@ mod tests {
         assert!(args.contains("--extern hotreload=/p/debug/deps/libhotreload-111.rlib"), "{args}");
         assert!(args.contains("--extern macros=/h/debug/deps/libmacros-222.so -L native=/usr/lib"), "{args}");
         assert_eq!(needs, [PathBuf::from("/p/debug/deps/libhotreload-111.rlib")]);
+    }
+
+    #[test]
+    fn a_failed_build_of_sources_that_changed_meanwhile_is_superseded() {
+        let failing = Direct {
+            env: Vec::new(),
+            program: "sh".into(),
+            args: vec!["-c".into(), r#"echo '{"rendered":"error: half a file"}' >&2; exit 1"#.into()],
+        };
+        let crate::cli::Cargo::Hotreload(args) =
+            <crate::cli::Cargo as clap::Parser>::parse_from(["cargo", "hotreload", "status"]);
+        let shell = Shell::new(&args.global);
+        let cwd = Path::new(".");
+        let err = build_direct(&failing, cwd, &shell, true, &|| false).unwrap_err();
+        assert!(err.downcast_ref::<Superseded>().is_some(), "{err:#}");
+        let err = build_direct(&failing, cwd, &shell, true, &|| true).unwrap_err();
+        assert!(err.downcast_ref::<BuildFailed>().is_some(), "{err:#}");
     }
 }

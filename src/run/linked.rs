@@ -93,7 +93,7 @@ impl Driver {
     /// show when a patch is built.
     pub(super) fn prime_linked(&mut self, name: &str, crate_name: &str) {
         if let Ok(Ok(started)) = self.start_linked(name, crate_name, Some("")) {
-            let _ = started.rustc.wait(&self.shell, true, ".rlib");
+            let _ = started.rustc.wait(&self.shell, true, ".rlib", &|| true);
         }
     }
 
@@ -114,9 +114,10 @@ impl Driver {
         module_statics: &HashSet<String>,
         full: Option<&str>,
         quiet: bool,
+        current: &dyn Fn() -> bool,
     ) -> Result<Result<LinkedBuild, String>> {
         match self.start_linked(name, crate_name, full)? {
-            Ok(started) => self.finish_linked(started, module_statics, quiet),
+            Ok(started) => self.finish_linked(started, module_statics, quiet, current),
             Err(why) => Ok(Err(why)),
         }
     }
@@ -157,9 +158,10 @@ impl Driver {
         build: StartedBuild,
         module_statics: &HashSet<String>,
         quiet: bool,
+        current: &dyn Fn() -> bool,
     ) -> Result<Result<LinkedBuild, String>> {
         let StartedBuild { rustc, pid, linker, out_dir, started, lock, .. } = build;
-        let rlib = rustc.wait(&self.shell, quiet, ".rlib")?;
+        let rlib = rustc.wait(&self.shell, quiet, ".rlib", current)?;
         let compiled = started.elapsed();
 
         let work_dir = out_dir.join("link");

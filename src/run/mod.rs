@@ -46,9 +46,6 @@ pub enum Event {
         /// Its pid.
         pid: u32,
     },
-    /// The libraries self-contained patches link were built in the background at
-    /// start-up, from sources with these hashes.
-    PatchDepsBuilt(BTreeMap<String, u64>),
 }
 
 /// What every "restart needed" warning ends with.
@@ -81,6 +78,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
     let profile = Profile {
         manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
         target_dir: hot_target_dir(global, &ws),
+        cargo_target_dir: ws.target_dir.clone(),
         release: args.release,
         members: ws.members.keys().cloned().collect(),
     };
@@ -307,7 +305,6 @@ impl Driver {
                     }
                     self.shell.note("waiting for a change to rebuild and restart the program");
                 }
-                Event::PatchDepsBuilt(hashes) => self.patch_deps = Some(hashes),
                 Event::ConnectDeadline { pid } => {
                     if self.app.as_ref().map(App::pid) == Some(pid) && self.agent.is_none() {
                         self.shell.warn(format_args!(
@@ -352,7 +349,7 @@ impl Driver {
             })
             .collect();
         let started = Instant::now();
-        let lock = compile::BuildLock::acquire(&self.profile.host_dir())?;
+        let lock = compile::BuildLock::acquire(&self.profile.host_lock_dir())?;
         let mut host = compile::build_host(
             &self.profile,
             &self.binary.package,
@@ -438,10 +435,10 @@ impl Driver {
         }
     }
 
-    /// Prepares patch builds before the first edit: a linked patch's compile (warming
-    /// rustc's incremental cache) at once, and a self-contained build of each crate,
-    /// which compiles its dependencies once for the patch directory. Those run in the
-    /// background when linked patches are open, since they are only the fallback.
+    /// Prepares patch builds before the first edit: a linked patch's compile of each hot
+    /// crate (warming rustc's incremental cache). When linked patches are closed
+    /// (`--self-contained`, another platform), the self-contained route's libraries are
+    /// built instead; otherwise only once a patch needs that fallback.
     fn warm_patches(&mut self) {
         let names: BTreeSet<String> = self.crates.keys().cloned().collect();
         if names.is_empty() {
@@ -452,20 +449,13 @@ impl Driver {
         let order = self.ws.dependency_order(&names);
         let crates: Vec<(String, String)> =
             order.iter().filter_map(|name| Some((name.clone(), self.ws.members.get(name)?.lib.clone()?.0))).collect();
-        let background = crates.iter().all(|(name, crate_name)| self.linked_open(name, crate_name));
-        if background {
+        let linked = crates.iter().all(|(name, crate_name)| self.linked_open(name, crate_name));
+        if linked {
             for (name, crate_name) in &crates {
                 self.prime_linked(name, crate_name);
             }
-            let (profile, shell, tx) = (self.profile.clone(), self.shell.clone(), self.tx.clone());
-            let (package, kind, bin) = (self.binary.package.clone(), self.binary.kind, self.binary.name.clone());
-            let (features, hashes) = (self.features.clone(), self.member_hashes());
-            std::thread::spawn(move || {
-                let Ok(_lock) = compile::BuildLock::acquire(&profile.patch_dir()) else { return };
-                if compile::build_patch_deps(&profile, &package, (kind, &bin), &features, &shell, true).is_ok() {
-                    let _ = tx.send(Event::PatchDepsBuilt(hashes));
-                }
-            });
+            // The self-contained fallback's libraries are built when a patch first
+            // needs them, not now: the first edits get both cores.
             self.shell.status(
                 "Watching",
                 format_args!("{listed} for changes (linked patches ready in {:.2}s)", started.elapsed().as_secs_f64()),

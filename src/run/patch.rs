@@ -102,9 +102,9 @@ impl Driver {
         let scan_started = Instant::now();
         let scanned = source::scan(&crate_name, &root, &self.cfg_of(&crate_name));
         let scan_time = scan_started.elapsed();
-        let sources_hash = sources_hash(&self.ws.members[name].dir.join("src"));
+        let sources_hash_at_start = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
-        if state.failed == Some(sources_hash) {
+        if state.failed == Some(sources_hash_at_start) {
             if let Some(started) = early {
                 started.cancel();
             }
@@ -147,12 +147,16 @@ impl Driver {
         }
 
         let quiet = self.output.hide_errors;
+        // Still the sources this patch is built from? A failed build of a file that was
+        // written again meanwhile (half of an editor's save) is dropped quietly.
+        let src = self.ws.members[name].dir.join("src");
+        let current = move || sources_hash(&src) == sources_hash_at_start;
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
         let full_env = full.as_ref().map(|ids| full_form_env(&crate_name, ids));
         let (route, build_started) = match early {
             Some(started) if started.full == full_env => {
                 let at = started.started;
-                (self.finish_linked(started, &module_statics, quiet), at)
+                (self.finish_linked(started, &module_statics, quiet, &current), at)
             }
             early => {
                 match early {
@@ -160,7 +164,7 @@ impl Driver {
                     None => self.shell.status("Compiling", format_args!("{name} (hot patch)")),
                 }
                 let at = Instant::now();
-                (self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet), at)
+                (self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet, &current), at)
             }
         };
         let waited = build_started.saturating_duration_since(saved);
@@ -174,19 +178,23 @@ impl Driver {
             Err(why) => {
                 self.say_self_contained(name, &why);
                 let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
-                let file = self.build_library(name, &crate_name, quiet)?;
+                let file = self.build_library(name, &crate_name, quiet, &current)?;
                 Ok(Route::SelfContained { file, _lock: lock })
             }
         });
         let route = match route {
             Ok(route) => route,
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
-                self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
+                self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash_at_start);
                 if !self.output.hide_errors {
                     self.shell
                         .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
                 }
                 return Ok(Outcome::BuildFailed);
+            }
+            Err(e) if e.downcast_ref::<compile::Superseded>().is_some() => {
+                self.shell.verbose_status("Superseded", format_args!("{name}: its sources changed during the build"));
+                return Ok(Outcome::Unchanged);
             }
             Err(e) if e.downcast_ref::<compile::IdentityLost>().is_some() => {
                 let why = e.to_string();
@@ -202,9 +210,11 @@ impl Driver {
             Route::SelfContained { file, .. } => file.clone(),
         };
         let build_time = build_started.elapsed();
+        let layout_started = Instant::now();
         if let Some(reasons) = self.layout_changes(&route) {
             return Ok(self.refuse_or_restart(reasons));
         }
+        let layout_time = layout_started.elapsed();
         let generation = self.crates.get(name).map_or(0, |c| c.generation) + 1;
         let placed = self.session.place(&built, &crate_name, generation)?;
         // Placed: the build directory's lock can go.
@@ -243,7 +253,8 @@ impl Driver {
                 }
             }
         }
-        let diff_time = diff_started.elapsed();
+        // Checks before loading: the records' diff and the layouts'.
+        let diff_time = diff_started.elapsed() + layout_time;
         if !patch.applicable() {
             let _ = std::fs::remove_file(&placed);
             let reasons =
@@ -383,7 +394,13 @@ impl Driver {
     /// for the crate (see [`compile::Direct::for_self_contained`]), so the library keeps
     /// the program's type identities; its dependencies are built first when they are
     /// missing or a workspace crate below it changed. Returns a file this session wrote.
-    fn build_library(&mut self, name: &str, crate_name: &str, quiet: bool) -> Result<PathBuf> {
+    fn build_library(
+        &mut self,
+        name: &str,
+        crate_name: &str,
+        quiet: bool,
+        current: &dyn Fn() -> bool,
+    ) -> Result<PathBuf> {
         let Some(program) = self.host.as_ref().and_then(|h| h.invocations.get(crate_name)).cloned() else {
             let why = "there is no record of how the program's build compiled it";
             return Err(compile::IdentityLost(why.into()).into());
@@ -402,7 +419,7 @@ impl Driver {
                 return Err(compile::IdentityLost(why).into());
             }
         }
-        let library = compile::build_direct(&invocation, &self.ws.root, &self.shell, quiet)?;
+        let library = compile::build_direct(&invocation, &self.ws.root, &self.shell, quiet, current)?;
         self.session.keep_latest(&library, crate_name)
     }
 
@@ -437,7 +454,7 @@ impl Driver {
         self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
         let Some((crate_name, _)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
         let Ok(_lock) = compile::BuildLock::acquire(&self.profile.patch_dir()) else { return };
-        match self.build_library(name, &crate_name, self.output.hide_errors) {
+        match self.build_library(name, &crate_name, self.output.hide_errors, &|| true) {
             Ok(_) => {}
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);

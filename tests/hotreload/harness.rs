@@ -23,6 +23,12 @@ fn shared_target() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixture-builds")
 }
 
+/// Cargo's target directory for every fixture, where their programs are built (as a
+/// user's are in their workspace's `target/`): dependencies build once for the suite.
+fn cargo_target() -> PathBuf {
+    shared_target().join("cargo")
+}
+
 /// A fixture workspace copied to a temporary directory.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -129,6 +135,7 @@ pub fn hotreload_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
+        .env("CARGO_TARGET_DIR", cargo_target())
         .env("CARGO_TERM_COLOR", "never")
         .stdin(Stdio::null())
         .output()
@@ -208,6 +215,7 @@ impl Session {
             .args(args)
             .current_dir(&fixture.root)
             .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
+            .env("CARGO_TARGET_DIR", cargo_target())
             .env("CARGO_TERM_COLOR", "never")
             .env_remove("RUSTFLAGS")
             .stdin(Stdio::piped())
