@@ -124,40 +124,19 @@ impl BuildLock {
 }
 
 /// A self-contained patch would not keep the program's type identities; why.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct IdentityLost(pub String);
 
-impl std::fmt::Display for IdentityLost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for IdentityLost {}
-
 /// A build failed while its sources changed under it: nothing was shown.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the sources changed during the build")]
 pub struct Superseded;
 
-impl std::fmt::Display for Superseded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the sources changed during the build")
-    }
-}
-
-impl std::error::Error for Superseded {}
-
 /// A build failed; cargo has printed why.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("build failed")]
 pub struct BuildFailed;
-
-impl std::fmt::Display for BuildFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("build failed")
-    }
-}
-
-impl std::error::Error for BuildFailed {}
 
 /// Whether patches can be linked against the program on this platform (see
 /// [`crate::link`]): the program is then built position-dependent.

@@ -295,9 +295,7 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     );
     let out = hotreload(&fx, &["now"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let status = hotreload(&fx, &["status", "--format", "json"]);
-    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap().clone();
+    let alpha = crate_status(&fx, "alpha");
     assert!(alpha["restart_needed"].as_str().unwrap_or("").contains("its signature changed"), "{alpha}");
     assert!(hotreload(&fx, &["status"]).stdout.contains("restart needed: `alpha::value`"));
     // Back as the program has it: nothing to restart for.
@@ -309,10 +307,15 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     let out = hotreload(&fx, &["now"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     s.wait_stdout("alpha=alpha-3 ", RELOAD);
-    let status = hotreload(&fx, &["status", "--format", "json"]);
-    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    let alpha = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "alpha").unwrap().clone();
+    let alpha = crate_status(&fx, "alpha");
     assert!(alpha["restart_needed"].is_null(), "{alpha}");
+}
+
+/// One crate's entry in `status --format json`.
+fn crate_status(fx: &Fixture, name: &str) -> serde_json::Value {
+    let status = hotreload(fx, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    json["crates"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
 }
 
 /// The README's `run --manifest-path demo/Cargo.toml`, then `status` from the same
