@@ -252,6 +252,23 @@ impl Direct {
         self
     }
 
+    /// The same command with `-C debuginfo=LEVEL` in place of its own.
+    pub fn with_debuginfo(mut self, level: u8) -> Direct {
+        let mut args = self.args.iter();
+        let mut kept = Vec::with_capacity(self.args.len());
+        while let Some(arg) = args.next() {
+            match args.as_slice().first() {
+                Some(value) if arg == "-C" && value.starts_with("debuginfo=") => {
+                    args.next();
+                }
+                _ => kept.push(arg.clone()),
+            }
+        }
+        kept.extend(["-C".to_string(), format!("debuginfo={level}")]);
+        self.args = kept;
+        self
+    }
+
     /// The same command with `args` added at the end.
     pub fn with_args(mut self, args: &[&str]) -> Direct {
         self.args.extend(args.iter().map(|a| a.to_string()));
@@ -883,5 +900,15 @@ mod tests {
         assert!(err.downcast_ref::<Superseded>().is_some(), "{err:#}");
         let err = build_direct(&failing, cwd, &shell, true, &|| true).unwrap_err();
         assert!(err.downcast_ref::<BuildFailed>().is_some(), "{err:#}");
+    }
+
+    #[test]
+    fn debuginfo_is_replaced() {
+        let d = Direct {
+            env: Vec::new(),
+            program: "rustc".into(),
+            args: ["-C", "debuginfo=2", "--cfg", "x"].map(String::from).to_vec(),
+        };
+        assert_eq!(d.with_debuginfo(0).args.join(" "), "--cfg x -C debuginfo=0");
     }
 }

@@ -61,6 +61,10 @@ pub struct Snapshot {
     /// The text of everything but hot functions' bodies: when it is unchanged, an edit
     /// touched hot function bodies only, and only those need recompiling in full.
     pub rest: String,
+    /// What decides type layouts: everything but function bodies, except the items a
+    /// body defines. When it is unchanged no layout can have changed, and a patch needs
+    /// no debug info for [`crate::layout`] to compare.
+    pub shape: String,
     /// Each file's text as read, for [`guess_edited`].
     texts: BTreeMap<PathBuf, String>,
     /// Each file's hot function bodies: id and the byte range from `{` to `}`.
@@ -97,6 +101,9 @@ pub struct SourceDiff {
     /// Only hot function bodies changed (or hot functions were added): a linked patch
     /// needs only `edited` and new functions in full (see [`SourceDiff::edited`]).
     pub bodies_only: bool,
+    /// Something that decides type layouts changed ([`Snapshot::shape`]): the patch
+    /// must be built with debug info and its layouts compared.
+    pub layouts_may_change: bool,
 }
 
 /// Reads a crate from its root file, following `mod` declarations, as the compiler
@@ -145,11 +152,11 @@ fn scan_items(
                 let mutability = if matches!(s.mutability, syn::StaticMutability::Mut(_)) { "mut " } else { "" };
                 let ty = format!("{mutability}{}", normalised(&s.ty));
                 let init = normalised(&s.expr);
-                out.rest.push_str(&format!("static {}:{ty}={init}", s.ident));
+                push_both(out, &format!("static {}:{ty}={init}", s.ident));
                 out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init });
             }
             Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "thread_local") => {
-                out.rest.push_str(&text_of(item));
+                push_both(out, &text_of(item));
                 // Unparsable bodies are rustc's to report.
                 for (name, ty, init) in thread_locals(m.mac.tokens.clone()).unwrap_or_default() {
                     out.items.insert(format!("{module}::{name}"), Entry::Static { ty, init });
@@ -157,7 +164,7 @@ fn scan_items(
             }
             Item::Const(c) => {
                 let text = text_of(item);
-                out.rest.push_str(&text);
+                push_both(out, &text);
                 out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text));
             }
             Item::Fn(f) => {
@@ -166,6 +173,7 @@ fn scan_items(
                 let public = matches!(f.vis, syn::Visibility::Public(_));
                 let entry = fn_entry(hot, &f.sig, item, public);
                 push_rest(&mut out.rest, &entry);
+                out.shape.push_str(&fn_shape(&f.sig, &f.block));
                 note_body(out, file, &id, &entry, &f.block);
                 out.items.insert(id, entry);
             }
@@ -181,14 +189,14 @@ fn scan_items(
                 );
                 let mut header = imp.clone();
                 header.items.clear();
-                out.rest.push_str(&text_of(&header));
+                push_both(out, &text_of(&header));
                 let generic_impl = !imp.generics.params.is_empty();
                 // A generic impl's methods are never hot, so their ids need not be
                 // symbol-safe: shown as written (`Parser<'a>::new`).
                 let prefix = if generic_impl { format!("{module}::{}", readable(&imp.self_ty)) } else { prefix };
                 for member in &imp.items {
                     let ImplItem::Fn(m) = member else {
-                        out.rest.push_str(&text_of(member));
+                        push_both(out, &text_of(member));
                         continue;
                     };
                     if !cfg.enabled(&m.attrs) {
@@ -206,6 +214,7 @@ fn scan_items(
                         fn_entry(hot, &m.sig, member, public)
                     };
                     push_rest(&mut out.rest, &entry);
+                    out.shape.push_str(&fn_shape(&m.sig, &m.block));
                     note_body(out, file, &id, &entry, &m.block);
                     out.items.insert(id, entry);
                 }
@@ -213,7 +222,7 @@ fn scan_items(
             Item::Mod(m) => {
                 let mut header = m.clone();
                 header.content = None;
-                out.rest.push_str(&text_of(&header));
+                push_both(out, &text_of(&header));
                 let hot = in_hot || has_hot(&m.attrs, cfg);
                 let child = format!("{module}::{}", m.ident);
                 if let Some((_, items)) = &m.content {
@@ -223,9 +232,9 @@ fn scan_items(
                     scan_file(&file, &child, owns_dir, cfg, out)?;
                 }
             }
-            other => out.rest.push_str(&text_of(other)),
+            other => push_both(out, &text_of(other)),
         }
-        out.rest.push('\n');
+        push_both(out, "\n");
     }
     Ok(())
 }
@@ -260,6 +269,26 @@ pub fn guess_edited(old: &Snapshot) -> Option<BTreeSet<String>> {
         edited.insert(id.clone());
     }
     (!edited.is_empty()).then_some(edited)
+}
+
+/// Text that belongs to both [`Snapshot::rest`] and [`Snapshot::shape`].
+fn push_both(out: &mut Snapshot, text: &str) {
+    out.rest.push_str(text);
+    out.shape.push_str(text);
+}
+
+/// A function's share of [`Snapshot::shape`]: its signature, and the items (a local
+/// `struct`, `const`, `static`, `impl`) its body defines.
+fn fn_shape(sig: &syn::Signature, block: &syn::Block) -> String {
+    struct Items(String);
+    impl<'ast> syn::visit::Visit<'ast> for Items {
+        fn visit_item(&mut self, item: &'ast Item) {
+            self.0.push_str(&text_of(item));
+        }
+    }
+    let mut items = Items(format!("fn {}", normalised(sig)));
+    syn::visit::Visit::visit_block(&mut items, block);
+    items.0
 }
 
 /// A function's share of [`Snapshot::rest`]: a hot one's signature, any other's text.
@@ -301,7 +330,7 @@ fn is_cfg_test(attrs: &[Attribute]) -> bool {
 
 fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item) {
     let text = text_of(item);
-    out.rest.push_str(&text);
+    push_both(out, &text);
     out.items.insert(format!("{module}::{ident}"), Entry::Type(text));
 }
 
@@ -470,7 +499,11 @@ fn normalised_str(text: &str) -> String {
 
 /// What `new` changes against `old` (the source the program runs).
 pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
-    let mut diff = SourceDiff { bodies_only: old.rest == new.rest, ..SourceDiff::default() };
+    let mut diff = SourceDiff {
+        bodies_only: old.rest == new.rest,
+        layouts_may_change: old.shape != new.shape,
+        ..SourceDiff::default()
+    };
     for (id, entry) in &new.items {
         if let Entry::NotHot { reason, .. } = entry {
             diff.not_hot.push((id.clone(), reason));
@@ -555,6 +588,20 @@ mod tests {
         assert_eq!(readable(&ty), "&'a Wrapper<'b, T>");
         let s = snapshot("#[hotreload::hot] impl<'a> Parser<'a> { pub fn new(s: &'a str) -> u32 { 1 } }");
         assert!(s.items.contains_key("logic::Parser<'a>::new"), "{:?}", s.items.keys());
+    }
+
+    #[test]
+    fn only_what_decides_layouts_asks_for_a_layout_check() {
+        let old = snapshot(BASE);
+        let body = compare(&old, &snapshot(&BASE.replace("p * 2", "p * 3")));
+        assert!(!body.layouts_may_change);
+        let helper =
+            compare(&old, &snapshot(&BASE.replace("pub fn helper() -> u32 { 1 }", "pub fn helper() -> u32 { 2 }")));
+        assert!(!helper.layouts_may_change && !helper.bodies_only);
+        let local = compare(&old, &snapshot(&BASE.replace("p * 2", "{ struct L([u8; 4]); p * 2 }")));
+        assert!(local.layouts_may_change);
+        let constant = compare(&old, &snapshot(&format!("{BASE}\npub const N: usize = 4;")));
+        assert!(constant.layouts_may_change);
     }
 
     #[test]

@@ -34,8 +34,11 @@ pub(super) struct Linking {
 pub(super) struct LinkedBuild {
     /// The image file, ready to place in the session.
     pub(super) file: PathBuf,
-    /// The rlib it was linked from, with the new code's debug info.
+    /// The rlib it was linked from.
     pub(super) rlib: PathBuf,
+    /// Whether the rlib has debug info: only when something that decides type layouts
+    /// changed, so only then are layouts compared.
+    pub(super) debuginfo: bool,
     /// What was bound.
     pub(super) linked: link::Linked,
     /// Time in rustc.
@@ -48,7 +51,15 @@ pub(super) struct LinkedBuild {
 
 impl Driver {
     /// The rustc command for `name`'s linked patch, or why the linked route is closed.
-    fn linked_invocation(&self, name: &str, crate_name: &str, full: Option<&str>) -> Result<compile::Direct, String> {
+    /// `debuginfo`: whether the patch needs debug info, for [`crate::layout`] to compare
+    /// its layouts (something that decides them changed); generating it costs rustc time.
+    fn linked_invocation(
+        &self,
+        name: &str,
+        crate_name: &str,
+        full: Option<&str>,
+        debuginfo: bool,
+    ) -> Result<compile::Direct, String> {
         if !LINKED_PATCHES || self.linking.disabled {
             return Err("--self-contained".into());
         }
@@ -66,8 +77,9 @@ impl Driver {
                 "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code"
             ));
         }
-        let invocation =
-            invocation.for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental"));
+        let invocation = invocation
+            .for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental"))
+            .with_debuginfo(if debuginfo { 2 } else { 0 });
         Ok(match full {
             // Stubs have no bodies, so whatever only those bodies used looks unused to
             // rustc: lints a build of the whole source would not raise.
@@ -78,7 +90,7 @@ impl Driver {
 
     /// Whether `name` can take the linked route as things stand.
     pub(super) fn linked_open(&self, name: &str, crate_name: &str) -> bool {
-        self.linked_invocation(name, crate_name, None).is_ok()
+        self.linked_invocation(name, crate_name, None, false).is_ok()
     }
 
     /// Where linked patches are built (under a lock of its own: self-contained builds
@@ -92,7 +104,7 @@ impl Driver {
     /// image read (~20 ms for a 10 MB debug program) and the linker found. Quiet: errors
     /// show when a patch is built.
     pub(super) fn prime_linked(&mut self, name: &str, crate_name: &str) {
-        if let Ok(Ok(started)) = self.start_linked(name, crate_name, Some("")) {
+        if let Ok(Ok(started)) = self.start_linked(name, crate_name, Some(""), false) {
             let _ = started.rustc.wait(&self.shell, true, ".rlib", &|| true);
         }
     }
@@ -113,10 +125,11 @@ impl Driver {
         crate_name: &str,
         module_statics: &HashSet<String>,
         full: Option<&str>,
+        debuginfo: bool,
         quiet: bool,
         current: &dyn Fn() -> bool,
     ) -> Result<Result<LinkedBuild, String>> {
-        match self.start_linked(name, crate_name, full)? {
+        match self.start_linked(name, crate_name, full, debuginfo)? {
             Ok(started) => self.finish_linked(started, module_statics, quiet, current),
             Err(why) => Ok(Err(why)),
         }
@@ -128,8 +141,9 @@ impl Driver {
         name: &str,
         crate_name: &str,
         full: Option<&str>,
+        debuginfo: bool,
     ) -> Result<Result<StartedBuild, String>> {
-        let invocation = match self.linked_invocation(name, crate_name, full) {
+        let invocation = match self.linked_invocation(name, crate_name, full, debuginfo) {
             Ok(invocation) => invocation,
             Err(why) => return Ok(Err(why)),
         };
@@ -149,7 +163,7 @@ impl Driver {
         std::fs::create_dir_all(&out_dir)?;
         let started = Instant::now();
         let rustc = compile::Rustc::spawn(&invocation, &self.ws.root)?;
-        Ok(Ok(StartedBuild { rustc, full: full.map(String::from), pid, linker, out_dir, started, lock }))
+        Ok(Ok(StartedBuild { rustc, full: full.map(String::from), debuginfo, pid, linker, out_dir, started, lock }))
     }
 
     /// Waits for a started build and links it.
@@ -160,7 +174,7 @@ impl Driver {
         quiet: bool,
         current: &dyn Fn() -> bool,
     ) -> Result<Result<LinkedBuild, String>> {
-        let StartedBuild { rustc, pid, linker, out_dir, started, lock, .. } = build;
+        let StartedBuild { rustc, pid, linker, out_dir, started, lock, debuginfo, .. } = build;
         let rlib = rustc.wait(&self.shell, quiet, ".rlib", current)?;
         let compiled = started.elapsed();
 
@@ -196,7 +210,7 @@ impl Driver {
         let Some(linked) = linked else { return Ok(Err("the program has no room for the patch below 2 GiB".into())) };
         self.linking.next_base = linked.end.next_multiple_of(2 << 20);
         let link_time = started.elapsed() - compiled;
-        Ok(Ok(LinkedBuild { file: output, rlib, linked, compiled, link_time, _lock: lock }))
+        Ok(Ok(LinkedBuild { file: output, rlib, debuginfo, linked, compiled, link_time, _lock: lock }))
     }
 }
 
@@ -205,6 +219,8 @@ pub(super) struct StartedBuild {
     rustc: compile::Rustc,
     /// The `ENV_FULL_FORM` it was started with.
     pub(super) full: Option<String>,
+    /// Whether it generates debug info.
+    pub(super) debuginfo: bool,
     pid: u32,
     linker: PathBuf,
     out_dir: PathBuf,

@@ -114,6 +114,9 @@ impl Driver {
         // A body-only edit: the hot functions that need their whole form in a linked
         // patch (edited, and any the program's own build lacks); the rest are stubs.
         let mut full: Option<BTreeSet<String>> = None;
+        // Debug info, for the layout check, only when what decides layouts changed (or
+        // the scan could not tell).
+        let mut debuginfo = true;
         if let Ok(new) = &scanned {
             let diff = source::compare(&state.snapshot, new);
             for (id, reason) in &diff.not_hot {
@@ -140,6 +143,7 @@ impl Driver {
                 self.crates.entry(name.to_string()).or_default().snapshot = new.clone();
                 return Ok(Outcome::Unchanged);
             }
+            debuginfo = diff.layouts_may_change;
             if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
                 full = Some(whole_form(diff.edited.clone(), new, &agent.program));
             }
@@ -154,7 +158,7 @@ impl Driver {
         let module_statics = scanned.as_ref().map(|s| s.statics()).unwrap_or_default();
         let full_env = full.as_ref().map(|ids| full_form_env(&crate_name, ids));
         let (route, build_started) = match early {
-            Some(started) if started.full == full_env => {
+            Some(started) if started.full == full_env && started.debuginfo == debuginfo => {
                 let at = started.started;
                 (self.finish_linked(started, &module_statics, quiet, &current), at)
             }
@@ -164,7 +168,8 @@ impl Driver {
                     None => self.shell.status("Compiling", format_args!("{name} (hot patch)")),
                 }
                 let at = Instant::now();
-                (self.build_linked(name, &crate_name, &module_statics, full_env.as_deref(), quiet, &current), at)
+                let full = full_env.as_deref();
+                (self.build_linked(name, &crate_name, &module_statics, full, debuginfo, quiet, &current), at)
             }
         };
         let waited = build_started.saturating_duration_since(saved);
@@ -473,7 +478,7 @@ impl Driver {
         let state = self.crates.get(name)?;
         let ids = whole_form(source::guess_edited(&state.snapshot)?, &state.snapshot, &agent.program);
         let env = full_form_env(crate_name, &ids);
-        let started = self.start_linked(name, crate_name, Some(&env)).ok()?.ok()?;
+        let started = self.start_linked(name, crate_name, Some(&env), false).ok()?.ok()?;
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         Some(started)
     }
@@ -496,11 +501,13 @@ impl Driver {
     /// [`crate::layout`]), as refusal reasons; `None` when nothing does. Without the
     /// program's or the patch's debug info nothing can be compared: said, and refused.
     fn layout_changes(&mut self, route: &Route) -> Option<Vec<String>> {
-        let program = self.layouts.get();
         let patch = match route {
+            // Nothing that decides layouts changed: built without debug info.
+            Route::Linked(l) if !l.debuginfo => return None,
             Route::Linked(l) => Layouts::read_rlib(&l.rlib),
             Route::SelfContained { file, .. } => Layouts::read_file(file),
         };
+        let program = self.layouts.get();
         let why = match (&*program, patch) {
             (Ok(program), Ok(patch)) if !program.is_empty() && !patch.is_empty() => {
                 let found = patch.mismatches(program);
