@@ -33,6 +33,8 @@ pub struct Profile {
     /// The workspace's packages: hot builds compile them with full debug info, whatever
     /// their profile says, so that type layouts can be compared (see [`crate::layout`]).
     pub members: Vec<String>,
+    /// `hotreload_protocol::ENV_RUNTIME_NAMES` for every build.
+    pub runtime_names: String,
 }
 
 impl Profile {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, TargetKind};
-use hotreload_protocol::RUNTIME_PACKAGE;
+use hotreload_protocol::{RUNTIME_LIB, RUNTIME_PACKAGE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,8 @@ pub struct Member {
     pub lib: Option<(String, PathBuf)>,
     /// Whether it is hot: a library that depends on `hotreload-runtime`.
     pub hot: bool,
+    /// How its code names the runtime (`hotreload`, or the manifest's rename).
+    pub runtime_name: Option<String>,
     /// Names of the workspace members it depends on.
     pub depends_on: BTreeSet<String>,
 }
@@ -70,8 +72,10 @@ impl Workspace {
                         t.kind.iter().any(|k| matches!(k, TargetKind::Lib | TargetKind::RLib | TargetKind::CDyLib))
                     })
                     .map(|t| (t.name.replace('-', "_"), t.src_path.clone().into_std_path_buf()));
-                let hot = lib.is_some()
-                    && p.dependencies.iter().any(|d| d.name == RUNTIME_PACKAGE && d.kind == DependencyKind::Normal);
+                let runtime =
+                    p.dependencies.iter().find(|d| d.name == RUNTIME_PACKAGE && d.kind == DependencyKind::Normal);
+                let hot = lib.is_some() && runtime.is_some();
+                let runtime_name = runtime.map(|d| d.rename.clone().unwrap_or_else(|| RUNTIME_LIB.to_string()));
                 let depends_on = p
                     .dependencies
                     .iter()
@@ -83,6 +87,7 @@ impl Workspace {
                     dir: p.manifest_path.parent().expect("a manifest has a directory").into(),
                     lib,
                     hot,
+                    runtime_name,
                     depends_on,
                 };
                 (member.name.clone(), member)
@@ -152,6 +157,20 @@ impl Workspace {
     /// Every workspace member that depends on `name`, directly or not.
     pub fn dependents_of(&self, name: &str) -> BTreeSet<String> {
         self.members.keys().filter(|m| self.dependencies_of(m).contains(name)).cloned().collect()
+    }
+
+    /// `hotreload_protocol::ENV_RUNTIME_NAMES`'s value: how each member's crates name
+    /// the runtime in code, by crate name (its library's, and its package's for binaries).
+    pub fn runtime_names(&self) -> String {
+        let mut pairs = BTreeSet::new();
+        for member in self.members.values() {
+            let Some(name) = &member.runtime_name else { continue };
+            pairs.insert(format!("{}={name}", member.name.replace('-', "_")));
+            if let Some((crate_name, _)) = &member.lib {
+                pairs.insert(format!("{crate_name}={name}"));
+            }
+        }
+        pairs.into_iter().collect::<Vec<_>>().join(",")
     }
 
     /// Picks the binary to run, as `cargo run` would.

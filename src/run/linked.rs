@@ -16,6 +16,22 @@ use std::time::{Duration, Instant};
 const STUB_LINTS: [&str; 8] =
     ["-A", "dead_code", "-A", "unused_imports", "-A", "unused_macros", "-A", "unused_macro_rules"];
 
+/// What a linked patch build compiles.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Form<'a> {
+    /// The hot functions to compile in full (`hotreload_protocol::ENV_FULL_FORM`'s
+    /// value), the others as stubs; `None`: all in full.
+    pub(super) full: Option<&'a str>,
+    /// With debug info, for [`crate::layout`] to compare: only when something that
+    /// decides type layouts changed, since generating it costs rustc time.
+    pub(super) debuginfo: bool,
+}
+
+impl Form<'static> {
+    /// Every hot function a stub, no debug info: what priming the incremental cache compiles.
+    pub(super) const STUBS: Form<'static> = Form { full: Some(""), debuginfo: false };
+}
+
 /// What the session keeps for linking patches.
 #[derive(Default)]
 pub(super) struct Linking {
@@ -51,15 +67,7 @@ pub(super) struct LinkedBuild {
 
 impl Driver {
     /// The rustc command for `name`'s linked patch, or why the linked route is closed.
-    /// `debuginfo`: whether the patch needs debug info, for [`crate::layout`] to compare
-    /// its layouts (something that decides them changed); generating it costs rustc time.
-    fn linked_invocation(
-        &self,
-        name: &str,
-        crate_name: &str,
-        full: Option<&str>,
-        debuginfo: bool,
-    ) -> Result<compile::Direct, String> {
+    fn linked_invocation(&self, name: &str, crate_name: &str, form: Form<'_>) -> Result<compile::Direct, String> {
         if !LINKED_PATCHES || self.linking.disabled {
             return Err("--self-contained".into());
         }
@@ -79,8 +87,9 @@ impl Driver {
         }
         let invocation = invocation
             .for_linked_patch(&self.linked_dir().join(crate_name), &self.linked_dir().join("incremental"))
-            .with_debuginfo(if debuginfo { 2 } else { 0 });
-        Ok(match full {
+            .with_debuginfo(if form.debuginfo { 2 } else { 0 })
+            .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
+        Ok(match form.full {
             // Stubs have no bodies, so whatever only those bodies used looks unused to
             // rustc: lints a build of the whole source would not raise.
             Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids).with_args(&STUB_LINTS),
@@ -90,7 +99,7 @@ impl Driver {
 
     /// Whether `name` can take the linked route as things stand.
     pub(super) fn linked_open(&self, name: &str, crate_name: &str) -> bool {
-        self.linked_invocation(name, crate_name, None, false).is_ok()
+        self.linked_invocation(name, crate_name, Form::STUBS).is_ok()
     }
 
     /// Where linked patches are built (under a lock of its own: self-contained builds
@@ -104,7 +113,7 @@ impl Driver {
     /// image read (~20 ms for a 10 MB debug program) and the linker found. Quiet: errors
     /// show when a patch is built.
     pub(super) fn prime_linked(&mut self, name: &str, crate_name: &str) {
-        if let Ok(Ok(started)) = self.start_linked(name, crate_name, Some(""), false) {
+        if let Ok(Ok(started)) = self.start_linked(name, crate_name, Form::STUBS) {
             let _ = started.rustc.wait(&self.shell, true, ".rlib", &|| true);
         }
     }
@@ -124,12 +133,11 @@ impl Driver {
         name: &str,
         crate_name: &str,
         module_statics: &HashSet<String>,
-        full: Option<&str>,
-        debuginfo: bool,
+        form: Form<'_>,
         quiet: bool,
         current: &dyn Fn() -> bool,
     ) -> Result<Result<LinkedBuild, String>> {
-        match self.start_linked(name, crate_name, full, debuginfo)? {
+        match self.start_linked(name, crate_name, form)? {
             Ok(started) => self.finish_linked(started, module_statics, quiet, current),
             Err(why) => Ok(Err(why)),
         }
@@ -140,10 +148,9 @@ impl Driver {
         &mut self,
         name: &str,
         crate_name: &str,
-        full: Option<&str>,
-        debuginfo: bool,
+        form: Form<'_>,
     ) -> Result<Result<StartedBuild, String>> {
-        let invocation = match self.linked_invocation(name, crate_name, full, debuginfo) {
+        let invocation = match self.linked_invocation(name, crate_name, form) {
             Ok(invocation) => invocation,
             Err(why) => return Ok(Err(why)),
         };
@@ -163,7 +170,8 @@ impl Driver {
         std::fs::create_dir_all(&out_dir)?;
         let started = Instant::now();
         let rustc = compile::Rustc::spawn(&invocation, &self.ws.root)?;
-        Ok(Ok(StartedBuild { rustc, full: full.map(String::from), debuginfo, pid, linker, out_dir, started, lock }))
+        let (full, debuginfo) = (form.full.map(String::from), form.debuginfo);
+        Ok(Ok(StartedBuild { rustc, full, debuginfo, pid, linker, out_dir, started, lock }))
     }
 
     /// Waits for a started build and links it.

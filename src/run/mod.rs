@@ -81,6 +81,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         cargo_target_dir: ws.target_dir.clone(),
         release: args.release,
         members: ws.members.keys().cloned().collect(),
+        runtime_names: ws.runtime_names(),
     };
     let root_manifest = ws.root.join("Cargo.toml");
     let mut settings = Settings::load(&root_manifest)?;

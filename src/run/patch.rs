@@ -168,8 +168,8 @@ impl Driver {
                     None => self.shell.status("Compiling", format_args!("{name} (hot patch)")),
                 }
                 let at = Instant::now();
-                let full = full_env.as_deref();
-                (self.build_linked(name, &crate_name, &module_statics, full, debuginfo, quiet, &current), at)
+                let form = super::linked::Form { full: full_env.as_deref(), debuginfo };
+                (self.build_linked(name, &crate_name, &module_statics, form, quiet, &current), at)
             }
         };
         let waited = build_started.saturating_duration_since(saved);
@@ -411,6 +411,7 @@ impl Driver {
             return Err(compile::IdentityLost(why.into()).into());
         };
         let out_dir = self.profile.patch_dir().join("self-contained").join(self.profile.kind()).join(crate_name);
+        let program = program.with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
         let (invocation, needs) = program.for_self_contained(
             &self.profile.host_dir(),
             &self.profile.patch_dir(),
@@ -478,7 +479,8 @@ impl Driver {
         let state = self.crates.get(name)?;
         let ids = whole_form(source::guess_edited(&state.snapshot)?, &state.snapshot, &agent.program);
         let env = full_form_env(crate_name, &ids);
-        let started = self.start_linked(name, crate_name, Some(&env), false).ok()?.ok()?;
+        let form = super::linked::Form { full: Some(&env), debuginfo: false };
+        let started = self.start_linked(name, crate_name, form).ok()?.ok()?;
         self.shell.status("Compiling", format_args!("{name} (hot patch)"));
         Some(started)
     }

@@ -27,6 +27,12 @@ pub const RUNTIME_PACKAGE: &str = "hotreload-runtime";
 /// The runtime's library name: how code names it when the manifest does not rename it.
 pub const RUNTIME_LIB: &str = "hotreload";
 
+/// Environment variable the tool sets for its builds: how each workspace crate names
+/// the runtime in code, as `crate=name` pairs separated by commas (`logic=hotreload,
+/// beta=hr`). `#[hot]` reads its crate's entry (by `CARGO_CRATE_NAME`) instead of
+/// asking cargo where the workspace is, which would cost every patch build a cargo run.
+pub const ENV_RUNTIME_NAMES: &str = "CARGO_HOTRELOAD_RUNTIME_NAMES";
+
 /// Version of the control protocol; both ends refuse a peer that speaks another.
 pub const PROTOCOL_VERSION: u32 = 1;
 
