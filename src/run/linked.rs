@@ -126,8 +126,8 @@ impl Driver {
 
     /// Builds `name`'s patch by the linked route. `Ok(Err(why))` when the route is
     /// not open for it (the patch is then built self-contained); a compile error is
-    /// an `Err` as on the other route. `full`: the functions to compile in full (see
-    /// `hotreload_protocol::ENV_FULL_FORM`), or all.
+    /// an `Err` as on the other route; a failed build of sources that are no longer
+    /// `current` is [`compile::Superseded`].
     pub(super) fn build_linked(
         &mut self,
         name: &str,
