@@ -183,8 +183,8 @@ impl Driver {
             Err(why) => {
                 self.say_self_contained(name, &why);
                 let lock = compile::BuildLock::acquire(&self.profile.patch_dir())?;
-                let file = self.build_library(name, &crate_name, quiet, &current)?;
-                Ok(Route::SelfContained { file, _lock: lock })
+                let file = self.build_library(name, &crate_name, debuginfo, quiet, &current)?;
+                Ok(Route::SelfContained { file, debuginfo, _lock: lock })
             }
         });
         let route = match route {
@@ -403,6 +403,7 @@ impl Driver {
         &mut self,
         name: &str,
         crate_name: &str,
+        debuginfo: bool,
         quiet: bool,
         current: &dyn Fn() -> bool,
     ) -> Result<PathBuf> {
@@ -411,7 +412,9 @@ impl Driver {
             return Err(compile::IdentityLost(why.into()).into());
         };
         let out_dir = self.profile.patch_dir().join("self-contained").join(self.profile.kind()).join(crate_name);
-        let program = program.with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
+        let program = program
+            .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names)
+            .with_debuginfo(if debuginfo { 2 } else { 0 });
         let (invocation, needs) = program.for_self_contained(
             &self.profile.host_dir(),
             &self.profile.patch_dir(),
@@ -460,7 +463,7 @@ impl Driver {
         self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
         let Some((crate_name, _)) = self.ws.members.get(name).and_then(|m| m.lib.clone()) else { return };
         let Ok(_lock) = compile::BuildLock::acquire(&self.profile.patch_dir()) else { return };
-        match self.build_library(name, &crate_name, self.output.hide_errors, &|| true) {
+        match self.build_library(name, &crate_name, false, self.output.hide_errors, &|| true) {
             Ok(_) => {}
             Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
                 self.crates.entry(name.to_string()).or_default().failed = Some(sources_hash);
@@ -507,6 +510,7 @@ impl Driver {
             // Nothing that decides layouts changed: built without debug info.
             Route::Linked(l) if !l.debuginfo => return None,
             Route::Linked(l) => Layouts::read_rlib(&l.rlib),
+            Route::SelfContained { debuginfo: false, .. } => return None,
             Route::SelfContained { file, .. } => Layouts::read_file(file),
         };
         let program = self.layouts.get();
@@ -626,6 +630,8 @@ enum Route {
     SelfContained {
         /// The library.
         file: PathBuf,
+        /// Whether it has debug info (see `LinkedBuild::debuginfo`).
+        debuginfo: bool,
         /// Held until it is placed.
         _lock: compile::BuildLock,
     },
