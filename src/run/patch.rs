@@ -99,10 +99,13 @@ impl Driver {
         // Start rustc on a guess of what changed, from the files' text; the scan below,
         // while it compiles, says whether the guess holds.
         let early = self.start_on_guess(name, &crate_name);
+        // Hashed before the scan reads the files: if they change before the build ends
+        // (the rest of an editor's save), the scan and the build may have read different
+        // text, and the patch is dropped for the newer save's.
+        let sources_hash_at_start = sources_hash(&self.ws.members[name].dir.join("src"));
         let scan_started = Instant::now();
         let scanned = source::scan(&crate_name, &root, &self.cfg_of(&crate_name));
         let scan_time = scan_started.elapsed();
-        let sources_hash_at_start = sources_hash(&self.ws.members[name].dir.join("src"));
         let state = self.crates.entry(name.to_string()).or_default();
         if state.failed == Some(sources_hash_at_start) {
             if let Some(started) = early {
@@ -210,6 +213,10 @@ impl Driver {
             }
             Err(e) => return Err(e),
         };
+        if !current() {
+            self.shell.verbose_status("Superseded", format_args!("{name}: its sources changed during the build"));
+            return Ok(Outcome::Unchanged);
+        }
         let built = match &route {
             Route::Linked(l) => l.file.clone(),
             Route::SelfContained { file, .. } => file.clone(),
