@@ -121,7 +121,10 @@ pub fn mode(global: &GlobalArgs, value: Option<&str>, save: bool, shell: &Shell)
     let mut settings = t.settings.clone();
     settings.mode = mode;
     apply(&t, &settings, save, shell)?;
-    shell.status("Mode", mode);
+    if t.session.is_none() {
+        // A running session's answer already said it.
+        shell.status("Mode", mode);
+    }
     Ok(0)
 }
 

@@ -47,7 +47,7 @@ impl Driver {
     fn take_settings(&mut self, request: ControlRequest) -> Vec<String> {
         let ControlRequest::Settings { mode, reload, skip } = request else { return Vec::new() };
         self.settings = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
-        self.shell.status("Settings", format_args!("mode {mode}, from `cargo hotreload`"));
+        self.shell.status("Mode", format_args!("{mode} (set by `cargo hotreload`)"));
         vec![format!("the running session (pid {}) now uses mode {mode}", std::process::id())]
     }
 

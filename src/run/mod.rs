@@ -610,12 +610,12 @@ impl Driver {
             }
         }
         if settings_changed {
-            self.shell.status("Settings", format_args!("mode {}, from {}", self.settings.mode, "Cargo.toml"));
+            self.shell.status("Mode", format_args!("{} (set in Cargo.toml)", self.settings.mode));
         }
-        for name in &changed {
+        for name in changed {
             self.pending_since.entry(name.clone()).or_insert(batch.first_event);
+            self.make_pending(name);
         }
-        self.pending.extend(changed);
         self.apply_pending(batch.first_event, false);
     }
 
@@ -667,6 +667,20 @@ impl Driver {
         outcomes
     }
 
+    /// Marks `name` as changed; one that the settings hold is said so once per change,
+    /// so that a save never goes unanswered.
+    fn make_pending(&mut self, name: String) {
+        if !self.settings.enabled(&name) && !self.pending.contains(&name) {
+            let why = if self.settings.skip.contains(&name) {
+                "skipped".into()
+            } else {
+                format!("mode {}", self.settings.mode)
+            };
+            self.shell.status("Holding", format_args!("{name} ({why}; `cargo hotreload now` applies it)"));
+        }
+        self.pending.insert(name);
+    }
+
     /// Crates that depend on `name` and whose last build failed: the failure may have
     /// been `name`'s missing function or type.
     fn failed_dependents(&self, name: &str) -> BTreeSet<String> {
@@ -677,11 +691,14 @@ impl Driver {
     /// The program connected: every crate whose sources changed since its build began
     /// (saves while it was built or starting) is applied now.
     fn catch_up(&mut self) {
-        for (name, state) in &self.crates {
-            let dir = self.ws.members[name].dir.join("src");
-            if patch::sources_hash(&dir) != state.built_from {
-                self.pending.insert(name.clone());
-            }
+        let changed: Vec<String> = self
+            .crates
+            .iter()
+            .filter(|(name, state)| patch::sources_hash(&self.ws.members[*name].dir.join("src")) != state.built_from)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in changed {
+            self.make_pending(name);
         }
         if !self.pending.is_empty() {
             self.apply_pending(Instant::now(), false);

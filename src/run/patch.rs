@@ -55,7 +55,7 @@ impl Outcome {
             Outcome::BuildFailed | Outcome::StillFailing => ("build failed", None),
             Outcome::Disabled => ("not applied", Some("reloading was turned off meanwhile".into())),
             Outcome::Waiting => ("waiting", Some("applied when the program connects".into())),
-            Outcome::Unchanged => ("unchanged", None),
+            Outcome::Unchanged => ("unchanged", Some("the source is as the program runs it".into())),
             Outcome::Error(e) => ("error", Some(e.clone())),
         }
     }
@@ -75,6 +75,12 @@ impl Driver {
         match &outcome {
             Outcome::Refused(why) => {
                 state.restart_needed = why.strip_prefix("restart needed: ").map(String::from);
+            }
+            Outcome::Unchanged if state.restart_needed.is_some() => {
+                // The edit that needed a restart was undone.
+                state.restart_needed = None;
+                state.last = Some((Outcome::Unchanged, Instant::now()));
+                self.shell.note(format_args!("`{name}` is back to the source the program runs"));
             }
             Outcome::Applied(..) | Outcome::Unchanged => state.restart_needed = None,
             _ => {}

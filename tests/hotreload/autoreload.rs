@@ -274,6 +274,8 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     let s = Session::start(&fx, &["-p", "app", "--mode", "off"]);
     s.wait_stdout("alpha=alpha-0 ", RELOAD);
     fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    // Held, and said so.
+    s.wait_stderr("Holding alpha (mode off; `cargo hotreload now` applies it)", RELOAD);
     std::thread::sleep(Duration::from_millis(1500));
     let out = hotreload(&fx, &["now"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -298,17 +300,18 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     let alpha = crate_status(&fx, "alpha");
     assert!(alpha["restart_needed"].as_str().unwrap_or("").contains("its signature changed"), "{alpha}");
     assert!(hotreload(&fx, &["status"]).stdout.contains("restart needed: `alpha::value`"));
-    // Back as the program has it: nothing to restart for.
+    // Back as the program has it: nothing to restart for, and nothing to load.
     fx.replace(
         "alpha/src/lib.rs",
         "pub fn value() -> String {\n    \"alpha-2\".into()",
-        "pub fn value() -> &'static str {\n    \"alpha-3\"",
+        "pub fn value() -> &'static str {\n    \"alpha-1\"",
     );
     let out = hotreload(&fx, &["now"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    s.wait_stdout("alpha=alpha-3 ", RELOAD);
+    s.wait_stderr("`alpha` is back to the source the program runs", RELOAD);
     let alpha = crate_status(&fx, "alpha");
     assert!(alpha["restart_needed"].is_null(), "{alpha}");
+    assert_eq!(alpha["last_result"], "unchanged", "{alpha}");
 }
 
 /// One crate's entry in `status --format json`.

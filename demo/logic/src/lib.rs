@@ -37,5 +37,5 @@ pub fn points(ticks: u64) -> u64 {
 #[hotreload::hot]
 pub fn greeting(name: &str) -> String {
     let n = GREETINGS.fetch_add(1, Ordering::Relaxed) + 1;
-    format!("Hello, {name}! ({n} greetings)")
+    format!("Hello, {name}! ({n} {})", if n == 1 { "greeting" } else { "greetings" })
 }
