@@ -571,6 +571,7 @@ fn cargo(profile: &Profile, target_dir: &Path, build: Build, shell: &Shell, subc
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg(subcommand);
+    cmd.env(hotreload_protocol::ENV_RUNTIME_NAMES, &profile.runtime_names);
     cmd.env(
         ENV_BUILD,
         match build {

@@ -69,20 +69,19 @@ pub fn hot_with(args: TokenStream, input: TokenStream, full: &Full) -> syn::Resu
 }
 
 /// How the calling crate names the runtime: as its manifest names the dependency
-/// (`hotreload`, its library name, unless renamed). Paths start with it, never with
-/// `::`, which in an edition-2015 crate means that crate's root; a macro or an
-/// `extern crate` path finds it in the extern prelude in every edition.
+/// (`hotreload`, its library name, unless renamed), which the tool tells every build
+/// it runs (`hotreload_protocol::ENV_RUNTIME_NAMES`). Only those builds expand `#[hot]`
+/// (the runtime's `agent` feature), so without the variable the name is `hotreload`.
+/// Paths start with it, never with `::`, which in an edition-2015 crate means that
+/// crate's root; a macro or an `extern crate` path finds it in the extern prelude in
+/// every edition.
 fn runtime_name() -> proc_macro2::Ident {
-    use hotreload_protocol::{ENV_RUNTIME_NAMES, RUNTIME_LIB, RUNTIME_PACKAGE};
-    // The tool says, for its builds; anything else asks the manifest (which runs cargo).
+    use hotreload_protocol::{ENV_RUNTIME_NAMES, RUNTIME_LIB};
     let told = std::env::var(ENV_RUNTIME_NAMES).ok().and_then(|names| {
         let krate = std::env::var("CARGO_CRATE_NAME").ok()?;
         names.split(',').find_map(|pair| Some(pair.split_once('=').filter(|(c, _)| *c == krate)?.1.to_string()))
     });
-    let name = told.unwrap_or_else(|| match proc_macro_crate::crate_name(RUNTIME_PACKAGE) {
-        Ok(proc_macro_crate::FoundCrate::Name(name)) if name != RUNTIME_PACKAGE.replace('-', "_") => name,
-        _ => RUNTIME_LIB.to_string(),
-    });
+    let name = told.unwrap_or_else(|| RUNTIME_LIB.to_string());
     proc_macro2::Ident::new(&name, proc_macro2::Span::call_site())
 }
 
