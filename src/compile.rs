@@ -309,12 +309,11 @@ impl Direct {
     }
 
     /// This library invocation turned into the build of a linked patch's rlib (see
-    /// [`crate::link`]): written to `out_dir` with its own incremental cache, full debug
-    /// info (read for [`crate::layout`]; the linker drops it), position-dependent, every
-    /// static kept global.
+    /// [`crate::link`]): written to `out_dir` with its own incremental cache,
+    /// position-dependent, every static kept global. Its debug info is the caller's
+    /// choice ([`Direct::with_debuginfo`]).
     pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path) -> Direct {
-        let mut args = Vec::with_capacity(self.args.len() + 6);
-        let mut debuginfo = false;
+        let mut args = Vec::with_capacity(self.args.len() + 4);
         let mut words = self.args.iter();
         while let Some(word) = words.next() {
             if word == "--crate-type" {
@@ -332,18 +331,12 @@ impl Direct {
                 args.push(word.clone());
                 if value.starts_with("incremental=") {
                     args.push(format!("incremental={}", incremental.display()));
-                } else if value.starts_with("debuginfo=") {
-                    debuginfo = true;
-                    args.push("debuginfo=2".into());
                 } else {
                     args.push(value.clone());
                 }
             } else {
                 args.push(word.clone());
             }
-        }
-        if !debuginfo {
-            args.extend(["-C", "debuginfo=2"].map(String::from));
         }
         args.extend(["--crate-type", "rlib"].map(String::from));
         args.extend(HOST_LINK_FLAGS.iter().map(|s| s.to_string()));

@@ -206,10 +206,7 @@ impl Driver {
                 }
                 return Ok(Outcome::BuildFailed);
             }
-            Err(e) if e.downcast_ref::<compile::Superseded>().is_some() => {
-                self.shell.verbose_status("Superseded", format_args!("{name}: its sources changed during the build"));
-                return Ok(Outcome::Unchanged);
-            }
+            Err(e) if e.downcast_ref::<compile::Superseded>().is_some() => return Ok(self.superseded(name)),
             Err(e) if e.downcast_ref::<compile::IdentityLost>().is_some() => {
                 let why = e.to_string();
                 return Ok(self.refuse_or_restart(vec![format!(
@@ -220,8 +217,7 @@ impl Driver {
             Err(e) => return Err(e),
         };
         if !current() {
-            self.shell.verbose_status("Superseded", format_args!("{name}: its sources changed during the build"));
-            return Ok(Outcome::Unchanged);
+            return Ok(self.superseded(name));
         }
         let built = match &route {
             Route::Linked(l) => l.file.clone(),
@@ -541,6 +537,13 @@ impl Driver {
             (_, Err(e)) => format!("the patch's debug info cannot be read: {e:#}"),
         };
         Some(vec![format!("type layouts cannot be compared ({why})")])
+    }
+
+    /// A patch built while its sources changed again: dropped for the newer save's, which
+    /// the watcher delivers next.
+    fn superseded(&self, name: &str) -> Outcome {
+        self.shell.verbose_status("Superseded", format_args!("{name}: its sources changed during the build"));
+        Outcome::Unchanged
     }
 
     /// A change the program cannot take: restart with `--restart`, else say so.
