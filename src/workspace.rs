@@ -23,6 +23,19 @@ pub struct Member {
     pub depends_on: BTreeSet<String>,
 }
 
+/// A hot library crate, as a patch job knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotCrate {
+    /// Package name (`my-crate`): what the user, the settings and the session call it.
+    pub package: String,
+    /// Crate name (`my_crate`): what rustc, symbols and function ids call it.
+    pub crate_name: String,
+    /// Its library's root file.
+    pub root: PathBuf,
+    /// Its `src` directory, whose files decide whether a build is still current.
+    pub src: PathBuf,
+}
+
 /// The binary `run` builds and starts.
 #[derive(Clone, Debug)]
 pub struct Binary {
@@ -99,6 +112,13 @@ impl Workspace {
             members,
             metadata,
         })
+    }
+
+    /// `package`'s library, as a patch job knows it; `None` when it has none.
+    pub fn hot_crate(&self, package: &str) -> Option<HotCrate> {
+        let member = self.members.get(package)?;
+        let (crate_name, root) = member.lib.clone()?;
+        Some(HotCrate { package: package.to_string(), crate_name, root, src: member.dir.join("src") })
     }
 
     /// The hot members.

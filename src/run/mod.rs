@@ -3,22 +3,24 @@
 //! Everything the session knows lives in one `Driver`, and only the loop's thread
 //! touches it; watcher, socket and process threads send [`Event`]s.
 
-mod control;
-mod linked;
-mod patch;
+pub mod app;
+mod job;
+mod requests;
 
-use crate::app::{self, App};
+use crate::apply::session::{Incoming, Session};
+use crate::build::{self, BuildError, Features, Profile, ProgramBuild};
+use crate::check::layout;
 use crate::cli::{GlobalArgs, RunArgs};
-use crate::compile::{self, BuildFailed, Features, HostBuild, Profile};
-use crate::layout;
-use crate::session::{Incoming, Session};
-use crate::settings::{self, Settings};
+use crate::detect::source::{self, Snapshot};
+use crate::detect::watch::{self, Batch};
+use crate::error::{exit, Error};
 use crate::shell::Shell;
-use crate::source::{self, Snapshot};
-use crate::watch::{self, Batch};
-use crate::workspace::{Binary, Workspace};
+use crate::steer::settings::{self, Settings};
+use crate::workspace::{Binary, HotCrate, Workspace};
 use anyhow::{Context, Result};
-use patch::Outcome;
+use app::App;
+use hotreload_protocol::control::Mode;
+use job::{Outcome, Refusal};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -56,7 +58,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A program built and not yet started.
 struct BuiltProgram {
-    host: HostBuild,
+    program: ProgramBuild,
     /// Each hot crate's package name, source snapshot and source hash, taken before the build.
     sources: Vec<(String, Snapshot, u64)>,
 }
@@ -66,7 +68,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the session until interrupted (or until the program exits, with
 /// `--exit-with-app`); returns the exit code.
-pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
+pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
     let ws = Workspace::load(global.manifest_path.as_deref())?;
     let binary = ws.binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())?;
     if ws.hot().next().is_none() {
@@ -83,89 +85,57 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32> {
         members: ws.members.keys().cloned().collect(),
         runtime_names: ws.runtime_names(),
     };
-    let root_manifest = ws.root.join("Cargo.toml");
-    let mut settings = Settings::load(&root_manifest)?;
-    if let Some(mode) = &args.mode {
-        settings.mode = hotreload_protocol::control::Mode::parse(mode).with_context(|| {
-            format!("`{mode}` is not a mode; use one of {}", hotreload_protocol::control::Mode::VALUES)
-        })?;
-    }
+    let settings = initial_settings(&ws.root.join("Cargo.toml"), args)?;
     if args.log {
         log::set_boxed_logger(Box::new(StderrLogger)).ok();
         log::set_max_level(log::LevelFilter::Info);
     }
     let (tx, rx) = mpsc::channel();
-
     let session_tx = tx.clone();
     let session = Session::open(&profile.target_dir, &ws.root, move |incoming| {
         let _ = session_tx.send(Event::Session(incoming));
     })?;
     shell.verbose_status("Listening", format_args!("on {}", session.socket().display()));
-
     let interrupt_tx = tx.clone();
     ctrlc::set_handler(move || {
         let _ = interrupt_tx.send(Event::Interrupt);
     })
     .context("failed to install the Ctrl-C handler")?;
-
     // Watch before building, so a save during the first build is not lost.
+    let _watcher = watch_workspace(&ws, &binary, &profile, args, tx.clone())?;
+    let mut driver = Driver::new(ws, binary, profile, settings, session, (tx, rx), args, shell);
+    driver.build_and_start()?;
+    driver.warm_patches();
+    Ok(driver.event_loop(args.exit_with_app)?)
+}
+
+/// The settings a session starts with: the manifest's, `--mode` over them.
+fn initial_settings(root_manifest: &Path, args: &RunArgs) -> Result<Settings, Error> {
+    let mut settings = Settings::load(root_manifest)?;
+    if let Some(mode) = &args.mode {
+        settings.mode = Mode::parse(mode)
+            .ok_or_else(|| Error::Usage(format!("`{mode}` is not a mode; use one of {}", Mode::VALUES)))?;
+    }
+    Ok(settings)
+}
+
+/// Starts watching every member, and the binary's directory, for saves.
+fn watch_workspace(
+    ws: &Workspace,
+    binary: &Binary,
+    profile: &Profile,
+    args: &RunArgs,
+    tx: Sender<Event>,
+) -> Result<watch::Watcher> {
     let member_dirs: Vec<PathBuf> = ws.members.values().map(|m| m.dir.clone()).collect();
     let extra: Vec<PathBuf> = binary.src.parent().map(Path::to_path_buf).into_iter().collect();
     let mut excluded = vec![ws.target_dir.clone(), profile.target_dir.clone()];
     excluded.dedup();
     let filter = watch::Filter::new(&ws.root, &member_dirs, excluded);
-    let watch_tx = tx.clone();
-    let _watcher = watch::start(
-        &watch::roots(&member_dirs, &extra),
-        filter,
-        Duration::from_millis(args.debounce),
-        move |batch| {
-            let _ = watch_tx.send(Event::Changed(batch));
-        },
-    )?;
-
-    let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
-    let mut driver = Driver {
-        settings,
-        root_manifest,
-        manifest_rest,
-        output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
-        shell: shell.clone(),
-        features: Features {
-            features: args.features.clone(),
-            all: args.all_features,
-            no_default: args.no_default_features,
-            runtime: binary.runtime.clone(),
-        },
-        ws,
-        binary,
-        profile,
-        args: args.args.clone(),
-        restart: args.restart,
-        session,
-        tx,
-        rx,
-        deferred: VecDeque::new(),
-        app: None,
-        host: None,
-        agent: None,
-        crates: BTreeMap::new(),
-        pending: BTreeSet::new(),
-        pending_since: BTreeMap::new(),
-        next_request: 1,
-        linking: linked::Linking { disabled: args.self_contained, ..Default::default() },
-        layouts: layout::ProgramLayouts::default(),
-        patch_deps: None,
-        base_cfg: crate::cfg::Cfg::for_build(&std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()), !args.release),
-    };
-    if let Err(e) = driver.build_and_start() {
-        if e.downcast_ref::<BuildFailed>().is_some() {
-            return Err(e.context(format!("could not compile `{}`", driver.binary.package)));
-        }
-        return Err(e);
-    }
-    driver.warm_patches();
-    driver.event_loop(args.exit_with_app)
+    let debounce = Duration::from_millis(args.debounce);
+    watch::start(&watch::roots(&member_dirs, &extra), filter, debounce, move |batch| {
+        let _ = tx.send(Event::Changed(batch));
+    })
 }
 
 /// `--target-dir`, or `<cargo's target dir>/hotreload`.
@@ -203,32 +173,84 @@ struct Output {
     check: bool,
 }
 
-/// What the session knows of one hot crate.
+/// What the session knows of one hot crate, by what it is.
 #[derive(Default)]
 struct CrateState {
-    /// Its source as the program runs it.
+    /// The code the program runs.
+    running: Running,
+    /// What builds of it found.
+    cache: BuildCache,
+    /// What has been said of it, so each thing is said once.
+    said: Said,
+    /// Its patches' outcomes, for `status`.
+    history: History,
+}
+
+/// The code the program runs for a crate.
+#[derive(Default)]
+struct Running {
+    /// Its source.
     snapshot: Snapshot,
-    /// The generation the program runs; 0 is the build it started with.
+    /// Its generation; 0 is the build the program started with.
     generation: u64,
     /// Function ids in that generation.
     current: BTreeSet<String>,
-    /// Content hash of the sources that last failed to build: not rebuilt until it
-    /// changes (reported once).
-    failed: Option<u64>,
-    /// Functions reported as not hot, so each is reported once.
-    reported_not_hot: BTreeSet<String>,
     /// Content hash of the sources when the running program's build started.
     built_from: u64,
-    /// Content hash of the sources last checked with `--check`.
+}
+
+/// What builds of a crate found, by the content hash of its sources.
+#[derive(Default)]
+struct BuildCache {
+    /// The sources that last failed to build: not rebuilt until they change.
+    failed: Option<u64>,
+    /// The sources last checked with `--check`.
     checked: Option<u64>,
-    /// Why the last self-contained patch was not linked (said once per reason).
+}
+
+/// What has been said of a crate.
+#[derive(Default)]
+struct Said {
+    /// Functions reported as not hot.
+    not_hot: BTreeSet<String>,
+    /// Why the last self-contained patch was not linked.
     self_contained_because: Option<String>,
+}
+
+/// A crate's patch outcomes.
+#[derive(Default)]
+struct History {
     /// The last patch attempt and when it ended.
     last: Option<(Outcome, Instant)>,
     /// Why the running program needs a restart to take this crate's source, if it does.
     restart_needed: Option<String>,
     /// Save → applied times of recent reloads, in milliseconds.
     recent_ms: VecDeque<u64>,
+}
+
+impl History {
+    /// How many reload times `recent_ms` keeps.
+    const RECENT: usize = 10;
+
+    /// Takes a patch's outcome; returns whether it undid an edit that needed a restart.
+    fn record(&mut self, outcome: &Outcome) -> bool {
+        let undone = *outcome == Outcome::Unchanged && self.restart_needed.is_some();
+        match outcome {
+            Outcome::Refused(Refusal::RestartNeeded(why)) => self.restart_needed = Some(why.clone()),
+            Outcome::Applied { .. } | Outcome::Unchanged => self.restart_needed = None,
+            _ => {}
+        }
+        if undone || !matches!(outcome, Outcome::StillFailing | Outcome::Unchanged) {
+            self.last = Some((outcome.clone(), Instant::now()));
+        }
+        if let Outcome::Applied { ms, .. } = outcome {
+            self.recent_ms.push_back(*ms);
+            if self.recent_ms.len() > Self::RECENT {
+                self.recent_ms.pop_front();
+            }
+        }
+        undone
+    }
 }
 
 /// The connected agent.
@@ -261,24 +283,70 @@ struct Driver {
     rx: Receiver<Event>,
     deferred: VecDeque<Event>,
     app: Option<App>,
-    host: Option<HostBuild>,
+    /// The running program's build.
+    program: Option<ProgramBuild>,
     agent: Option<Agent>,
     crates: BTreeMap<String, CrateState>,
     pending: BTreeSet<String>,
     /// When the oldest save each pending crate waits with was made.
     pending_since: BTreeMap<String, Instant>,
     next_request: u64,
-    linking: linked::Linking,
+    linking: job::Linking,
     /// The running program's type layouts, read in the background at each start.
     layouts: layout::ProgramLayouts,
-    /// The sources of each workspace crate when the libraries self-contained patches
-    /// link were last built; `None` before that.
-    patch_deps: Option<BTreeMap<String, u64>>,
     /// The target's and the profile's cfgs, for the source scan.
-    base_cfg: crate::cfg::Cfg,
+    base_cfg: crate::detect::cfg::Cfg,
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ws: Workspace,
+        binary: Binary,
+        profile: Profile,
+        settings: Settings,
+        session: Session,
+        (tx, rx): (Sender<Event>, Receiver<Event>),
+        args: &RunArgs,
+        shell: &Shell,
+    ) -> Driver {
+        let root_manifest = ws.root.join("Cargo.toml");
+        let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        Driver {
+            settings,
+            root_manifest,
+            manifest_rest,
+            output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
+            shell: shell.clone(),
+            features: Features {
+                features: args.features.clone(),
+                all: args.all_features,
+                no_default: args.no_default_features,
+                runtime: binary.runtime.clone(),
+            },
+            ws,
+            binary,
+            profile,
+            args: args.args.clone(),
+            restart: args.restart,
+            session,
+            tx,
+            rx,
+            deferred: VecDeque::new(),
+            app: None,
+            program: None,
+            agent: None,
+            crates: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            pending_since: BTreeMap::new(),
+            next_request: 1,
+            linking: job::Linking { disabled: args.self_contained, ..Default::default() },
+            layouts: layout::ProgramLayouts::default(),
+            base_cfg: crate::detect::cfg::Cfg::for_build(&rustc, !args.release),
+        }
+    }
+
     fn event_loop(&mut self, exit_with_app: bool) -> Result<i32> {
         loop {
             let event = match self.deferred.pop_front() {
@@ -302,7 +370,7 @@ impl Driver {
                     use std::os::unix::process::ExitStatusExt;
                     if status.signal() == Some(libc::SIGINT) {
                         // Ctrl-C went to the program (it had the terminal): the user is done.
-                        return Ok(130);
+                        return Ok(exit::INTERRUPTED);
                     }
                     self.shell.note("waiting for a change to rebuild and restart the program");
                 }
@@ -323,72 +391,56 @@ impl Driver {
                             app.stop(Duration::from_secs(2));
                         }
                     }
-                    return Ok(130);
+                    return Ok(exit::INTERRUPTED);
                 }
             }
         }
     }
 
     /// Builds the program, then starts it; on a build failure the program stays stopped.
-    fn build_and_start(&mut self) -> Result<()> {
-        let built = self.build_program()?;
-        self.start_program(built)
+    fn build_and_start(&mut self) -> Result<(), crate::error::Error> {
+        let built = self.build_program().map_err(|e| match e {
+            BuildError::Failed => crate::error::Error::BuildFailed { package: self.binary.package.clone() },
+            e => crate::error::Error::Other(e.into()),
+        })?;
+        Ok(self.start_program(built)?)
     }
 
     /// Builds the program from the sources as they are now. Each hot crate's source is
     /// scanned *before* the build starts: a save that lands during the build is then
     /// newer than what the program runs, and is patched once it connects.
-    fn build_program(&mut self) -> Result<BuiltProgram> {
-        let hot: Vec<(String, String, PathBuf)> =
-            self.ws.hot().filter_map(|m| m.lib.clone().map(|(c, root)| (m.name.clone(), c, root))).collect();
+    fn build_program(&mut self) -> Result<BuiltProgram, BuildError> {
+        let hot: Vec<HotCrate> = self.ws.hot().filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         let sources = hot
             .into_iter()
-            .map(|(name, crate_name, root)| {
-                let hash = patch::sources_hash(&self.ws.members[&name].dir.join("src"));
-                let snapshot = source::scan(&crate_name, &root, &self.cfg_of(&crate_name)).unwrap_or_default();
-                (name, snapshot, hash)
+            .map(|krate| {
+                let hash = crate::detect::sources_hash(&krate.src);
+                let cfg = self.cfg_of(&krate.crate_name);
+                let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
+                (krate.package, snapshot, hash)
             })
             .collect();
         let started = Instant::now();
-        let lock = compile::BuildLock::acquire(&self.profile.host_lock_dir())?;
-        let mut host = compile::build_host(
-            &self.profile,
-            &self.binary.package,
-            (self.binary.kind, &self.binary.name),
-            &self.features,
-            &self.shell,
-        )?;
-        host.executable = self.session.place_program(&host.executable)?;
+        let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
+        let target = (self.binary.kind, self.binary.name.as_str());
+        let mut program =
+            build::build_program(&self.profile, &self.binary.package, target, &self.features, &self.shell)?;
+        program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
             "Finished",
             format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
         );
-        Ok(BuiltProgram { host, sources })
+        Ok(BuiltProgram { program, sources })
     }
 
     /// Starts a built program; what it runs becomes each crate's state.
     fn start_program(&mut self, built: BuiltProgram) -> Result<()> {
-        let BuiltProgram { host, sources } = built;
+        let BuiltProgram { program: host, sources } = built;
         self.pending.clear();
         self.pending_since.clear();
-        for (name, snapshot, hash) in sources {
-            let mut state = CrateState::default();
-            // Said once per session, not at every restart; history stays for `status`.
-            if let Some(old) = self.crates.remove(&name) {
-                state.reported_not_hot = old.reported_not_hot;
-                // A refusal is moot once the program runs the source it refused.
-                state.last = old.last.filter(|(outcome, _)| !matches!(outcome, Outcome::Refused(_)));
-                state.recent_ms = old.recent_ms;
-            }
-            for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
-                if state.reported_not_hot.insert(id.clone()) {
-                    self.shell.note(format_args!("not hot: `{id}`: {reason}"));
-                }
-            }
-            state.snapshot = snapshot;
-            state.built_from = hash;
-            self.crates.insert(name, state);
+        for (name, snapshot, built_from) in sources {
+            self.take_crate(name, snapshot, built_from);
         }
         self.shell.status("Running", format_args!("`{}`", host.executable.display()));
         let tx = self.tx.clone();
@@ -401,13 +453,37 @@ impl Driver {
             let _ = tx.send(Event::ConnectDeadline { pid });
         });
         self.layouts = layout::ProgramLayouts::read(&host.executable);
-        self.host = Some(host);
+        self.program = Some(host);
         // A new program: its addresses are read again when a patch is linked.
-        self.linking.host = None;
+        self.linking.image = None;
         self.linking.next_base = 0;
         self.app = Some(app);
         self.agent = None;
         Ok(())
+    }
+
+    /// A crate as the program that starts runs it. What was said of it stays said (once
+    /// per session, not at every restart), and its history stays for `status`.
+    fn take_crate(&mut self, name: String, snapshot: Snapshot, built_from: u64) {
+        let old = self.crates.remove(&name).unwrap_or_default();
+        let mut state = CrateState { said: old.said, history: old.history, ..CrateState::default() };
+        // A refusal is moot once the program runs the source it refused.
+        state.history.restart_needed = None;
+        if let Some((Outcome::Refused(_), _)) = state.history.last {
+            state.history.last = None;
+        }
+        for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
+            if state.said.not_hot.insert(id.clone()) {
+                self.shell.note(format_args!("not hot: `{id}`: {reason}"));
+            }
+        }
+        state.running = Running { snapshot, built_from, ..Running::default() };
+        self.crates.insert(name, state);
+    }
+
+    /// The state of hot crate `name`.
+    fn state(&mut self, name: &str) -> &mut CrateState {
+        self.crates.entry(name.to_string()).or_default()
     }
 
     /// Rebuilds the program and, once it built, stops the running one and starts the
@@ -424,7 +500,7 @@ impl Driver {
                     self.shell.error(format_args!("{e:#}"));
                 }
             }
-            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+            Err(BuildError::Failed) => {
                 let what = if self.app.is_some() {
                     "the running program keeps its previous build"
                 } else {
@@ -448,12 +524,10 @@ impl Driver {
         let started = Instant::now();
         let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let order = self.ws.dependency_order(&names);
-        let crates: Vec<(String, String)> =
-            order.iter().filter_map(|name| Some((name.clone(), self.ws.members.get(name)?.lib.clone()?.0))).collect();
-        let linked = crates.iter().all(|(name, crate_name)| self.linked_open(name, crate_name));
-        if linked {
-            for (name, crate_name) in &crates {
-                self.prime_linked(name, crate_name);
+        let crates: Vec<HotCrate> = order.iter().filter_map(|name| self.ws.hot_crate(name)).collect();
+        if crates.iter().all(|krate| self.linked_open(krate)) {
+            for krate in &crates {
+                self.prime_linked(krate);
             }
             // The self-contained fallback's libraries are built when a patch first
             // needs them, not now: the first edits get both cores.
@@ -467,10 +541,11 @@ impl Driver {
             "Preparing",
             format_args!("patch builds of {listed} (a first session compiles their dependencies once)"),
         );
-        let _lock = compile::BuildLock::acquire(&self.profile.patch_dir());
+        let _lock = build::BuildLock::acquire(&self.profile.patch_dir());
         match self.build_patch_deps(false) {
             Ok(()) => {}
-            Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {}
+            // Its diagnostics were shown; the patches that need it say so again.
+            Err(BuildError::Failed) => {}
             Err(e) => self.shell.warn(format_args!("could not prepare hot patches: {e:#}")),
         }
         self.shell.status(
@@ -481,14 +556,18 @@ impl Driver {
 
     /// The cfgs `crate_name` is compiled with: the target's, the profile's, and its
     /// features as the program's build has them (none known before the first build).
-    pub(super) fn cfg_of(&self, crate_name: &str) -> crate::cfg::Cfg {
-        let invocation = self.host.as_ref().and_then(|h| h.invocations.get(crate_name));
-        self.base_cfg.with_features(invocation.into_iter().flat_map(compile::Direct::features))
+    pub(super) fn cfg_of(&self, crate_name: &str) -> crate::detect::cfg::Cfg {
+        let invocation = self.program.as_ref().and_then(|h| h.invocations.get(crate_name));
+        self.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
     }
 
     /// Each workspace crate's source hash, by package name.
     fn member_hashes(&self) -> BTreeMap<String, u64> {
-        self.ws.members.iter().map(|(name, m)| (name.clone(), patch::sources_hash(&m.dir.join("src")))).collect()
+        self.ws
+            .members
+            .iter()
+            .map(|(name, m)| (name.clone(), crate::detect::sources_hash(&m.dir.join("src"))))
+            .collect()
     }
 
     fn on_session(&mut self, incoming: Incoming) {
@@ -504,7 +583,7 @@ impl Driver {
                 let known: BTreeMap<String, u64> = functions.iter().map(|f| (f.id.clone(), f.signature)).collect();
                 for (name, state) in &mut self.crates {
                     if let Some(crate_name) = self.ws.members.get(name).and_then(|m| m.lib.as_ref()).map(|l| &l.0) {
-                        state.current = known
+                        state.running.current = known
                             .keys()
                             .filter(|id| hotreload_protocol::record::crate_of(id) == crate_name)
                             .cloned()
@@ -626,8 +705,7 @@ impl Driver {
         let mut retry = BTreeSet::new();
         let order = self.ws.dependency_order(&self.pending);
         for name in order {
-            let enabled = if force { !self.settings.skip.contains(&name) } else { self.settings.enabled(&name) };
-            if !enabled {
+            if !self.settings.allows(&name, force) {
                 if self.output.check && !force {
                     self.check(&name);
                 }
@@ -637,7 +715,7 @@ impl Driver {
                 .ws
                 .dependencies_of(&name)
                 .into_iter()
-                .find(|dep| self.crates.get(dep).is_some_and(|c| c.failed.is_some()));
+                .find(|dep| self.crates.get(dep).is_some_and(|c| c.cache.failed.is_some()));
             if let Some(dep) = waiting_on {
                 self.shell.note(format_args!("`{name}` will be rebuilt once `{dep}` builds again"));
                 outcomes.push((name, Outcome::BuildFailed));
@@ -651,7 +729,7 @@ impl Driver {
             // Timed from the first save it applies, however long it waited.
             let saved = self.pending_since.remove(&name).unwrap_or(saved);
             let outcome = self.patch(&name, saved, force);
-            if let Outcome::Applied(..) = outcome {
+            if let Outcome::Applied { .. } = outcome {
                 retry.extend(self.failed_dependents(&name));
             }
             outcomes.push((name, outcome));
@@ -659,7 +737,7 @@ impl Driver {
         if !retry.is_empty() {
             for name in &retry {
                 self.shell.status("Retrying", format_args!("`{name}`, whose last build failed, against the new code"));
-                self.crates.entry(name.clone()).or_default().failed = None;
+                self.state(name).cache.failed = None;
             }
             self.pending.extend(retry);
             outcomes.extend(self.apply_pending(saved, force));
@@ -685,7 +763,7 @@ impl Driver {
     /// been `name`'s missing function or type.
     fn failed_dependents(&self, name: &str) -> BTreeSet<String> {
         let dependents = self.ws.dependents_of(name);
-        dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.failed.is_some())).collect()
+        dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.cache.failed.is_some())).collect()
     }
 
     /// The program connected: every crate whose sources changed since its build began
@@ -694,7 +772,9 @@ impl Driver {
         let changed: Vec<String> = self
             .crates
             .iter()
-            .filter(|(name, state)| patch::sources_hash(&self.ws.members[*name].dir.join("src")) != state.built_from)
+            .filter(|(name, state)| {
+                crate::detect::sources_hash(&self.ws.members[*name].dir.join("src")) != state.running.built_from
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for name in changed {

@@ -202,7 +202,7 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700)).unwrap();
     // The edit touched one body: the linked patch holds `score` in full, the rest as
     // stubs bound to the program's slots. Claim what the file holds, as the tool does.
-    let in_file: Vec<FunctionInfo> = cargo_hotreload::library::Library::read(&good)
+    let in_file: Vec<FunctionInfo> = cargo_hotreload::check::library::Library::read(&good)
         .unwrap()
         .functions
         .iter()

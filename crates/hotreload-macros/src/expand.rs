@@ -22,7 +22,7 @@ impl Full {
         Full(
             std::env::var(hotreload_protocol::ENV_FULL_FORM)
                 .ok()
-                .map(|list| list.split(',').map(str::to_string).collect()),
+                .map(|list| hotreload_protocol::full_form::decode(&list)),
         )
     }
 
@@ -220,32 +220,98 @@ fn hot_fn(
     body: Body<'_>,
     full: &Full,
 ) -> TokenStream {
-    let self_ty = method_of.map(|(ty, _)| ty);
-    let params = param_types(sig, self_ty);
-    let ret = return_type(sig, self_ty);
-    let hash = hash_expr(sig, &params, &ret);
-    let name = sig.ident.to_string();
-    let id_tail = match method_of {
-        Some((_, tail)) => format!("::{tail}::{name}"),
-        None => format!("::{name}"),
-    };
-    let fwd_name = FORWARDER_PREFIX;
-    let rec_name = RECORD_PREFIX;
-    let args: Vec<_> = (0..params.len()).map(|i| format_ident!("__hr{}", i)).collect();
-    let unsafety = &sig.unsafety;
-    // A forwarder is a free function, so a method's elided output lifetimes, which tie
-    // to `self`, must be spelled out.
-    let (params, ret, fwd_generics) = signature::tie_elided_to_receiver(sig, params, ret);
-    let generics = &fwd_generics;
-    // The forwarder's state as its nested `run` names it: lifetimes left to inference,
-    // since the nested function cannot see the forwarder's.
-    let state_ty = signature::erase_lifetimes(&syn::parse_quote! {
-        (::core::option::Option<(#(#params,)*)>, ::core::option::Option<#ret>)
-    });
-    let where_clause = &sig.generics.where_clause;
+    let parts = Parts::new(sig, method_of, &body);
+    let block = if full.is_full(&parts.id_tail) { whole_form(&parts) } else { stub_form(&parts) };
+    let wrapper_sig = &parts.wrapper_sig;
+    quote! { #(#attrs)* #vis #wrapper_sig #block }
+}
 
-    // The wrapper keeps the receiver and names every other parameter, so patterns in
-    // the original signature do not need to be rebuilt.
+/// What both forms of a trampoline are made of.
+struct Parts {
+    /// `::name` or `::Type~Trait::name`: the id below the module.
+    id_tail: String,
+    /// The signature and layout hash expression.
+    hash: TokenStream,
+    /// `__hr0`, `__hr1`, ...: the wrapper's parameter names.
+    args: Vec<syn::Ident>,
+    /// The forwarder's parameter and return types (elided lifetimes spelled out).
+    params: Vec<Type>,
+    ret: Type,
+    generics: syn::Generics,
+    where_clause: Option<syn::WhereClause>,
+    unsafety: Option<syn::token::Unsafe>,
+    /// The forwarder's state as its nested `run` names it.
+    state_ty: Type,
+    /// The original signature, every parameter but the receiver named `__hrN`.
+    wrapper_sig: Signature,
+    /// The body as an inner function (free functions only), and the call of it.
+    body_item: TokenStream,
+    call: TokenStream,
+    /// The call through the slot, and what returns its outcome.
+    finish: TokenStream,
+    /// How the crate names the runtime.
+    runtime: syn::Ident,
+    /// The slot's static.
+    slot: syn::Ident,
+}
+
+impl Parts {
+    fn new(sig: &Signature, method_of: Option<(&Type, &str)>, body: &Body<'_>) -> Parts {
+        let self_ty = method_of.map(|(ty, _)| ty);
+        let params = param_types(sig, self_ty);
+        let ret = return_type(sig, self_ty);
+        let hash = hash_expr(sig, &params, &ret);
+        let name = sig.ident.to_string();
+        let id_tail = match method_of {
+            Some((_, tail)) => format!("::{tail}::{name}"),
+            None => format!("::{name}"),
+        };
+        let args: Vec<_> = (0..params.len()).map(|i| format_ident!("__hr{}", i)).collect();
+        // A forwarder is a free function, so a method's elided output lifetimes, which
+        // tie to `self`, must be spelled out.
+        let (params, ret, generics) = signature::tie_elided_to_receiver(sig, params, ret);
+        // Lifetimes left to inference: the nested function cannot see the forwarder's.
+        let state_ty = signature::erase_lifetimes(&syn::parse_quote! {
+            (::core::option::Option<(#(#params,)*)>, ::core::option::Option<#ret>)
+        });
+        let (wrapper_sig, call_args) = wrapper(sig, &args);
+        let (body_item, call) = body_call(sig, body, &args);
+        let underscores = params.iter().map(|_| quote!(_));
+        let unsafety = sig.unsafety;
+        let call_slot = quote! { __hotreload_f(#(#call_args),*) };
+        let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
+        let slot = format_ident!("{}", hotreload_protocol::image::SLOT_STATIC);
+        let finish_call = quote_spanned! {sig.ident.span()=> __hotreload_rt::__rt::finish(#call_slot) };
+        let finish = quote! {
+            let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
+            // SAFETY: the slot only ever holds forwarders of this function id, whose
+            // records (signature and layout) were checked equal before the switch.
+            let __hotreload_f = unsafe { __hotreload_rt::__rt::reinterpret(__hotreload_f, #slot.get()) };
+            #finish_call
+        };
+        Parts {
+            id_tail,
+            hash,
+            args,
+            params,
+            ret,
+            generics,
+            where_clause: sig.generics.where_clause.clone(),
+            unsafety,
+            state_ty,
+            wrapper_sig,
+            body_item,
+            call,
+            finish,
+            runtime: runtime_name(),
+            slot,
+        }
+    }
+}
+
+/// The wrapper's signature: the receiver kept, every other parameter named, so that
+/// patterns in the original signature need not be rebuilt; and the slot call's arguments.
+fn wrapper(sig: &Signature, args: &[syn::Ident]) -> (Signature, Vec<TokenStream>) {
     let mut wrapper_sig = sig.clone();
     let mut call_args = Vec::new();
     for (i, input) in wrapper_sig.inputs.iter_mut().enumerate() {
@@ -263,48 +329,47 @@ fn hot_fn(
             }
         }
     }
+    (wrapper_sig, call_args)
+}
 
-    let call_body = match &body {
+/// The body as an inner function (a free function's), and the call that runs it.
+fn body_call(sig: &Signature, body: &Body<'_>, args: &[syn::Ident]) -> (TokenStream, TokenStream) {
+    let (item, call) = match body {
         Body::Free(block) => {
             let mut body_sig = sig.clone();
             body_sig.ident = syn::Ident::new("__hotreload_body", Span::call_site());
-            let call = quote! { __hotreload_body(#(#args),*) };
-            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
-            (quote! { #[inline(always)] #body_sig #block }, call)
+            (quote! { #[inline(always)] #body_sig #block }, quote! { __hotreload_body(#(#args),*) })
         }
-        Body::Method(target) => {
-            let call = quote! { #target(#(#args),*) };
-            let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
-            (quote! {}, call)
-        }
+        Body::Method(target) => (quote! {}, quote! { #target(#(#args),*) }),
     };
-    let (body_item, call) = call_body;
-    let underscores = params.iter().map(|_| quote!(_));
-    let call_slot = quote! { __hotreload_f(#(#call_args),*) };
-    let call_slot = if unsafety.is_some() { quote!(unsafe { #call_slot }) } else { call_slot };
-    let span = sig.ident.span();
-    let runtime = runtime_name();
-    let finish = quote_spanned! {span=> __hotreload_rt::__rt::finish(#call_slot) };
-    if !full.is_full(&id_tail) {
-        // A stub: its slot is bound to the program's, which points at the current code.
-        let block = quote! {
-            {
-                extern crate #runtime as __hotreload_rt;
-                #[allow(unused_variables)]
-                #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> __hotreload_rt::__rt::Outcome<#ret> #where_clause {
-                    __hotreload_rt::__rt::stub_called()
-                }
-                static __HOTRELOAD_SLOT: __hotreload_rt::__rt::Slot =
-                    __hotreload_rt::__rt::Slot::new(__hotreload_forwarder as *const ());
-                let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
-                // SAFETY: as in the whole form below.
-                let __hotreload_f = unsafe { __hotreload_rt::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
-                #finish
+    let call = if sig.unsafety.is_some() { quote!(unsafe { #call }) } else { call };
+    (item, call)
+}
+
+/// A stub: the wrapper and a slot bound to the program's, which points at the current code.
+fn stub_form(p: &Parts) -> TokenStream {
+    let Parts { args, params, ret, generics, where_clause, unsafety, finish, runtime, slot, .. } = p;
+    quote! {
+        {
+            extern crate #runtime as __hotreload_rt;
+            #[allow(unused_variables)]
+            #unsafety fn __hotreload_forwarder #generics (#(#args: #params),*) -> __hotreload_rt::__rt::Outcome<#ret> #where_clause {
+                __hotreload_rt::__rt::stub_called()
             }
-        };
-        return quote! { #(#attrs)* #vis #wrapper_sig #block };
+            static #slot: __hotreload_rt::__rt::Slot =
+                __hotreload_rt::__rt::Slot::new(__hotreload_forwarder as *const ());
+            #finish
+        }
     }
-    let block = quote! {
+}
+
+/// The whole form: forwarder, record, slot and table row.
+fn whole_form(p: &Parts) -> TokenStream {
+    let Parts { id_tail, hash, args, params, ret, generics, where_clause, unsafety, state_ty, .. } = p;
+    let Parts { body_item, call, finish, runtime, slot, .. } = p;
+    let (fwd_name, rec_name) = (FORWARDER_PREFIX, RECORD_PREFIX);
+    let section = hotreload_protocol::image::TABLE_SECTION;
+    quote! {
         {
             // Every path below starts here: found under the manifest's name for the
             // runtime in every edition (see `runtime_name`), and shadowed by nothing.
@@ -331,24 +396,19 @@ fn hot_fn(
             #[unsafe(export_name = concat!(#rec_name, module_path!(), #id_tail))]
             static __HOTRELOAD_RECORD: __hotreload_rt::__rt::Record =
                 __hotreload_rt::__rt::Record::new(#hash, __hotreload_rt::__rt::TOOLCHAIN);
-            static __HOTRELOAD_SLOT: __hotreload_rt::__rt::Slot =
+            static #slot: __hotreload_rt::__rt::Slot =
                 __hotreload_rt::__rt::Slot::new(__hotreload_forwarder as *const ());
             #[used]
-            #[unsafe(link_section = "hotreload_fns")]
+            #[unsafe(link_section = #section)]
             static __HOTRELOAD_ENTRY: __hotreload_rt::__rt::Entry = __hotreload_rt::__rt::Entry::new(
                 concat!(module_path!(), #id_tail),
-                &__HOTRELOAD_SLOT,
+                &#slot,
                 __hotreload_forwarder as *const (),
                 &__HOTRELOAD_RECORD,
             );
-            let __hotreload_f = __hotreload_forwarder as #unsafety fn(#(#underscores),*) -> _;
-            // SAFETY: the slot only ever holds forwarders of this function id, whose
-            // records (signature and layout) were checked equal before the switch.
-            let __hotreload_f = unsafe { __hotreload_rt::__rt::reinterpret(__hotreload_f, __HOTRELOAD_SLOT.get()) };
             #finish
         }
-    };
-    quote! { #(#attrs)* #vis #wrapper_sig #block }
+    }
 }
 
 #[cfg(test)]

@@ -2,47 +2,10 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
-use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
-use syn::{FnArg, GenericParam, ReturnType, Signature, Type};
+use syn::{FnArg, ReturnType, Signature, Type};
 
-/// Why a function cannot be hot, if it cannot.
-pub fn not_hot_reason(sig: &Signature) -> Option<&'static str> {
-    if sig.constness.is_some() {
-        return Some("a `const fn` is evaluated at compile time");
-    }
-    if sig.asyncness.is_some() {
-        return Some("an `async fn` returns a compiler-generated future whose layout changes with its body");
-    }
-    if sig.variadic.is_some() {
-        return Some("variadic functions cannot be forwarded");
-    }
-    if sig.generics.params.iter().any(|p| !matches!(p, GenericParam::Lifetime(_))) {
-        return Some("generic functions are compiled into their callers, one copy per type");
-    }
-    let mut finder = ImplTraitFinder(false);
-    for input in &sig.inputs {
-        finder.visit_fn_arg(input);
-    }
-    if finder.0 {
-        return Some("`impl Trait` in argument position makes the function generic");
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        finder.visit_type(ty);
-        if finder.0 {
-            return Some("an `impl Trait` return type is a compiler-chosen type that can change with the body");
-        }
-    }
-    None
-}
-
-struct ImplTraitFinder(bool);
-
-impl<'ast> Visit<'ast> for ImplTraitFinder {
-    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-        self.0 = true;
-    }
-}
+pub use hotreload_protocol::rules::not_hot_reason;
 
 /// Does `Self` (the type) appear anywhere in these tokens?
 pub fn mentions_self_type(tokens: TokenStream) -> bool {

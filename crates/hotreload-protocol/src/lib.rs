@@ -1,6 +1,6 @@
 //! What `cargo hotreload` and the `hotreload` runtime agree on.
 //!
-//! Three things cross the boundary between the tool and a running program, and each
+//! Four things cross the boundary between the tool and a running program, and each
 //! has its own module:
 //!
 //! - [`record`]: the fixed-size [`Record`](record::Record) that every hot function
@@ -9,15 +9,23 @@
 //! - [`peer`]: who is on the other end of that socket (same user only);
 //! - [`control`]: requests from `cargo hotreload mode|now|aimport|status` to a running session.
 //!
+//! And the rules both sides apply: [`image`] (what a linked patch image may hold and
+//! where), [`full_form`] (which functions a linked patch compiles whole), and, with the
+//! `rules` feature, `rules` (what makes a function hot-able).
+//!
 //! This crate is an implementation detail of `cargo-hotreload`; its API follows the
 //! tool's version, not semver of its own.
 
 #[cfg(feature = "messages")]
 pub mod control;
+pub mod full_form;
+pub mod image;
 #[cfg(feature = "messages")]
 pub mod message;
 pub mod peer;
 pub mod record;
+#[cfg(feature = "rules")]
+pub mod rules;
 
 /// The runtime's package name (`hotreload` on crates.io is another project); its
 /// library is named `hotreload`, so code writes `#[hotreload::hot]` unless the

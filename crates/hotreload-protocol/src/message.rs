@@ -59,9 +59,71 @@ pub enum AgentMessage {
     Refused {
         /// The request this answers.
         request: u64,
+        /// What kind of refusal it is (absent from older agents: `invalid`).
+        #[serde(default)]
+        kind: RefusalKind,
         /// Why, naming the item.
         reason: String,
     },
+}
+
+impl AgentMessage {
+    /// The request an answer answers; `None` for other messages.
+    pub fn request(&self) -> Option<u64> {
+        match self {
+            AgentMessage::Applied { request, .. } | AgentMessage::Refused { request, .. } => Some(*request),
+            AgentMessage::Hello { .. } => None,
+        }
+    }
+
+    /// The answer to `request` that refuses it.
+    pub fn refused(request: u64, refusal: Refusal) -> AgentMessage {
+        AgentMessage::Refused { request, kind: refusal.kind, reason: refusal.reason }
+    }
+}
+
+/// What kind of refusal an agent's answer is, so the tool acts on it without reading
+/// its prose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefusalKind {
+    /// The patch does not fit the running program (another rustc, a changed signature
+    /// or layout): only a restart takes the change.
+    Incompatible,
+    /// The request or the file is not what the tool sends (outside the session, not a
+    /// patch, records that disagree with the request): a bug, or not our tool.
+    #[default]
+    Invalid,
+    /// The program could not load a valid patch (mapping, the unwinder), or stopped
+    /// reaching its safepoints.
+    Failed,
+}
+
+/// Why an agent does not apply a patch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What kind of refusal.
+    pub kind: RefusalKind,
+    /// Why, naming the item.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// An [`RefusalKind::Incompatible`] refusal.
+    pub fn incompatible(reason: impl Into<String>) -> Refusal {
+        Refusal { kind: RefusalKind::Incompatible, reason: reason.into() }
+    }
+
+    /// An [`RefusalKind::Invalid`] refusal.
+    pub fn invalid(reason: impl Into<String>) -> Refusal {
+        Refusal { kind: RefusalKind::Invalid, reason: reason.into() }
+    }
+
+    /// A [`RefusalKind::Failed`] refusal.
+    pub fn failed(reason: impl Into<String>) -> Refusal {
+        Refusal { kind: RefusalKind::Failed, reason: reason.into() }
+    }
 }
 
 /// Sent by the tool.

@@ -4,7 +4,7 @@
 use crate::__rt::{Entry, HostApi, TOOLCHAIN};
 use crate::events::{self, ReloadEvent};
 use crate::{registry, Apply, Options};
-use hotreload_protocol::message::{self, AgentMessage, LoadRequest, ReadError, ToolMessage};
+use hotreload_protocol::message::{self, AgentMessage, LoadRequest, ReadError, Refusal, ToolMessage};
 use hotreload_protocol::peer;
 use hotreload_protocol::record::{INIT_SYMBOL, TABLE_SYMBOL};
 use hotreload_protocol::{ENV_SESSION_DIR, ENV_SOCKET, PROTOCOL_VERSION};
@@ -62,13 +62,13 @@ fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
                 let id = request.request;
                 match load(request, session_dir.as_deref(), options.apply) {
                     Ok(reply) => reply,
-                    Err(reason) => AgentMessage::Refused { request: id, reason },
+                    Err(refusal) => AgentMessage::refused(id, refusal),
                 }
             }
-            Ok(Some(_)) => AgentMessage::Refused { request: 0, reason: "unknown request".into() },
+            Ok(Some(_)) => AgentMessage::refused(0, Refusal::invalid("unknown request")),
             // The session ended: the program runs on with the code it has.
             Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(e) => AgentMessage::Refused { request: 0, reason: e.to_string() },
+            Err(e) => AgentMessage::refused(0, Refusal::invalid(e.to_string())),
         };
         if writer.write_all(&message::encode(&reply)).is_err() {
             return;
@@ -86,10 +86,10 @@ struct Prepared {
     started: Instant,
 }
 
-fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, String> {
+fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, Refusal> {
     let started = Instant::now();
-    let session_dir = session_dir.ok_or("no session directory was given to this program")?;
-    let path = checked_path(&request.path, session_dir)?;
+    let session_dir = session_dir.ok_or_else(|| Refusal::invalid("no session directory was given to this program"))?;
+    let path = checked_path(&request.path, session_dir).map_err(Refusal::invalid)?;
     registry::with(|r| r.check_claims(&request))?;
 
     let loaded = Instant::now();
@@ -116,7 +116,7 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
             let (tx, rx) = mpsc::channel();
             PENDING.lock().unwrap_or_else(|e| e.into_inner()).push((prepared, tx));
             WAITING.fetch_add(1, Ordering::Release);
-            rx.recv().map_err(|_| "the program stopped calling hotreload::safepoint()".to_string())
+            rx.recv().map_err(|_| Refusal::failed("the program stopped calling hotreload::safepoint()"))
         }
     }
 }
@@ -124,8 +124,8 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
 /// Maps a linked patch and checks its table with `check`: kept if it passes, unmapped
 /// (nothing in it having run) if not.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), String>) -> Result<&'static [Entry], String> {
-    let mapped = crate::loader::map(path)?;
+fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), Refusal>) -> Result<&'static [Entry], Refusal> {
+    let mapped = crate::loader::map(path).map_err(Refusal::failed)?;
     match check(mapped.table) {
         Ok(()) => Ok(mapped.commit()),
         Err(why) => {
@@ -136,12 +136,12 @@ fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), String>) -
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn map_linked(_: &Path, _: impl FnOnce(&[Entry]) -> Result<(), String>) -> Result<&'static [Entry], String> {
-    Err("linked patches are not supported on this platform".into())
+fn map_linked(_: &Path, _: impl FnOnce(&[Entry]) -> Result<(), Refusal>) -> Result<&'static [Entry], Refusal> {
+    Err(Refusal::invalid("linked patches are not supported on this platform"))
 }
 
 /// Opens a self-contained patch library and returns its table.
-fn open_library(path: &Path) -> Result<&'static [Entry], String> {
+fn open_library(path: &Path) -> Result<&'static [Entry], Refusal> {
     // SAFETY: the file lies in the session's private directory, was written by the
     // tool from the crate's own build, and its records were checked above. It is never
     // unloaded (`into_raw`), so code and data it hands out stay valid.
@@ -150,17 +150,17 @@ fn open_library(path: &Path) -> Result<&'static [Entry], String> {
             Some(path),
             libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
         )
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        .map_err(|e| Refusal::failed(format!("cannot load {}: {e}", path.display())))?;
         let init = library
             .get::<unsafe extern "C" fn(*const HostApi) -> u64>(INIT_SYMBOL.as_bytes())
-            .map_err(|_| "the library is not a hotreload patch (no initialiser)".to_string())?;
+            .map_err(|_| Refusal::invalid("the library is not a hotreload patch (no initialiser)"))?;
         let table_fn = library
             .get::<unsafe extern "C" fn(*mut usize) -> *const Entry>(TABLE_SYMBOL.as_bytes())
-            .map_err(|_| "the library is not a hotreload patch (no table)".to_string())?;
+            .map_err(|_| Refusal::invalid("the library is not a hotreload patch (no table)"))?;
         let (init, table_fn) = (*init, *table_fn);
         let _ = library.into_raw();
         if init(&HOST_API) != TOOLCHAIN {
-            return Err("the patch was built by another rustc (restart needed)".into());
+            return Err(Refusal::incompatible("the patch was built by another rustc"));
         }
         let mut len = 0;
         let ptr = table_fn(&mut len);

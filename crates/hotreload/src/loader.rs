@@ -14,10 +14,8 @@ use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::LittleEndian as LE;
 use std::path::Path;
 
-/// Lowest and highest addresses a patch may occupy: above the null page guard, and
-/// within a signed 32-bit displacement of the (non-PIE) program.
-const LOWEST: u64 = 0x10000;
-const HIGHEST: u64 = 0x8000_0000;
+use hotreload_protocol::image;
+
 const PAGE: u64 = 4096;
 
 /// A linked patch mapped but not yet in use: [`Mapped::commit`] makes it live (for
@@ -129,70 +127,26 @@ struct Image {
 }
 
 impl Image {
+    /// Reads and checks a linked patch: the rules of [`hotreload_protocol::image`],
+    /// which the tool checked too, checked again since the file crosses a trust
+    /// boundary.
     fn parse(data: &[u8]) -> Result<Image, String> {
         let err = |e: object::read::Error| e.to_string();
         let header = elf::FileHeader64::<LE>::parse(data).map_err(err)?;
-        let endian = LE;
-        if header.e_type(endian) != elf::ET_EXEC || header.e_machine(endian) != elf::EM_X86_64 {
+        if header.e_type(LE) != elf::ET_EXEC || header.e_machine(LE) != elf::EM_X86_64 {
             return Err("not an x86-64 static image".into());
         }
-        let mut segments = Vec::new();
-        for ph in header.program_headers(endian, data).map_err(err)? {
-            match ph.p_type(endian) {
-                elf::PT_LOAD => {
-                    let s = Segment {
-                        address: ph.p_vaddr(endian),
-                        offset: ph.p_offset(endian),
-                        file_size: ph.p_filesz(endian),
-                        memory_size: ph.p_memsz(endian),
-                        flags: ph.p_flags(endian),
-                    };
-                    let in_file = s.offset.checked_add(s.file_size).is_some_and(|e| e <= data.len() as u64);
-                    let in_range =
-                        s.address >= LOWEST && s.address.checked_add(s.memory_size).is_some_and(|e| e <= HIGHEST);
-                    if !in_file || !in_range || s.file_size > s.memory_size {
-                        return Err("a segment lies outside the file or the allowed range".into());
-                    }
-                    segments.push(s);
-                }
-                elf::PT_INTERP | elf::PT_DYNAMIC | elf::PT_TLS => {
-                    return Err("it needs a dynamic loader or thread-local storage".into())
-                }
-                _ => {}
-            }
-        }
+        let segments = segments(header, data)?;
         let start = segments.iter().map(|s| s.address).min().ok_or("no segments")? / PAGE * PAGE;
         let end = segments.iter().map(|s| s.address + s.memory_size).max().unwrap_or(start).next_multiple_of(PAGE);
+        let sections = Sections::read(header, data)?;
         let inside = |address: u64, size: u64| address >= start && address.saturating_add(size) <= end;
-
-        let sections = header.sections(endian, data).map_err(err)?;
-        let mut eh_frame = None;
-        let mut eh_end = None;
-        for section in sections.iter() {
-            match sections.section_name(endian, section).map_err(err)? {
-                b".eh_frame" => eh_frame = Some((section.sh_addr(endian), section.sh_size(endian))),
-                b".hotreload_eh_end" => eh_end = Some((section.sh_addr(endian), section.sh_size(endian))),
-                b".init_array" | b".fini_array" | b".preinit_array" | b".ctors" | b".dtors" => {
-                    return Err("it has static initialisers".into())
-                }
-                _ => {}
-            }
-        }
-        let (eh_frame, eh_size) = eh_frame.ok_or("no .eh_frame")?;
-        match eh_end {
+        let (eh_frame, eh_size) = sections.eh_frame.ok_or("no .eh_frame")?;
+        match sections.eh_end {
             Some((at, 4)) if at == eh_frame + eh_size && inside(eh_frame, eh_size + 4) => {}
             _ => return Err("its .eh_frame has no terminator".into()),
         }
-        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(err)?;
-        let (mut table_start, mut table_stop) = (None, None);
-        for sym in symtab.iter() {
-            match symtab.symbol_name(endian, sym).map_err(err)? {
-                b"__start_hotreload_fns" => table_start = Some(sym.st_value(endian)),
-                b"__stop_hotreload_fns" => table_stop = Some(sym.st_value(endian)),
-                _ => {}
-            }
-        }
-        let (Some(t0), Some(t1)) = (table_start, table_stop) else { return Err("no trampoline table".into()) };
+        let (Some(t0), Some(t1)) = sections.table else { return Err("no trampoline table".into()) };
         let row = std::mem::size_of::<Entry>() as u64;
         if t1 < t0 || (t1 - t0) % row != 0 || t0 % 8 != 0 || !inside(t0, t1 - t0) {
             return Err("its trampoline table is malformed".into());
@@ -230,6 +184,75 @@ impl Image {
             }
         }
         runs
+    }
+}
+
+/// The loadable segments, each inside the file and the address window.
+fn segments(header: &elf::FileHeader64<LE>, data: &[u8]) -> Result<Vec<Segment>, String> {
+    let mut segments = Vec::new();
+    for ph in header.program_headers(LE, data).map_err(|e| e.to_string())? {
+        match ph.p_type(LE) {
+            elf::PT_LOAD => {
+                let s = Segment {
+                    address: ph.p_vaddr(LE),
+                    offset: ph.p_offset(LE),
+                    file_size: ph.p_filesz(LE),
+                    memory_size: ph.p_memsz(LE),
+                    flags: ph.p_flags(LE),
+                };
+                let in_file = s.offset.checked_add(s.file_size).is_some_and(|e| e <= data.len() as u64);
+                let in_range =
+                    s.address.checked_add(s.memory_size).is_some_and(|e| image::out_of_range(s.address, e).is_none());
+                if !in_file || !in_range || s.file_size > s.memory_size {
+                    return Err("a segment lies outside the file or the allowed range".into());
+                }
+                segments.push(s);
+            }
+            elf::PT_INTERP | elf::PT_DYNAMIC | elf::PT_TLS => {
+                return Err("it needs a dynamic loader or thread-local storage".into())
+            }
+            _ => {}
+        }
+    }
+    Ok(segments)
+}
+
+/// What the loader needs from the section and symbol tables.
+struct Sections {
+    /// `.eh_frame`'s address and size.
+    eh_frame: Option<(u64, u64)>,
+    /// The terminator's address and size.
+    eh_end: Option<(u64, u64)>,
+    /// The trampoline table's start and stop symbols.
+    table: (Option<u64>, Option<u64>),
+}
+
+impl Sections {
+    fn read(header: &elf::FileHeader64<LE>, data: &[u8]) -> Result<Sections, String> {
+        let err = |e: object::read::Error| e.to_string();
+        let sections = header.sections(LE, data).map_err(err)?;
+        let mut out = Sections { eh_frame: None, eh_end: None, table: (None, None) };
+        for section in sections.iter() {
+            let name = sections.section_name(LE, section).map_err(err)?;
+            if let Some(why) = image::forbidden_section(name) {
+                return Err(why.into());
+            }
+            let range = Some((section.sh_addr(LE), section.sh_size(LE)));
+            match name {
+                b".eh_frame" => out.eh_frame = range,
+                n if n == image::EH_END_SECTION.as_bytes() => out.eh_end = range,
+                _ => {}
+            }
+        }
+        let symtab = sections.symbols(LE, data, elf::SHT_SYMTAB).map_err(err)?;
+        for sym in symtab.iter() {
+            match symtab.symbol_name(LE, sym).map_err(err)? {
+                n if n == image::TABLE_START.as_bytes() => out.table.0 = Some(sym.st_value(LE)),
+                n if n == image::TABLE_STOP.as_bytes() => out.table.1 = Some(sym.st_value(LE)),
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -2,7 +2,7 @@
 //! slot (in the program and in loaded patches) that must point at it.
 
 use crate::__rt::{hot_fns, Entry, Record, Slot, TOOLCHAIN};
-use hotreload_protocol::message::{FunctionInfo, LoadRequest};
+use hotreload_protocol::message::{FunctionInfo, LoadRequest, Refusal};
 use hotreload_protocol::record::crate_of;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -60,25 +60,28 @@ impl Registry {
     }
 
     /// Checks what the tool claims about a library, before it is mapped.
-    pub(crate) fn check_claims(&self, request: &LoadRequest) -> Result<(), String> {
+    pub(crate) fn check_claims(&self, request: &LoadRequest) -> Result<(), Refusal> {
         if request.toolchain != TOOLCHAIN {
-            return Err("the patch was built by another rustc than the running program (restart needed)".into());
+            return Err(Refusal::incompatible("the patch was built by another rustc than the running program"));
         }
         if let Some(last) = self.generations.get(&request.crate_name) {
             if request.generation <= *last {
-                return Err(format!(
+                return Err(Refusal::invalid(format!(
                     "generation {} of `{}` is not newer than the loaded generation {last}",
                     request.generation, request.crate_name
-                ));
+                )));
             }
         }
         for f in &request.functions {
             if crate_of(&f.id) != request.crate_name {
-                return Err(format!("`{}` is not a function of crate `{}`", f.id, request.crate_name));
+                return Err(Refusal::invalid(format!(
+                    "`{}` is not a function of crate `{}`",
+                    f.id, request.crate_name
+                )));
             }
             if let Some(state) = self.fns.get(f.id.as_str()) {
                 if state.record.signature != f.signature {
-                    return Err(format!("`{}`: signature or type layout changed (restart needed)", f.id));
+                    return Err(Refusal::incompatible(format!("`{}`: its signature or a type in it changed", f.id)));
                 }
             }
         }
@@ -86,32 +89,36 @@ impl Registry {
     }
 
     /// Checks a mapped library's own table against the claims it was loaded on.
-    pub(crate) fn check_table(&self, request: &LoadRequest, table: &[Entry]) -> Result<(), String> {
+    pub(crate) fn check_table(&self, request: &LoadRequest, table: &[Entry]) -> Result<(), Refusal> {
         let claimed: HashMap<&str, u64> = request.functions.iter().map(|f| (f.id.as_str(), f.signature)).collect();
         let mut seen = 0;
         for entry in table {
             let id = entry.id();
             if entry.record.toolchain != TOOLCHAIN {
-                return Err(format!("`{id}` was built by another rustc (restart needed)"));
+                return Err(Refusal::incompatible(format!("`{id}` was built by another rustc")));
             }
             if let Some(state) = self.fns.get(id) {
                 if state.record.signature != entry.record.signature {
                     // Only the patched crate's functions switch; a stale copy of another
                     // crate's function inside the library is repointed, never called.
                     if crate_of(id) == request.crate_name {
-                        return Err(format!("`{id}`: signature or type layout changed (restart needed)"));
+                        return Err(Refusal::incompatible(format!("`{id}`: its signature or a type in it changed")));
                     }
                 }
             }
             if crate_of(id) == request.crate_name {
                 match claimed.get(id) {
                     Some(signature) if *signature == entry.record.signature => seen += 1,
-                    _ => return Err(format!("`{id}` in the loaded library differs from the file the tool read")),
+                    _ => {
+                        return Err(Refusal::invalid(format!(
+                            "`{id}` in the loaded library differs from the file the tool read"
+                        )))
+                    }
                 }
             }
         }
         if seen != claimed.len() {
-            return Err("the loaded library lacks functions the tool read from its file".into());
+            return Err(Refusal::invalid("the loaded library lacks functions the tool read from its file"));
         }
         Ok(())
     }

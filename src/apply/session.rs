@@ -6,6 +6,7 @@
 //! and `run` accepts as agent only the process it started. Patch files are placed in
 //! a private session directory, and the agent refuses any path outside it.
 
+use crate::error::Error;
 use anyhow::{bail, Context, Result};
 use hotreload_protocol::control::ControlRequest;
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo};
@@ -127,7 +128,7 @@ impl Session {
         target_dir: &Path,
         workspace: &Path,
         send: impl Fn(Incoming) + Send + Sync + Clone + 'static,
-    ) -> Result<Session> {
+    ) -> Result<Session, Error> {
         let pid = std::process::id();
         let key = session_key(target_dir, workspace);
         std::fs::create_dir_all(key.parent().expect("has a parent"))?;
@@ -147,10 +148,11 @@ impl Session {
         let record = key.with_extension("json");
         let root = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
         let entry = SessionRecord { pid, socket: socket.clone(), workspace: root };
-        std::fs::write(&record, serde_json::to_vec(&entry)?)?;
+        let entry = serde_json::to_vec(&entry).context("failed to write the session record")?;
+        std::fs::write(&record, &entry)?;
         // The same, where `cargo hotreload status` from any directory finds it.
         let listed = socket.with_extension("json");
-        std::fs::write(&listed, serde_json::to_vec(&entry)?)?;
+        std::fs::write(&listed, &entry)?;
         Ok(Session { dir, socket, loaded_inodes: HashSet::new(), record, listed, _lock: lock })
     }
 
@@ -229,19 +231,14 @@ fn link_or_copy(from: &Path, to: &Path, link: bool) -> Result<()> {
 
 /// Holds the workspace's session lock for as long as the session runs: two sessions
 /// must never patch one workspace's program.
-fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File> {
+fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File, Error> {
     let lock = crate::lockfile::lock(&key.with_extension("lock"), false).context("failed to take the session lock")?;
     let Some(file) = lock else {
         let other = std::fs::read_to_string(key.with_extension("json"))
             .ok()
             .and_then(|t| serde_json::from_str::<SessionRecord>(&t).ok())
-            .map(|r| format!(" (pid {})", r.pid))
-            .unwrap_or_default();
-        bail!(
-            "another `cargo hotreload run`{other} is already running for {}; stop it first, \
-             or steer it with `cargo hotreload mode|aimport|now|status`",
-            workspace.display()
-        );
+            .map(|r| r.pid);
+        return Err(Error::Busy { pid: other, workspace: workspace.to_path_buf() });
     };
     Ok(file)
 }

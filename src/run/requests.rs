@@ -1,8 +1,8 @@
 //! Requests from `cargo hotreload mode|aimport|now|status` to the running session.
 
 use super::{Driver, Event};
-use crate::session::Incoming;
-use crate::settings::Settings;
+use crate::apply::session::Incoming;
+use crate::steer::settings::Settings;
 use hotreload_protocol::control::{ControlReply, ControlRequest, CrateStatus, Status};
 use hotreload_protocol::message;
 use std::io::Write;
@@ -83,16 +83,16 @@ impl Driver {
                 "-"
             };
             let mut c = CrateStatus::new(name.clone(), mark);
-            c.generation = state.generation;
+            c.generation = state.running.generation;
             c.pending = self.pending.contains(name);
-            c.restart_needed = state.restart_needed.clone();
-            if let Some((outcome, at)) = &state.last {
+            c.restart_needed = state.history.restart_needed.clone();
+            if let Some((outcome, at)) = &state.history.last {
                 let (word, detail) = outcome.describe();
                 c.last_result = Some(word.to_string());
                 c.last_detail = detail;
                 c.last_secs_ago = Some(at.elapsed().as_secs_f64());
             }
-            c.recent_ms = state.recent_ms.iter().copied().collect();
+            c.recent_ms = state.history.recent_ms.iter().copied().collect();
             status.crates.push(c);
         }
         status

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// A defined symbol of the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostSymbol {
+pub struct ProgramSymbol {
     /// Its address; for a thread-local, its offset from the thread pointer.
     pub address: u64,
     /// Its size in bytes, as the symbol table says.
@@ -32,8 +32,8 @@ pub struct HostSymbol {
 
 /// The program's executable, read once per session.
 #[derive(Debug, Default)]
-pub struct HostImage {
-    symbols: HashMap<String, HostSymbol>,
+pub struct ProgramImage {
+    symbols: HashMap<String, ProgramSymbol>,
     /// GOT slots of imported functions (`_Unwind_Resume`, libc), by name: fixed
     /// addresses in a non-PIE program that the dynamic linker fills at start-up.
     imports: HashMap<String, u64>,
@@ -41,15 +41,15 @@ pub struct HostImage {
     pub end: u64,
 }
 
-impl HostImage {
+impl ProgramImage {
     /// Reads the executable at `path`.
-    pub fn read(path: &Path) -> Result<HostImage> {
+    pub fn read(path: &Path) -> Result<ProgramImage> {
         let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        HostImage::parse(&data).with_context(|| format!("cannot link patches against {}", path.display()))
+        ProgramImage::parse(&data).with_context(|| format!("cannot link patches against {}", path.display()))
     }
 
     /// Reads an executable from its bytes; an error says why patches cannot be linked to it.
-    pub fn parse(data: &[u8]) -> Result<HostImage> {
+    pub fn parse(data: &[u8]) -> Result<ProgramImage> {
         let header = elf::FileHeader64::<object::Endianness>::parse(data)?;
         let endian = header.endian()?;
         if header.e_machine(endian) != elf::EM_X86_64 {
@@ -72,7 +72,7 @@ impl HostImage {
         if symtab.is_empty() {
             bail!("the program's symbol table was stripped");
         }
-        let mut symbols: HashMap<String, HostSymbol> = HashMap::with_capacity(symtab.len());
+        let mut symbols: HashMap<String, ProgramSymbol> = HashMap::with_capacity(symtab.len());
         for sym in symtab.iter() {
             let kind = sym.st_type();
             if sym.st_shndx(endian) == elf::SHN_UNDEF || !matches!(kind, elf::STT_FUNC | elf::STT_OBJECT | elf::STT_TLS)
@@ -91,7 +91,7 @@ impl HostImage {
             } else {
                 sym.st_value(endian)
             };
-            let new = HostSymbol {
+            let new = ProgramSymbol {
                 address,
                 size: sym.st_size(endian),
                 tls: is_tls,
@@ -143,11 +143,11 @@ impl HostImage {
                 }
             }
         }
-        Ok(HostImage { symbols, imports, end })
+        Ok(ProgramImage { symbols, imports, end })
     }
 
     /// A defined symbol named `name`.
-    pub fn symbol(&self, name: &str) -> Option<&HostSymbol> {
+    pub fn symbol(&self, name: &str) -> Option<&ProgramSymbol> {
         self.symbols.get(name)
     }
 
@@ -165,12 +165,12 @@ mod tests {
     fn position_independent_programs_are_refused() {
         // The test binary itself is a PIE (cargo's default).
         let exe = std::env::current_exe().unwrap();
-        let err = HostImage::read(&exe).unwrap_err();
+        let err = ProgramImage::read(&exe).unwrap_err();
         assert!(format!("{err:#}").contains("position-independent"), "{err:#}");
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(HostImage::parse(b"not an elf file").is_err());
+        assert!(ProgramImage::parse(b"not an elf file").is_err());
     }
 }

@@ -2,13 +2,14 @@
 //! in the manifest only with `--save`. Without `--manifest-path` the session is the
 //! one of the workspace here, else the only one running below this directory.
 
+use crate::apply::session::{self, SessionRecord};
 use crate::cli::{Format, GlobalArgs};
+use crate::error::{exit, Error};
 use crate::run::hot_target_dir;
-use crate::session::{self, SessionRecord};
-use crate::settings::{self, Settings};
 use crate::shell::Shell;
+use crate::steer::settings::{self, Settings};
 use crate::workspace::Workspace;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use hotreload_protocol::control::{ControlReply, ControlRequest, Mode, Status};
 use hotreload_protocol::{message, peer};
 use std::io::{BufReader, Write};
@@ -21,11 +22,11 @@ struct Target {
     session: Option<SessionRecord>,
 }
 
-fn target(global: &GlobalArgs) -> Result<Target> {
+fn target(global: &GlobalArgs) -> Result<Target, Error> {
     let here = Workspace::load(global.manifest_path.as_deref());
     if let Ok(ws) = &here {
         if let Some(session) = session::find(&hot_target_dir(global, ws), &ws.root) {
-            return Target::of(here?, Some(session));
+            return Ok(Target::of(here?, Some(session))?);
         }
     }
     if global.manifest_path.is_none() {
@@ -34,20 +35,23 @@ fn target(global: &GlobalArgs) -> Result<Target> {
         let below: Vec<SessionRecord> =
             session::running().into_iter().filter(|r| r.workspace.starts_with(&dir)).collect();
         match below.as_slice() {
-            [one] => return Target::of(Workspace::load(Some(&one.workspace.join("Cargo.toml")))?, Some(one.clone())),
+            [one] => {
+                let ws = Workspace::load(Some(&one.workspace.join("Cargo.toml")))?;
+                return Ok(Target::of(ws, Some(one.clone()))?);
+            }
             [] => {}
             many => {
                 let listed: Vec<String> =
                     many.iter().map(|r| format!("{} (pid {})", r.workspace.display(), r.pid)).collect();
-                bail!(
+                return Err(Error::Usage(format!(
                     "sessions run for {} workspaces below this directory: {}; choose one with --manifest-path",
                     many.len(),
                     listed.join(", ")
-                );
+                )));
             }
         }
     }
-    Target::of(here?, None)
+    Ok(Target::of(here?, None)?)
 }
 
 impl Target {
@@ -77,17 +81,14 @@ fn ask(record: &SessionRecord, request: &ControlRequest) -> Result<ControlReply>
 }
 
 /// Tells the running session, and with `save` writes the manifest; prints what happened.
-fn apply(t: &Target, settings: &Settings, save: bool, shell: &Shell) -> Result<()> {
+fn apply(t: &Target, settings: &Settings, save: bool, shell: &Shell) -> Result<(), Error> {
     let manifest = t.ws.root.join("Cargo.toml");
     if save {
         settings.save(&manifest)?;
         shell.status("Saved", format_args!("the settings in {}", manifest.display()));
     } else if t.session.is_none() {
-        bail!(
-            "no `cargo hotreload run` session is running for {}; `--save` keeps the setting in its Cargo.toml \
-             for the next one",
-            t.ws.root.display()
-        );
+        let hint = "; `--save` keeps the setting in its Cargo.toml for the next one";
+        return Err(Error::NoSession { workspace: t.ws.root.clone(), hint });
     }
     match &t.session {
         Some(record) => {
@@ -108,15 +109,15 @@ fn apply(t: &Target, settings: &Settings, save: bool, shell: &Shell) -> Result<(
 }
 
 /// `cargo hotreload mode [VALUE]`
-pub fn mode(global: &GlobalArgs, value: Option<&str>, save: bool, shell: &Shell) -> Result<i32> {
+pub fn mode(global: &GlobalArgs, value: Option<&str>, save: bool, shell: &Shell) -> Result<i32, Error> {
     let t = target(global)?;
     let Some(value) = value else {
         // The live session's, which can differ from the saved one.
         println!("{}", t.settings.mode);
-        return Ok(0);
+        return Ok(exit::OK);
     };
     let Some(mode) = Mode::parse(value) else {
-        bail!("`{value}` is not a mode; use one of {}", Mode::VALUES);
+        return Err(Error::Usage(format!("`{value}` is not a mode; use one of {}", Mode::VALUES)));
     };
     let mut settings = t.settings.clone();
     settings.mode = mode;
@@ -125,19 +126,19 @@ pub fn mode(global: &GlobalArgs, value: Option<&str>, save: bool, shell: &Shell)
         // A running session's answer already said it.
         shell.status("Mode", mode);
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// `cargo hotreload aimport [CRATES]`
-pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell) -> Result<i32> {
+pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell) -> Result<i32, Error> {
     let t = target(global)?;
     // `aimport a -b --save`: taken for a crate list by its hyphen-friendly parsing.
     let save = save || crates.iter().any(|c| c == "--save");
     let crates: Vec<String> = crates.iter().filter(|c| *c != "--save").cloned().collect();
-    let marks = settings::parse_aimport(&crates)?;
+    let marks = settings::parse_aimport(&crates).map_err(|e| Error::Usage(format!("{e:#}")))?;
     if marks.is_empty() {
         print!("{}", t.settings.listing());
-        return Ok(0);
+        return Ok(exit::OK);
     }
     let hot: Vec<String> = t.ws.hot().map(|m| m.name.clone()).collect();
     let mut resolved = Vec::new();
@@ -148,17 +149,17 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell
                 .values()
                 .find(|m| m.name == name || m.lib.as_ref().is_some_and(|(c, _)| *c == name.replace('-', "_")));
         let Some(member) = member.filter(|m| m.lib.is_some()) else {
-            bail!(
+            return Err(Error::Usage(format!(
                 "`{name}` is not a library crate of this workspace; its hot crates are: {}",
                 if hot.is_empty() { "none".to_string() } else { hot.join(", ") }
-            );
+            )));
         };
         if !member.hot {
-            bail!(
+            return Err(Error::Usage(format!(
                 "`{}` does not use hotreload; to make it hot, add `hotreload-runtime` to its [dependencies] \
                  and put #[hotreload::hot] on the functions or impl blocks to reload",
                 member.name
-            );
+            )));
         }
         resolved.push(match mark {
             settings::Mark::Reload(_) => settings::Mark::Reload(member.name.clone()),
@@ -169,14 +170,14 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell
     settings.mark(&resolved);
     apply(&t, &settings, save, shell)?;
     print!("{}", settings.listing());
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// `cargo hotreload now`
-pub fn now(global: &GlobalArgs, shell: &Shell) -> Result<i32> {
+pub fn now(global: &GlobalArgs, shell: &Shell) -> Result<i32, Error> {
     let t = target(global)?;
     let Some(record) = &t.session else {
-        bail!("no `cargo hotreload run` session is running for {}", t.ws.root.display());
+        return Err(Error::NoSession { workspace: t.ws.root.clone(), hint: "" });
     };
     match ask(record, &ControlRequest::Now)? {
         ControlReply::Done { ok, lines } => {
@@ -187,37 +188,38 @@ pub fn now(global: &GlobalArgs, shell: &Shell) -> Result<i32> {
                     shell.error(line);
                 }
             }
-            Ok(if ok { 0 } else { 1 })
+            if ok {
+                Ok(exit::OK)
+            } else {
+                Err(Error::NotReloaded)
+            }
         }
-        other => bail!("unexpected answer from the session: {other:?}"),
+        other => Err(anyhow::anyhow!("unexpected answer from the session: {other:?}").into()),
     }
 }
 
 /// `cargo hotreload status`
-pub fn status(global: &GlobalArgs, format: Format, shell: &Shell) -> Result<i32> {
+pub fn status(global: &GlobalArgs, format: Format, _shell: &Shell) -> Result<i32, Error> {
     let t = target(global)?;
     let Some(record) = &t.session else {
         match format {
             Format::Json => println!("{}", serde_json::json!({ "running": false, "mode": t.settings.mode })),
-            Format::Human => {
-                shell.note(format_args!("no `cargo hotreload run` session is running for {}", t.ws.root.display()));
-                println!("mode: {} (saved)", t.settings.mode);
-            }
+            Format::Human => println!("mode: {} (saved)", t.settings.mode),
         }
-        return Ok(1);
+        return Err(Error::NoSession { workspace: t.ws.root.clone(), hint: "" });
     };
     let ControlReply::Status(status) = ask(record, &ControlRequest::Status)? else {
-        bail!("unexpected answer from the session");
+        return Err(anyhow::anyhow!("unexpected answer from the session").into());
     };
     match format {
         Format::Json => {
-            let mut value = serde_json::to_value(&status)?;
+            let mut value = serde_json::to_value(&status).context("failed to write the status")?;
             value["running"] = true.into();
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            println!("{}", serde_json::to_string_pretty(&value).context("failed to write the status")?);
         }
         Format::Human => print!("{}", human(&status)),
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn human(s: &Status) -> String {

@@ -1,6 +1,6 @@
 //! What a patch changes against the code the program runs.
 
-use crate::library::Library;
+use crate::check::library::Library;
 use hotreload_protocol::record::crate_of;
 use std::collections::{BTreeMap, BTreeSet};
 

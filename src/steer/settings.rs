@@ -76,6 +76,16 @@ impl Settings {
         }
     }
 
+    /// Whether a change to `name` is applied: as [`Settings::enabled`] says, or with
+    /// `forced` (`now`) unless it is skipped.
+    pub fn allows(&self, name: &str, forced: bool) -> bool {
+        if forced {
+            !self.skip.contains(name)
+        } else {
+            self.enabled(name)
+        }
+    }
+
     /// Applies `aimport` marks.
     pub fn mark(&mut self, marks: &[Mark]) {
         for mark in marks {
@@ -186,6 +196,19 @@ fn table_of(doc: &DocumentMut) -> Option<&dyn toml_edit::TableLike> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_applies_all_but_skipped_whatever_the_mode() {
+        let mut settings = Settings { mode: Mode::Off, ..Settings::default() };
+        settings.skip.insert("beta".into());
+        assert!(!settings.allows("alpha", false) && settings.allows("alpha", true));
+        assert!(!settings.allows("beta", true));
+        settings.mode = Mode::Explicit;
+        settings.reload.insert("alpha".into());
+        assert!(settings.allows("alpha", false) && !settings.allows("gamma", false));
+        settings.mode = Mode::All;
+        assert!(settings.allows("gamma", false) && !settings.allows("beta", false));
+    }
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

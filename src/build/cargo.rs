@@ -1,0 +1,181 @@
+//! cargo builds: the program, and the libraries self-contained patches link.
+
+use super::output::{run_with, Forward};
+use super::{BuildError, Features, Invocation, Profile, LINKED_PATCHES, PROGRAM_LINK_FLAGS};
+use crate::shell::Shell;
+use anyhow::Context;
+use cargo_metadata::Message;
+use hotreload_protocol::ENV_BUILD;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A built program.
+#[derive(Clone, Debug)]
+pub struct ProgramBuild {
+    /// The executable.
+    pub executable: PathBuf,
+    /// How rustc compiled each library into the program, by crate name: linked
+    /// patches are compiled the same way, so their symbols have the same names.
+    pub invocations: HashMap<String, Invocation>,
+}
+
+/// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
+/// flags reach only the executable), and records how rustc was run for each library.
+pub fn build_program(
+    profile: &Profile,
+    package: &str,
+    target: (&str, &str),
+    features: &Features,
+    shell: &Shell,
+) -> Result<ProgramBuild, BuildError> {
+    let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
+    let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, subcommand);
+    cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
+    features.add_to(&mut cmd);
+    if LINKED_PATCHES {
+        // `-vv`: cargo prints each rustc invocation with its environment.
+        cmd.arg("-vv").arg("--").args(PROGRAM_LINK_FLAGS);
+    }
+    let mut executable = None;
+    let mut rlibs = HashMap::new();
+    let mut lines = Vec::new();
+    run_with(
+        cmd,
+        shell,
+        Forward::Everything,
+        |line| lines.push(line.to_string()),
+        |message| {
+            if let Message::CompilerArtifact(artifact) = message {
+                if artifact.target.is_lib() || artifact.target.kind.iter().any(|k| k.to_string() == "lib") {
+                    if let Some(rlib) = artifact.filenames.iter().find(|f| f.extension() == Some("rlib")) {
+                        rlibs.insert(artifact.target.name.replace('-', "_"), rlib.clone().into_std_path_buf());
+                    }
+                }
+                if let Some(exe) = artifact.executable {
+                    if artifact.target.name == target.1 {
+                        executable = Some(exe.into_std_path_buf());
+                    }
+                }
+            }
+        },
+    )?;
+    let executable = executable.context("cargo built no executable")?;
+    let mut invocations = HashMap::new();
+    if LINKED_PATCHES {
+        let record_dir = profile.target_dir.join("rustc-commands");
+        for (crate_name, rlib) in rlibs {
+            let record = record_dir.join(format!("{crate_name}.json"));
+            let compiled = lines.iter().rev().find_map(|l| Invocation::parse(l, &crate_name, "lib"));
+            let direct = match compiled {
+                Some(direct) => {
+                    let _ = std::fs::create_dir_all(&record_dir);
+                    let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
+                    Some(direct)
+                }
+                // Built by an earlier session: its record holds the command, if it
+                // built this very rlib.
+                None => std::fs::read(&record)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok())
+                    .filter(|d| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path())),
+            };
+            if let Some(direct) = direct {
+                invocations.insert(crate_name, direct);
+            }
+        }
+    }
+    Ok(ProgramBuild { executable, invocations })
+}
+
+/// Builds the program's libraries in the patch directory, with the runtime's patch
+/// cfgs, for self-contained patches to link: each gets the program's features and
+/// `-C metadata` (the cfgs reach the runtime alone, through its build script), so its
+/// types keep the program's `TypeId`s. The executable itself is not needed, and may
+/// not build at all (its own `#[global_allocator]` conflicts with the patch runtime's):
+/// cargo keeps going past it, and only a library's errors fail the build.
+pub fn build_patch_deps(
+    profile: &Profile,
+    package: &str,
+    target: (&str, &str),
+    features: &Features,
+    shell: &Shell,
+    hide_diagnostics: bool,
+) -> Result<(), BuildError> {
+    let mut cmd = cargo(profile, &profile.patch_dir(), Build::Patch, shell, "build");
+    cmd.args(["--package", package, "--keep-going"]).arg(format!("--{}", target.0)).arg(target.1);
+    features.add_to(&mut cmd);
+    let mut library_errors = Vec::new();
+    let built = run_with(
+        cmd,
+        shell,
+        Forward::Nothing,
+        |_| {},
+        |message| {
+            if let Message::CompilerMessage(m) = message {
+                let program = m.target.name == target.1 && !m.target.is_lib();
+                if !program && m.message.level == cargo_metadata::diagnostic::DiagnosticLevel::Error {
+                    library_errors.extend(m.message.rendered);
+                }
+            }
+        },
+    );
+    match built {
+        Err(BuildError::Failed) if library_errors.is_empty() => Ok(()),
+        Err(e) => {
+            if !hide_diagnostics {
+                for rendered in &library_errors {
+                    anstream::eprint!("{rendered}");
+                }
+            }
+            Err(e)
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Which hot build a cargo command is: the runtime's cfgs follow (see
+/// [`hotreload_protocol::ENV_BUILD`]).
+#[derive(Clone, Copy, Debug)]
+enum Build {
+    /// The program.
+    Hot,
+    /// A self-contained patch library.
+    Patch,
+}
+
+fn cargo(profile: &Profile, target_dir: &Path, build: Build, shell: &Shell, subcommand: &str) -> Command {
+    let profile_of = profile;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg(subcommand);
+    cmd.env(hotreload_protocol::ENV_RUNTIME_NAMES, &profile.runtime_names);
+    cmd.env(
+        ENV_BUILD,
+        match build {
+            Build::Hot => "hot",
+            Build::Patch => "patch",
+        },
+    );
+    cmd.env("CARGO_TARGET_DIR", target_dir);
+    cmd.env("CARGO_TERM_COLOR", if shell.color() { "always" } else { "never" });
+    cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
+    cmd.arg("--manifest-path").arg(&profile.manifest_path);
+    // Every patch build runs `#[hot]` again: optimised, it expands faster. Only our
+    // own proc macro: any other crate's settings stay as `cargo build` has them, so
+    // its artifacts are shared.
+    for profile in ["dev", "release"] {
+        cmd.args(["--config", &format!("profile.{profile}.package.hotreload-macros.opt-level=3")]);
+        for member in &profile_of.members {
+            cmd.args(["--config", &format!("profile.{profile}.package.{member:?}.debug=2")]);
+        }
+    }
+    // Diagnostics come as JSON and are shown by `run_with`: the `-vv` we pass for
+    // rustc commands would otherwise make cargo print dependencies' warnings too.
+    let format = if shell.color() { "json-diagnostic-rendered-ansi" } else { "json" };
+    cmd.args(["--message-format", format]);
+    if profile.release {
+        cmd.arg("--release");
+    }
+    cmd
+}

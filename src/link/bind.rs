@@ -1,0 +1,226 @@
+//! Binding a patch's objects to the running program: what they define and need, and
+//! the linker script that sets each need to the program's address.
+
+use super::program::ProgramImage;
+use super::{demangle, tls::new_thread_local};
+use anyhow::{bail, Result};
+use object::elf;
+use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
+use object::write::{Object, Relocation, Symbol, SymbolSection};
+use object::{Endianness, RelocationFlags, SectionIndex};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+
+/// The end of every linker script: ends `.eh_frame` with the zero word the unwinder's
+/// `__register_frame` looks for (a shared object gets one from crtend.o; this is no
+/// shared object).
+const EH_FRAME_END: &str = include_str!("../../templates/bind.ld");
+
+/// What binding a patch's objects to the program takes, read from the objects.
+#[derive(Default)]
+pub(super) struct Plan {
+    /// Names defined by the patch's objects (global or weak).
+    defined: HashSet<String>,
+    /// Names referenced but not defined, with whether the reference is weak.
+    undefined: BTreeMap<String, bool>,
+    /// Writable statics the patch defines: name → (size, initialiser holds pointers).
+    statics: BTreeMap<String, (u64, bool)>,
+    /// Thread-locals referenced or defined.
+    pub(super) tls: BTreeSet<String>,
+    /// `name = address` lines.
+    bindings: BTreeMap<String, u64>,
+    /// Imported functions reached through a stub: name → GOT slot.
+    pub(super) stubs: BTreeMap<String, u64>,
+    /// Statics bound to the program's.
+    pub(super) bound_statics: usize,
+    /// Trampoline slots the program lacks.
+    pub(super) own_slots: BTreeSet<String>,
+    /// Statics the new code has its own copy of.
+    pub(super) fresh: BTreeSet<String>,
+}
+
+impl Plan {
+    /// Notes what one object defines and needs.
+    pub(super) fn survey(&mut self, data: &[u8]) -> Result<()> {
+        let header = elf::FileHeader64::<Endianness>::parse(data)?;
+        let endian = header.endian()?;
+        if header.e_machine(endian) != elf::EM_X86_64 || header.e_type(endian) != elf::ET_REL {
+            bail!("not an x86-64 relocatable object");
+        }
+        let sections = header.sections(endian, data)?;
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+        // Which bytes of which sections relocations touch: a static whose initialiser
+        // holds pointers describes code (a `tracing` call site) unless it is a
+        // module-level static.
+        let mut relocated: HashMap<usize, Vec<u64>> = HashMap::new();
+        for section in sections.iter() {
+            if section.sh_type(endian) == elf::SHT_RELA {
+                let target = section.sh_info(endian) as usize;
+                let offsets = relocated.entry(target).or_default();
+                for rela in section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)? {
+                    offsets.push(rela.r_offset(endian));
+                }
+            }
+        }
+        for sym in symtab.iter() {
+            let bind = sym.st_bind();
+            if bind != elf::STB_GLOBAL && bind != elf::STB_WEAK {
+                continue;
+            }
+            let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned();
+            let shndx = sym.st_shndx(endian);
+            if sym.st_type() == elf::STT_TLS {
+                self.tls.insert(name.clone());
+            }
+            if shndx == elf::SHN_UNDEF {
+                let weak = bind == elf::STB_WEAK;
+                self.undefined.entry(name).and_modify(|w| *w &= weak).or_insert(weak);
+                continue;
+            }
+            self.defined.insert(name.clone());
+            if sym.st_type() != elf::STT_OBJECT || shndx >= elf::SHN_LORESERVE {
+                continue;
+            }
+            let section = sections.section(SectionIndex(shndx.into()))?;
+            let section_name = sections.section_name(endian, section).unwrap_or_default();
+            let flags = section.sh_flags(endian);
+            let writable = flags & u64::from(elf::SHF_WRITE) != 0
+                && flags & u64::from(elf::SHF_TLS) == 0
+                && !section_name.starts_with(b".data.rel.ro");
+            if writable {
+                let (start, size) = (sym.st_value(endian), sym.st_size(endian));
+                let pointers = relocated
+                    .get(&(shndx as usize))
+                    .is_some_and(|offsets| offsets.iter().any(|o| (start..start + size).contains(o)));
+                self.statics.insert(name, (size, pointers));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides every binding; `Err` names what the program lacks.
+    pub(super) fn resolve(&mut self, program: &ProgramImage, module_statics: &HashSet<String>) -> Result<(), String> {
+        for (name, weak) in &self.undefined {
+            if self.defined.contains(name) || self.tls.contains(name) {
+                continue;
+            }
+            match program.symbol(name) {
+                Some(symbol) if !symbol.tls => {
+                    self.bindings.insert(name.clone(), symbol.address);
+                }
+                Some(_) => {}
+                None => match program.import(name) {
+                    Some(got) => {
+                        self.stubs.insert(name.clone(), got);
+                    }
+                    None if *weak => {}
+                    None => {
+                        return Err(format!(
+                            "the running program does not contain `{}` (new code calls what the program never linked)",
+                            demangle(name)
+                        ))
+                    }
+                },
+            }
+        }
+        for name in &self.tls {
+            if !program.symbol(name).is_some_and(|s| s.tls) {
+                return Err(new_thread_local(&demangle(name)));
+            }
+        }
+        for (name, (size, pointers)) in &self.statics {
+            let path = demangle(name);
+            let module_level = module_statics.contains(&path);
+            let slot = name.contains(hotreload_protocol::image::SLOT_STATIC);
+            match program.symbol(name) {
+                Some(p) if p.writable && !p.ambiguous && p.size == *size && (slot || module_level || !pointers) => {
+                    self.bindings.insert(name.clone(), p.address);
+                    if !slot {
+                        self.bound_statics += 1;
+                    }
+                }
+                Some(p) if module_level && p.size != *size => {
+                    return Err(format!("static `{path}` changed its type ({} → {size} bytes): restart needed", p.size))
+                }
+                Some(p) if module_level && (!p.writable || p.ambiguous) => {
+                    return Err(format!("static `{path}` cannot be found unambiguously in the running program"))
+                }
+                _ if slot => {
+                    self.own_slots.insert(path);
+                }
+                _ => {
+                    self.fresh.insert(path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The linker script: every binding, the GOT slots stubs jump through, and the
+    /// end of `.eh_frame`.
+    pub(super) fn script(&self) -> String {
+        let mut script = String::new();
+        for (name, address) in &self.bindings {
+            let _ = writeln!(script, "\"{name}\" = {address:#x};");
+        }
+        for (i, (_, got)) in self.stubs.iter().enumerate() {
+            let _ = writeln!(script, "\"__hotreload_got{i}\" = {got:#x};");
+        }
+        script.push_str(EH_FRAME_END);
+        script
+    }
+}
+
+/// `jmp *GOT(%rip)` for each imported function, so `call _Unwind_Resume` lands in
+/// the library the program loaded.
+pub(super) fn stubs_object(stubs: &BTreeMap<String, u64>) -> Result<Vec<u8>> {
+    let mut obj = Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, Endianness::Little);
+    let text = obj.add_section(Vec::new(), b".text.hotreload_stubs".to_vec(), object::SectionKind::Text);
+    for (i, name) in stubs.keys().enumerate() {
+        let offset = obj.append_section_data(text, &[0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc], 8);
+        let got = obj.add_symbol(Symbol {
+            name: format!("__hotreload_got{i}").into_bytes(),
+            value: 0,
+            size: 0,
+            kind: object::SymbolKind::Data,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: object::SymbolFlags::None,
+        });
+        obj.add_relocation(
+            text,
+            Relocation {
+                offset: offset + 2,
+                symbol: got,
+                addend: -4,
+                flags: RelocationFlags::Elf { r_type: elf::R_X86_64_PC32 },
+            },
+        )?;
+        obj.add_symbol(Symbol {
+            name: name.clone().into_bytes(),
+            value: offset,
+            size: 8,
+            kind: object::SymbolKind::Text,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: object::SymbolFlags::None,
+        });
+    }
+    Ok(obj.write()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stubs_jump_through_the_got() {
+        let mut stubs = BTreeMap::new();
+        stubs.insert("_Unwind_Resume".to_string(), 0x40_1000);
+        let bytes = stubs_object(&stubs).unwrap();
+        let header = elf::FileHeader64::<Endianness>::parse(&*bytes).unwrap();
+        assert_eq!(header.e_type(Endianness::Little), elf::ET_REL);
+    }
+}

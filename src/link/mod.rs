@@ -1,0 +1,311 @@
+//! Linked patches: one crate's new code, bound to the running program's state.
+//!
+//! A self-contained cdylib brings its own copy of every static, thread-local and
+//! dependency (so a counter restarts at zero and `log` has no logger). A linked patch
+//! holds only the crate's own code and resolves everything else to the program:
+//!
+//! 1. the crate is compiled as the program's build compiled it (same `-C metadata`,
+//!    so the same symbol names), plus `-C relocation-model=static` (every address
+//!    fits in 32 bits next to a non-PIE program) and `-C link-dead-code` (private
+//!    statics keep global symbols, so the linker can rebind them);
+//! 2. [`link`] reads its objects, and writes a linker script that sets every
+//!    undefined symbol, and every mutable static the program also has, to the
+//!    program's address (see [`crate::link::program`]); thread-local accesses are rewritten
+//!    in the objects to the program's thread-pointer offsets; calls to shared
+//!    libraries go through stubs that jump via the program's GOT;
+//! 3. `rust-lld` links it as a static executable at a free address below 2 GiB,
+//!    which the agent maps there itself (see `hotreload::loader`).
+//!
+//! Anything this cannot bind is a reason to fall back to the self-contained route.
+//! Linux x86-64 only.
+
+mod bind;
+pub mod program;
+mod tls;
+
+use anyhow::{bail, Context, Result};
+use bind::Plan;
+use hotreload_protocol::image::{self, TABLE_START, TABLE_STOP};
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::Endianness;
+use program::ProgramImage;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub use hotreload_protocol::image::ADDRESS_LIMIT;
+
+/// Where the first patch goes when the program leaves room: 1 GiB, far above the
+/// program and below its heap's usual reach.
+pub const FIRST_BASE: u64 = 0x4000_0000;
+
+/// How far apart patches are placed, and how free ranges are aligned.
+const PLACEMENT: u64 = 2 << 20;
+
+/// Why a patch was not linked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// This crate's new code cannot be bound to the program (a symbol it lacks, a
+    /// thread-local access of an unknown form, ...): the reason.
+    #[error("{0}")]
+    Unlinkable(String),
+    /// The program has no free address range below [`ADDRESS_LIMIT`] for it.
+    #[error("the program has no room for the patch below 2 GiB")]
+    NoRoom,
+    /// Reading, writing or running the linker failed.
+    #[error(transparent)]
+    Tool(#[from] anyhow::Error),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Tool(e.into())
+    }
+}
+
+/// What to link.
+pub struct Request<'a> {
+    /// The crate's rlib, built as described in the module docs.
+    pub rlib: &'a Path,
+    /// The running program.
+    pub program: &'a ProgramImage,
+    /// The lowest address to link at.
+    pub base: u64,
+    /// The patch file to write.
+    pub output: &'a Path,
+    /// A directory for the linker's inputs.
+    pub work_dir: &'a Path,
+    /// Module-level statics of the crate (`my_crate::COUNTER`): shared with the
+    /// program even when their initialiser holds pointers.
+    pub module_statics: &'a HashSet<String>,
+    /// The linker (`rust-lld`).
+    pub linker: &'a Path,
+}
+
+/// A linked patch.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// Its lowest address.
+    pub start: u64,
+    /// One past its highest address.
+    pub end: u64,
+    /// Statics bound to the program's.
+    pub statics: usize,
+    /// Thread-locals bound to the program's.
+    pub thread_locals: usize,
+    /// Statics the new code has its own copy of (new ones, or function-local ones
+    /// describing code, such as `tracing` call sites), demangled.
+    pub fresh: Vec<String>,
+    /// Trampoline slots the program lacks, so the patch keeps its own: one per hot
+    /// function the program's build did not have, and never a stub's.
+    pub own_slots: Vec<String>,
+}
+
+/// Links a patch where process `pid` has room for it, at or above `request.base`:
+/// linked once at the first free address, and once more where the program has room
+/// if the image turned out larger than that gap.
+pub fn link_in_room(mut request: Request<'_>, pid: u32) -> Result<Linked, Error> {
+    request.base = free_range(pid, request.base, PLACEMENT)?.ok_or(Error::NoRoom)?;
+    for _ in 0..2 {
+        let linked = link(&request)?;
+        let free = free_range(pid, linked.start, linked.end - linked.start)?.ok_or(Error::NoRoom)?;
+        if free == linked.start {
+            return Ok(linked);
+        }
+        request.base = free;
+    }
+    Err(Error::NoRoom)
+}
+
+/// Links a patch at `request.base`.
+pub fn link(request: &Request) -> Result<Linked, Error> {
+    let mut objects = read_objects(request.rlib)?;
+    let mut plan = Plan::default();
+    for (_, data) in &objects {
+        plan.survey(data)?;
+    }
+    plan.resolve(request.program, request.module_statics).map_err(Error::Unlinkable)?;
+    std::fs::create_dir_all(request.work_dir)?;
+    let mut inputs = Vec::new();
+    for (name, data) in &mut objects {
+        tls::rewrite_tls(data, request.program).map_err(Error::Unlinkable)?;
+        let path = request.work_dir.join(name.replace('/', "_"));
+        std::fs::write(&path, &data)?;
+        inputs.push(path);
+    }
+    if !plan.stubs.is_empty() {
+        let path = request.work_dir.join("hotreload-stubs.o");
+        std::fs::write(&path, bind::stubs_object(&plan.stubs)?)?;
+        inputs.push(path);
+    }
+    let script = request.work_dir.join("bind.ld");
+    std::fs::write(&script, plan.script())?;
+    run_linker(request, &script, &inputs)?;
+    let data = std::fs::read(request.output)?;
+    let (start, end) = check_output(&data).map_err(Error::Unlinkable)?;
+    Ok(Linked {
+        start,
+        end,
+        statics: plan.bound_statics,
+        thread_locals: plan.tls.len(),
+        fresh: plan.fresh.into_iter().collect(),
+        own_slots: plan.own_slots.into_iter().collect(),
+    })
+}
+
+/// The object files of an rlib, by member name.
+fn read_objects(rlib: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let archive_data = std::fs::read(rlib).with_context(|| format!("failed to read {}", rlib.display()))?;
+    let archive = object::read::archive::ArchiveFile::parse(&*archive_data)?;
+    let mut objects = Vec::new();
+    for member in archive.members() {
+        let member = member?;
+        let name = String::from_utf8_lossy(member.name()).into_owned();
+        if name.ends_with(".o") {
+            objects.push((name, member.data(&*archive_data)?.to_vec()));
+        }
+    }
+    if objects.is_empty() {
+        bail!("{} holds no object files", rlib.display());
+    }
+    Ok(objects)
+}
+
+/// Runs the linker on `inputs` with `script`: a static image at `request.base` with
+/// the trampoline table kept.
+fn run_linker(request: &Request, script: &Path, inputs: &[PathBuf]) -> Result<(), Error> {
+    let status = Command::new(request.linker)
+        .args(["-flavor", "gnu", "-static", "--no-dynamic-linker", "-e", "0", "--gc-sections"])
+        .args(["-z", "nostart-stop-gc", "-z", "noexecstack", "-z", "norelro", "--build-id=none", "--strip-debug"])
+        .args(["-u", TABLE_START, "-u", TABLE_STOP])
+        .arg(format!("--image-base={:#x}", request.base))
+        .arg("-o")
+        .arg(request.output)
+        .arg(script)
+        .args(inputs)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run {}", request.linker.display()))?;
+    if !status.status.success() {
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        let first = stderr.lines().next().unwrap_or("no output").trim().to_string();
+        return Err(Error::Unlinkable(format!("the linker failed: {first}")));
+    }
+    Ok(())
+}
+
+/// Checks what the linker wrote against the rules the agent's loader applies again
+/// ([`hotreload_protocol::image`]): a static image in the address window with no
+/// interpreter, dynamic section, TLS or initialisers. Returns its address range.
+fn check_output(data: &[u8]) -> Result<(u64, u64), String> {
+    let fail = |e: object::Error| e.to_string();
+    let header = elf::FileHeader64::<Endianness>::parse(data).map_err(fail)?;
+    let endian = header.endian().map_err(fail)?;
+    let (mut start, mut end) = (u64::MAX, 0);
+    for ph in header.program_headers(endian, data).map_err(fail)? {
+        match ph.p_type(endian) {
+            elf::PT_LOAD => {
+                start = start.min(ph.p_vaddr(endian));
+                end = end.max(ph.p_vaddr(endian) + ph.p_memsz(endian));
+            }
+            elf::PT_TLS => return Err("the new code defines thread-locals the program does not have".into()),
+            elf::PT_INTERP | elf::PT_DYNAMIC => return Err("the linker produced a dynamic image".into()),
+            _ => {}
+        }
+    }
+    let sections = header.sections(endian, data).map_err(fail)?;
+    for section in sections.iter() {
+        let name = sections.section_name(endian, section).unwrap_or_default();
+        if let Some(why) = image::forbidden_section(name) {
+            return Err(format!("the new code cannot be loaded: {why}"));
+        }
+    }
+    match image::out_of_range(start, end) {
+        Some(why) => Err(why),
+        None => Ok((start, end)),
+    }
+}
+
+/// `my_crate::COUNTER` for `_ZN8my_crate7COUNTER17h0123456789abcdefE`.
+pub fn demangle(name: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(name))
+}
+
+/// The `rust-lld` of the toolchain `rustc` belongs to, or an `ld.lld` on `PATH`.
+pub fn find_linker(rustc: &str) -> Option<PathBuf> {
+    let output = Command::new(rustc).args(["--print", "sysroot"]).stdin(Stdio::null()).output().ok()?;
+    let sysroot = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let bundled = sysroot.join("lib/rustlib").join(host).join("bin/rust-lld");
+    if bundled.is_file() {
+        return Some(bundled);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("ld.lld")).find(|p| p.is_file()))
+}
+
+/// The lowest address at or above `from` where `size` bytes are free in process
+/// `pid`, below [`ADDRESS_LIMIT`], aligned to 2 MiB; `None` when there is none.
+pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("cannot read the program's memory map")?;
+    let mut used: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|line| {
+            let (range, _) = line.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+        })
+        .collect();
+    used.sort();
+    const ALIGN: u64 = 2 << 20;
+    let mut candidate = from.next_multiple_of(ALIGN);
+    for (a, b) in used {
+        if b <= candidate {
+            continue;
+        }
+        if a >= candidate + size {
+            break;
+        }
+        candidate = b.next_multiple_of(ALIGN);
+    }
+    if candidate + size > ADDRESS_LIMIT {
+        return Ok(None);
+    }
+    Ok(Some(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_demangled_without_hashes() {
+        assert_eq!(demangle("_ZN6shared7COUNTER17h0f445ecc55ded808E"), "shared::COUNTER");
+        assert_eq!(demangle("__rust_alloc"), "__rust_alloc");
+    }
+
+    #[test]
+    fn free_ranges_skip_mappings() {
+        let pid = std::process::id();
+        let base = free_range(pid, FIRST_BASE, 1 << 20).unwrap().unwrap();
+        assert!(base >= FIRST_BASE && base % (2 << 20) == 0 && base + (1 << 20) <= ADDRESS_LIMIT);
+        // Map something at that address; the next answer avoids it.
+        // SAFETY: a fresh anonymous mapping at an address reported free.
+        let p = unsafe {
+            libc::mmap(
+                base as *mut libc::c_void,
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(p as u64, base);
+        assert_ne!(free_range(pid, base, 1 << 20).unwrap(), Some(base));
+        assert_eq!(free_range(pid, ADDRESS_LIMIT - 4096, 1 << 20).unwrap(), None);
+        // SAFETY: unmapping what was mapped above.
+        unsafe { libc::munmap(p, 4096) };
+    }
+}

@@ -1,0 +1,185 @@
+//! Thread-local accesses rewritten to reach the program's thread-locals.
+//!
+//! The program's threads have their thread-local blocks already; a patch gets none of
+//! its own. Each access in the patch's objects is rewritten, before linking, to the
+//! program's offset from the thread pointer: local-exec offsets (`%fs:OFFSET`) are
+//! written in, and initial-exec loads from the GOT become immediate moves (the
+//! linker's own IE→LE relaxation, with the program's offsets).
+
+use super::demangle;
+use super::program::ProgramImage;
+use object::elf;
+use object::read::elf::{FileHeader, Rela, SectionHeader};
+use object::{Endianness, SectionIndex, SymbolIndex};
+
+/// One rewrite: bytes at `place`, and the relocation at `rela_at` that no longer applies.
+#[derive(Debug)]
+struct Edit {
+    rela_at: usize,
+    place: usize,
+    bytes: Vec<u8>,
+}
+
+/// Rewrites, in place, every thread-local access of one relocatable object `data` so
+/// that it reaches the program's thread-local. `Err` names an access that cannot be:
+/// a thread-local the program lacks, or an instruction form this does not know.
+pub(super) fn rewrite_tls(data: &mut [u8], program: &ProgramImage) -> Result<(), String> {
+    let edits = tls_edits(data, program).map_err(|e| match e {
+        Why::Object(e) => e.to_string(),
+        Why::Refused(why) => why,
+    })?;
+    for Edit { rela_at, place, bytes } in edits {
+        data[place..place + bytes.len()].copy_from_slice(&bytes);
+        // r_info = symbol << 32 | type: R_X86_64_NONE against no symbol, so the
+        // patch's own copy of the thread-local is unreferenced and collected.
+        let info_at = rela_at + 8;
+        data[info_at..info_at + 8].copy_from_slice(&0u64.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Why an object's thread-local accesses cannot be rewritten.
+enum Why {
+    Object(object::Error),
+    Refused(String),
+}
+
+impl From<object::Error> for Why {
+    fn from(e: object::Error) -> Self {
+        Why::Object(e)
+    }
+}
+
+/// The rewrites of every thread-local relocation in allocated sections.
+fn tls_edits(data: &[u8], program: &ProgramImage) -> Result<Vec<Edit>, Why> {
+    let header = elf::FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+    let mut edits = Vec::new();
+    for section in sections.iter().filter(|s| s.sh_type(endian) == elf::SHT_RELA) {
+        let target = sections.section(SectionIndex(section.sh_info(endian) as usize))?;
+        if target.sh_flags(endian) & u64::from(elf::SHF_ALLOC) == 0 {
+            continue; // debug info: dropped by --strip-debug
+        }
+        let relas = section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)?;
+        for (i, rela) in relas.iter().enumerate() {
+            let r_type = rela.r_type(endian, false);
+            if !is_tls(r_type) {
+                continue;
+            }
+            let sym = symtab.symbol(SymbolIndex(rela.r_sym(endian, false) as usize))?;
+            let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned();
+            let Some(tls) = program.symbol(&name).filter(|s| s.tls) else {
+                return Err(Why::Refused(new_thread_local(&demangle(&name))));
+            };
+            let access = Access {
+                rela_at: section.sh_offset(endian) as usize + i * std::mem::size_of::<elf::Rela64<Endianness>>(),
+                place: target.sh_offset(endian) as usize + rela.r_offset(endian) as usize,
+                offset: tls.address as i64,
+                addend: rela.r_addend(endian),
+                name: &name,
+            };
+            edits.push(access.rewrite(r_type, data).map_err(Why::Refused)?);
+        }
+    }
+    Ok(edits)
+}
+
+/// Whether a relocation type is a thread-local access of any model.
+fn is_tls(r_type: u32) -> bool {
+    matches!(
+        r_type,
+        elf::R_X86_64_TPOFF32
+            | elf::R_X86_64_GOTTPOFF
+            | elf::R_X86_64_TLSGD
+            | elf::R_X86_64_TLSLD
+            | elf::R_X86_64_DTPOFF32
+            | elf::R_X86_64_DTPOFF64
+            | elf::R_X86_64_TPOFF64
+            | elf::R_X86_64_DTPMOD64
+            | elf::R_X86_64_GOTPC32_TLSDESC
+            | elf::R_X86_64_TLSDESC_CALL
+            | elf::R_X86_64_TLSDESC
+    )
+}
+
+/// One thread-local access, and the program's thread-pointer offset of its variable.
+struct Access<'a> {
+    rela_at: usize,
+    place: usize,
+    /// The program's offset of the thread-local from the thread pointer.
+    offset: i64,
+    addend: i64,
+    name: &'a str,
+}
+
+impl Access<'_> {
+    /// The rewrite of this access, for relocation type `r_type` in `data`.
+    fn rewrite(&self, r_type: u32, data: &[u8]) -> Result<Edit, String> {
+        let out_of_range = || format!("thread-local `{}` is out of range", self.name);
+        let unknown = || format!("an access to thread-local `{}` has an unknown form", demangle(self.name));
+        match r_type {
+            elf::R_X86_64_TPOFF32 => {
+                let value = i32::try_from(self.offset + self.addend).map_err(|_| out_of_range())?;
+                Ok(Edit { rela_at: self.rela_at, place: self.place, bytes: value.to_le_bytes().to_vec() })
+            }
+            elf::R_X86_64_GOTTPOFF if self.place >= 3 => {
+                // mov/add foo@gottpoff(%rip), %reg  →  mov/add $offset, %reg
+                let (rex, opcode, modrm) = (data[self.place - 3], data[self.place - 2], data[self.place - 1]);
+                if modrm & 0xc7 != 0x05 || rex & 0xf8 != 0x48 {
+                    return Err(unknown());
+                }
+                let reg = (modrm >> 3) & 7;
+                let rex = 0x48 | ((rex >> 2) & 1);
+                let (opcode, modrm) = match opcode {
+                    0x8b => (0xc7, 0xc0 | reg),
+                    0x03 => (0x81, 0xc0 | reg),
+                    _ => return Err(unknown()),
+                };
+                let offset = i32::try_from(self.offset).map_err(|_| out_of_range())?;
+                let mut bytes = vec![rex, opcode, modrm];
+                bytes.extend_from_slice(&offset.to_le_bytes());
+                Ok(Edit { rela_at: self.rela_at, place: self.place - 3, bytes })
+            }
+            _ => Err(format!(
+                "an access to thread-local `{}` of a kind linked patches do not handle (relocation {r_type})",
+                demangle(self.name)
+            )),
+        }
+    }
+}
+
+/// Why a thread-local the program lacks cannot be linked: the program's threads have
+/// no storage for it. Named as the user declared it (`logic::SEEN`), not as the
+/// symbol std's `thread_local!` makes of it (`logic::SEEN::{{constant}}::…::VAL`).
+pub(super) fn new_thread_local(symbol: &str) -> String {
+    let declared = symbol.split("::{{").next().unwrap_or(symbol);
+    format!("it adds thread-local `{declared}`, which the running program's threads have no storage for")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_initial_exec_load_becomes_an_immediate_move() {
+        // mov foo@gottpoff(%rip), %rax: 48 8b 05 <rel32>
+        let data = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
+        let access = Access { rela_at: 0, place: 3, offset: -16, addend: -4, name: "foo" };
+        let edit = access.rewrite(elf::R_X86_64_GOTTPOFF, &data).unwrap();
+        // mov $-16, %rax: 48 c7 c0 f0 ff ff ff
+        assert_eq!((edit.place, edit.bytes), (0, vec![0x48, 0xc7, 0xc0, 0xf0, 0xff, 0xff, 0xff]));
+        let local = access.rewrite(elf::R_X86_64_TPOFF32, &data).unwrap();
+        assert_eq!(local.bytes, (-20i32).to_le_bytes());
+        let other = [0x48, 0x8d, 0x05, 0, 0, 0, 0]; // lea: not a form the linker relaxes
+        assert!(access.rewrite(elf::R_X86_64_GOTTPOFF, &other).unwrap_err().contains("unknown form"));
+        assert!(access.rewrite(elf::R_X86_64_TLSGD, &data).unwrap_err().contains("do not handle"));
+    }
+
+    #[test]
+    fn a_new_thread_local_is_named_as_declared() {
+        let why = new_thread_local("logic::SEEN::{{constant}}::{{closure}}::VAL");
+        assert!(why.starts_with("it adds thread-local `logic::SEEN`,"), "{why}");
+    }
+}

@@ -1,0 +1,511 @@
+//! The build: the crate compiled as the program's build compiled it and linked against
+//! the running program (see [`crate::link`]), or, when that route is closed, a
+//! self-contained library (said, with the reason).
+
+use super::plan::Plan;
+use super::Stop;
+use crate::build::{self, BuildError, BuildLock, LINKED_PATCHES};
+use crate::detect::sources_hash;
+use crate::link::{self, program::ProgramImage};
+use crate::run::Driver;
+use crate::workspace::HotCrate;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Lints allowed in a build with stubs: each fires on items (a helper, an import, a
+/// static, a macro) used only inside functions compiled as stubs.
+const STUB_LINTS: [&str; 8] =
+    ["-A", "dead_code", "-A", "unused_imports", "-A", "unused_macros", "-A", "unused_macro_rules"];
+
+/// Why the linked route is closed to a crate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// `--self-contained`, or a platform where patches are not linked.
+    NotChosen,
+    /// No program was built yet.
+    NotBuilt,
+    /// The program's build left no record of the crate's rustc command.
+    NoRecord {
+        /// The directory whose `cargo clean` restores it.
+        dir: PathBuf,
+    },
+    /// It depends on a crate that was reloaded: only a self-contained build has that
+    /// crate's new code.
+    AboveReloaded(String),
+    /// The program is not running.
+    NotRunning,
+    /// The program's executable cannot be linked against.
+    Program(String),
+    /// No linker.
+    NoLinker,
+    /// The patch cannot be bound to the program's symbols.
+    Unlinkable(String),
+    /// No free address range below 2 GiB in the program.
+    NoRoom,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Closed::NotChosen => f.write_str("linked patches are off (`--self-contained`, or not Linux x86-64)"),
+            Closed::NotBuilt => f.write_str("the program is not built"),
+            Closed::NoRecord { dir } => write!(
+                f,
+                "there is no record of how the program's build compiled it; `cargo clean` of {} restores it",
+                dir.display()
+            ),
+            Closed::AboveReloaded(dep) => {
+                write!(f, "it depends on `{dep}`, which was reloaded: only a self-contained build has its new code")
+            }
+            Closed::NotRunning => f.write_str("the program is not running"),
+            Closed::Program(why) | Closed::Unlinkable(why) => f.write_str(why),
+            Closed::NoLinker => f.write_str("no `rust-lld` in the toolchain, nor `ld.lld` on PATH"),
+            Closed::NoRoom => f.write_str("the program has no room for the patch below 2 GiB"),
+        }
+    }
+}
+
+/// Why a linked build gave nothing.
+#[derive(Debug)]
+pub(crate) enum RouteError {
+    /// The route is closed: the patch is built self-contained (or refused).
+    Closed(Closed),
+    /// The build failed.
+    Build(BuildError),
+}
+
+impl From<BuildError> for RouteError {
+    fn from(e: BuildError) -> Self {
+        RouteError::Build(e)
+    }
+}
+
+impl From<anyhow::Error> for RouteError {
+    fn from(e: anyhow::Error) -> Self {
+        RouteError::Build(BuildError::Tool(e))
+    }
+}
+
+impl From<std::io::Error> for RouteError {
+    fn from(e: std::io::Error) -> Self {
+        RouteError::Build(e.into())
+    }
+}
+
+/// What a linked patch build compiles.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Form<'a> {
+    /// The hot functions to compile in full (`hotreload_protocol::ENV_FULL_FORM`'s
+    /// value), the others as stubs; `None`: all in full.
+    pub(crate) full: Option<&'a str>,
+    /// With debug info, for [`crate::check::layout`] to compare: only when something
+    /// that decides type layouts changed, since generating it costs rustc time.
+    pub(crate) debuginfo: bool,
+}
+
+impl Form<'static> {
+    /// Every hot function a stub, no debug info: what priming the incremental cache compiles.
+    pub(crate) const STUBS: Form<'static> = Form { full: Some(""), debuginfo: false };
+}
+
+/// What the session keeps for linking patches.
+#[derive(Default)]
+pub(crate) struct Linking {
+    /// `--self-contained`: never link.
+    pub(crate) disabled: bool,
+    /// The program's executable as read for the running program, or why it cannot be
+    /// linked against; reset at every (re)start.
+    pub(crate) image: Option<Result<ProgramImage, String>>,
+    /// `rust-lld`, once looked for.
+    pub(crate) linker: Option<Option<PathBuf>>,
+    /// Where the next patch goes in the running program.
+    pub(crate) next_base: u64,
+    /// The sources of each workspace crate when the libraries self-contained patches
+    /// link were last built; `None` before that.
+    pub(crate) patch_deps: Option<BTreeMap<String, u64>>,
+}
+
+/// A built patch, not yet placed.
+pub(super) enum Built {
+    /// Linked against the running program: it shares the program's state.
+    Linked(LinkedBuild),
+    /// A self-contained library.
+    SelfContained {
+        /// The library.
+        file: PathBuf,
+        /// Whether it has debug info (see [`LinkedBuild::debuginfo`]).
+        debuginfo: bool,
+        /// When its build started.
+        started: Instant,
+        /// The patch directory's, held until the file is placed.
+        _lock: BuildLock,
+    },
+}
+
+impl Built {
+    /// The file to place.
+    pub(super) fn file(&self) -> &PathBuf {
+        match self {
+            Built::Linked(l) => &l.file,
+            Built::SelfContained { file, .. } => file,
+        }
+    }
+
+    /// When its build started.
+    pub(super) fn started(&self) -> Instant {
+        match self {
+            Built::Linked(l) => l.started,
+            Built::SelfContained { started, .. } => *started,
+        }
+    }
+}
+
+/// A patch linked against the running program.
+pub(crate) struct LinkedBuild {
+    /// The image file, ready to place in the session.
+    pub(crate) file: PathBuf,
+    /// The rlib it was linked from.
+    pub(crate) rlib: PathBuf,
+    /// Whether the rlib has debug info: only when something that decides type layouts
+    /// changed, so only then are layouts compared.
+    pub(crate) debuginfo: bool,
+    /// What was bound.
+    pub(crate) linked: link::Linked,
+    /// When rustc started.
+    pub(crate) started: Instant,
+    /// Time in rustc.
+    pub(crate) compiled: Duration,
+    /// Time reading, binding and linking.
+    pub(crate) link_time: Duration,
+    /// Held until the file is placed in the session.
+    pub(crate) _lock: BuildLock,
+}
+
+/// A linked patch's rustc, running. Dropped before it is finished, it is stopped.
+pub(crate) struct StartedBuild {
+    rustc: build::Rustc,
+    /// The `ENV_FULL_FORM` it was started with.
+    full: Option<String>,
+    /// Whether it generates debug info.
+    debuginfo: bool,
+    pid: u32,
+    linker: PathBuf,
+    out_dir: PathBuf,
+    started: Instant,
+    lock: BuildLock,
+}
+
+impl Driver {
+    /// Builds the plan's patch: by the linked route when it is open (finishing the
+    /// build started on a guess when the guess held), else self-contained, unless
+    /// that would split the crate's state.
+    pub(super) fn build(&mut self, plan: &mut Plan) -> Result<Built, Stop> {
+        let current = plan.current();
+        let linked = match (plan.early.take(), plan.form()) {
+            (Some(started), (full, debuginfo)) if started.full == full && started.debuginfo == debuginfo => {
+                self.finish_linked(started, &plan.statics, &current)
+            }
+            (early, (full, debuginfo)) => {
+                if early.is_none() {
+                    self.shell.status("Compiling", format_args!("{} (hot patch)", plan.krate.package));
+                }
+                drop(early);
+                let form = Form { full: full.as_deref(), debuginfo };
+                self.start_linked(&plan.krate, form).and_then(|s| self.finish_linked(s, &plan.statics, &current))
+            }
+        };
+        let built = match linked {
+            Ok(linked) => Built::Linked(linked),
+            Err(RouteError::Build(e)) => return Err(Stop::from_build(e, plan.sources)),
+            Err(RouteError::Closed(why)) => self.fall_back(plan, why)?,
+        };
+        if !current() {
+            return Err(Stop::Superseded);
+        }
+        Ok(built)
+    }
+
+    /// The self-contained route, for a crate whose linked route is closed for `why`.
+    fn fall_back(&mut self, plan: &Plan, why: Closed) -> Result<Built, Stop> {
+        if let Some(refusal) = split_state(&why, &plan.statics) {
+            return Err(Stop::Refused(vec![format!("`{}`: {refusal}", plan.krate.package)]));
+        }
+        self.say_self_contained(&plan.krate.package, &why);
+        let lock = BuildLock::acquire(&self.profile.patch_dir())?;
+        let started = Instant::now();
+        let current = plan.current();
+        let file = self.build_library(&plan.krate, plan.debuginfo, &current, plan.sources)?;
+        Ok(Built::SelfContained { file, debuginfo: plan.debuginfo, started, _lock: lock })
+    }
+
+    /// Says, once per reason, why `name` reloads through a self-contained library.
+    fn say_self_contained(&mut self, name: &str, why: &Closed) {
+        if *why == Closed::NotChosen {
+            return;
+        }
+        let why = why.to_string();
+        let said = &mut self.state(name).said.self_contained_because;
+        if said.as_deref() != Some(why.as_str()) {
+            *said = Some(why.clone());
+            self.shell.note(format_args!(
+                "`{name}` reloads as a self-contained library, with its own copies of statics and thread-locals: {why}"
+            ));
+        }
+    }
+
+    /// Builds the crate's self-contained patch library from the current sources (whose
+    /// hash is `sources`); call with the patch directory's lock held. Compiled by rustc
+    /// with the program's own command for the crate (see
+    /// [`build::Invocation::for_self_contained`]), so the library keeps the program's
+    /// type identities; its dependencies are built first when they are missing or a
+    /// workspace crate below it changed. Returns a file this session wrote.
+    pub(in crate::run) fn build_library(
+        &mut self,
+        krate: &HotCrate,
+        debuginfo: bool,
+        current: &dyn Fn() -> bool,
+        sources: u64,
+    ) -> Result<PathBuf, Stop> {
+        let identity_lost = |why: &str| {
+            Stop::Refused(vec![format!(
+                "`{}`: a self-contained library of it would give its types new identities (`TypeId`, `dyn Any` \
+                 downcasts), since {why}",
+                krate.package
+            )])
+        };
+        let Some(program) = self.program.as_ref().and_then(|h| h.invocations.get(&krate.crate_name)).cloned() else {
+            return Err(identity_lost("there is no record of how the program's build compiled it"));
+        };
+        let out_dir = self.profile.patch_dir().join("self-contained").join(self.profile.kind()).join(&krate.crate_name);
+        let program = program
+            .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names)
+            .with_debuginfo(if debuginfo { 2 } else { 0 });
+        let (invocation, needs) = program.for_self_contained(
+            &self.profile.program_dir(),
+            &self.profile.patch_dir(),
+            &out_dir,
+            &out_dir.join("incremental"),
+        );
+        let quiet = self.output.hide_errors;
+        if self.patch_deps_stale(&krate.package) || needs.iter().any(|rlib| !rlib.exists()) {
+            self.build_patch_deps(quiet).map_err(|e| Stop::from_build(e, sources))?;
+            if let Some(missing) = needs.iter().find(|rlib| !rlib.exists()) {
+                return Err(identity_lost(&format!(
+                    "the patch directory has no build of {} like the program's",
+                    missing.display()
+                )));
+            }
+        }
+        let library = build::build_direct(&invocation, &self.ws.root, &self.shell, quiet, current)
+            .map_err(|e| Stop::from_build(e, sources))?;
+        Ok(self.session.keep_latest(&library, &krate.crate_name)?)
+    }
+
+    /// Whether a workspace crate `name` depends on changed since the patch directory's
+    /// libraries were built.
+    fn patch_deps_stale(&self, name: &str) -> bool {
+        let Some(built) = &self.linking.patch_deps else { return true };
+        self.ws.dependencies_of(name).iter().any(|dep| {
+            let now = sources_hash(&self.ws.members[dep].dir.join("src"));
+            built.get(dep) != Some(&now)
+        })
+    }
+
+    /// [`build::build_patch_deps`], remembering the sources it was built from.
+    pub(in crate::run) fn build_patch_deps(&mut self, quiet: bool) -> Result<(), BuildError> {
+        let hashes = self.member_hashes();
+        let (package, kind, bin) = (&self.binary.package, self.binary.kind, &self.binary.name);
+        build::build_patch_deps(&self.profile, package, (kind, bin), &self.features, &self.shell, quiet)?;
+        self.linking.patch_deps = Some(hashes);
+        Ok(())
+    }
+
+    /// The rustc command for the crate's linked patch, or why the linked route is closed.
+    fn linked_invocation(&self, krate: &HotCrate, form: Form<'_>) -> Result<build::Invocation, Closed> {
+        let facts = RouteFacts {
+            chosen: LINKED_PATCHES && !self.linking.disabled,
+            built: self.program.is_some(),
+            recorded: self.program.as_ref().is_some_and(|p| p.invocations.contains_key(&krate.crate_name)),
+            reloaded_dependency: self
+                .ws
+                .dependencies_of(&krate.package)
+                .into_iter()
+                .find(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0)),
+        };
+        if let Some(closed) = facts.closed(&self.profile.program_dir()) {
+            return Err(closed);
+        }
+        let invocation = self.program.as_ref().and_then(|p| p.invocations.get(&krate.crate_name)).expect("recorded");
+        let invocation = invocation
+            .for_linked_patch(&self.linked_dir().join(&krate.crate_name), &self.linked_dir().join("incremental"))
+            .with_debuginfo(if form.debuginfo { 2 } else { 0 })
+            .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
+        Ok(match form.full {
+            // Stubs have no bodies, so whatever only those bodies used looks unused to
+            // rustc: lints a build of the whole source would not raise.
+            Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids).with_args(&STUB_LINTS),
+            None => invocation,
+        })
+    }
+
+    /// Whether `krate` can take the linked route as things stand.
+    pub(in crate::run) fn linked_open(&self, krate: &HotCrate) -> bool {
+        self.linked_invocation(krate, Form::STUBS).is_ok()
+    }
+
+    /// Where linked patches are built (under a lock of its own: self-contained builds
+    /// in the patch directory never hold them up).
+    fn linked_dir(&self) -> PathBuf {
+        self.profile.patch_dir().join("linked").join(self.profile.kind())
+    }
+
+    /// Compiles `krate` once for the linked route, so the first real patch finds rustc's
+    /// incremental cache warm (all stubs, as most of a typical patch is), the program's
+    /// image read (~20 ms for a 10 MB debug program) and the linker found. Quiet: errors
+    /// show when a patch is built.
+    pub(in crate::run) fn prime_linked(&mut self, krate: &HotCrate) {
+        if let Ok(started) = self.start_linked(krate, Form::STUBS) {
+            let _ = started.rustc.wait(&self.shell, true, ".rlib", &|| true);
+        }
+    }
+
+    /// The running program's executable as patches bind to it, read once per program.
+    fn program_image(&mut self) -> &Result<ProgramImage, String> {
+        let executable = self.program.as_ref().map(|h| h.executable.clone()).unwrap_or_default();
+        self.linking.image.get_or_insert_with(|| ProgramImage::read(&executable).map_err(|e| format!("{e:#}")))
+    }
+
+    /// Starts rustc on the crate's linked patch and returns while it compiles.
+    pub(super) fn start_linked(&mut self, krate: &HotCrate, form: Form<'_>) -> Result<StartedBuild, RouteError> {
+        let invocation = self.linked_invocation(krate, form).map_err(RouteError::Closed)?;
+        let pid = self.app.as_ref().map(|a| a.pid()).ok_or(RouteError::Closed(Closed::NotRunning))?;
+        if let Err(why) = self.program_image() {
+            return Err(RouteError::Closed(Closed::Program(why.clone())));
+        }
+        let linker = self.linking.linker.get_or_insert_with(|| link::find_linker(invocation.program())).clone();
+        let linker = linker.ok_or(RouteError::Closed(Closed::NoLinker))?;
+        let dir = self.linked_dir();
+        let lock = BuildLock::acquire(&dir)?;
+        let out_dir = dir.join(&krate.crate_name);
+        std::fs::create_dir_all(&out_dir)?;
+        let started = Instant::now();
+        let rustc = build::Rustc::spawn(&invocation, &self.ws.root)?;
+        let (full, debuginfo) = (form.full.map(String::from), form.debuginfo);
+        Ok(StartedBuild { rustc, full, debuginfo, pid, linker, out_dir, started, lock })
+    }
+
+    /// Waits for a started build and links it where the program has room.
+    fn finish_linked(
+        &mut self,
+        build: StartedBuild,
+        statics: &HashSet<String>,
+        current: &dyn Fn() -> bool,
+    ) -> Result<LinkedBuild, RouteError> {
+        let StartedBuild { rustc, pid, linker, out_dir, started, lock, debuginfo, .. } = build;
+        let rlib = rustc.wait(&self.shell, self.output.hide_errors, ".rlib", current)?;
+        let compiled = started.elapsed();
+        let Some(Ok(image)) = &self.linking.image else {
+            return Err(anyhow::anyhow!("the program's image was read before the build").into());
+        };
+        let output = out_dir.join("patch.elf");
+        let base = self.linking.next_base.max(image.end).max(link::FIRST_BASE);
+        let request = link::Request {
+            rlib: &rlib,
+            program: image,
+            base,
+            output: &output,
+            work_dir: &out_dir.join("link"),
+            module_statics: statics,
+            linker: &linker,
+        };
+        let linked = link::link_in_room(request, pid).map_err(|e| match e {
+            link::Error::Unlinkable(why) => RouteError::Closed(Closed::Unlinkable(why)),
+            link::Error::NoRoom => RouteError::Closed(Closed::NoRoom),
+            link::Error::Tool(e) => e.into(),
+        })?;
+        self.linking.next_base = linked.end.next_multiple_of(2 << 20);
+        let link_time = started.elapsed() - compiled;
+        Ok(LinkedBuild { file: output, rlib, debuginfo, linked, started, compiled, link_time, _lock: lock })
+    }
+}
+
+/// What decides whether a crate's linked route is open, before anything is built.
+#[derive(Clone, Debug, Default)]
+struct RouteFacts {
+    /// Linked patches are on: this platform, no `--self-contained`.
+    chosen: bool,
+    /// The program was built.
+    built: bool,
+    /// Its build recorded the crate's rustc command.
+    recorded: bool,
+    /// A workspace crate it depends on that was reloaded.
+    reloaded_dependency: Option<String>,
+}
+
+impl RouteFacts {
+    /// Why the route is closed (`program_dir`: where the program is built); `None`: open.
+    fn closed(&self, program_dir: &std::path::Path) -> Option<Closed> {
+        if !self.chosen {
+            return Some(Closed::NotChosen);
+        }
+        if !self.built {
+            return Some(Closed::NotBuilt);
+        }
+        if !self.recorded {
+            return Some(Closed::NoRecord { dir: program_dir.to_path_buf() });
+        }
+        self.reloaded_dependency.clone().map(Closed::AboveReloaded)
+    }
+}
+
+/// Why a crate whose linked route closed for `why` must not fall back to a
+/// self-contained library: it has statics or thread-locals (`statics`), and the
+/// library would have its own fresh copies of them, silently splitting the crate's
+/// state. `None` when it has none, or when the user chose that route.
+fn split_state(why: &Closed, statics: &HashSet<String>) -> Option<String> {
+    if *why == Closed::NotChosen || statics.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = statics.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    let shown = names.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    Some(format!(
+        "the new code cannot be linked against the running program ({why}), and a self-contained library \
+         would start its statics and thread-locals ({shown}{more}) afresh"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn open() -> RouteFacts {
+        RouteFacts { chosen: true, built: true, recorded: true, reloaded_dependency: None }
+    }
+
+    #[test]
+    fn the_linked_route_is_open_only_when_every_fact_allows_it() {
+        let dir = Path::new("/t");
+        assert_eq!(open().closed(dir), None);
+        assert_eq!(RouteFacts { chosen: false, ..open() }.closed(dir), Some(Closed::NotChosen));
+        assert_eq!(RouteFacts { built: false, ..open() }.closed(dir), Some(Closed::NotBuilt));
+        assert_eq!(RouteFacts { recorded: false, ..open() }.closed(dir), Some(Closed::NoRecord { dir: dir.into() }));
+        let above = RouteFacts { reloaded_dependency: Some("shapes".into()), ..open() };
+        assert_eq!(above.closed(dir), Some(Closed::AboveReloaded("shapes".into())));
+        // The user's choice wins over every other reason.
+        assert_eq!(RouteFacts { chosen: false, built: false, ..open() }.closed(dir), Some(Closed::NotChosen));
+    }
+
+    #[test]
+    fn a_fallback_that_would_split_state_is_refused_unless_chosen() {
+        let statics: HashSet<String> = ["logic::COUNT", "logic::SEEN"].map(String::from).into();
+        let why = split_state(&Closed::Unlinkable("it adds thread-local `logic::SEEN`".into()), &statics).unwrap();
+        assert!(why.contains("(`logic::COUNT`, `logic::SEEN`) afresh"), "{why}");
+        assert_eq!(split_state(&Closed::NotChosen, &statics), None);
+        assert_eq!(split_state(&Closed::NoLinker, &HashSet::new()), None);
+    }
+}

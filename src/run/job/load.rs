@@ -1,0 +1,100 @@
+//! The load: the patch sent to the program's agent, and its answer.
+
+use super::plan::Plan;
+use super::verify::Verified;
+use super::Stop;
+use crate::apply::session::Incoming;
+use crate::run::{Driver, Event, REPLY_TIMEOUT};
+use anyhow::{bail, Context};
+use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, RefusalKind, ToolMessage};
+use hotreload_protocol::record::crate_of;
+use std::io::Write;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Instant;
+
+/// A patch the program switched to.
+pub(super) struct Applied {
+    /// The checked patch.
+    pub(super) verified: Verified,
+    /// Slots switched.
+    pub(super) switched: usize,
+    /// Time the agent took to map and check it, in microseconds.
+    pub(super) load_micros: u64,
+    /// Time the switch took, in microseconds.
+    pub(super) apply_micros: u64,
+}
+
+impl Driver {
+    /// Sends the patch and waits for the agent's answer.
+    pub(super) fn load(&mut self, plan: &Plan, verified: Verified) -> Result<Applied, Stop> {
+        self.announce(&plan.krate.package);
+        let crate_name = &plan.krate.crate_name;
+        let functions: Vec<FunctionInfo> = verified
+            .library
+            .functions
+            .iter()
+            .filter(|(id, _)| crate_of(id) == crate_name)
+            .map(|(id, r)| FunctionInfo::new(id.clone(), r.signature))
+            .collect();
+        let request = self.next_request;
+        self.next_request += 1;
+        let placed = verified.placed.clone();
+        let mut load =
+            LoadRequest::new(request, crate_name.clone(), verified.generation, placed, functions, verified.toolchain);
+        if verified.route.route() == super::Route::Linked {
+            load = load.linked();
+        }
+        let Some(agent) = self.agent.as_mut() else { return Err(Stop::Waiting) };
+        let sent = agent.writer.write_all(&message::encode(&ToolMessage::Load(load)));
+        sent.context("failed to send the patch to the program")?;
+        match self.wait_reply(request)? {
+            AgentMessage::Applied { switched, load_micros, apply_micros, .. } => {
+                Ok(Applied { verified, switched, load_micros, apply_micros })
+            }
+            AgentMessage::Refused { kind: RefusalKind::Incompatible, reason, .. } => Err(Stop::Refused(vec![reason])),
+            AgentMessage::Refused { reason, .. } => Err(Stop::ProgramRefused(reason)),
+            other => Err(Stop::Error(anyhow::anyhow!("unexpected answer from the program: {other:?}"))),
+        }
+    }
+
+    /// IPython's `--print` and `--log`: one line per reload.
+    fn announce(&self, name: &str) {
+        if self.output.print {
+            anstream::eprintln!("Reloading '{name}'.");
+        }
+        if self.output.log {
+            log::info!("Reloading '{name}'.");
+        }
+    }
+
+    /// Waits for the agent's answer to `request`; other events wait their turn.
+    fn wait_reply(&mut self, request: u64) -> anyhow::Result<AgentMessage> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let conn = self.agent.as_ref().map(|a| a.conn);
+            match self.rx.recv_timeout(left) {
+                Ok(Event::Session(Incoming::Message { conn: from, message })) if Some(from) == conn => {
+                    if message.request() == Some(request) {
+                        return Ok(message);
+                    }
+                    self.shell.warn(format_args!("unexpected message from the program: {message:?}"));
+                }
+                Ok(Event::Session(Incoming::Closed { conn: from })) if Some(from) == conn => {
+                    self.agent = None;
+                    bail!("the program disconnected before applying the patch");
+                }
+                Ok(event @ Event::AppExited { .. }) => {
+                    self.deferred.push_back(event);
+                    bail!("the program exited before applying the patch");
+                }
+                Ok(event) => self.deferred.push_back(event),
+                Err(RecvTimeoutError::Timeout) => bail!(
+                    "the program did not answer within {}s (is it calling hotreload::safepoint()?)",
+                    REPLY_TIMEOUT.as_secs()
+                ),
+                Err(RecvTimeoutError::Disconnected) => bail!("all event sources stopped"),
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The plan: what changed in the crate's source, whether it can be applied at all, and
+//! what the patch must compile.
+
+use super::build::{Form, StartedBuild};
+use super::Stop;
+use crate::detect::source::{self, Entry, Snapshot};
+use crate::detect::sources_hash;
+use crate::run::Driver;
+use crate::workspace::HotCrate;
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+/// What a job knows before it builds.
+pub(super) struct Plan {
+    /// The crate.
+    pub(super) krate: HotCrate,
+    /// When the first save this job applies was made.
+    pub(super) saved: Instant,
+    /// `now`: applied whatever the mode (not if skipped).
+    pub(super) force: bool,
+    /// The sources' hash before they were read: if it changes before the build ends,
+    /// the scan and the build may have read different text.
+    pub(super) sources: u64,
+    /// The source as scanned, or why it could not be.
+    pub(super) scanned: Result<Snapshot, String>,
+    /// Time the scan took.
+    pub(super) scan_time: Duration,
+    /// The hot functions whose source changed; `None` when the scan failed.
+    pub(super) edited: Option<BTreeSet<String>>,
+    /// For a body-only edit: the hot functions a linked patch compiles whole (the
+    /// others are stubs). `None`: all whole.
+    pub(super) whole: Option<BTreeSet<String>>,
+    /// Build with debug info and compare layouts: something that decides layouts
+    /// changed (or the scan could not tell).
+    pub(super) debuginfo: bool,
+    /// The crate's statics and thread-locals, by path.
+    pub(super) statics: HashSet<String>,
+    /// A linked build started on a guess before the scan, if there is one.
+    pub(super) early: Option<StartedBuild>,
+}
+
+impl Plan {
+    /// Whether the sources are still those the job started from.
+    pub(super) fn current(&self) -> impl Fn() -> bool {
+        let (src, at_start) = (self.krate.src.clone(), self.sources);
+        move || sources_hash(&src) == at_start
+    }
+
+    /// What the linked build compiles: `ENV_FULL_FORM`'s value and debug info.
+    pub(super) fn form(&self) -> (Option<String>, bool) {
+        let full = self.whole.as_ref().map(|ids| hotreload_protocol::full_form::encode(&self.krate.crate_name, ids));
+        (full, self.debuginfo)
+    }
+
+    /// Whether a linked patch of it holds only what changed (stubs for the rest).
+    pub(super) fn partial(&self) -> bool {
+        self.whole.is_some()
+    }
+}
+
+impl Driver {
+    /// Reads what changed and decides what to build. Stops when nothing the program
+    /// runs changed, when the change cannot be applied, or when the sources are those
+    /// that failed last time.
+    pub(super) fn plan(&mut self, krate: HotCrate, saved: Instant, force: bool) -> Result<Plan, Stop> {
+        // Start rustc on a guess of what changed, from the files' text; the scan below,
+        // while it compiles, says whether the guess holds. Dropped, it is stopped.
+        let early = self.start_on_guess(&krate);
+        // Hashed before the scan reads the files (see `Plan::sources`).
+        let sources = sources_hash(&krate.src);
+        let scan_started = Instant::now();
+        let scanned = source::scan(&krate.crate_name, &krate.root, &self.cfg_of(&krate.crate_name));
+        let scan_time = scan_started.elapsed();
+        if self.state(&krate.package).cache.failed == Some(sources) {
+            return Err(Stop::StillFailing);
+        }
+        let statics = scanned.as_ref().map(Snapshot::statics).unwrap_or_default();
+        let mut plan = Plan {
+            krate,
+            saved,
+            force,
+            sources,
+            scanned,
+            scan_time,
+            edited: None,
+            whole: None,
+            debuginfo: true,
+            statics,
+            early,
+        };
+        if let Ok(new) = plan.scanned.clone() {
+            self.compare_source(&mut plan, new)?;
+        }
+        Ok(plan)
+    }
+
+    /// Compares the scanned source with the one the program runs, and fills in what
+    /// the plan builds.
+    fn compare_source(&mut self, plan: &mut Plan, new: Snapshot) -> Result<(), Stop> {
+        let name = plan.krate.package.clone();
+        let state = self.state(&name);
+        let diff = source::compare(&state.running.snapshot, &new);
+        let unsaid: Vec<_> = diff.not_hot.iter().filter(|(id, _)| state.said.not_hot.insert(id.clone())).collect();
+        for (id, reason) in unsaid {
+            self.shell.note(format_args!("not hot: `{id}`: {reason}"));
+        }
+        if !diff.blockers.is_empty() {
+            return Err(Stop::Refused(diff.blockers.iter().map(|b| format!("`{}`: {}", b.item, b.reason)).collect()));
+        }
+        for warning in &diff.warnings {
+            self.shell.warn(warning);
+        }
+        if diff.bodies_only && diff.edited.is_empty() {
+            self.state(&name).running.snapshot = new;
+            return Err(Stop::Unchanged("nothing the program runs changed".into()));
+        }
+        plan.debuginfo = diff.layouts_may_change;
+        if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
+            plan.whole = Some(whole_form(diff.edited.clone(), &new, &agent.program));
+        }
+        plan.edited = Some(diff.edited);
+        Ok(())
+    }
+
+    /// Starts a linked patch build on [`source::guess_edited`]'s guess, when there is
+    /// one and the route is open; says `Compiling` then.
+    fn start_on_guess(&mut self, krate: &HotCrate) -> Option<StartedBuild> {
+        let agent = self.agent.as_ref()?;
+        let state = self.crates.get(&krate.package)?;
+        let ids = whole_form(source::guess_edited(&state.running.snapshot)?, &state.running.snapshot, &agent.program);
+        let full = hotreload_protocol::full_form::encode(&krate.crate_name, &ids);
+        let started = self.start_linked(krate, Form { full: Some(&full), debuginfo: false }).ok()?;
+        self.shell.status("Compiling", format_args!("{} (hot patch)", krate.package));
+        Some(started)
+    }
+}
+
+/// The hot function ids of a snapshot.
+pub(super) fn hot_ids(snapshot: &Snapshot) -> impl Iterator<Item = String> + '_ {
+    snapshot.items.iter().filter(|(_, e)| matches!(e, Entry::Hot { .. })).map(|(id, _)| id.clone())
+}
+
+/// The hot functions a linked patch compiles whole: the `edited` ones, and every one
+/// the program's own build lacks (its slot is not the program's, so no stub can reach it).
+fn whole_form(mut edited: BTreeSet<String>, snapshot: &Snapshot, program: &BTreeSet<String>) -> BTreeSet<String> {
+    edited.extend(hot_ids(snapshot).filter(|id| !program.contains(id)));
+    edited
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(text: &str) -> Snapshot {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lib.rs");
+        std::fs::write(&root, text).unwrap();
+        source::scan("logic", &root, &crate::detect::cfg::Cfg::default()).unwrap()
+    }
+
+    #[test]
+    fn a_partial_patch_compiles_the_edited_and_the_new_whole() {
+        let now = snapshot(
+            "#[hotreload::hot] pub fn old() -> u32 { 1 }\n\
+             #[hotreload::hot] pub fn edited() -> u32 { 2 }\n\
+             #[hotreload::hot] pub fn added() -> u32 { 3 }",
+        );
+        let program: BTreeSet<String> = ["logic::old", "logic::edited"].map(String::from).into();
+        let edited: BTreeSet<String> = ["logic::edited".to_string()].into();
+        let whole = whole_form(edited, &now, &program);
+        assert_eq!(whole, ["logic::added", "logic::edited"].map(String::from).into());
+    }
+}

@@ -1,0 +1,71 @@
+//! The record: what the session knows once the program runs a patch.
+
+use super::load::Applied;
+use super::plan::Plan;
+use super::verify::Placed;
+use super::Route;
+use crate::run::Driver;
+use hotreload_protocol::record::crate_of;
+use std::time::Duration;
+
+/// What the user is told of an applied patch.
+pub(super) struct Report {
+    /// The package.
+    pub(super) name: String,
+    /// Save → applied.
+    pub(super) elapsed: Duration,
+    /// The route it took.
+    pub(super) route: Route,
+    /// The patch, its checks and the agent's answer.
+    pub(super) applied: Applied,
+    /// Functions whose code changed (the edited ones of a partial patch).
+    pub(super) updated: Vec<String>,
+    /// Save → the build's start.
+    pub(super) waited: Duration,
+    /// Time the source scan took.
+    pub(super) scan_time: Duration,
+}
+
+impl Driver {
+    /// Takes an applied patch into the session's state: the functions the program now
+    /// knows, the crate's generation, functions and source.
+    pub(super) fn record(&mut self, plan: Plan, applied: Applied) -> Report {
+        let elapsed = plan.saved.elapsed();
+        let crate_name = &plan.krate.crate_name;
+        let verified = &applied.verified;
+        let in_patch: Vec<String> =
+            verified.library.functions.keys().filter(|id| crate_of(id) == crate_name).cloned().collect();
+        if let Some(agent) = self.agent.as_mut() {
+            for id in &in_patch {
+                agent.known.insert(id.clone(), verified.library.functions[id].signature);
+            }
+        }
+        let running = &mut self.state(&plan.krate.package).running;
+        running.generation = verified.generation;
+        let partial = plan.partial() && matches!(verified.route, Placed::Linked(..));
+        if partial {
+            running.current.extend(in_patch);
+            for id in &verified.diff.removed {
+                running.current.remove(id);
+            }
+        } else {
+            running.current = in_patch.into_iter().collect();
+        }
+        if let Ok(new) = plan.scanned {
+            running.snapshot = new;
+        }
+        let updated = match &plan.edited {
+            Some(edited) => verified.diff.updated.iter().filter(|id| edited.contains(*id)).cloned().collect(),
+            None => verified.diff.updated.clone(),
+        };
+        Report {
+            name: plan.krate.package,
+            elapsed,
+            route: verified.route.route(),
+            waited: verified.build_started.saturating_duration_since(plan.saved),
+            scan_time: plan.scan_time,
+            updated,
+            applied,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The lines an applied patch shows: one `Reloaded` line, and at `-v` what changed and
+//! where the time went.
+
+use super::record::Report;
+use super::verify::Placed;
+use crate::link::Linked;
+use crate::run::Driver;
+use crate::shell::Verbosity;
+
+impl Driver {
+    /// Says what `report` applied.
+    pub(super) fn report(&self, report: &Report) {
+        let verified = &report.applied.verified;
+        let how = match &verified.route {
+            Placed::Linked(l, ..) => format!("linked, {}", shared_state(l)),
+            Placed::SelfContained => "self-contained".to_string(),
+        };
+        self.shell.status(
+            "Reloaded",
+            format_args!(
+                "{}: {} updated, {} added, {} removed ({} ms, {how})",
+                report.name,
+                report.updated.len(),
+                verified.diff.added.len(),
+                verified.diff.removed.len(),
+                report.elapsed.as_millis()
+            ),
+        );
+        if self.shell.verbosity() >= Verbosity::Verbose {
+            self.report_functions(report);
+            self.report_timing(report);
+        }
+    }
+
+    /// `-v`: each function, and each static the patch does not share.
+    fn report_functions(&self, report: &Report) {
+        let verified = &report.applied.verified;
+        if let Placed::Linked(l, ..) = &verified.route {
+            for path in &l.fresh {
+                self.shell.status("own copy", format_args!("{path} (a static the program does not share)"));
+            }
+        }
+        for id in &report.updated {
+            self.shell.status("updated", id);
+        }
+        for id in &verified.diff.added {
+            self.shell.status("added", id);
+        }
+        for id in &verified.diff.removed {
+            self.shell.status("removed", format_args!("{id} (existing callers keep the old code)"));
+        }
+    }
+
+    /// `-v`: where the time went.
+    fn report_timing(&self, report: &Report) {
+        let (verified, applied) = (&report.applied.verified, &report.applied);
+        let route = match &verified.route {
+            Placed::Linked(_, compiled, linked) => {
+                format!("linked: rustc {} ms, link {} ms", compiled.as_millis(), linked.as_millis())
+            }
+            Placed::SelfContained => "self-contained".to_string(),
+        };
+        self.shell.status(
+            "Timing",
+            format_args!(
+                "wait {} ms (source scan {:.1} ms), build {} ms ({route}), diff {:.1} ms, load {:.1} ms, \
+                 switch {:.3} ms ({} slots), generation {}",
+                report.waited.as_millis(),
+                report.scan_time.as_secs_f64() * 1e3,
+                verified.build_time.as_millis(),
+                verified.check_time.as_secs_f64() * 1e3,
+                applied.load_micros as f64 / 1e3,
+                applied.apply_micros as f64 / 1e3,
+                applied.switched,
+                verified.generation,
+            ),
+        );
+    }
+}
+
+/// `3 statics and 1 thread-local shared` for the `Reloaded` line.
+fn shared_state(linked: &Linked) -> String {
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    format!("{} and {} shared", plural(linked.statics, "static"), plural(linked.thread_locals, "thread-local"))
+}

@@ -1,0 +1,233 @@
+//! Everything checked before a patch is loaded: type layouts against the running
+//! program's, the records' diff, the slots a partial patch uses, its toolchain, and
+//! the settings, which may have changed while it was built.
+
+use super::build::Built;
+use super::plan::{hot_ids, Plan};
+use super::{Route, Stop};
+use crate::check::diff::{self, PatchDiff};
+use crate::check::layout::Layouts;
+use crate::check::library::Library;
+use crate::link::Linked;
+use crate::run::Driver;
+use hotreload_protocol::record::crate_of;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A patch that passed every check: ready to load.
+pub(super) struct Verified {
+    /// The placed file, in the session directory.
+    pub(super) placed: PathBuf,
+    /// Its generation.
+    pub(super) generation: u64,
+    /// Its exports and records.
+    pub(super) library: Library,
+    /// What it changes against the running code.
+    pub(super) diff: PatchDiff,
+    /// The route it took, and for a linked one what was bound and its times.
+    pub(super) route: Placed,
+    /// The rustc that built it, by hash.
+    pub(super) toolchain: u64,
+    /// When its build started.
+    pub(super) build_started: Instant,
+    /// Build time (rustc and link).
+    pub(super) build_time: Duration,
+    /// Time comparing layouts and records.
+    pub(super) check_time: Duration,
+}
+
+/// How a placed patch was built (its build directory's lock released).
+pub(super) enum Placed {
+    /// Linked: what was bound, time in rustc, time linking.
+    Linked(Linked, Duration, Duration),
+    /// Self-contained.
+    SelfContained,
+}
+
+impl Placed {
+    /// Its route.
+    pub(super) fn route(&self) -> Route {
+        match self {
+            Placed::Linked(..) => Route::Linked,
+            Placed::SelfContained => Route::SelfContained,
+        }
+    }
+}
+
+/// A placed file that is removed unless it is loaded.
+struct Unloaded(Option<PathBuf>);
+
+impl Unloaded {
+    fn keep(mut self) -> PathBuf {
+        self.0.take().expect("kept once")
+    }
+}
+
+impl Drop for Unloaded {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Driver {
+    /// Checks a built patch; places it in the session directory on the way.
+    pub(super) fn verify(&mut self, plan: &Plan, built: Built) -> Result<Verified, Stop> {
+        let (build_started, build_time) = (built.started(), built.started().elapsed());
+        let check_started = Instant::now();
+        if let Some(reasons) = self.layout_changes(&built) {
+            return Err(Stop::Refused(reasons));
+        }
+        let layout_time = check_started.elapsed();
+        let name = &plan.krate.package;
+        let generation = self.state(name).running.generation + 1;
+        let placed = Unloaded(Some(self.session.place(built.file(), &plan.krate.crate_name, generation)?));
+        // Placed: the build directory's lock can go.
+        let route = match built {
+            Built::Linked(l) => Placed::Linked(l.linked, l.compiled, l.link_time),
+            Built::SelfContained { .. } => Placed::SelfContained,
+        };
+        self.state(name).cache.failed = None;
+        let diff_started = Instant::now();
+        let library = Library::read(placed.0.as_ref().expect("placed"))?;
+        let diff = self.records_diff(plan, &library, &route)?;
+        let toolchain = self.toolchain_of(plan, &library)?;
+        self.settings_allow(plan)?;
+        let check_time = layout_time + diff_started.elapsed();
+        Ok(Verified {
+            placed: placed.keep(),
+            generation,
+            library,
+            diff,
+            route,
+            toolchain,
+            build_started,
+            build_time,
+            check_time,
+        })
+    }
+
+    /// What the patch changes against the running code, refused when a signature
+    /// changed, and unchanged when it changes no hot function.
+    fn records_diff(&mut self, plan: &Plan, library: &Library, route: &Placed) -> Result<PatchDiff, Stop> {
+        let crate_name = &plan.krate.crate_name;
+        let Some(agent) = &self.agent else { return Err(Stop::Waiting) };
+        let current = &self.crates[&plan.krate.package].running.current;
+        let mut patch = diff::diff(&agent.known, current, crate_name, library);
+        if let (Placed::Linked(linked, ..), true) = (route, plan.partial()) {
+            // A patch of stubs holds only what changed: removed is what the source lost.
+            let now: BTreeSet<String> = plan.scanned.as_ref().map(|s| hot_ids(s).collect()).unwrap_or_default();
+            patch.removed = removed(current, &now);
+            let new_to_program = library.functions.keys().filter(|id| !agent.program.contains(*id)).count();
+            check_own_slots(&plan.krate.package, linked, new_to_program)?;
+        }
+        if !patch.applicable() {
+            let reasons =
+                patch.refused.iter().map(|id| format!("`{id}`: its signature or a type in it changed")).collect();
+            return Err(Stop::Refused(reasons));
+        }
+        let own = library.functions.keys().filter(|id| crate_of(id) == crate_name).count();
+        if own == 0 && patch.removed.is_empty() {
+            return Err(Stop::Unchanged("the patch changes no hot function".into()));
+        }
+        Ok(patch)
+    }
+
+    /// The rustc that built the patch (by its records), the program's when it has no
+    /// function of its own.
+    fn toolchain_of(&self, plan: &Plan, library: &Library) -> Result<u64, Stop> {
+        let Some(agent) = &self.agent else { return Err(Stop::Waiting) };
+        let own = library.functions.keys().any(|id| crate_of(id) == plan.krate.crate_name);
+        match library.toolchain() {
+            Some(toolchain) => Ok(toolchain),
+            None if !own => Ok(agent.toolchain),
+            None => Err(Stop::Error(anyhow::anyhow!(
+                "the patch of `{}` was compiled by several rustc versions (its records disagree)",
+                plan.krate.package
+            ))),
+        }
+    }
+
+    /// Settings may have changed while it was built: never apply a crate that is
+    /// skipped, or any in `off` mode, from then on.
+    fn settings_allow(&mut self, plan: &Plan) -> Result<(), Stop> {
+        self.absorb_settings();
+        match self.settings.allows(&plan.krate.package, plan.force) {
+            true => Ok(()),
+            false => Err(Stop::Disabled),
+        }
+    }
+
+    /// What the new code lays out differently from the running program (see
+    /// [`crate::check::layout`]), as refusal reasons; `None` when nothing does. Without
+    /// the program's or the patch's debug info nothing can be compared: said, and refused.
+    fn layout_changes(&mut self, built: &Built) -> Option<Vec<String>> {
+        let patch = match built {
+            // Nothing that decides layouts changed: built without debug info.
+            Built::Linked(l) if !l.debuginfo => return None,
+            Built::Linked(l) => Layouts::read_rlib(&l.rlib),
+            Built::SelfContained { debuginfo: false, .. } => return None,
+            Built::SelfContained { file, .. } => Layouts::read_file(file),
+        };
+        let program = self.layouts.get();
+        let why = match (&*program, patch) {
+            (Ok(program), Ok(patch)) if !program.is_empty() && !patch.is_empty() => {
+                let found = patch.mismatches(program);
+                if found.is_empty() {
+                    return None;
+                }
+                return Some(found.into_iter().map(|m| format!("`{}`: {}", m.item, m.reason)).collect());
+            }
+            (Ok(program), Ok(_)) if program.is_empty() => "the program has no debug info".to_string(),
+            (Ok(_), Ok(_)) => "the patch has no debug info".to_string(),
+            (Err(e), _) => format!("the program's debug info cannot be read: {e}"),
+            (_, Err(e)) => format!("the patch's debug info cannot be read: {e:#}"),
+        };
+        Some(vec![format!("type layouts cannot be compared ({why})")])
+    }
+}
+
+/// The functions the running code has that the source no longer does.
+fn removed(current: &BTreeSet<String>, now: &BTreeSet<String>) -> Vec<String> {
+    current.iter().filter(|id| !now.contains(*id)).cloned().collect()
+}
+
+/// Every slot of a partial patch but those of functions new to the program must be
+/// the program's: a stub with a slot of its own would call nothing.
+fn check_own_slots(name: &str, linked: &Linked, new_to_program: usize) -> Result<(), Stop> {
+    if linked.own_slots.len() <= new_to_program {
+        return Ok(());
+    }
+    Err(Stop::Error(anyhow::anyhow!(
+        "the patch of `{name}` has {} trampoline slots the program lacks ({}), {new_to_program} expected; not \
+         applied (please report this)",
+        linked.own_slots.len(),
+        linked.own_slots.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_partial_patch_removes_what_the_source_lost() {
+        let current = ids(&["logic::a", "logic::b", "logic::c"]);
+        assert_eq!(removed(&current, &ids(&["logic::a", "logic::c", "logic::d"])), ["logic::b"]);
+        assert!(removed(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn a_partial_patch_may_own_slots_only_for_new_functions() {
+        let linked = Linked { own_slots: vec!["logic::d".into()], ..Linked::default() };
+        assert!(check_own_slots("logic", &linked, 1).is_ok());
+        let Err(Stop::Error(e)) = check_own_slots("logic", &linked, 0) else { panic!("accepted") };
+        assert!(e.to_string().contains("1 trampoline slots the program lacks (logic::d), 0 expected"), "{e}");
+    }
+}
