@@ -18,11 +18,11 @@ fn mode_names_numbers_and_mistakes() {
     }
     // Without a session, a setting that is not saved would go nowhere.
     let out = hotreload(&fx, &["mode", "off"]);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert!(out.stderr.contains("`--save` keeps the setting"), "{}", out.stderr);
     for bad in ["4", "complete", "expilcit"] {
         let out = hotreload(&fx, &["mode", bad]);
-        assert_eq!(out.code, Some(1));
+        assert_eq!(out.code, Some(2));
         assert!(out.stderr.contains("is not a mode; use one of off, explicit, all (or 0, 1, 2)"), "{}", out.stderr);
     }
     // Saved where a user can read it, the rest of the manifest as it was.
@@ -43,14 +43,14 @@ fn aimport_marks_skips_and_lists_like_ipython() {
     hotreload(&fx, &["aimport", "--save", "alpha", "-beta"]);
     assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha\n\nCrates to skip:\nbeta\n");
     let out = hotreload(&fx, &["aimport", "nosuch"]);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(2));
     assert!(
         out.stderr.contains("`nosuch` is not a library crate of this workspace; its hot crates are: alpha, beta"),
         "{}",
         out.stderr
     );
     let out = hotreload(&fx, &["aimport", "gamma"]);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("add `hotreload-runtime` to its [dependencies]"), "{}", out.stderr);
 }
 
@@ -128,12 +128,12 @@ fn now_fails_loudly_when_a_crate_does_not_build() {
     fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
     s.assert_no_stderr_for("(hot patch)", QUIET);
     let out = hotreload(&fx, &["now"]);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
     assert!(out.stderr.contains("alpha: build failed"), "{}", out.stderr);
     assert!(out.stderr.contains("beta: applied"), "{}", out.stderr);
     s.wait_stdout("beta=beta-1", RELOAD);
     let out = hotreload(&fx, &["now"]);
-    assert!(out.stderr.contains("nothing to reload") || out.code == Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing to reload") || out.code == Some(4), "{}", out.stderr);
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn hide_errors_keeps_compiler_output_out() {
 fn status_reports_the_running_session() {
     let fx = Fixture::new("multi");
     let out = hotreload(&fx, &["status"]);
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert!(out.stderr.contains("no `cargo hotreload run` session is running"), "{}", out.stderr);
     let s = Session::start(&fx, &["-p", "app"]);
     s.wait_stdout("alpha=alpha-0 ", RELOAD);
@@ -224,7 +224,7 @@ fn a_second_session_on_the_same_workspace_refuses_to_start() {
     let s = Session::start(&fx, &["-p", "app"]);
     s.wait_stdout("alpha=alpha-0 ", RELOAD);
     let second = hotreload(&fx, &["run", "-p", "app"]);
-    assert_eq!(second.code, Some(1));
+    assert_eq!(second.code, Some(5));
     assert!(second.stderr.contains("is already running for"), "{}", second.stderr);
     // The first one is untouched.
     fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
@@ -296,7 +296,7 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
         "pub fn value() -> String {\n    \"alpha-2\".into()",
     );
     let out = hotreload(&fx, &["now"]);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
     let alpha = crate_status(&fx, "alpha");
     assert!(alpha["restart_needed"].as_str().unwrap_or("").contains("its signature changed"), "{alpha}");
     assert!(hotreload(&fx, &["status"]).stdout.contains("restart needed: `alpha::value`"));

@@ -1,7 +1,7 @@
 //! Edits and messages that must not be applied, and what happens instead.
 
 use crate::harness::{Fixture, Session, RELOAD};
-use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, ToolMessage};
+use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, RefusalKind, ToolMessage};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -158,10 +158,15 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
         writer.write_all(line).unwrap();
         message::read(&mut reader).unwrap().expect("an answer")
     };
-    let refused = |answer: AgentMessage, why: &str| match answer {
-        AgentMessage::Refused { reason, .. } => assert!(reason.contains(why), "{reason:?} lacks {why:?}"),
+    // A refusal of the kind the tool acts on, for the reason given.
+    let refused = |answer: AgentMessage, expected: RefusalKind, why: &str| match answer {
+        AgentMessage::Refused { reason, kind, .. } => {
+            assert!(reason.contains(why), "{reason:?} lacks {why:?}");
+            assert_eq!(kind, expected, "{reason}");
+        }
         other => panic!("expected a refusal ({why}), got {other:?}"),
     };
+    use RefusalKind::{Failed, Incompatible, Invalid};
 
     // A file outside the session directory, directly or through `..` or a link.
     let outside = dir.path().join("outside.so");
@@ -169,13 +174,18 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     let load = |n: u64, path: &Path, functions: Vec<FunctionInfo>, toolchain: u64| {
         LoadRequest::new(n, "logic", n, path.to_path_buf(), functions, toolchain)
     };
-    refused(send(&encoded(load(1, &outside, logic.clone(), toolchain))), "outside the session directory");
+    refused(send(&encoded(load(1, &outside, logic.clone(), toolchain))), Invalid, "outside the session directory");
     refused(
         send(&encoded(load(2, &session_dir.join("../outside.so"), logic.clone(), toolchain))),
+        Invalid,
         "outside the session directory",
     );
     std::os::unix::fs::symlink(&outside, session_dir.join("link.so")).unwrap();
-    refused(send(&encoded(load(3, &session_dir.join("link.so"), logic.clone(), toolchain))), "not a regular file");
+    refused(
+        send(&encoded(load(3, &session_dir.join("link.so"), logic.clone(), toolchain))),
+        Invalid,
+        "not a regular file",
+    );
     // Inside, but claims a different signature or compiler.
     let inside = session_dir.join("liblogic-9.so");
     std::fs::write(&inside, b"not a library either").unwrap();
@@ -183,13 +193,17 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     let mut wrong = logic.clone();
     let score = wrong.iter_mut().find(|f| f.id == "logic::score").unwrap();
     *score = FunctionInfo::new("logic::score", 12345);
-    refused(send(&encoded(load(4, &inside, wrong, toolchain))), "`logic::score`: signature or type layout changed");
-    refused(send(&encoded(load(5, &inside, logic.clone(), toolchain ^ 1))), "another rustc");
+    refused(
+        send(&encoded(load(4, &inside, wrong, toolchain))),
+        Incompatible,
+        "`logic::score`: its signature or a type in it changed",
+    );
+    refused(send(&encoded(load(5, &inside, logic.clone(), toolchain ^ 1))), Incompatible, "another rustc");
     // Inside and plausible, but not a library, nor a linked patch.
-    refused(send(&encoded(load(6, &inside, logic.clone(), toolchain))), "cannot load");
-    refused(send(&encoded(load(7, &inside, logic.clone(), toolchain).linked())), "is not a linked patch");
+    refused(send(&encoded(load(6, &inside, logic.clone(), toolchain))), Failed, "cannot load");
+    refused(send(&encoded(load(7, &inside, logic.clone(), toolchain).linked())), Invalid, "is not a linked patch");
     // Not a message at all.
-    refused(send(b"{\"type\":\"load\",\"oops\":1}\n"), "malformed");
+    refused(send(b"{\"type\":\"load\",\"oops\":1}\n"), Invalid, "malformed");
     assert!(app.try_wait().unwrap().is_none(), "the program survived every refusal");
 
     // Now a real patch, built by the session from a real edit.
@@ -212,10 +226,11 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     // Claiming more than the file holds is refused once it is mapped.
     refused(
         send(&encoded(load(8, &good, logic.clone(), toolchain).linked())),
+        Invalid,
         "lacks functions the tool read from its file",
     );
     // A linked patch (the session's default) is no shared library.
-    refused(send(&encoded(load(9, &good, in_file.clone(), toolchain))), "cannot load");
+    refused(send(&encoded(load(9, &good, in_file.clone(), toolchain))), Failed, "cannot load");
     // Linked for the session's program, whose executable this is: its addresses hold here.
     match send(&encoded(load(10, &good, in_file, toolchain).linked())) {
         AgentMessage::Applied { switched, .. } => assert_eq!(switched, 1),
@@ -231,7 +246,7 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
         }
     }
     // An older generation of the same crate is refused.
-    refused(send(&encoded(load(1, &good, logic, toolchain))), "not newer");
+    refused(send(&encoded(load(1, &good, logic, toolchain))), Invalid, "not newer");
     drop(app.stdin.take());
     app.wait().unwrap();
 }

@@ -125,7 +125,7 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
 /// (nothing in it having run) if not.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), Refusal>) -> Result<&'static [Entry], Refusal> {
-    let mapped = crate::loader::map(path).map_err(Refusal::failed)?;
+    let mapped = crate::loader::map(path)?;
     match check(mapped.table) {
         Ok(()) => Ok(mapped.commit()),
         Err(why) => {

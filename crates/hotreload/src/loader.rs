@@ -15,6 +15,7 @@ use object::LittleEndian as LE;
 use std::path::Path;
 
 use hotreload_protocol::image;
+use hotreload_protocol::message::Refusal;
 
 const PAGE: u64 = 4096;
 
@@ -47,11 +48,18 @@ impl Mapped {
 }
 
 /// Maps the linked patch at `path`, without running or registering anything in it.
-pub(crate) fn map(path: &Path) -> Result<Mapped, String> {
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let image = Image::parse(&data).map_err(|e| format!("{} is not a linked patch: {e}", path.display()))?;
-    let register = register_frame().ok_or("the unwinder has no `__register_frame`")?;
+/// A file that is not a linked patch is refused as invalid; one that cannot be
+/// mapped, as failed.
+pub(crate) fn map(path: &Path) -> Result<Mapped, Refusal> {
+    let data = std::fs::read(path).map_err(|e| Refusal::failed(format!("cannot read {}: {e}", path.display())))?;
+    let image =
+        Image::parse(&data).map_err(|e| Refusal::invalid(format!("{} is not a linked patch: {e}", path.display())))?;
+    let register = register_frame().ok_or_else(|| Refusal::failed("the unwinder has no `__register_frame`"))?;
+    map_image(&image, &data, register).map_err(Refusal::failed)
+}
 
+/// Maps a checked image at its addresses.
+fn map_image(image: &Image, data: &[u8], register: RegisterFrame) -> Result<Mapped, String> {
     let len = (image.end - image.start) as usize;
     // SAFETY: an anonymous private mapping at a fixed address that must be free
     // (MAP_FIXED_NOREPLACE never replaces an existing mapping).
