@@ -17,17 +17,41 @@ pub(super) enum Forward {
     Nothing,
 }
 
+/// What of cargo's output a build shows, by the user's verbosity and the build's kind.
+#[derive(Clone, Copy)]
+struct View {
+    /// Nothing at all (the caller shows what matters).
+    hide_all: bool,
+    /// `-q`: no status lines.
+    quiet: bool,
+    /// `-vv`: commands, build scripts' output, dependencies' diagnostics.
+    very_verbose: bool,
+    /// Status lines (`Compiling …`): for the program's build, or at `-vv`.
+    show_status: bool,
+}
+
+impl View {
+    fn new(shell: &Shell, forward: Forward) -> View {
+        let very_verbose = shell.verbosity() >= Verbosity::VeryVerbose;
+        View {
+            hide_all: forward == Forward::Nothing,
+            quiet: shell.verbosity() == Verbosity::Quiet,
+            very_verbose,
+            show_status: forward == Forward::Everything || very_verbose,
+        }
+    }
+}
+
 /// Runs cargo, passing its stderr through as `forward` says and JSON messages from
-/// stdout to `on_message`; also shows every stderr line to `on_line` (on this thread, after cargo exits).
+/// stdout to `on_message`; also shows every stderr line to `on_line` (on this thread,
+/// after cargo exits).
 pub(super) fn run_with(
     mut cmd: Command,
     shell: &Shell,
     forward: Forward,
     mut on_line: impl FnMut(&str),
-    mut on_message: impl FnMut(Message),
+    on_message: impl FnMut(Message),
 ) -> Result<(), BuildError> {
-    let patch = forward != Forward::Everything;
-    let hide_all = forward == Forward::Nothing;
     if shell.verbosity() >= Verbosity::VeryVerbose {
         shell.status("Running", format_args!("{cmd:?}"));
     }
@@ -38,87 +62,14 @@ pub(super) fn run_with(
         .spawn()
         .context("failed to run cargo")?;
     let stderr = child.stderr.take().expect("piped");
-    let quiet = shell.verbosity() == Verbosity::Quiet;
-    let very_verbose = shell.verbosity() >= Verbosity::VeryVerbose;
-    let show_status = !patch || very_verbose;
-    let progress = progress_bar(shell, patch);
+    let view = View::new(shell, forward);
+    let progress = progress_bar(shell, forward != Forward::Everything);
     let bar = progress.clone();
-    let forward = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        // A `Running` command spans lines when an environment value holds a newline.
-        let mut command: Option<String> = None;
-        // `Caused by: process didn't exit successfully: `rustc …`` after a failed
-        // build: `-vv` makes cargo add it, the diagnostics above already say it all.
-        let mut failed_command = false;
-        let mut lines = BufReader::new(stderr).lines().map_while(Result::ok).peekable();
-        while let Some(line) = lines.next() {
-            let mut status = is_status_line(&line);
-            let mut chatter = is_script_echo(&line) || is_warning_summary(&line) || is_verbose_only(&line);
-            // Only after `Caused by:` wait for the next line to know what it is.
-            let caused_by = strip_ansi(&line).trim() == "Caused by:";
-            if caused_by && lines.peek().is_some_and(|next| is_failed_command(next)) || is_failed_command(&line) {
-                failed_command = true;
-            }
-            if failed_command {
-                chatter = true;
-                let plain = strip_ansi(&line);
-                failed_command = !(plain.contains("(exit status: ") || plain.contains("(signal: "));
-            }
-            if let Some(mut text) = command.take() {
-                text.push('\n');
-                text.push_str(&line);
-                if line.ends_with('`') {
-                    seen.push(text);
-                } else {
-                    command = Some(text);
-                }
-                status = true;
-                chatter = true;
-            } else if line.trim_start().starts_with("Running `") {
-                chatter = true;
-                if line.ends_with('`') {
-                    seen.push(line.clone());
-                } else {
-                    command = Some(line.clone());
-                }
-            }
-            // Commands and build scripts' output, which `-vv` makes cargo print, only
-            // when the user asked for `-vv` too.
-            if hide_all || status && (quiet || !show_status) || chatter && !very_verbose {
-                continue;
-            }
-            match &bar {
-                Some(bar) if status => {
-                    bar.set_message(line.trim().to_string());
-                    bar.println(&line);
-                }
-                Some(bar) => bar.println(&line),
-                None => eprintln!("{line}"),
-            }
-        }
-        seen
-    });
+    let forwarding = std::thread::spawn(move || forward_stderr(stderr, view, bar.as_ref()));
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
-    for message in Message::parse_stream(stdout) {
-        let message = message.context("failed to read cargo's output")?;
-        if let (Some(bar), Message::CompilerArtifact(a)) = (&progress, &message) {
-            bar.inc(1);
-            bar.set_message(a.target.name.clone());
-        }
-        if let Message::CompilerMessage(m) = &message {
-            // As cargo does: diagnostics of path packages only, dependencies' at `-vv`.
-            let ours = m.package_id.repr.starts_with("path+") || very_verbose;
-            if let Some(rendered) = m.message.rendered.as_deref().filter(|_| ours && !hide_all) {
-                match &progress {
-                    Some(bar) => bar.println(rendered.trim_end()),
-                    None => anstream::eprint!("{rendered}"),
-                }
-            }
-        }
-        on_message(message);
-    }
+    read_messages(stdout, view, progress.as_ref(), on_message)?;
     let status = child.wait().context("failed to wait for cargo")?;
-    for line in forward.join().unwrap_or_default() {
+    for line in forwarding.join().unwrap_or_default() {
         on_line(&line);
     }
     if let Some(bar) = progress {
@@ -131,6 +82,108 @@ pub(super) fn run_with(
         return Err(BuildError::Failed);
     }
     Ok(())
+}
+
+/// Passes cargo's JSON messages to `on_message`, showing diagnostics of path packages
+/// (and dependencies' at `-vv`) as cargo does.
+fn read_messages(
+    stdout: impl BufRead,
+    view: View,
+    progress: Option<&indicatif::ProgressBar>,
+    mut on_message: impl FnMut(Message),
+) -> Result<(), BuildError> {
+    for message in Message::parse_stream(stdout) {
+        let message = message.context("failed to read cargo's output")?;
+        if let (Some(bar), Message::CompilerArtifact(a)) = (progress, &message) {
+            bar.inc(1);
+            bar.set_message(a.target.name.clone());
+        }
+        if let Message::CompilerMessage(m) = &message {
+            let ours = m.package_id.repr.starts_with("path+") || view.very_verbose;
+            if let Some(rendered) = m.message.rendered.as_deref().filter(|_| ours && !view.hide_all) {
+                match progress {
+                    Some(bar) => bar.println(rendered.trim_end()),
+                    None => anstream::eprint!("{rendered}"),
+                }
+            }
+        }
+        on_message(message);
+    }
+    Ok(())
+}
+
+/// Shows cargo's stderr as `view` says, and returns every `Running` command it printed
+/// (one entry per command, even when an environment value spans lines).
+fn forward_stderr(stderr: impl std::io::Read, view: View, bar: Option<&indicatif::ProgressBar>) -> Vec<String> {
+    let mut filter = StderrFilter::default();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok).peekable();
+    while let Some(line) = lines.next() {
+        let (status, chatter) = filter.classify(&line, lines.peek().map(String::as_str));
+        // Commands and build scripts' output, which `-vv` makes cargo print, only
+        // when the user asked for `-vv` too.
+        if view.hide_all || status && (view.quiet || !view.show_status) || chatter && !view.very_verbose {
+            continue;
+        }
+        match bar {
+            Some(bar) if status => {
+                bar.set_message(line.trim().to_string());
+                bar.println(&line);
+            }
+            Some(bar) => bar.println(&line),
+            None => eprintln!("{line}"),
+        }
+    }
+    filter.commands
+}
+
+/// Tells cargo's stderr lines apart, line by line.
+#[derive(Default)]
+struct StderrFilter {
+    /// Every complete `Running` command.
+    commands: Vec<String>,
+    /// A `Running` command that spans lines (an environment value holds a newline).
+    command: Option<String>,
+    /// Inside `Caused by: process didn't exit successfully: `rustc …``, which `-vv`
+    /// makes cargo add after a failed build: the diagnostics above already say it all.
+    failed_command: bool,
+}
+
+impl StderrFilter {
+    /// Whether `line` (followed by `next`) is a status line, and whether it is
+    /// chatter that only `-vv` shows.
+    fn classify(&mut self, line: &str, next: Option<&str>) -> (bool, bool) {
+        let mut status = is_status_line(line);
+        let mut chatter = is_script_echo(line) || is_warning_summary(line) || is_verbose_only(line);
+        // Only after `Caused by:` wait for the next line to know what it is.
+        let caused_by = strip_ansi(line).trim() == "Caused by:";
+        if caused_by && next.is_some_and(is_failed_command) || is_failed_command(line) {
+            self.failed_command = true;
+        }
+        if self.failed_command {
+            chatter = true;
+            let plain = strip_ansi(line);
+            self.failed_command = !(plain.contains("(exit status: ") || plain.contains("(signal: "));
+        }
+        if let Some(mut text) = self.command.take() {
+            text.push('\n');
+            text.push_str(line);
+            if line.ends_with('`') {
+                self.commands.push(text);
+            } else {
+                self.command = Some(text);
+            }
+            status = true;
+            chatter = true;
+        } else if line.trim_start().starts_with("Running `") {
+            chatter = true;
+            if line.ends_with('`') {
+                self.commands.push(line.to_string());
+            } else {
+                self.command = Some(line.to_string());
+            }
+        }
+        (status, chatter)
+    }
 }
 
 /// `warning: `dep` (lib) generated 3 warnings`: about diagnostics not shown.
@@ -216,6 +269,21 @@ fn progress_bar(shell: &Shell, patch: bool) -> Option<indicatif::ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_commands_block_and_a_multi_line_command_are_chatter() {
+        let mut filter = StderrFilter::default();
+        assert_eq!(filter.classify("error: could not compile `logic`", Some("")), (false, false));
+        assert_eq!(filter.classify("Caused by:", Some("  process didn't exit successfully: `rustc`")), (false, true));
+        assert_eq!(
+            filter.classify("  process didn't exit successfully: `rustc …` (exit status: 1)", None),
+            (false, true)
+        );
+        assert_eq!(filter.classify("warning: build failed, waiting for other jobs to finish...", None), (false, false));
+        assert_eq!(filter.classify("     Running `X='a", None), (true, true));
+        assert_eq!(filter.classify("b' rustc --crate-name x`", None), (true, true));
+        assert_eq!(filter.commands, ["     Running `X='a\nb' rustc --crate-name x`"]);
+    }
 
     #[test]
     fn verbose_only_lines_are_recognised() {

@@ -125,20 +125,28 @@ fn scan_file(file: &Path, module: &str, owns_dir: bool, cfg: &Cfg, out: &mut Sna
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
     let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
-    scan_items(&parsed.items, module, &dir, file, false, cfg, out)
+    let scope = Scope { module, dir: &dir, file, in_hot: false, cfg };
+    scan_items(&parsed.items, &scope, out)
 }
 
-fn scan_items(
-    items: &[Item],
-    module: &str,
-    dir: &Path,
-    file: &Path,
+/// Where items being scanned are.
+struct Scope<'a> {
+    /// Their module path (`logic::inner`).
+    module: &'a str,
+    /// Where their `mod child;` files are.
+    dir: &'a Path,
+    /// Their file.
+    file: &'a Path,
+    /// Inside a hot module.
     in_hot: bool,
-    cfg: &Cfg,
-    out: &mut Snapshot,
-) -> Result<(), String> {
+    /// The build's cfgs.
+    cfg: &'a Cfg,
+}
+
+fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(), String> {
+    let module = scope.module;
     for item in items {
-        if !cfg.enabled(attrs_of(item)) {
+        if !scope.cfg.enabled(attrs_of(item)) {
             continue;
         }
         // `out.rest` gets every item's text, but only the signature of a hot function.
@@ -168,73 +176,78 @@ fn scan_items(
                 out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text));
             }
             Item::Fn(f) => {
-                let hot = in_hot || has_hot(&f.attrs, cfg);
-                let id = format!("{module}::{}", f.sig.ident);
+                let hot = scope.in_hot || has_hot(&f.attrs, scope.cfg);
                 let public = matches!(f.vis, syn::Visibility::Public(_));
                 let entry = fn_entry(hot, &f.sig, item, public);
-                push_rest(&mut out.rest, &entry);
-                out.shape.push_str(&fn_shape(&f.sig, &f.block));
-                note_body(out, file, &id, &entry, &f.block);
-                out.items.insert(id, entry);
+                add_fn(out, scope.file, format!("{module}::{}", f.sig.ident), entry, &f.sig, &f.block);
             }
-            Item::Impl(imp) => {
-                let hot = in_hot || has_hot(&imp.attrs, cfg);
-                let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.to_token_stream().to_string());
-                let prefix = format!(
-                    "{module}::{}",
-                    hotreload_protocol::record::impl_id(
-                        &imp.self_ty.to_token_stream().to_string(),
-                        trait_path.as_deref()
-                    )
-                );
-                let mut header = imp.clone();
-                header.items.clear();
-                push_both(out, &text_of(&header));
-                let generic_impl = !imp.generics.params.is_empty();
-                // A generic impl's methods are never hot, so their ids need not be
-                // symbol-safe: shown as written (`Parser<'a>::new`).
-                let prefix = if generic_impl { format!("{module}::{}", readable(&imp.self_ty)) } else { prefix };
-                for member in &imp.items {
-                    let ImplItem::Fn(m) = member else {
-                        push_both(out, &text_of(member));
-                        continue;
-                    };
-                    if !cfg.enabled(&m.attrs) {
-                        continue;
-                    }
-                    let id = format!("{prefix}::{}", m.sig.ident);
-                    let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
-                    let entry = if hot && generic_impl {
-                        Entry::NotHot {
-                            signature: normalised(&m.sig),
-                            reason: "in a generic impl",
-                            text: text_of(member),
-                        }
-                    } else {
-                        fn_entry(hot, &m.sig, member, public)
-                    };
-                    push_rest(&mut out.rest, &entry);
-                    out.shape.push_str(&fn_shape(&m.sig, &m.block));
-                    note_body(out, file, &id, &entry, &m.block);
-                    out.items.insert(id, entry);
-                }
-            }
-            Item::Mod(m) => {
-                let mut header = m.clone();
-                header.content = None;
-                push_both(out, &text_of(&header));
-                let hot = in_hot || has_hot(&m.attrs, cfg);
-                let child = format!("{module}::{}", m.ident);
-                if let Some((_, items)) = &m.content {
-                    scan_items(items, &child, &dir.join(m.ident.to_string()), file, hot, cfg, out)?;
-                } else if !is_cfg_test(&m.attrs) {
-                    let (file, owns_dir) = module_file(dir, &m.ident.to_string(), &m.attrs)?;
-                    scan_file(&file, &child, owns_dir, cfg, out)?;
-                }
-            }
+            Item::Impl(imp) => scan_impl(imp, scope, out),
+            Item::Mod(m) => scan_mod(m, scope, out)?,
             other => push_both(out, &text_of(other)),
         }
         push_both(out, "\n");
+    }
+    Ok(())
+}
+
+/// A function's entry, its shape and, when hot, where its body lies.
+fn add_fn(out: &mut Snapshot, file: &Path, id: String, entry: Entry, sig: &syn::Signature, block: &syn::Block) {
+    push_rest(&mut out.rest, &entry);
+    out.shape.push_str(&fn_shape(sig, block));
+    note_body(out, file, &id, &entry, block);
+    out.items.insert(id, entry);
+}
+
+/// An impl block's methods, by the ids the attribute gives them.
+fn scan_impl(imp: &syn::ItemImpl, scope: &Scope<'_>, out: &mut Snapshot) {
+    let module = scope.module;
+    let hot = scope.in_hot || has_hot(&imp.attrs, scope.cfg);
+    let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.to_token_stream().to_string());
+    let mut header = imp.clone();
+    header.items.clear();
+    push_both(out, &text_of(&header));
+    let generic_impl = !imp.generics.params.is_empty();
+    // A generic impl's methods are never hot, so their ids need not be symbol-safe:
+    // shown as written (`Parser<'a>::new`).
+    let prefix = match generic_impl {
+        true => format!("{module}::{}", readable(&imp.self_ty)),
+        false => {
+            let self_ty = imp.self_ty.to_token_stream().to_string();
+            format!("{module}::{}", hotreload_protocol::record::impl_id(&self_ty, trait_path.as_deref()))
+        }
+    };
+    for member in &imp.items {
+        let ImplItem::Fn(m) = member else {
+            push_both(out, &text_of(member));
+            continue;
+        };
+        if !scope.cfg.enabled(&m.attrs) {
+            continue;
+        }
+        let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
+        let entry = if hot && generic_impl {
+            Entry::NotHot { signature: normalised(&m.sig), reason: "in a generic impl", text: text_of(member) }
+        } else {
+            fn_entry(hot, &m.sig, member, public)
+        };
+        add_fn(out, scope.file, format!("{prefix}::{}", m.sig.ident), entry, &m.sig, &m.block);
+    }
+}
+
+/// A module, inline or in its own file.
+fn scan_mod(m: &syn::ItemMod, scope: &Scope<'_>, out: &mut Snapshot) -> Result<(), String> {
+    let mut header = m.clone();
+    header.content = None;
+    push_both(out, &text_of(&header));
+    let in_hot = scope.in_hot || has_hot(&m.attrs, scope.cfg);
+    let child = format!("{}::{}", scope.module, m.ident);
+    if let Some((_, items)) = &m.content {
+        let dir = scope.dir.join(m.ident.to_string());
+        let inner = Scope { module: &child, dir: &dir, file: scope.file, in_hot, cfg: scope.cfg };
+        scan_items(items, &inner, out)?;
+    } else if !is_cfg_test(&m.attrs) {
+        let (file, owns_dir) = module_file(scope.dir, &m.ident.to_string(), &m.attrs)?;
+        scan_file(&file, &child, owns_dir, scope.cfg, out)?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 use anyhow::{bail, Context, Result};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, Rela, SectionHeader, Sym};
+use object::Endianness;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -50,7 +51,7 @@ impl ProgramImage {
 
     /// Reads an executable from its bytes; an error says why patches cannot be linked to it.
     pub fn parse(data: &[u8]) -> Result<ProgramImage> {
-        let header = elf::FileHeader64::<object::Endianness>::parse(data)?;
+        let header = elf::FileHeader64::<Endianness>::parse(data)?;
         let endian = header.endian()?;
         if header.e_machine(endian) != elf::EM_X86_64 {
             bail!("not an x86-64 executable");
@@ -63,86 +64,17 @@ impl ProgramImage {
         for ph in header.program_headers(endian, data)? {
             match ph.p_type(endian) {
                 elf::PT_LOAD => end = end.max(ph.p_vaddr(endian) + ph.p_memsz(endian)),
-                elf::PT_TLS => tls = Some((ph.p_vaddr(endian), ph.p_memsz(endian), ph.p_align(endian).max(1))),
+                elf::PT_TLS => {
+                    let block =
+                        TlsBlock { vaddr: ph.p_vaddr(endian), memsz: ph.p_memsz(endian), align: ph.p_align(endian) };
+                    tls = Some(block);
+                }
                 _ => {}
             }
         }
         let sections = header.sections(endian, data)?;
-        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
-        if symtab.is_empty() {
-            bail!("the program's symbol table was stripped");
-        }
-        let mut symbols: HashMap<String, ProgramSymbol> = HashMap::with_capacity(symtab.len());
-        for sym in symtab.iter() {
-            let kind = sym.st_type();
-            if sym.st_shndx(endian) == elf::SHN_UNDEF || !matches!(kind, elf::STT_FUNC | elf::STT_OBJECT | elf::STT_TLS)
-            {
-                continue;
-            }
-            let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
-            let section = sections.section(object::SectionIndex(sym.st_shndx(endian).into())).ok();
-            let flags = section.map_or(0, |s| s.sh_flags(endian));
-            let is_tls = kind == elf::STT_TLS;
-            let address = if is_tls {
-                let Some((vaddr, memsz, align)) = tls else { bail!("thread-local `{name}` without a TLS segment") };
-                // x86-64 keeps the executable's TLS block just below the thread pointer.
-                let offset = sym.st_value(endian).checked_sub(vaddr).unwrap_or(sym.st_value(endian));
-                offset.wrapping_sub(memsz.next_multiple_of(align))
-            } else {
-                sym.st_value(endian)
-            };
-            let new = ProgramSymbol {
-                address,
-                size: sym.st_size(endian),
-                tls: is_tls,
-                writable: !is_tls && flags & u64::from(elf::SHF_WRITE) != 0,
-                ambiguous: false,
-            };
-            symbols
-                .entry(name.to_string())
-                .and_modify(|old| {
-                    if old.address != new.address && sym.st_bind() != elf::STB_LOCAL {
-                        // A global definition wins over local ones of the same name.
-                        *old = new;
-                    } else if old.address != new.address {
-                        old.ambiguous = true;
-                    }
-                })
-                .or_insert(new);
-        }
-        let mut imports = HashMap::new();
-        if let Some((index, dynsym_section)) =
-            sections.iter().enumerate().find(|(_, s)| s.sh_type(endian) == elf::SHT_DYNSYM)
-        {
-            let dynsym = object::read::elf::SymbolTable::parse(
-                endian,
-                data,
-                &sections,
-                object::SectionIndex(index),
-                dynsym_section,
-            )?;
-            for section in sections.iter().filter(|s| s.sh_type(endian) == elf::SHT_RELA) {
-                if section.sh_link(endian) as usize != index {
-                    continue;
-                }
-                for rela in section.data_as_array::<elf::Rela64<object::Endianness>, _>(endian, data)? {
-                    let r_type = rela.r_type(endian, false);
-                    if !matches!(r_type, elf::R_X86_64_GLOB_DAT | elf::R_X86_64_JUMP_SLOT) {
-                        continue;
-                    }
-                    let Ok(sym) = dynsym.symbol(object::SymbolIndex(rela.r_sym(endian, false) as usize)) else {
-                        continue;
-                    };
-                    if sym.st_shndx(endian) != elf::SHN_UNDEF {
-                        continue;
-                    }
-                    if let Ok(name) = std::str::from_utf8(dynsym.symbol_name(endian, sym)?) {
-                        // Versioned names (`memcpy@GLIBC_2.14`) are stored bare.
-                        imports.insert(name.to_string(), rela.r_offset(endian));
-                    }
-                }
-            }
-        }
+        let symbols = symbols(&sections, endian, data, tls)?;
+        let imports = imports(&sections, endian, data)?;
         Ok(ProgramImage { symbols, imports, end })
     }
 
@@ -155,6 +87,104 @@ impl ProgramImage {
     pub fn import(&self, name: &str) -> Option<u64> {
         self.imports.get(name).copied()
     }
+}
+
+type Sections<'data> = object::read::elf::SectionTable<'data, elf::FileHeader64<Endianness>>;
+
+/// The executable's TLS segment.
+#[derive(Clone, Copy)]
+struct TlsBlock {
+    vaddr: u64,
+    memsz: u64,
+    align: u64,
+}
+
+impl TlsBlock {
+    /// The thread-pointer offset of the thread-local at `value`: x86-64 keeps the
+    /// executable's TLS block just below the thread pointer.
+    fn offset(&self, value: u64) -> u64 {
+        let offset = value.checked_sub(self.vaddr).unwrap_or(value);
+        offset.wrapping_sub(self.memsz.next_multiple_of(self.align.max(1)))
+    }
+}
+
+/// Every defined function, object and thread-local of the full symbol table.
+fn symbols(
+    sections: &Sections<'_>,
+    endian: Endianness,
+    data: &[u8],
+    tls: Option<TlsBlock>,
+) -> Result<HashMap<String, ProgramSymbol>> {
+    let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+    if symtab.is_empty() {
+        bail!("the program's symbol table was stripped");
+    }
+    let mut symbols: HashMap<String, ProgramSymbol> = HashMap::with_capacity(symtab.len());
+    for sym in symtab.iter() {
+        let kind = sym.st_type();
+        if sym.st_shndx(endian) == elf::SHN_UNDEF || !matches!(kind, elf::STT_FUNC | elf::STT_OBJECT | elf::STT_TLS) {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
+        let section = sections.section(object::SectionIndex(sym.st_shndx(endian).into())).ok();
+        let flags = section.map_or(0, |s| s.sh_flags(endian));
+        let is_tls = kind == elf::STT_TLS;
+        let address = match (is_tls, tls) {
+            (true, Some(block)) => block.offset(sym.st_value(endian)),
+            (true, None) => bail!("thread-local `{name}` without a TLS segment"),
+            (false, _) => sym.st_value(endian),
+        };
+        let new = ProgramSymbol {
+            address,
+            size: sym.st_size(endian),
+            tls: is_tls,
+            writable: !is_tls && flags & u64::from(elf::SHF_WRITE) != 0,
+            ambiguous: false,
+        };
+        let global = sym.st_bind() != elf::STB_LOCAL;
+        symbols
+            .entry(name.to_string())
+            .and_modify(|old| {
+                if old.address != new.address && global {
+                    // A global definition wins over local ones of the same name.
+                    *old = new;
+                } else if old.address != new.address {
+                    old.ambiguous = true;
+                }
+            })
+            .or_insert(new);
+    }
+    Ok(symbols)
+}
+
+/// The GOT slot of every function the executable imports, by bare name.
+fn imports(sections: &Sections<'_>, endian: Endianness, data: &[u8]) -> Result<HashMap<String, u64>> {
+    let mut imports = HashMap::new();
+    let Some((index, dynsym_section)) = sections.iter().enumerate().find(|(_, s)| s.sh_type(endian) == elf::SHT_DYNSYM)
+    else {
+        return Ok(imports);
+    };
+    let dynsym =
+        object::read::elf::SymbolTable::parse(endian, data, sections, object::SectionIndex(index), dynsym_section)?;
+    for section in sections.iter().filter(|s| s.sh_type(endian) == elf::SHT_RELA) {
+        if section.sh_link(endian) as usize != index {
+            continue;
+        }
+        for rela in section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)? {
+            if !matches!(rela.r_type(endian, false), elf::R_X86_64_GLOB_DAT | elf::R_X86_64_JUMP_SLOT) {
+                continue;
+            }
+            let Ok(sym) = dynsym.symbol(object::SymbolIndex(rela.r_sym(endian, false) as usize)) else { continue };
+            if sym.st_shndx(endian) != elf::SHN_UNDEF {
+                continue;
+            }
+            if let Ok(name) = std::str::from_utf8(dynsym.symbol_name(endian, sym)?) {
+                // Versioned names (`memcpy@GLIBC_2.14`) are stored bare.
+                imports.insert(name.to_string(), rela.r_offset(endian));
+            }
+        }
+    }
+    Ok(imports)
 }
 
 #[cfg(test)]

@@ -138,6 +138,53 @@ fn watch_workspace(
     })
 }
 
+/// What a batch of saved files means.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Hot crates whose library source changed, by package.
+    crates: BTreeSet<String>,
+    /// Files that need a restart, as shown, and why.
+    restart: Vec<(String, &'static str)>,
+    /// Whether the settings in the root manifest changed.
+    settings: bool,
+}
+
+/// What an edit of the root manifest was.
+enum ManifestEdit {
+    /// Only the hotreload settings (whether they differ from the session's).
+    Settings(bool),
+    /// Something else.
+    Other,
+}
+
+/// What one saved file is to the session.
+#[derive(Debug, PartialEq, Eq)]
+enum SavedFile {
+    /// Library source of this hot crate.
+    HotSource(String),
+    /// Anything else the program is built from: a restart takes it; why.
+    NeedsRestart(&'static str),
+}
+
+/// What `path` is: a hot crate's library source (not its binaries, nor the program's
+/// `main.rs`), or a file only a restart takes.
+fn saved_file(ws: &Workspace, binary: &Binary, path: &Path) -> SavedFile {
+    let Some(member) = ws.owner_of(path) else { return SavedFile::NeedsRestart("changed") };
+    let src = member.dir.join("src");
+    let is_lib_source = member.hot
+        && path.starts_with(&src)
+        && path != binary.src
+        && !path.starts_with(src.join("bin"))
+        && !path.ends_with("main.rs");
+    if is_lib_source {
+        SavedFile::HotSource(member.name.clone())
+    } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
+        SavedFile::NeedsRestart("changed")
+    } else {
+        SavedFile::NeedsRestart("is not in a hot crate")
+    }
+}
+
 /// `--target-dir`, or `<cargo's target dir>/hotreload`.
 pub fn hot_target_dir(global: &GlobalArgs, ws: &Workspace) -> PathBuf {
     global.target_dir.clone().unwrap_or_else(|| ws.target_dir.join("hotreload"))
@@ -618,84 +665,96 @@ impl Driver {
         // its exit first, so Ctrl-C quits and a crash restarts, rather than patching a
         // dead process.
         if self.app.as_ref().is_some_and(|app| app.status().is_some()) {
-            // Its exit event is sent right after the status is set: wait for it.
-            while !self.deferred.iter().any(|e| matches!(e, Event::AppExited { .. })) {
-                match self.rx.recv() {
-                    Ok(event) => self.deferred.push_back(event),
-                    Err(_) => break,
-                }
-            }
-            let (exits, others): (VecDeque<Event>, VecDeque<Event>) =
-                self.deferred.drain(..).partition(|e| matches!(e, Event::AppExited { .. }));
-            self.deferred = exits;
-            self.deferred.push_back(Event::Changed(batch));
-            self.deferred.extend(others);
+            self.defer_behind_exit(Event::Changed(batch));
             return;
         }
-        let mut restart_reasons = Vec::new();
-        let mut changed = BTreeSet::new();
-        let mut settings_changed = false;
-        for path in &batch.paths {
-            let shown = path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string();
-            if *path == self.root_manifest {
-                // Our own `aimport`/`mode` edits, or the user's by hand, change only the
-                // settings: take them. Anything else in it needs a restart.
-                let text = std::fs::read_to_string(path).unwrap_or_default();
-                let rest = settings::without_settings(&text);
-                if rest == self.manifest_rest {
-                    match Settings::parse(&text) {
-                        Ok(new) if new != self.settings => {
-                            self.settings = new;
-                            settings_changed = true;
-                        }
-                        Ok(_) => {}
-                        Err(e) => self.shell.warn(format_args!("ignored the hotreload settings in {shown}: {e:#}")),
-                    }
-                    continue;
-                }
-                self.manifest_rest = rest;
-            }
-            let Some(member) = self.ws.owner_of(path) else {
-                restart_reasons.push((shown, "changed"));
-                continue;
-            };
-            let src = member.dir.join("src");
-            let is_lib_source = member.hot
-                && path.starts_with(&src)
-                && path != &self.binary.src
-                && !path.starts_with(src.join("bin"))
-                && !path.ends_with("main.rs");
-            if is_lib_source {
-                changed.insert(member.name.clone());
-            } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
-                restart_reasons.push((shown, "changed"));
-            } else {
-                restart_reasons.push((shown, "is not in a hot crate"));
-            }
-        }
+        let changes = self.classify(&batch.paths);
         if self.app.is_none() {
             self.restart("the program after a change");
             return;
         }
-        if !restart_reasons.is_empty() {
+        if !changes.restart.is_empty() {
             if self.restart {
                 let changed: Vec<String> =
-                    restart_reasons.iter().map(|(file, _)| format!("`{file}` changed")).collect();
+                    changes.restart.iter().map(|(file, _)| format!("`{file}` changed")).collect();
                 self.restart(&changed.join(", "));
                 return;
             }
-            for (file, why) in &restart_reasons {
+            for (file, why) in &changes.restart {
                 self.shell.warn(format_args!("restart needed: `{file}` {why}; {RESTART_HINT}"));
             }
         }
-        if settings_changed {
+        if changes.settings {
             self.shell.status("Mode", format_args!("{} (set in Cargo.toml)", self.settings.mode));
         }
-        for name in changed {
+        for name in changes.crates {
             self.pending_since.entry(name.clone()).or_insert(batch.first_event);
             self.make_pending(name);
         }
         self.apply_pending(batch.first_event, false);
+    }
+
+    /// Queues `event` behind the exit of the program, whose status is already set: its
+    /// exit event is sent right after, so this waits for it.
+    fn defer_behind_exit(&mut self, event: Event) {
+        while !self.deferred.iter().any(|e| matches!(e, Event::AppExited { .. })) {
+            match self.rx.recv() {
+                Ok(event) => self.deferred.push_back(event),
+                Err(_) => break,
+            }
+        }
+        let (exits, others): (VecDeque<Event>, VecDeque<Event>) =
+            self.deferred.drain(..).partition(|e| matches!(e, Event::AppExited { .. }));
+        self.deferred = exits;
+        self.deferred.push_back(event);
+        self.deferred.extend(others);
+    }
+
+    /// What saved files mean: hot crates changed, files that need a restart, and the
+    /// settings, taken here when only they changed in the root manifest.
+    fn classify(&mut self, paths: &BTreeSet<PathBuf>) -> Changes {
+        let mut changes = Changes::default();
+        for path in paths {
+            let shown = path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string();
+            if *path == self.root_manifest {
+                match self.take_manifest(path, &shown) {
+                    ManifestEdit::Settings(changed) => {
+                        changes.settings |= changed;
+                        continue;
+                    }
+                    ManifestEdit::Other => {}
+                }
+            }
+            match saved_file(&self.ws, &self.binary, path) {
+                SavedFile::HotSource(name) => {
+                    changes.crates.insert(name);
+                }
+                SavedFile::NeedsRestart(why) => changes.restart.push((shown, why)),
+            }
+        }
+        changes
+    }
+
+    /// Our own `aimport`/`mode` edits of the root manifest, or the user's by hand,
+    /// change only the settings: taken. Anything else in it needs a restart.
+    fn take_manifest(&mut self, path: &Path, shown: &str) -> ManifestEdit {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let rest = settings::without_settings(&text);
+        if rest != self.manifest_rest {
+            self.manifest_rest = rest;
+            return ManifestEdit::Other;
+        }
+        match Settings::parse(&text) {
+            Ok(new) if new != self.settings => {
+                self.settings = new;
+                ManifestEdit::Settings(true)
+            }
+            Ok(_) => ManifestEdit::Settings(false),
+            Err(e) => {
+                self.shell.warn(format_args!("ignored the hotreload settings in {shown}: {e:#}"));
+                ManifestEdit::Settings(false)
+            }
+        }
     }
 
     /// Builds and applies pending crates in dependency order: those the settings
