@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// An exclusive lock on one hot build directory (`host` or `patch`), held from the
+/// An exclusive lock on one hot build directory (`program` or `patch`), held from the
 /// start of a build until its output is placed in a session: another session sharing
 /// the directory could otherwise overwrite the output in between. Released on drop.
 pub struct BuildLock {

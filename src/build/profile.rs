@@ -33,7 +33,7 @@ impl Profile {
     /// Held while the program is built, so that sessions sharing the hot directory
     /// never place each other's executable.
     pub fn program_lock_dir(&self) -> PathBuf {
-        self.target_dir.join("host")
+        self.target_dir.join("program")
     }
 
     /// Where patch libraries are built.

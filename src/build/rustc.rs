@@ -327,21 +327,21 @@ mod tests {
                     --error-format=json --crate-type lib --crate-type cdylib --emit=dep-info,metadata,link \
                     -C debuginfo=2 -C metadata=abc -C extra-filename=-abc --out-dir /t/deps \
                     -C incremental=/t/incremental`";
-        let host = Invocation::parse(line, "logic", "lib").unwrap();
-        assert_eq!(host.output_rlib("logic").unwrap(), Path::new("/t/deps/liblogic-abc.rlib"));
-        let patch = host.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"));
+        let program = Invocation::parse(line, "logic", "lib").unwrap();
+        assert_eq!(program.output_rlib("logic").unwrap(), Path::new("/t/deps/liblogic-abc.rlib"));
+        let patch = program.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"));
         let args = patch.args.join(" ");
         assert!(args.contains("--emit=link") && args.contains("--out-dir /p/logic"), "{args}");
         assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=2"), "{args}");
         assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
         assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
         assert!(args.ends_with("--crate-type rlib -C relocation-model=static -C link-dead-code"), "{args}");
-        assert_eq!(patch.env, host.env);
+        assert_eq!(patch.env, program.env);
     }
 
     #[test]
     fn a_self_contained_build_keeps_the_programs_identity() {
-        let host = Invocation::parse(
+        let program = Invocation::parse(
             "     Running `rustc --crate-name logic --error-format=json --crate-type lib \\
              --emit=dep-info,metadata,link -C metadata=aaa -C extra-filename=-aaa \\
              -C incremental=/h/debug/incremental --out-dir /h/debug/deps -L dependency=/h/debug/deps \\
@@ -352,7 +352,7 @@ mod tests {
         )
         .unwrap();
         let (patch, needs) =
-            host.for_self_contained(Path::new("/h"), Path::new("/p"), Path::new("/p/out"), Path::new("/p/inc"));
+            program.for_self_contained(Path::new("/h"), Path::new("/p"), Path::new("/p/out"), Path::new("/p/inc"));
         let args = patch.args.join(" ");
         assert!(args.contains("--crate-type cdylib --emit=link -C metadata=aaa -C extra-filename=-aaa"), "{args}");
         assert!(args.contains("-C incremental=/p/inc --out-dir /p/out -L dependency=/p/debug/deps"), "{args}");

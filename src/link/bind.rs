@@ -166,7 +166,7 @@ impl Plan {
         for (i, (_, got)) in self.stubs.iter().enumerate() {
             let _ = writeln!(script, "\"__hotreload_got{i}\" = {got:#x};");
         }
-        script.push_str(EH_FRAME_END);
+        script.push_str(&EH_FRAME_END.replace("{eh_end}", hotreload_protocol::image::EH_END_SECTION));
         script
     }
 }
@@ -214,6 +214,20 @@ pub(super) fn stubs_object(stubs: &BTreeMap<String, u64>) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_script_binds_and_ends_eh_frame_where_the_loader_looks() {
+        let mut plan = Plan::default();
+        plan.bindings.insert("_ZN5logic5COUNT17h0E".into(), 0x40_2000);
+        plan.stubs.insert("_Unwind_Resume".into(), 0x40_1000);
+        let script = plan.script();
+        assert!(script.starts_with("\"_ZN5logic5COUNT17h0E\" = 0x402000;\n\"__hotreload_got0\" = 0x401000;\n"));
+        let end = format!(
+            "SECTIONS {{ {} : {{ LONG(0) }} }} INSERT AFTER .eh_frame;",
+            hotreload_protocol::image::EH_END_SECTION
+        );
+        assert!(script.trim_end().ends_with(&end), "{script}");
+    }
 
     #[test]
     fn stubs_jump_through_the_got() {

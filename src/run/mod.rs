@@ -312,37 +312,60 @@ struct Agent {
     toolchain: u64,
 }
 
-struct Driver {
+/// What `run` was asked to do, fixed for the session.
+struct Config {
+    /// IPython's output flags, and `--check`.
+    output: Output,
+    /// `--restart`: restart the program on changes it cannot take.
+    restart: bool,
+    /// The program's arguments.
+    args: Vec<String>,
+    /// The program's feature selection.
+    features: Features,
+    /// The target's and the profile's cfgs, for the source scan.
+    base_cfg: crate::detect::cfg::Cfg,
+}
+
+/// The settings, and the root manifest they are kept in.
+struct Steering {
     settings: Settings,
     root_manifest: PathBuf,
     /// The root manifest without its hotreload settings, to tell their edits apart.
     manifest_rest: String,
-    output: Output,
+}
+
+/// The loop's events: every source sends to `tx`; a handler that waits (for the
+/// agent's answer) keeps what it is not waiting for in `deferred`, handled next.
+struct Events {
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    deferred: VecDeque<Event>,
+}
+
+/// Everything a session knows; only the loop's thread touches it.
+struct Driver {
+    config: Config,
+    steer: Steering,
     shell: Shell,
     ws: Workspace,
     binary: Binary,
     profile: Profile,
-    features: Features,
-    args: Vec<String>,
-    restart: bool,
     session: Session,
-    tx: Sender<Event>,
-    rx: Receiver<Event>,
-    deferred: VecDeque<Event>,
+    events: Events,
+    /// The running program, its build, its agent, its type layouts, and what linking
+    /// against it needs.
     app: Option<App>,
-    /// The running program's build.
     program: Option<ProgramBuild>,
     agent: Option<Agent>,
+    layouts: layout::ProgramLayouts,
+    linking: job::Linking,
+    /// Each hot crate's state, by package.
     crates: BTreeMap<String, CrateState>,
+    /// Crates with a change not yet applied.
     pending: BTreeSet<String>,
     /// When the oldest save each pending crate waits with was made.
     pending_since: BTreeMap<String, Instant>,
     next_request: u64,
-    linking: job::Linking,
-    /// The running program's type layouts, read in the background at each start.
-    layouts: layout::ProgramLayouts,
-    /// The target's and the profile's cfgs, for the source scan.
-    base_cfg: crate::detect::cfg::Cfg,
 }
 
 impl Driver {
@@ -360,45 +383,44 @@ impl Driver {
         let root_manifest = ws.root.join("Cargo.toml");
         let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        Driver {
-            settings,
-            root_manifest,
-            manifest_rest,
+        let config = Config {
             output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
-            shell: shell.clone(),
+            restart: args.restart,
+            args: args.args.clone(),
             features: Features {
                 features: args.features.clone(),
                 all: args.all_features,
                 no_default: args.no_default_features,
                 runtime: binary.runtime.clone(),
             },
+            base_cfg: crate::detect::cfg::Cfg::for_build(&rustc, !args.release),
+        };
+        Driver {
+            config,
+            steer: Steering { settings, root_manifest, manifest_rest },
+            shell: shell.clone(),
             ws,
             binary,
             profile,
-            args: args.args.clone(),
-            restart: args.restart,
             session,
-            tx,
-            rx,
-            deferred: VecDeque::new(),
+            events: Events { tx, rx, deferred: VecDeque::new() },
             app: None,
             program: None,
             agent: None,
+            layouts: layout::ProgramLayouts::default(),
+            linking: job::Linking { disabled: args.self_contained, ..Default::default() },
             crates: BTreeMap::new(),
             pending: BTreeSet::new(),
             pending_since: BTreeMap::new(),
             next_request: 1,
-            linking: job::Linking { disabled: args.self_contained, ..Default::default() },
-            layouts: layout::ProgramLayouts::default(),
-            base_cfg: crate::detect::cfg::Cfg::for_build(&rustc, !args.release),
         }
     }
 
     fn event_loop(&mut self, exit_with_app: bool) -> Result<i32> {
         loop {
-            let event = match self.deferred.pop_front() {
+            let event = match self.events.deferred.pop_front() {
                 Some(event) => event,
-                None => self.rx.recv().context("all event sources stopped")?,
+                None => self.events.rx.recv().context("all event sources stopped")?,
             };
             match event {
                 Event::Changed(batch) => self.on_change(batch),
@@ -471,7 +493,7 @@ impl Driver {
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
         let target = (self.binary.kind, self.binary.name.as_str());
         let mut program =
-            build::build_program(&self.profile, &self.binary.package, target, &self.features, &self.shell)?;
+            build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell)?;
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -483,24 +505,24 @@ impl Driver {
 
     /// Starts a built program; what it runs becomes each crate's state.
     fn start_program(&mut self, built: BuiltProgram) -> Result<()> {
-        let BuiltProgram { program: host, sources } = built;
+        let BuiltProgram { program, sources } = built;
         self.pending.clear();
         self.pending_since.clear();
         for (name, snapshot, built_from) in sources {
             self.take_crate(name, snapshot, built_from);
         }
-        self.shell.status("Running", format_args!("`{}`", host.executable.display()));
-        let tx = self.tx.clone();
-        let app = App::spawn(&host.executable, &self.args, &self.session.env(), move |pid, status| {
+        self.shell.status("Running", format_args!("`{}`", program.executable.display()));
+        let tx = self.events.tx.clone();
+        let app = App::spawn(&program.executable, &self.config.args, &self.session.env(), move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
-        let (tx, pid) = (self.tx.clone(), app.pid());
+        let (tx, pid) = (self.events.tx.clone(), app.pid());
         std::thread::spawn(move || {
             std::thread::sleep(CONNECT_DEADLINE);
             let _ = tx.send(Event::ConnectDeadline { pid });
         });
-        self.layouts = layout::ProgramLayouts::read(&host.executable);
-        self.program = Some(host);
+        self.layouts = layout::ProgramLayouts::read(&program.executable);
+        self.program = Some(program);
         // A new program: its addresses are read again when a patch is linked.
         self.linking.image = None;
         self.linking.next_base = 0;
@@ -605,7 +627,7 @@ impl Driver {
     /// features as the program's build has them (none known before the first build).
     pub(super) fn cfg_of(&self, crate_name: &str) -> crate::detect::cfg::Cfg {
         let invocation = self.program.as_ref().and_then(|h| h.invocations.get(crate_name));
-        self.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
+        self.config.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
     }
 
     /// Each workspace crate's source hash, by package name.
@@ -674,7 +696,7 @@ impl Driver {
             return;
         }
         if !changes.restart.is_empty() {
-            if self.restart {
+            if self.config.restart {
                 let changed: Vec<String> =
                     changes.restart.iter().map(|(file, _)| format!("`{file}` changed")).collect();
                 self.restart(&changed.join(", "));
@@ -685,7 +707,7 @@ impl Driver {
             }
         }
         if changes.settings {
-            self.shell.status("Mode", format_args!("{} (set in Cargo.toml)", self.settings.mode));
+            self.shell.status("Mode", format_args!("{} (set in Cargo.toml)", self.steer.settings.mode));
         }
         for name in changes.crates {
             self.pending_since.entry(name.clone()).or_insert(batch.first_event);
@@ -697,17 +719,17 @@ impl Driver {
     /// Queues `event` behind the exit of the program, whose status is already set: its
     /// exit event is sent right after, so this waits for it.
     fn defer_behind_exit(&mut self, event: Event) {
-        while !self.deferred.iter().any(|e| matches!(e, Event::AppExited { .. })) {
-            match self.rx.recv() {
-                Ok(event) => self.deferred.push_back(event),
+        while !self.events.deferred.iter().any(|e| matches!(e, Event::AppExited { .. })) {
+            match self.events.rx.recv() {
+                Ok(event) => self.events.deferred.push_back(event),
                 Err(_) => break,
             }
         }
         let (exits, others): (VecDeque<Event>, VecDeque<Event>) =
-            self.deferred.drain(..).partition(|e| matches!(e, Event::AppExited { .. }));
-        self.deferred = exits;
-        self.deferred.push_back(event);
-        self.deferred.extend(others);
+            self.events.deferred.drain(..).partition(|e| matches!(e, Event::AppExited { .. }));
+        self.events.deferred = exits;
+        self.events.deferred.push_back(event);
+        self.events.deferred.extend(others);
     }
 
     /// What saved files mean: hot crates changed, files that need a restart, and the
@@ -716,7 +738,7 @@ impl Driver {
         let mut changes = Changes::default();
         for path in paths {
             let shown = path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string();
-            if *path == self.root_manifest {
+            if *path == self.steer.root_manifest {
                 match self.take_manifest(path, &shown) {
                     ManifestEdit::Settings(changed) => {
                         changes.settings |= changed;
@@ -740,13 +762,13 @@ impl Driver {
     fn take_manifest(&mut self, path: &Path, shown: &str) -> ManifestEdit {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let rest = settings::without_settings(&text);
-        if rest != self.manifest_rest {
-            self.manifest_rest = rest;
+        if rest != self.steer.manifest_rest {
+            self.steer.manifest_rest = rest;
             return ManifestEdit::Other;
         }
         match Settings::parse(&text) {
-            Ok(new) if new != self.settings => {
-                self.settings = new;
+            Ok(new) if new != self.steer.settings => {
+                self.steer.settings = new;
                 ManifestEdit::Settings(true)
             }
             Ok(_) => ManifestEdit::Settings(false),
@@ -764,8 +786,8 @@ impl Driver {
         let mut retry = BTreeSet::new();
         let order = self.ws.dependency_order(&self.pending);
         for name in order {
-            if !self.settings.allows(&name, force) {
-                if self.output.check && !force {
+            if !self.steer.settings.allows(&name, force) {
+                if self.config.output.check && !force {
                     self.check(&name);
                 }
                 continue;
@@ -807,11 +829,11 @@ impl Driver {
     /// Marks `name` as changed; one that the settings hold is said so once per change,
     /// so that a save never goes unanswered.
     fn make_pending(&mut self, name: String) {
-        if !self.settings.enabled(&name) && !self.pending.contains(&name) {
-            let why = if self.settings.skip.contains(&name) {
+        if !self.steer.settings.enabled(&name) && !self.pending.contains(&name) {
+            let why = if self.steer.settings.skip.contains(&name) {
                 "skipped".into()
             } else {
-                format!("mode {}", self.settings.mode)
+                format!("mode {}", self.steer.settings.mode)
             };
             self.shell.status("Holding", format_args!("{name} ({why}; `cargo hotreload now` applies it)"));
         }

@@ -3,7 +3,7 @@
 use super::{Driver, Event};
 use crate::apply::session::Incoming;
 use crate::steer::settings::Settings;
-use hotreload_protocol::control::{ControlReply, ControlRequest, CrateStatus, Status};
+use hotreload_protocol::control::{ControlReply, ControlRequest, CrateMark, CrateStatus, Status};
 use hotreload_protocol::message;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -46,7 +46,7 @@ impl Driver {
 
     fn take_settings(&mut self, request: ControlRequest) -> Vec<String> {
         let ControlRequest::Settings { mode, reload, skip } = request else { return Vec::new() };
-        self.settings = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
+        self.steer.settings = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
         self.shell.status("Mode", format_args!("{mode} (set by `cargo hotreload`)"));
         vec![format!("the running session (pid {}) now uses mode {mode}", std::process::id())]
     }
@@ -54,7 +54,7 @@ impl Driver {
     /// Takes settings changes that arrived while a patch was built, so a crate skipped
     /// meanwhile (or mode `off`) is not applied; other events wait their turn.
     pub(super) fn absorb_settings(&mut self) {
-        while let Ok(event) = self.rx.try_recv() {
+        while let Ok(event) = self.events.rx.try_recv() {
             match event {
                 Event::Session(Incoming::Control {
                     request: request @ ControlRequest::Settings { .. },
@@ -63,24 +63,24 @@ impl Driver {
                     let lines = self.take_settings(request);
                     let _ = writer.write_all(&message::encode(&ControlReply::Done { ok: true, lines }));
                 }
-                other => self.deferred.push_back(other),
+                other => self.events.deferred.push_back(other),
             }
         }
     }
 
     fn status(&self) -> Status {
-        let mut status = Status::new(std::process::id(), self.settings.mode);
+        let mut status = Status::new(std::process::id(), self.steer.settings.mode);
         if let Some(app) = &self.app {
             status.app_pid = Some(app.pid());
             status.app_uptime_secs = Some(app.uptime().as_secs_f64());
         }
         for (name, state) in &self.crates {
-            let mark = if self.settings.skip.contains(name) {
-                "skip"
-            } else if self.settings.reload.contains(name) {
-                "reload"
+            let mark = if self.steer.settings.skip.contains(name) {
+                CrateMark::Skip
+            } else if self.steer.settings.reload.contains(name) {
+                CrateMark::Reload
             } else {
-                "-"
+                CrateMark::None
             };
             let mut c = CrateStatus::new(name.clone(), mark);
             c.generation = state.running.generation;

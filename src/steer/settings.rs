@@ -11,7 +11,7 @@
 //! Edited with `toml_edit`, so the rest of the file keeps its formatting and comments.
 
 use anyhow::{bail, Context, Result};
-use hotreload_protocol::control::Mode;
+use hotreload_protocol::control::{CrateMark, Mode};
 use std::collections::BTreeSet;
 use std::path::Path;
 use toml_edit::{DocumentMut, Item, Table};
@@ -63,8 +63,9 @@ pub fn parse_aimport(args: &[String]) -> Result<Vec<Mark>> {
 impl Settings {
     /// The settings a running session reports in its status.
     pub fn from_status(status: &hotreload_protocol::control::Status) -> Settings {
-        let marked = |mark: &str| status.crates.iter().filter(|c| c.mark == mark).map(|c| c.name.clone()).collect();
-        Settings { mode: status.mode, reload: marked("reload"), skip: marked("skip") }
+        let marked =
+            |mark: CrateMark| status.crates.iter().filter(|c| c.mark == mark).map(|c| c.name.clone()).collect();
+        Settings { mode: status.mode, reload: marked(CrateMark::Reload), skip: marked(CrateMark::Skip) }
     }
 
     /// Whether changes to `name` are applied without `now`.

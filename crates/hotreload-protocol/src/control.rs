@@ -98,14 +98,37 @@ pub struct Status {
     pub crates: Vec<CrateStatus>,
 }
 
+/// A crate's `aimport` mark (IPython's `%aimport name` and `%aimport -name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrateMark {
+    /// Reloaded in mode `explicit`.
+    Reload,
+    /// Never reloaded, whatever the mode (but by `now`, neither).
+    Skip,
+    /// Neither.
+    #[serde(rename = "-")]
+    None,
+}
+
+impl std::fmt::Display for CrateMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            CrateMark::Reload => "reload",
+            CrateMark::Skip => "skip",
+            CrateMark::None => "-",
+        })
+    }
+}
+
 /// One hot crate in [`Status`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CrateStatus {
     /// Package name.
     pub name: String,
-    /// `reload`, `skip` or `-` (unmarked).
-    pub mark: String,
+    /// Its `aimport` mark.
+    pub mark: CrateMark,
     /// Generation the program runs; 0 is the build it started with.
     pub generation: u64,
     /// Whether a change waits to be applied.
@@ -126,10 +149,10 @@ pub struct CrateStatus {
 
 impl CrateStatus {
     /// A crate with nothing to report yet.
-    pub fn new(name: impl Into<String>, mark: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, mark: CrateMark) -> Self {
         CrateStatus {
             name: name.into(),
-            mark: mark.into(),
+            mark,
             generation: 0,
             pending: false,
             restart_needed: None,

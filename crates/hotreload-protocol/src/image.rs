@@ -12,21 +12,31 @@ pub const ADDRESS_LIMIT: u64 = 0x8000_0000;
 /// The lowest address a patch may occupy: above the null-page guard.
 pub const LOWEST_ADDRESS: u64 = 0x10000;
 
+/// The section every `#[hot]` function's table row lives in, as a literal for
+/// attributes (`#[link_section = table_section!()]`); [`TABLE_SECTION`] elsewhere.
+#[macro_export]
+macro_rules! table_section {
+    () => {
+        "hotreload_fns"
+    };
+}
+
 /// The section every `#[hot]` function's table row lives in.
-pub const TABLE_SECTION: &str = "hotreload_fns";
+pub const TABLE_SECTION: &str = table_section!();
 
 /// The linker's symbol for the start of [`TABLE_SECTION`].
-pub const TABLE_START: &str = "__start_hotreload_fns";
+pub const TABLE_START: &str = concat!("__start_", table_section!());
 
 /// The linker's symbol for the end of [`TABLE_SECTION`].
-pub const TABLE_STOP: &str = "__stop_hotreload_fns";
+pub const TABLE_STOP: &str = concat!("__stop_", table_section!());
 
 /// The name of the static that holds a `#[hot]` function's slot: how the linker
 /// recognises slots among a patch's statics.
 pub const SLOT_STATIC: &str = "__HOTRELOAD_SLOT";
 
 /// The section the tool's linker script puts after `.eh_frame`: the zero word that
-/// ends it for `__register_frame`.
+/// ends it for `__register_frame` (the script's text, `templates/bind.ld`, names it
+/// `{eh_end}`).
 pub const EH_END_SECTION: &str = ".hotreload_eh_end";
 
 /// Why a section of this name may not be in a patch: initialisers would need running,

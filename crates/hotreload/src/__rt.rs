@@ -106,14 +106,14 @@ pub fn hot_fns() -> &'static [Entry] {
 }
 
 unsafe extern "C" {
-    #[link_name = "__start_hotreload_fns"]
+    #[link_name = concat!("__start_", hotreload_protocol::table_section!())]
     static SECTION_START: u8;
-    #[link_name = "__stop_hotreload_fns"]
+    #[link_name = concat!("__stop_", hotreload_protocol::table_section!())]
     static SECTION_STOP: u8;
 }
 
 #[used]
-#[unsafe(link_section = "hotreload_fns")]
+#[unsafe(link_section = hotreload_protocol::table_section!())]
 static NO_ENTRIES: [Entry; 0] = [];
 
 /// The body of a stub forwarder in a linked patch, which is never called: the stub's

@@ -288,7 +288,7 @@ impl Driver {
             &out_dir,
             &out_dir.join("incremental"),
         );
-        let quiet = self.output.hide_errors;
+        let quiet = self.config.output.hide_errors;
         if self.patch_deps_stale(&krate.package) || needs.iter().any(|rlib| !rlib.exists()) {
             self.build_patch_deps(quiet).map_err(|e| Stop::from_build(e, sources))?;
             if let Some(missing) = needs.iter().find(|rlib| !rlib.exists()) {
@@ -317,7 +317,7 @@ impl Driver {
     pub(in crate::run) fn build_patch_deps(&mut self, quiet: bool) -> Result<(), BuildError> {
         let hashes = self.member_hashes();
         let (package, kind, bin) = (&self.binary.package, self.binary.kind, &self.binary.name);
-        build::build_patch_deps(&self.profile, package, (kind, bin), &self.features, &self.shell, quiet)?;
+        build::build_patch_deps(&self.profile, package, (kind, bin), &self.config.features, &self.shell, quiet)?;
         self.linking.patch_deps = Some(hashes);
         Ok(())
     }
@@ -404,7 +404,7 @@ impl Driver {
         current: &dyn Fn() -> bool,
     ) -> Result<LinkedBuild, RouteError> {
         let StartedBuild { rustc, pid, linker, out_dir, started, lock, debuginfo, .. } = build;
-        let rlib = rustc.wait(&self.shell, self.output.hide_errors, ".rlib", current)?;
+        let rlib = rustc.wait(&self.shell, self.config.output.hide_errors, ".rlib", current)?;
         let compiled = started.elapsed();
         let Some(Ok(image)) = &self.linking.image else {
             return Err(anyhow::anyhow!("the program's image was read before the build").into());

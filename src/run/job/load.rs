@@ -59,10 +59,10 @@ impl Driver {
 
     /// IPython's `--print` and `--log`: one line per reload.
     fn announce(&self, name: &str) {
-        if self.output.print {
+        if self.config.output.print {
             anstream::eprintln!("Reloading '{name}'.");
         }
-        if self.output.log {
+        if self.config.output.log {
             log::info!("Reloading '{name}'.");
         }
     }
@@ -73,7 +73,7 @@ impl Driver {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let conn = self.agent.as_ref().map(|a| a.conn);
-            match self.rx.recv_timeout(left) {
+            match self.events.rx.recv_timeout(left) {
                 Ok(Event::Session(Incoming::Message { conn: from, message })) if Some(from) == conn => {
                     if message.request() == Some(request) {
                         return Ok(message);
@@ -85,10 +85,10 @@ impl Driver {
                     bail!("the program disconnected before applying the patch");
                 }
                 Ok(event @ Event::AppExited { .. }) => {
-                    self.deferred.push_back(event);
+                    self.events.deferred.push_back(event);
                     bail!("the program exited before applying the patch");
                 }
-                Ok(event) => self.deferred.push_back(event),
+                Ok(event) => self.events.deferred.push_back(event),
                 Err(RecvTimeoutError::Timeout) => bail!(
                     "the program did not answer within {}s (is it calling hotreload::safepoint()?)",
                     REPLY_TIMEOUT.as_secs()

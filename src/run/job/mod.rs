@@ -190,7 +190,7 @@ impl Driver {
             }
             Stop::BuildFailed(sources) => {
                 self.state(name).cache.failed = Some(sources);
-                if !self.output.hide_errors {
+                if !self.config.output.hide_errors {
                     self.shell
                         .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
                 }
@@ -225,7 +225,7 @@ impl Driver {
     /// A change the program cannot take: restart with `--restart`, else say so.
     fn refuse_or_restart(&mut self, reasons: Vec<String>) -> Outcome {
         let why = reasons.join("; ");
-        if self.restart {
+        if self.config.restart {
             self.restart(&why);
             return Outcome::Refused(Refusal::Restarted(why));
         }
@@ -247,13 +247,13 @@ impl Driver {
             return;
         }
         cache.checked = Some(sources);
-        self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.settings.mode));
+        self.shell.status("Checking", format_args!("{name} (not applied: mode {})", self.steer.settings.mode));
         let Ok(_lock) = crate::build::BuildLock::acquire(&self.profile.patch_dir()) else { return };
         match self.build_library(&krate, false, &|| true, sources) {
             Ok(_) => {}
             Err(Stop::BuildFailed(sources)) => {
                 self.state(name).cache.failed = Some(sources);
-                if !self.output.hide_errors {
+                if !self.config.output.hide_errors {
                     self.shell.error(format_args!("could not compile `{name}`"));
                 }
             }

@@ -154,7 +154,7 @@ impl Driver {
     /// skipped, or any in `off` mode, from then on.
     fn settings_allow(&mut self, plan: &Plan) -> Result<(), Stop> {
         self.absorb_settings();
-        match self.settings.allows(&plan.krate.package, plan.force) {
+        match self.steer.settings.allows(&plan.krate.package, plan.force) {
             true => Ok(()),
             false => Err(Stop::Disabled),
         }
