@@ -543,15 +543,21 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
     diff
 }
 
+/// The snapshot of crate `logic` whose `lib.rs` is `text`, with no cfgs set: for tests.
+#[cfg(test)]
+pub(crate) fn snapshot_of(text: &str) -> Snapshot {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lib.rs");
+    std::fs::write(&file, text).unwrap();
+    scan("logic", &file, &Cfg::default()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn snapshot(text: &str) -> Snapshot {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("lib.rs");
-        std::fs::write(&file, text).unwrap();
-        scan("logic", &file, &Cfg::default()).unwrap()
+        snapshot_of(text)
     }
 
     const BASE: &str = r#"

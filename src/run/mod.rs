@@ -866,3 +866,29 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_says_when_an_edit_that_needed_a_restart_is_undone() {
+        let mut history = History::default();
+        let refused = Outcome::Refused(Refusal::RestartNeeded("`logic::Row`: its layout changed".into()));
+        assert!(!history.record(&refused));
+        assert_eq!(history.restart_needed.as_deref(), Some("`logic::Row`: its layout changed"));
+        // Still failing or unchanged sources leave no trace, but an undone refusal does.
+        assert!(!history.record(&Outcome::StillFailing));
+        assert!(history.record(&Outcome::Unchanged));
+        assert_eq!(history.restart_needed, None);
+        assert_eq!(history.last.as_ref().map(|(o, _)| o), Some(&Outcome::Unchanged));
+        assert!(!history.record(&Outcome::Unchanged));
+        // A refusal by the program itself needs no restart.
+        history.record(&Outcome::Refused(Refusal::ByProgram("cannot map".into())));
+        assert_eq!(history.restart_needed, None);
+        for ms in 0..15 {
+            history.record(&Outcome::Applied { ms, route: job::Route::Linked });
+        }
+        assert_eq!(history.recent_ms, (5..15).collect::<Vec<_>>());
+    }
+}

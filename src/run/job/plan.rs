@@ -150,13 +150,7 @@ fn whole_form(mut edited: BTreeSet<String>, snapshot: &Snapshot, program: &BTree
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snapshot(text: &str) -> Snapshot {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("lib.rs");
-        std::fs::write(&root, text).unwrap();
-        source::scan("logic", &root, &crate::detect::cfg::Cfg::default()).unwrap()
-    }
+    use crate::detect::source::snapshot_of as snapshot;
 
     #[test]
     fn a_partial_patch_compiles_the_edited_and_the_new_whole() {
