@@ -45,6 +45,8 @@ mod events;
 mod loader;
 #[cfg(hotreload_patch)]
 mod patch;
+#[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
+mod redirect;
 #[cfg(feature = "agent")]
 mod registry;
 

@@ -1,0 +1,556 @@
+//! Redirecting functions at their entry in this process (Linux x86-64).
+//!
+//! A 5-byte `jmp rel32` written over a function's first bytes sends every later call
+//! of it — direct calls from code that was never rebuilt, `fn` pointers, vtables — to
+//! the new copy. Writing those bytes while other threads run is what needs care: a
+//! thread interrupted inside a multi-instruction prologue would resume in the middle
+//! of the jump, and a core may execute stale bytes it already fetched. A prototype
+//! that wrote plain 5-byte stores over prologues crashed 8 calling threads within two
+//! million writes (DESIGN-NOTES §7).
+//!
+//! The technique, as Live++ does it: stop every other thread of the process with a
+//! signal; in the handler each records the instruction pointer it was interrupted at
+//! and waits; when all have arrived and none was interrupted strictly inside the first
+//! five bytes of a function being rewritten, the bytes are written through
+//! `/proc/self/mem` (so no page is ever made writable, let alone writable and
+//! executable); then the threads are released, and each executes `cpuid`, a
+//! serialising instruction, before it returns to the code (Intel SDM, "cross-modifying
+//! code"). When a thread stands inside a site, all are released and the stop is tried
+//! again a moment later. Chosen over `int3`-first patching (the kernel's
+//! `text_poke_bp`) because one stop rewrites any number of functions at once and needs
+//! no trap handler emulating instructions in the program.
+//!
+//! Between the first signal and the release nothing here allocates or takes a lock
+//! another thread could hold (a stopped thread may hold the allocator's): threads are
+//! listed with `getdents64` into a buffer on the stack, bookkeeping uses arrays
+//! allocated before the stop.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most threads one stop can hold; a process with more is refused.
+const MAX_THREADS: usize = 4096;
+
+/// Attempts before giving up on a site that some thread keeps standing in.
+const MAX_ATTEMPTS: u32 = 200;
+
+/// How long threads may take to answer the stop signal.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Bytes a redirect writes: `jmp rel32`.
+pub(crate) const JUMP_LEN: u64 = 5;
+
+/// Bytes to write at an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Site {
+    /// The first byte written: a function's entry.
+    pub(crate) at: u64,
+    /// What it gets.
+    pub(crate) bytes: [u8; JUMP_LEN as usize],
+}
+
+impl Site {
+    /// `jmp to` written at `from`; `None` when `to` is out of a `rel32`'s reach.
+    pub(crate) fn jump(from: u64, to: u64) -> Option<Site> {
+        let rel = i32::try_from(to as i64 - (from as i64 + JUMP_LEN as i64)).ok()?;
+        let mut bytes = [0xe9, 0, 0, 0, 0];
+        bytes[1..].copy_from_slice(&rel.to_le_bytes());
+        Some(Site { at: from, bytes })
+    }
+
+    /// Whether an interrupted thread at `ip` would resume inside the bytes written:
+    /// strictly after the first (a thread at the first executes the new jump whole).
+    fn holds(&self, ip: u64) -> bool {
+        ip > self.at && ip < self.at + JUMP_LEN
+    }
+}
+
+/// What a stop took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stats {
+    /// Other threads stopped.
+    pub(crate) threads: usize,
+    /// Stops made: more than one when a thread stood inside a site.
+    pub(crate) attempts: u32,
+    /// Time the threads were held in the last stop, in microseconds.
+    pub(crate) held_micros: u64,
+}
+
+/// One stopped thread: its id (0 until written) and where it was interrupted.
+struct Arrival {
+    tid: AtomicI32,
+    ip: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_ARRIVAL: Arrival = Arrival { tid: AtomicI32::new(0), ip: AtomicU64::new(0) };
+
+/// The stop in progress (0: none), and the one released last.
+static STOP: AtomicU64 = AtomicU64::new(0);
+static RELEASE: AtomicU64 = AtomicU64::new(0);
+/// Threads that entered the handler in this stop, and what each recorded.
+static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+static ARRIVALS: [Arrival; MAX_THREADS] = [NO_ARRIVAL; MAX_THREADS];
+/// The signal the handler is installed for (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// One stop at a time.
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Writes every site while all other threads of the process are stopped outside of
+/// every site; the whole set or nothing.
+///
+/// # Safety
+/// Each site's address must be the entry of a function (or other code) in an
+/// executable mapping of this process whose first [`JUMP_LEN`] bytes belong to it
+/// alone, no code may branch into those bytes but to their first, and the bytes
+/// written must be valid code there (a `jmp` to the entry of a function with the same
+/// signature and ABI). Code that has not finished initialising must not be reached by
+/// them.
+pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
+    if sites.is_empty() {
+        return Ok(Stats::default());
+    }
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let signal = stop_signal()?;
+    let files = Files::open()?;
+    // What each site holds now, to put back if a later site cannot be written.
+    let before: Vec<Site> = sites
+        .iter()
+        .map(|s| {
+            let mut bytes = [0u8; JUMP_LEN as usize];
+            // SAFETY: the caller vouched that each site is mapped code of this process.
+            unsafe { std::ptr::copy_nonoverlapping(s.at as *const u8, bytes.as_mut_ptr(), bytes.len()) };
+            Site { at: s.at, bytes }
+        })
+        .collect();
+    let mut stopped = Stopped::with_capacity(MAX_THREADS);
+    let mut stats = Stats::default();
+    for attempt in 1..=MAX_ATTEMPTS {
+        stats.attempts = attempt;
+        let started = Instant::now();
+        let gen = STOP.load(Ordering::Relaxed).max(RELEASE.load(Ordering::Relaxed)) + 1;
+        let outcome = stop_all(gen, signal, &files, &mut stopped);
+        let clear = outcome.is_ok() && !stopped.ips().any(|ip| sites.iter().any(|s| s.holds(ip)));
+        let written = if clear { Some(write_all(&files, sites, &before)) } else { None };
+        stats.held_micros = started.elapsed().as_micros() as u64;
+        release(gen);
+        match (outcome, written) {
+            (Err(why), _) => return Err(why),
+            (Ok(()), Some(Ok(()))) => {
+                stats.threads = stopped.len;
+                serialise();
+                return Ok(stats);
+            }
+            (Ok(()), Some(Err(why))) => return Err(why),
+            // A thread stands inside a site: let it run on, and try again.
+            (Ok(()), None) => std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(20)))),
+        }
+    }
+    Err(format!("a thread stayed inside a function's first bytes through {MAX_ATTEMPTS} attempts"))
+}
+
+/// The files a stop uses, opened before it (opening may allocate).
+struct Files {
+    /// `/proc/self/task`, listed with `getdents64`.
+    task: OwnedFd,
+    /// `/proc/self/mem`, written with `pwrite`.
+    mem: OwnedFd,
+}
+
+impl Files {
+    fn open() -> Result<Files, String> {
+        let open = |path: &str, flags: i32| -> Result<OwnedFd, String> {
+            let c = std::ffi::CString::new(path).expect("no NUL");
+            // SAFETY: a valid C string; the descriptor is owned by the returned value.
+            let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(format!("cannot open {path}: {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: `fd` was just opened and is owned by nothing else.
+            Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+        };
+        Ok(Files { task: open("/proc/self/task", libc::O_RDONLY | libc::O_DIRECTORY)?, mem: open("/proc/self/mem", libc::O_RDWR)? })
+    }
+}
+
+/// Thread ids signalled in one stop, in memory allocated before it.
+struct Stopped {
+    tids: Vec<i32>,
+    len: usize,
+}
+
+impl Stopped {
+    fn with_capacity(n: usize) -> Stopped {
+        Stopped { tids: vec![0; n], len: 0 }
+    }
+
+    fn contains(&self, tid: i32) -> bool {
+        self.tids[..self.len].contains(&tid)
+    }
+
+    /// Where each arrived thread was interrupted.
+    fn ips(&self) -> impl Iterator<Item = u64> + '_ {
+        let arrived = ARRIVED.load(Ordering::Acquire).min(MAX_THREADS);
+        ARRIVALS[..arrived].iter().map(|a| a.ip.load(Ordering::Acquire))
+    }
+}
+
+/// Signals every other thread until all of them, including any started meanwhile,
+/// wait in the handler. Allocates nothing.
+fn stop_all(gen: u64, signal: i32, files: &Files, stopped: &mut Stopped) -> Result<(), String> {
+    stopped.len = 0;
+    for arrival in &ARRIVALS {
+        arrival.tid.store(0, Ordering::Relaxed);
+    }
+    ARRIVED.store(0, Ordering::Release);
+    STOP.store(gen, Ordering::Release);
+    // SAFETY: no arguments; always succeeds.
+    let (pid, me) = unsafe { (libc::getpid(), libc::syscall(libc::SYS_gettid) as i32) };
+    loop {
+        let mut new = 0;
+        let mut full = false;
+        for_each_thread(files, |tid| {
+            if tid == me || stopped.contains(tid) {
+                return;
+            }
+            if stopped.len == stopped.tids.len() {
+                full = true;
+                return;
+            }
+            // SAFETY: signalling a thread of this process with the stop signal, whose
+            // handler is installed.
+            if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signal) } == 0 {
+                stopped.tids[stopped.len] = tid;
+                stopped.len += 1;
+                new += 1;
+            }
+        })?;
+        if full {
+            return Err(format!("the process has more than {MAX_THREADS} threads"));
+        }
+        wait_for_arrivals(pid, stopped)?;
+        if new == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits until every signalled thread that still exists has arrived.
+fn wait_for_arrivals(pid: i32, stopped: &mut Stopped) -> Result<(), String> {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        if arrived_all(stopped) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            // Threads that exited since they were signalled never arrive.
+            let mut i = 0;
+            while i < stopped.len {
+                let tid = stopped.tids[i];
+                // SAFETY: signal 0 only checks that the thread exists.
+                let exists = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, 0) } == 0;
+                if !exists {
+                    stopped.len -= 1;
+                    stopped.tids[i] = stopped.tids[stopped.len];
+                } else {
+                    i += 1;
+                }
+            }
+            if arrived_all(stopped) {
+                return Ok(());
+            }
+            let late = stopped.tids[..stopped.len].iter().find(|tid| !has_arrived(**tid)).copied().unwrap_or(0);
+            return Err(format!(
+                "thread {late} did not answer the stop signal within {} ms (it blocks signal {}?)",
+                ANSWER_TIMEOUT.as_millis(),
+                SIGNAL.load(Ordering::Relaxed)
+            ));
+        }
+        // SAFETY: no arguments. Yield, not spin: the stopped threads may need this core.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+fn has_arrived(tid: i32) -> bool {
+    let arrived = ARRIVED.load(Ordering::Acquire).min(MAX_THREADS);
+    ARRIVALS[..arrived].iter().any(|a| a.tid.load(Ordering::Acquire) == tid)
+}
+
+fn arrived_all(stopped: &Stopped) -> bool {
+    stopped.tids[..stopped.len].iter().all(|tid| has_arrived(*tid))
+}
+
+/// Calls `f` with each thread id of the process, read with `getdents64` into a buffer
+/// on the stack.
+fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), String> {
+    let fd = files.task.as_raw_fd();
+    // SAFETY: rewinding a directory descriptor this value owns.
+    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
+        return Err("cannot list the process's threads".into());
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            return Err("cannot list the process's threads".into());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut at = 0usize;
+        while at < n as usize {
+            // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let name = &buf[at + 19..at + reclen];
+            let digits = name.iter().take_while(|b| b.is_ascii_digit());
+            let tid = digits.fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+            if tid > 0 && name[0].is_ascii_digit() {
+                f(tid as i32);
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// Writes each site through `/proc/self/mem`; if one cannot be written, those before
+/// it get their `before` bytes back, so the sites are written all or none.
+fn write_all(files: &Files, sites: &[Site], before: &[Site]) -> Result<(), String> {
+    let write = |site: &Site| {
+        // SAFETY: writing initialised bytes at an address of this process; the caller
+        // of `write_sites` vouched for what is written where.
+        let n = unsafe {
+            libc::pwrite(files.mem.as_raw_fd(), site.bytes.as_ptr().cast(), site.bytes.len(), site.at as libc::off_t)
+        };
+        n == site.bytes.len() as isize
+    };
+    for (i, site) in sites.iter().enumerate() {
+        if !write(site) {
+            let error = std::io::Error::last_os_error();
+            for old in &before[..i] {
+                write(old);
+            }
+            return Err(format!("cannot write code at {:#x} through /proc/self/mem: {error}", site.at));
+        }
+    }
+    Ok(())
+}
+
+/// Lets the stopped threads go.
+fn release(gen: u64) {
+    RELEASE.store(gen, Ordering::Release);
+    STOP.store(0, Ordering::Release);
+}
+
+/// `cpuid`: a serialising instruction, so this core executes the bytes as written.
+fn serialise() {
+    let _ = std::arch::x86_64::__cpuid(0);
+}
+
+/// The signal that stops threads: a real-time signal the program does not handle
+/// itself (checked at every stop, since the program may install a handler later).
+fn stop_signal() -> Result<i32, String> {
+    let current = SIGNAL.load(Ordering::Relaxed);
+    if current != 0 && handler_of(current) == Some(on_stop as *const () as usize) {
+        return Ok(current);
+    }
+    // From the top of the range down: programs and libraries that take real-time
+    // signals usually take the first ones.
+    for signal in (libc::SIGRTMIN() + 2..=libc::SIGRTMAX()).rev() {
+        if handler_of(signal) != Some(libc::SIG_DFL) {
+            continue;
+        }
+        // SAFETY: a zeroed `sigaction` is valid; the handler is async-signal-safe
+        // (atomics, `sched_yield`, `gettid`, `cpuid`) and saves `errno`.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_stop as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) == 0 {
+                SIGNAL.store(signal, Ordering::Relaxed);
+                return Ok(signal);
+            }
+        }
+    }
+    Err("every real-time signal has a handler in this program: none is free to stop threads with".into())
+}
+
+/// The handler installed for `signal`, if it can be read.
+fn handler_of(signal: i32) -> Option<usize> {
+    // SAFETY: reading the current action into a zeroed struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signal, std::ptr::null(), &mut old) == 0).then_some(old.sa_sigaction)
+    }
+}
+
+/// The stop signal's handler: records where this thread was, waits for the release,
+/// and serialises before it returns.
+extern "C" fn on_stop(_: libc::c_int, _: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: `errno` is this thread's; saved and restored around the syscalls below.
+    let errno = unsafe { *libc::__errno_location() };
+    let gen = STOP.load(Ordering::Acquire);
+    if gen != 0 {
+        // SAFETY: with SA_SIGINFO the third argument is the interrupted context.
+        let ip = unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
+        // SAFETY: no arguments.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        let slot = ARRIVED.fetch_add(1, Ordering::AcqRel);
+        if let Some(arrival) = ARRIVALS.get(slot) {
+            arrival.ip.store(ip, Ordering::Release);
+            arrival.tid.store(tid, Ordering::Release);
+        }
+        while RELEASE.load(Ordering::Acquire) < gen {
+            // SAFETY: no arguments.
+            unsafe { libc::sched_yield() };
+        }
+        serialise();
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// Two functions with multi-instruction prologues (a stack frame, stores of the
+    /// argument), so that a thread interrupted in the first five bytes is common.
+    #[inline(never)]
+    extern "C" fn old_code(x: u64) -> u64 {
+        let frame = std::hint::black_box([x; 6]);
+        frame[5] + 1
+    }
+
+    #[inline(never)]
+    extern "C" fn new_code(x: u64) -> u64 {
+        let frame = std::hint::black_box([x; 6]);
+        frame[5] + 2
+    }
+
+    /// Stops involve every thread of the test binary: tests that stop run one at a time.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn a_jump_reaches_within_rel32_only() {
+        let site = Site::jump(0x1000, 0x2000).unwrap();
+        assert_eq!(site.bytes, [0xe9, 0xfb, 0x0f, 0, 0]);
+        assert!(Site::jump(0x1000, 0x1_0000_1000).is_none());
+        assert!(site.holds(0x1001) && site.holds(0x1004) && !site.holds(0x1000) && !site.holds(0x1005));
+    }
+
+    /// 8 threads call the function through a `fn` pointer in tight loops while its
+    /// entry is rewritten 400 times, half of them over the original prologue: every
+    /// result is the old or the new value, and nothing crashes.
+    #[test]
+    fn threads_calling_a_function_see_old_or_new_code_while_its_entry_is_rewritten() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = old_code as *const () as u64;
+        let original = {
+            let mut bytes = [0u8; 5];
+            // SAFETY: reading the first bytes of a function of this binary.
+            unsafe { std::ptr::copy_nonoverlapping(entry as *const u8, bytes.as_mut_ptr(), 5) };
+            Site { at: entry, bytes }
+        };
+        let jump = Site::jump(entry, new_code as *const () as u64).expect("same binary: within reach");
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (stop, calls) = (stop.clone(), calls.clone());
+                std::thread::spawn(move || {
+                    let f = std::hint::black_box(old_code as extern "C" fn(u64) -> u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let got = f(std::hint::black_box(40));
+                        assert!(got == 41 || got == 42, "a torn redirect returned {got}");
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let mut retried = 0;
+        for i in 0..400 {
+            let site = if i % 2 == 0 { jump } else { original };
+            // SAFETY: the entry of `old_code`, which nothing branches into; the bytes
+            // are a jump to a function of the same signature, or its own first bytes.
+            let stats = unsafe { write_sites(&[site]) }.expect("written");
+            assert!(stats.threads >= 8, "{stats:?}");
+            retried += stats.attempts - 1;
+            // Let the callers run between rewrites, through the code just written.
+            let until = calls.load(Ordering::Relaxed) + 64;
+            while calls.load(Ordering::Relaxed) < until {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().expect("no caller saw torn code");
+        }
+        // SAFETY: as above, back to the original code.
+        unsafe { write_sites(&[original]) }.unwrap();
+        assert_eq!(old_code(1), 2);
+        assert!(calls.load(Ordering::Relaxed) >= 400 * 64, "the callers ran");
+        eprintln!("{retried} retries over 400 rewrites");
+    }
+
+    #[test]
+    fn threads_started_and_finished_during_stops_do_not_hold_them_up() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::thread::spawn(|| std::hint::black_box(1)).join();
+                }
+            })
+        };
+        let entry = new_code as *const () as u64;
+        let mut bytes = [0u8; 5];
+        // SAFETY: reading the first bytes of a function of this binary.
+        unsafe { std::ptr::copy_nonoverlapping(entry as *const u8, bytes.as_mut_ptr(), 5) };
+        for _ in 0..50 {
+            // SAFETY: the function's own bytes written back: nothing changes.
+            unsafe { write_sites(&[Site { at: entry, bytes }]) }.expect("stopped");
+        }
+        stop.store(true, Ordering::Relaxed);
+        spawner.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_blocks_the_signal_is_named_and_nothing_is_written() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let blocker = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                // SAFETY: blocking every signal for this thread only.
+                unsafe {
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    libc::sigfillset(&mut all);
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                }
+                ready_tx.send(()).unwrap();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        ready_rx.recv().unwrap();
+        let entry = new_code as *const () as u64;
+        let jump = Site::jump(entry, old_code as *const () as u64).unwrap();
+        // SAFETY: as in the tests above; it must not be written.
+        let err = unsafe { write_sites(&[jump]) }.unwrap_err();
+        assert!(err.contains("did not answer the stop signal"), "{err}");
+        assert_eq!(new_code(1), 3, "nothing was written");
+        done.store(true, Ordering::Relaxed);
+        blocker.join().unwrap();
+        // The blocked signal stays pending in that thread until it exits: harmless.
+    }
+}
