@@ -54,6 +54,12 @@ pub enum AgentMessage {
         load_micros: u64,
         /// Microseconds spent checking and switching slots.
         apply_micros: u64,
+        /// Function entries redirected to the new code.
+        #[serde(default)]
+        redirected: usize,
+        /// Microseconds the program's other threads were held for the redirects.
+        #[serde(default)]
+        held_micros: u64,
     },
     /// A patch was not applied; the program runs the code it ran before.
     Refused {
@@ -155,6 +161,23 @@ pub struct LoadRequest {
     /// agent itself) rather than a self-contained shared library.
     #[serde(default)]
     pub linked: bool,
+    /// For a linked patch: function entries to redirect to its new copies, written
+    /// while the program's other threads are stopped, with the slot switch.
+    #[serde(default)]
+    pub redirects: Vec<Redirect>,
+}
+
+/// One function entry to redirect: a 5-byte `jmp` at `from` (the entry of a copy of the
+/// function that runs now: the program's, or an earlier patch's) to `to` (its entry in
+/// the patch being loaded).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// The function, demangled, for messages.
+    pub name: String,
+    /// The old copy's entry address.
+    pub from: u64,
+    /// The new copy's entry address.
+    pub to: u64,
 }
 
 impl LoadRequest {
@@ -167,12 +190,27 @@ impl LoadRequest {
         functions: Vec<FunctionInfo>,
         toolchain: u64,
     ) -> Self {
-        LoadRequest { request, crate_name: crate_name.into(), generation, path, functions, toolchain, linked: false }
+        LoadRequest {
+            request,
+            crate_name: crate_name.into(),
+            generation,
+            path,
+            functions,
+            toolchain,
+            linked: false,
+            redirects: Vec::new(),
+        }
     }
 
     /// The same request for a linked patch.
     pub fn linked(mut self) -> Self {
         self.linked = true;
+        self
+    }
+
+    /// The same request, redirecting these function entries.
+    pub fn with_redirects(mut self, redirects: Vec<Redirect>) -> Self {
+        self.redirects = redirects;
         self
     }
 }

@@ -81,10 +81,18 @@ struct Prepared {
     crate_name: String,
     generation: u64,
     table: &'static [Entry],
+    /// Function entries to redirect, checked.
+    sites: Sites,
     request: u64,
     load_micros: u64,
     started: Instant,
 }
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+type Sites = Vec<crate::redirect::Site>;
+/// No redirects elsewhere: requests with any are refused.
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+type Sites = Vec<()>;
 
 fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Result<AgentMessage, Refusal> {
     let started = Instant::now();
@@ -93,12 +101,14 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
     registry::with(|r| r.check_claims(&request))?;
 
     let loaded = Instant::now();
-    let table = if request.linked {
-        map_linked(&path, |table| registry::with(|r| r.check_table(&request, table)))?
+    let (table, sites) = if request.linked {
+        map_linked(&path, &request)?
+    } else if !request.redirects.is_empty() {
+        return Err(Refusal::invalid("redirects are for linked patches only"));
     } else {
         let table = open_library(&path)?;
         registry::with(|r| r.check_table(&request, table))?;
-        table
+        (table, Vec::new())
     };
     let load_micros = loaded.elapsed().as_micros() as u64;
 
@@ -106,6 +116,7 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
         crate_name: request.crate_name,
         generation: request.generation,
         table,
+        sites,
         request: request.request,
         load_micros,
         started,
@@ -121,13 +132,15 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
     }
 }
 
-/// Maps a linked patch and checks its table with `check`: kept if it passes, unmapped
-/// (nothing in it having run) if not.
+/// Maps a linked patch and checks its table and redirects: kept if they pass,
+/// unmapped (nothing in it having run) if not.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), Refusal>) -> Result<&'static [Entry], Refusal> {
+fn map_linked(path: &Path, request: &LoadRequest) -> Result<(&'static [Entry], Sites), Refusal> {
     let mapped = crate::loader::map(path)?;
-    match check(mapped.table) {
-        Ok(()) => Ok(mapped.commit()),
+    let checked = registry::with(|r| r.check_table(request, mapped.table))
+        .and_then(|()| crate::code::sites(&request.redirects, &mapped.code));
+    match checked {
+        Ok(sites) => Ok((mapped.commit(), sites)),
         Err(why) => {
             mapped.discard();
             Err(why)
@@ -136,7 +149,7 @@ fn map_linked(path: &Path, check: impl FnOnce(&[Entry]) -> Result<(), Refusal>) 
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn map_linked(_: &Path, _: impl FnOnce(&[Entry]) -> Result<(), Refusal>) -> Result<&'static [Entry], Refusal> {
+fn map_linked(_: &Path, _: &LoadRequest) -> Result<(&'static [Entry], Sites), Refusal> {
     Err(Refusal::invalid("linked patches are not supported on this platform"))
 }
 
@@ -168,12 +181,35 @@ fn open_library(path: &Path) -> Result<&'static [Entry], Refusal> {
     }
 }
 
+/// Redirects the patch's function entries, then switches its slots: all of it, or
+/// (when the program's threads cannot be stopped) none.
 fn switch(p: Prepared) -> AgentMessage {
+    let held_micros = match redirect(&p.sites) {
+        Ok(held) => held,
+        Err(why) => return AgentMessage::refused(p.request, Refusal::failed(why)),
+    };
     let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
     let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
     let count = switched.len();
     events::fire(&ReloadEvent { crate_name: p.crate_name, generation: p.generation, functions: switched });
-    AgentMessage::Applied { request: p.request, switched: count, load_micros: p.load_micros, apply_micros }
+    let (request, load_micros, redirected) = (p.request, p.load_micros, p.sites.len());
+    AgentMessage::Applied { request, switched: count, load_micros, apply_micros, redirected, held_micros }
+}
+
+/// Writes the redirects; returns how long the other threads were held, in microseconds.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn redirect(sites: &Sites) -> Result<u64, String> {
+    // SAFETY: each site was checked by `code::sites`: an entry in the program's or an
+    // earlier patch's code, jumping to the new copy of the same function (the tool
+    // pairs them by symbol, and checked that the copy it overwrites has room for the
+    // jump and no branch into it), in a patch whose unwind tables are registered.
+    let stats = unsafe { crate::redirect::write_sites(sites) }?;
+    Ok(stats.held_micros)
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn redirect(_: &Sites) -> Result<u64, String> {
+    Ok(0)
 }
 
 type Waiting = (Prepared, mpsc::Sender<AgentMessage>);

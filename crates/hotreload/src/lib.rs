@@ -40,6 +40,8 @@
 pub mod __rt;
 #[cfg(feature = "agent")]
 mod agent;
+#[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
+mod code;
 mod events;
 #[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
 mod loader;

@@ -28,6 +28,8 @@ pub(crate) struct Mapped {
     register: RegisterFrame,
     /// The patch's trampoline table.
     pub(crate) table: &'static [Entry],
+    /// Its executable segments, `[start, end)`: where redirects may lead.
+    pub(crate) code: Vec<(u64, u64)>,
 }
 
 impl Mapped {
@@ -37,6 +39,7 @@ impl Mapped {
         // SAFETY: `.eh_frame` was linked for this address and ends with a zero
         // terminator (checked by `Image::parse`); it stays mapped for ever.
         unsafe { (self.register)(self.eh_frame as *const u8) };
+        crate::code::add_patch(&self.code);
         self.table
     }
 
@@ -103,7 +106,13 @@ fn map_image(image: &Image, data: &[u8], register: RegisterFrame) -> Result<Mapp
     // contents, by the registry before any slot switches). 'static once committed;
     // `discard` drops it with the mapping.
     let table = unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) };
-    Ok(Mapped { start: image.start, len, eh_frame: image.eh_frame, register, table })
+    let code = image
+        .segments
+        .iter()
+        .filter(|s| s.flags & elf::PF_X != 0)
+        .map(|s| (s.address, s.address + s.memory_size))
+        .collect();
+    Ok(Mapped { start: image.start, len, eh_frame: image.eh_frame, register, table, code })
 }
 
 type RegisterFrame = unsafe extern "C" fn(*const u8);
