@@ -23,6 +23,14 @@ pub struct Member {
     pub depends_on: BTreeSet<String>,
 }
 
+impl Member {
+    /// Whether a running program can take new code of its library (see
+    /// [`Workspace::reloadable`]).
+    pub fn reloadable(&self, entries: bool) -> bool {
+        self.lib.is_some() && (self.hot || entries)
+    }
+}
+
 /// A hot library crate, as a patch job knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HotCrate {
@@ -121,9 +129,17 @@ impl Workspace {
         Some(HotCrate { package: package.to_string(), crate_name, root, src: member.dir.join("src") })
     }
 
-    /// The hot members.
+    /// The hot members: those depending on the runtime, whose `#[hot]` functions
+    /// switch through slots.
     pub fn hot(&self) -> impl Iterator<Item = &Member> {
         self.members.values().filter(|m| m.hot)
+    }
+
+    /// The members whose library a running program can take new code of: every one
+    /// when changed functions are redirected at their entries (`entries`), else the
+    /// hot ones.
+    pub fn reloadable(&self, entries: bool) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(move |m| m.reloadable(entries))
     }
 
     /// The member a file belongs to: the one whose directory is the longest prefix.

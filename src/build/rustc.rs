@@ -97,6 +97,25 @@ impl Invocation {
         Some(Path::new(dir).join(format!("lib{crate_name}{extra}.rlib")))
     }
 
+    /// The same command compiling against `rlib` wherever it named a library of the same
+    /// file stem (`libbase-1234abcd`, as `.rlib` or `.rmeta`): a newer build of that
+    /// crate with the same identity.
+    pub fn with_extern_build(mut self, rlib: &Path) -> Invocation {
+        let stem = rlib.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut words = self.args.iter_mut().peekable();
+        while let Some(word) = words.next() {
+            if word != "--extern" {
+                continue;
+            }
+            let Some(value) = words.next() else { break };
+            let Some((name, path)) = value.split_once('=') else { continue };
+            if Path::new(path).file_stem().is_some_and(|s| s.to_string_lossy() == stem) {
+                *value = format!("{name}={}", rlib.display());
+            }
+        }
+        self
+    }
+
     /// This library invocation turned into the build of a linked patch's rlib (see
     /// [`crate::link`]): written to `out_dir` with its own incremental cache,
     /// position-dependent, every static kept global. Its debug info is the caller's
@@ -376,6 +395,20 @@ mod tests {
         assert!(matches!(err, BuildError::Superseded), "{err:#}");
         let err = build_direct(&failing, cwd, &shell, true, &|| true).unwrap_err();
         assert!(matches!(err, BuildError::Failed), "{err:#}");
+    }
+
+    #[test]
+    fn a_dependency_is_swapped_for_its_newer_build_by_file_stem() {
+        let program = Invocation {
+            env: Vec::new(),
+            program: "rustc".into(),
+            args: ["--extern", "b=/t/deps/libbase-12.rmeta", "--extern", "h=/t/deps/libhot-34.rmeta"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let patched = program.with_extern_build(Path::new("/p/current/base/libbase-12.rlib"));
+        assert_eq!(patched.args[1], "b=/p/current/base/libbase-12.rlib");
+        assert_eq!(patched.args[3], "h=/t/deps/libhot-34.rmeta");
     }
 
     #[test]

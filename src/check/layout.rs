@@ -15,8 +15,10 @@
 //! Compared by name: generic instances by their full name (`alloc::vec::Vec<logic::Row,
 //! alloc::alloc::Global>`), so an instance whose arguments changed is a new type,
 //! caught where it is used (the field or parameter that holds it changes type).
-//! Closure and `async` environments (`{closure_env#0}`) are left out: old values of
-//! them only ever run old code through a slot.
+//! Closure and `async` environments (`{closure_env#0}`, `{async_fn_env#0}`) are compared
+//! when changed functions are redirected at their entries, since a closure made
+//! before the edit then runs the new code on its old environment; through slots alone,
+//! old values of them only ever run old code, and they are left out.
 
 use anyhow::{Context, Result};
 use gimli::{constants, AttributeValue, EndianSlice, LittleEndian, RelocateReader, UnitOffset};
@@ -109,10 +111,11 @@ impl Layouts {
     /// What in `self` (a patch) disagrees with `program`. Types and functions only one
     /// side has are not compared: new ones are the patch's own, and ones the patch does
     /// not describe are ones its code never touches.
-    pub fn mismatches(&self, program: &Layouts) -> Vec<Mismatch> {
+    /// With `environments`, closure and `async` environments are compared too.
+    pub fn mismatches(&self, program: &Layouts, environments: bool) -> Vec<Mismatch> {
         let mut found = Vec::new();
         for (name, shapes) in &self.types {
-            if name.contains('{') {
+            if name.contains('{') && !environments {
                 continue;
             }
             let Some(old) = program.types.get(name) else { continue };
@@ -502,12 +505,15 @@ mod tests {
     fn a_changed_type_is_named_with_what_changed() {
         let program = layouts(&[("logic::Row", shape(20, &["tag@0: u32", "cells@4: [u32; 4]"]))], &[]);
         let patch = layouts(&[("logic::Row", shape(36, &["tag@0: u32", "cells@4: [u32; 8]"]))], &[]);
-        let found = patch.mismatches(&program);
+        let found = patch.mismatches(&program, false);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].item, "logic::Row");
         assert_eq!(found[0].reason, "its layout changed (size 20 → 36 bytes)");
         let same_size = layouts(&[("logic::Row", shape(20, &["tag@0: i32", "cells@4: [u32; 4]"]))], &[]);
-        assert_eq!(same_size.mismatches(&program)[0].reason, "its layout changed (`tag@0: u32` is now `tag@0: i32`)");
+        assert_eq!(
+            same_size.mismatches(&program, false)[0].reason,
+            "its layout changed (`tag@0: u32` is now `tag@0: i32`)"
+        );
     }
 
     #[test]
@@ -521,14 +527,19 @@ mod tests {
             ],
             &[],
         );
-        assert!(patch.mismatches(&program).is_empty());
+        assert!(patch.mismatches(&program, false).is_empty());
+        // Redirected at their entries, a closure made before the edit would run new
+        // code on its old environment: compared then.
+        let found = patch.mismatches(&program, true);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].item, "x::{closure_env#0}");
     }
 
     #[test]
     fn any_of_several_program_shapes_matches() {
         let mut program = layouts(&[("rand::Rng", shape(8, &[]))], &[]);
         program.add_type("rand::Rng".into(), shape(16, &[]));
-        assert!(layouts(&[("rand::Rng", shape(16, &[]))], &[]).mismatches(&program).is_empty());
+        assert!(layouts(&[("rand::Rng", shape(16, &[]))], &[]).mismatches(&program, false).is_empty());
     }
 
     #[test]
@@ -536,7 +547,7 @@ mod tests {
         let fwd = format!("{}logic::fill", hotreload_protocol::record::FORWARDER_PREFIX);
         let program = layouts(&[], &[(&fwd, "(*Vec<[u32; 4]>) -> ()")]);
         let patch = layouts(&[], &[(&fwd, "(*Vec<[u32; 8]>) -> ()")]);
-        let found = patch.mismatches(&program);
+        let found = patch.mismatches(&program, false);
         assert_eq!(found[0].item, "logic::fill");
         assert!(found[0].reason.contains("[u32; 8]"), "{}", found[0].reason);
     }

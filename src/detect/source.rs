@@ -36,6 +36,11 @@ pub enum Entry {
     Plain {
         /// `pub` or not.
         public: bool,
+        /// Generic over types or consts (its own parameters, or its impl's): compiled
+        /// into the crates that instantiate it.
+        generic: bool,
+        /// The signature.
+        signature: String,
         /// The whole function.
         text: String,
     },
@@ -178,7 +183,7 @@ fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
             Item::Fn(f) => {
                 let hot = scope.in_hot || has_hot(&f.attrs, scope.cfg);
                 let public = matches!(f.vis, syn::Visibility::Public(_));
-                let entry = fn_entry(hot, &f.sig, item, public);
+                let entry = fn_entry(hot, &f.sig, item, public, false);
                 add_fn(out, scope.file, format!("{module}::{}", f.sig.ident), entry, &f.sig, &f.block);
             }
             Item::Impl(imp) => scan_impl(imp, scope, out),
@@ -228,7 +233,8 @@ fn scan_impl(imp: &syn::ItemImpl, scope: &Scope<'_>, out: &mut Snapshot) {
         let entry = if hot && generic_impl {
             Entry::NotHot { signature: normalised(&m.sig), reason: "in a generic impl", text: text_of(member) }
         } else {
-            fn_entry(hot, &m.sig, member, public)
+            let generic_impl = imp.generics.params.iter().any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+            fn_entry(hot, &m.sig, member, public, generic_impl)
         };
         add_fn(out, scope.file, format!("{prefix}::{}", m.sig.ident), entry, &m.sig, &m.block);
     }
@@ -347,10 +353,11 @@ fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item)
     out.items.insert(format!("{module}::{ident}"), Entry::Type(text));
 }
 
-fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool) -> Entry {
+fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool, generic_impl: bool) -> Entry {
     let text = text_of(item);
     if !hot {
-        return Entry::Plain { public, text };
+        let generic = generic_impl || sig.generics.params.iter().any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+        return Entry::Plain { public, generic, signature: normalised(sig), text };
     }
     match hotreload_protocol::rules::not_hot_reason(sig) {
         Some(reason) => Entry::NotHot { signature: normalised(sig), reason, text },
@@ -485,7 +492,25 @@ fn normalised_str(text: &str) -> String {
 }
 
 /// What `new` changes against `old` (the source the program runs).
+/// How the running program switches to a crate's new code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Through `#[hot]` slots only: other functions keep their old code for callers
+    /// outside hot functions.
+    Slots,
+    /// Every changed function is also redirected at its entry: callers everywhere reach
+    /// the new code, so a changed signature is refused for any function.
+    Entries,
+}
+
+/// [`compare_as`] for a crate that switches through its slots only.
 pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
+    compare_as(old, new, Switch::Slots)
+}
+
+/// What changed from `old` to `new`, and what of it the running program can take when
+/// it switches as `switch` says.
+pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff {
     let mut diff = SourceDiff {
         bodies_only: old.rest == new.rest,
         layouts_may_change: old.shape != new.shape,
@@ -521,12 +546,19 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
             (Entry::Hot { .. }, Entry::NotHot { reason, .. }) => {
                 diff.blockers.push(blocker(&format!("it is no longer hot-able ({reason})")))
             }
+            (_, Entry::Plain { .. } | Entry::NotHot { .. }) if switch == Switch::Entries => {
+                entries_change(id, before, entry, &mut diff)
+            }
             (Entry::NotHot { .. } | Entry::Plain { .. }, Entry::NotHot { reason, .. }) => diff.warnings.push(format!(
                 "`{id}` is not hot ({reason}): code outside hot functions keeps calling the old version"
             )),
             (_, Entry::Plain { public: true, .. }) => diff
                 .warnings
                 .push(format!("`{id}` is not #[hot]: code outside hot functions keeps calling the old version")),
+            (Entry::Const(_), Entry::Const(_)) if switch == Switch::Entries => diff.warnings.push(format!(
+                "const `{id}` changed: this crate's functions switch to the new value; other crates keep the old \
+                 one until the program restarts"
+            )),
             (Entry::Const(_), Entry::Const(_)) => {
                 diff.warnings.push(format!("const `{id}` changed: code outside hot functions keeps the old value"))
             }
@@ -541,6 +573,26 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> SourceDiff {
         }
     }
     diff
+}
+
+/// A changed function that is not hot, when changed functions are redirected at their
+/// entry: its signature must stay (callers in the running program pass the old
+/// arguments).
+fn entries_change(id: &str, before: &Entry, after: &Entry, diff: &mut SourceDiff) {
+    let signature = |e: &Entry| match e {
+        Entry::Plain { signature, .. } | Entry::NotHot { signature, .. } | Entry::Hot { signature, .. } => {
+            Some(signature.clone())
+        }
+        _ => None,
+    };
+    if signature(before) != signature(after) {
+        let reason = "its signature changed, and callers in the running program pass the old arguments";
+        diff.blockers.push(Blocker { item: id.to_string(), reason: reason.into() });
+        return;
+    }
+    // Copies other crates compiled (a generic's instances for their types) are found
+    // in the compiled code, and named there.
+    diff.edited.insert(id.to_string());
 }
 
 /// The snapshot of crate `logic` whose `lib.rs` is `text`, with no cfgs set: for tests.

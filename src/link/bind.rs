@@ -21,6 +21,10 @@ const EH_FRAME_END: &str = include_str!("../../templates/bind.ld");
 pub(super) struct Plan {
     /// Names defined by the patch's objects (global or weak).
     defined: HashSet<String>,
+    /// Functions among them: all kept in the image, since a changed function that only
+    /// the program's code calls is referenced by nothing in the patch, yet its entry
+    /// is redirected to it.
+    functions: BTreeSet<String>,
     /// Names referenced but not defined, with whether the reference is weak.
     undefined: BTreeMap<String, bool>,
     /// Writable statics the patch defines: name → (size, initialiser holds pointers).
@@ -78,6 +82,9 @@ impl Plan {
                 continue;
             }
             self.defined.insert(name.clone());
+            if sym.st_type() == elf::STT_FUNC {
+                self.functions.insert(name.clone());
+            }
             if sym.st_type() != elf::STT_OBJECT || shndx >= elf::SHN_LORESERVE {
                 continue;
             }
@@ -165,6 +172,9 @@ impl Plan {
         }
         for (i, (_, got)) in self.stubs.iter().enumerate() {
             let _ = writeln!(script, "\"__hotreload_got{i}\" = {got:#x};");
+        }
+        for name in &self.functions {
+            let _ = writeln!(script, "EXTERN(\"{name}\")");
         }
         script.push_str(&EH_FRAME_END.replace("{eh_end}", hotreload_protocol::image::EH_END_SECTION));
         script

@@ -20,12 +20,13 @@
 //! Linux x86-64 only.
 
 mod bind;
+pub mod image;
 pub mod program;
 mod tls;
 
 use anyhow::{bail, Context, Result};
 use bind::Plan;
-use hotreload_protocol::image::{self, TABLE_START, TABLE_STOP};
+use hotreload_protocol::image::{self as rules, TABLE_START, TABLE_STOP};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
@@ -176,6 +177,8 @@ fn read_objects(rlib: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 /// the trampoline table kept.
 fn run_linker(request: &Request, script: &Path, inputs: &[PathBuf]) -> Result<(), Error> {
     let status = Command::new(request.linker)
+        // Sections nothing uses are dropped (the crate's own thread-local storage, whose
+        // accesses now reach the program's); every function is kept by the script.
         .args(["-flavor", "gnu", "-static", "--no-dynamic-linker", "-e", "0", "--gc-sections"])
         .args(["-z", "nostart-stop-gc", "-z", "noexecstack", "-z", "norelro", "--build-id=none", "--strip-debug"])
         .args(["-u", TABLE_START, "-u", TABLE_STOP])
@@ -217,11 +220,11 @@ fn check_output(data: &[u8]) -> Result<(u64, u64), String> {
     let sections = header.sections(endian, data).map_err(fail)?;
     for section in sections.iter() {
         let name = sections.section_name(endian, section).unwrap_or_default();
-        if let Some(why) = image::forbidden_section(name) {
+        if let Some(why) = rules::forbidden_section(name) {
             return Err(format!("the new code cannot be loaded: {why}"));
         }
     }
-    match image::out_of_range(start, end) {
+    match rules::out_of_range(start, end) {
         Some(why) => Err(why),
         None => Ok((start, end)),
     }

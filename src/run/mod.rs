@@ -71,11 +71,14 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
     let ws = Workspace::load(global.manifest_path.as_deref())?;
     let binary = ws.binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())?;
-    if ws.hot().next().is_none() {
-        shell.warn(
-            "no workspace library depends on `hotreload-runtime`, so nothing can be reloaded; \
-             add `hotreload-runtime` to a library's [dependencies] and mark functions with #[hotreload::hot]",
-        );
+    let entries = build::LINKED_PATCHES && !args.self_contained;
+    if ws.reloadable(entries).next().is_none() {
+        shell.warn(if entries {
+            "the workspace has no library crate, so nothing can be reloaded"
+        } else {
+            "no workspace library depends on `hotreload-runtime`, so nothing can be reloaded; add \
+             `hotreload-runtime` to a library's [dependencies] and mark functions with #[hotreload::hot]"
+        });
     }
     let profile = Profile {
         manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
@@ -168,10 +171,10 @@ enum SavedFile {
 
 /// What `path` is: a hot crate's library source (not its binaries, nor the program's
 /// `main.rs`), or a file only a restart takes.
-fn saved_file(ws: &Workspace, binary: &Binary, path: &Path) -> SavedFile {
+fn saved_file(ws: &Workspace, binary: &Binary, path: &Path, entries: bool) -> SavedFile {
     let Some(member) = ws.owner_of(path) else { return SavedFile::NeedsRestart("changed") };
     let src = member.dir.join("src");
-    let is_lib_source = member.hot
+    let is_lib_source = member.reloadable(entries)
         && path.starts_with(&src)
         && path != binary.src
         && !path.starts_with(src.join("bin"))
@@ -181,7 +184,7 @@ fn saved_file(ws: &Workspace, binary: &Binary, path: &Path) -> SavedFile {
     } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
         SavedFile::NeedsRestart("changed")
     } else {
-        SavedFile::NeedsRestart("is not in a hot crate")
+        SavedFile::NeedsRestart("is not in a reloadable library crate")
     }
 }
 
@@ -244,6 +247,13 @@ struct Running {
     current: BTreeSet<String>,
     /// Content hash of the sources when the running program's build started.
     built_from: u64,
+    /// Its compiled functions, once read (from the program's build, then each patch's).
+    code: Option<crate::check::code::Functions>,
+    /// The images of its applied linked patches, oldest first: each holds a copy of
+    /// every function of the crate, which a later change redirects too.
+    generations: Vec<std::sync::Arc<crate::link::image::CodeImage>>,
+    /// The rlib of its newest applied linked patch: crates above it compile against it.
+    rlib: Option<PathBuf>,
 }
 
 /// What builds of a crate found, by the content hash of its sources.
@@ -479,7 +489,8 @@ impl Driver {
     /// scanned *before* the build starts: a save that lands during the build is then
     /// newer than what the program runs, and is patched once it connects.
     fn build_program(&mut self) -> Result<BuiltProgram, BuildError> {
-        let hot: Vec<HotCrate> = self.ws.hot().filter_map(|m| self.ws.hot_crate(&m.name)).collect();
+        let entries = self.entries_enabled();
+        let hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         let sources = hot
             .into_iter()
             .map(|krate| {
@@ -525,6 +536,7 @@ impl Driver {
         self.program = Some(program);
         // A new program: its addresses are read again when a patch is linked.
         self.linking.image = None;
+        self.linking.code = None;
         self.linking.next_base = 0;
         self.app = Some(app);
         self.agent = None;
@@ -747,7 +759,7 @@ impl Driver {
                     ManifestEdit::Other => {}
                 }
             }
-            match saved_file(&self.ws, &self.binary, path) {
+            match saved_file(&self.ws, &self.binary, path, self.entries_enabled()) {
                 SavedFile::HotSource(name) => {
                     changes.crates.insert(name);
                 }

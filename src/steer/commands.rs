@@ -140,7 +140,8 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell
         print!("{}", t.settings.listing());
         return Ok(exit::OK);
     }
-    let hot: Vec<String> = t.ws.hot().map(|m| m.name.clone()).collect();
+    let entries = crate::build::LINKED_PATCHES;
+    let hot: Vec<String> = t.ws.reloadable(entries).map(|m| m.name.clone()).collect();
     let mut resolved = Vec::new();
     for mark in marks {
         let name = mark.name().to_string();
@@ -150,11 +151,11 @@ pub fn aimport(global: &GlobalArgs, crates: &[String], save: bool, shell: &Shell
                 .find(|m| m.name == name || m.lib.as_ref().is_some_and(|(c, _)| *c == name.replace('-', "_")));
         let Some(member) = member.filter(|m| m.lib.is_some()) else {
             return Err(Error::Usage(format!(
-                "`{name}` is not a library crate of this workspace; its hot crates are: {}",
+                "`{name}` is not a library crate of this workspace; its reloadable crates are: {}",
                 if hot.is_empty() { "none".to_string() } else { hot.join(", ") }
             )));
         };
-        if !member.hot {
+        if !member.reloadable(entries) {
             return Err(Error::Usage(format!(
                 "`{}` does not use hotreload; to make it hot, add `hotreload-runtime` to its [dependencies] \
                  and put #[hotreload::hot] on the functions or impl blocks to reload",

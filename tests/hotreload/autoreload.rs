@@ -45,13 +45,16 @@ fn aimport_marks_skips_and_lists_like_ipython() {
     let out = hotreload(&fx, &["aimport", "nosuch"]);
     assert_eq!(out.code, Some(2));
     assert!(
-        out.stderr.contains("`nosuch` is not a library crate of this workspace; its hot crates are: alpha, beta"),
+        out.stderr.contains(
+            "`nosuch` is not a library crate of this workspace; its reloadable crates are: alpha, beta, gamma"
+        ),
         "{}",
         out.stderr
     );
-    let out = hotreload(&fx, &["aimport", "gamma"]);
-    assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("add `hotreload-runtime` to its [dependencies]"), "{}", out.stderr);
+    // Without `#[hot]` too: its changed functions switch at their entries.
+    let out = hotreload(&fx, &["aimport", "gamma", "--save"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha\ngamma\n\nCrates to skip:\nbeta\n");
 }
 
 #[test]
@@ -254,7 +257,7 @@ fn a_single_package_reloads_its_library_and_keeps_settings_in_package_metadata()
     s.wait_stdout("message=two", RELOAD);
     // The binary's own source is not hot.
     fx.edit("src/main.rs", |src| format!("{src}\n// a save\n"));
-    s.wait_stderr("restart needed: `src/main.rs` is not in a hot crate", RELOAD);
+    s.wait_stderr("restart needed: `src/main.rs` is not in a reloadable library crate", RELOAD);
     // Saved settings go to [package.metadata.hotreload] and reach the session.
     assert_eq!(hotreload(&fx, &["aimport", "-single", "--save"]).code, Some(0));
     let manifest = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();

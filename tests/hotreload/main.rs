@@ -2,6 +2,7 @@
 //! edits, and assertions on what the running program prints.
 
 mod autoreload;
+mod entry;
 mod harness;
 mod layout;
 mod lost_edits;

@@ -101,11 +101,14 @@ fn map_image(image: &Image, data: &[u8], register: RegisterFrame) -> Result<Mapp
         }
     }
     let count = ((image.table.1 - image.table.0) as usize) / std::mem::size_of::<Entry>();
-    // SAFETY: the table's bounds lie in the mapped image, are aligned and hold whole
-    // `Entry` rows written by `#[hot]` (checked by `Image::parse` and, for their
-    // contents, by the registry before any slot switches). 'static once committed;
-    // `discard` drops it with the mapping.
-    let table = unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) };
+    let table = match count {
+        0 => &[][..],
+        // SAFETY: the table's bounds lie in the mapped image, are aligned and hold
+        // whole `Entry` rows written by `#[hot]` (checked by `Image::parse` and, for
+        // their contents, by the registry before any slot switches). 'static once
+        // committed; `discard` drops it with the mapping.
+        _ => unsafe { std::slice::from_raw_parts(image.table.0 as *const Entry, count) },
+    };
     let code = image
         .segments
         .iter()
@@ -163,9 +166,14 @@ impl Image {
             Some((at, 4)) if at == eh_frame + eh_size && inside(eh_frame, eh_size + 4) => {}
             _ => return Err("its .eh_frame has no terminator".into()),
         }
-        let (Some(t0), Some(t1)) = sections.table else { return Err("no trampoline table".into()) };
+        let (t0, t1) = match sections.table {
+            (Some(t0), Some(t1)) => (t0, t1),
+            // A crate without `#[hot]` functions: its functions switch at their entries.
+            (None, None) => (0, 0),
+            _ => return Err("its trampoline table is malformed".into()),
+        };
         let row = std::mem::size_of::<Entry>() as u64;
-        if t1 < t0 || (t1 - t0) % row != 0 || t0 % 8 != 0 || !inside(t0, t1 - t0) {
+        if t1 < t0 || (t1 - t0) % row != 0 || t0 % 8 != 0 || t1 > t0 && !inside(t0, t1 - t0) {
             return Err("its trampoline table is malformed".into());
         }
         Ok(Image { start, end, segments, eh_frame, table: (t0, t1) })

@@ -125,6 +125,8 @@ pub(crate) struct Linking {
     /// The sources of each workspace crate when the libraries self-contained patches
     /// link were last built; `None` before that.
     pub(crate) patch_deps: Option<BTreeMap<String, u64>>,
+    /// The program's executable as redirects find its functions; reset at every start.
+    pub(crate) code: Option<std::sync::Arc<crate::link::image::CodeImage>>,
 }
 
 /// A built patch, not yet placed.
@@ -324,24 +326,37 @@ impl Driver {
 
     /// The rustc command for the crate's linked patch, or why the linked route is closed.
     fn linked_invocation(&self, krate: &HotCrate, form: Form<'_>) -> Result<build::Invocation, Closed> {
+        let reloaded: Vec<String> = self
+            .ws
+            .dependencies_of(&krate.package)
+            .into_iter()
+            .filter(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0))
+            .collect();
+        // With entries redirected, the program's copies of a reloaded dependency's
+        // functions lead to its newest code, and the patch compiles against its newest
+        // build: the linked route stays open.
+        let newest: Option<Vec<PathBuf>> = reloaded
+            .iter()
+            .map(|dep| self.crates.get(dep).and_then(|c| c.running.rlib.clone()))
+            .collect::<Option<Vec<_>>>()
+            .filter(|_| self.entries_enabled());
         let facts = RouteFacts {
             chosen: LINKED_PATCHES && !self.linking.disabled,
             built: self.program.is_some(),
             recorded: self.program.as_ref().is_some_and(|p| p.invocations.contains_key(&krate.crate_name)),
-            reloaded_dependency: self
-                .ws
-                .dependencies_of(&krate.package)
-                .into_iter()
-                .find(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0)),
+            reloaded_dependency: if newest.is_some() { None } else { reloaded.first().cloned() },
         };
         if let Some(closed) = facts.closed(&self.profile.program_dir()) {
             return Err(closed);
         }
         let invocation = self.program.as_ref().and_then(|p| p.invocations.get(&krate.crate_name)).expect("recorded");
-        let invocation = invocation
+        let mut invocation = invocation
             .for_linked_patch(&self.linked_dir().join(&krate.crate_name), &self.linked_dir().join("incremental"))
             .with_debuginfo(if form.debuginfo { 2 } else { 0 })
             .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
+        for rlib in newest.iter().flatten() {
+            invocation = invocation.with_extern_build(rlib);
+        }
         Ok(match form.full {
             // Stubs have no bodies, so whatever only those bodies used looks unused to
             // rustc: lints a build of the whole source would not raise.
@@ -364,10 +379,19 @@ impl Driver {
     /// Compiles `krate` once for the linked route, so the first real patch finds rustc's
     /// incremental cache warm (all stubs, as most of a typical patch is), the program's
     /// image read (~20 ms for a 10 MB debug program) and the linker found. Quiet: errors
-    /// show when a patch is built.
+    /// show when a patch is built. Its functions, compiled exactly as patches are, are
+    /// what the first patch's are compared with (see [`crate::check::code`]) — when
+    /// the sources are still those the program was built from.
     pub(in crate::run) fn prime_linked(&mut self, krate: &HotCrate) {
-        if let Ok(started) = self.start_linked(krate, Form::STUBS) {
-            let _ = started.rustc.wait(&self.shell, true, ".rlib", &|| true);
+        let form = Form { debuginfo: self.entries_enabled(), ..Form::STUBS };
+        let Ok(started) = self.start_linked(krate, form) else { return };
+        let Ok(rlib) = started.rustc.wait(&self.shell, true, ".rlib", &|| true) else { return };
+        let built_from = self.state(&krate.package).running.built_from;
+        if self.entries_enabled() && sources_hash(&krate.src) == built_from {
+            match crate::check::code::Functions::read_rlib(&rlib) {
+                Ok(code) => self.state(&krate.package).running.code = Some(code),
+                Err(e) => self.shell.verbose_status("Skipped", format_args!("reading {}: {e:#}", rlib.display())),
+            }
         }
     }
 

@@ -22,6 +22,10 @@ pub(super) struct Applied {
     pub(super) load_micros: u64,
     /// Time the switch took, in microseconds.
     pub(super) apply_micros: u64,
+    /// Function entries redirected.
+    pub(super) redirected: usize,
+    /// Time the program's other threads were held for the redirects, in microseconds.
+    pub(super) held_micros: u64,
 }
 
 impl Driver {
@@ -44,12 +48,15 @@ impl Driver {
         if verified.route.route() == super::Route::Linked {
             load = load.linked();
         }
+        if let Some(entries) = &verified.entries {
+            load = load.with_redirects(entries.redirects.clone());
+        }
         let Some(agent) = self.agent.as_mut() else { return Err(Stop::Waiting) };
         let sent = agent.writer.write_all(&message::encode(&ToolMessage::Load(load)));
         sent.context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
-            AgentMessage::Applied { switched, load_micros, apply_micros, .. } => {
-                Ok(Applied { verified, switched, load_micros, apply_micros })
+            AgentMessage::Applied { switched, load_micros, apply_micros, redirected, held_micros, .. } => {
+                Ok(Applied { verified, switched, load_micros, apply_micros, redirected, held_micros })
             }
             AgentMessage::Refused { kind: RefusalKind::Incompatible, reason, .. } => Err(Stop::Refused(vec![reason])),
             AgentMessage::Refused { reason, .. } => Err(Stop::ProgramRefused(reason)),

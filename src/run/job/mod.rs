@@ -5,6 +5,7 @@
 //! | what changed in the source, what to compile | `plan` | [`plan::Plan`] |
 //! | compile and link, by the linked route or the self-contained one | `build` | [`build::Built`] |
 //! | layouts, the records' diff, slots, settings: everything before loading | `verify` | [`verify::Verified`] |
+//! | which functions changed in compiled code, and the entries to redirect | `entries` | [`entries::Entries`] |
 //! | send it to the program and wait for its answer | `load` | [`load::Applied`] |
 //! | what the session now knows, and the lines the user sees | `record`, `report` | [`Outcome`] |
 //!
@@ -12,6 +13,7 @@
 //! state and for the user is decided in one place, [`Driver::stopped`].
 
 mod build;
+mod entries;
 mod load;
 mod plan;
 mod record;

@@ -3,7 +3,7 @@
 
 use super::build::{Form, StartedBuild};
 use super::Stop;
-use crate::detect::source::{self, Entry, Snapshot};
+use crate::detect::source::{self, Entry, Snapshot, Switch};
 use crate::detect::sources_hash;
 use crate::run::Driver;
 use crate::workspace::HotCrate;
@@ -59,6 +59,11 @@ impl Plan {
 }
 
 impl Driver {
+    /// Whether `package` is hot (depends on the runtime, so `#[hot]` may be in it).
+    pub(super) fn is_hot(&self, package: &str) -> bool {
+        self.ws.members.get(package).is_some_and(|m| m.hot)
+    }
+
     /// Reads what changed and decides what to build. Stops when nothing the program
     /// runs changed, when the change cannot be applied, or when the sources are those
     /// that failed last time.
@@ -98,8 +103,10 @@ impl Driver {
     /// the plan builds.
     fn compare_source(&mut self, plan: &mut Plan, new: Snapshot) -> Result<(), Stop> {
         let name = plan.krate.package.clone();
+        let (entries, hot) = (self.entries_enabled(), self.is_hot(&name));
         let state = self.state(&name);
-        let diff = source::compare(&state.running.snapshot, &new);
+        let switch = if entries { Switch::Entries } else { Switch::Slots };
+        let diff = source::compare_as(&state.running.snapshot, &new, switch);
         let unsaid: Vec<_> = diff.not_hot.iter().filter(|(id, _)| state.said.not_hot.insert(id.clone())).collect();
         for (id, reason) in unsaid {
             self.shell.note(format_args!("not hot: `{id}`: {reason}"));
@@ -114,8 +121,12 @@ impl Driver {
             self.state(&name).running.snapshot = new;
             return Err(Stop::Unchanged("nothing the program runs changed".into()));
         }
-        plan.debuginfo = diff.layouts_may_change;
-        if let (true, Some(agent)) = (diff.bodies_only, &self.agent) {
+        // With entries redirected, always: closures and `async` bodies made before the
+        // edit run new code on their old environments, whose layouts are compared; and
+        // debug info changes the code rustc generates, so every patch of the crate must
+        // have it for only what changed to compare unequal.
+        plan.debuginfo = diff.layouts_may_change || entries;
+        if let (true, true, Some(agent)) = (diff.bodies_only, hot, &self.agent) {
             plan.whole = Some(whole_form(diff.edited.clone(), &new, &agent.program));
         }
         plan.edited = Some(diff.edited);
@@ -128,8 +139,10 @@ impl Driver {
         let agent = self.agent.as_ref()?;
         let state = self.crates.get(&krate.package)?;
         let ids = whole_form(source::guess_edited(&state.running.snapshot)?, &state.running.snapshot, &agent.program);
-        let full = hotreload_protocol::full_form::encode(&krate.crate_name, &ids);
-        let started = self.start_linked(krate, Form { full: Some(&full), debuginfo: false }).ok()?;
+        // A crate without `#[hot]` compiles as it is written: no stubs.
+        let full = self.is_hot(&krate.package).then(|| hotreload_protocol::full_form::encode(&krate.crate_name, &ids));
+        let debuginfo = self.entries_enabled();
+        let started = self.start_linked(krate, Form { full: full.as_deref(), debuginfo }).ok()?;
         self.shell.status("Compiling", format_args!("{} (hot patch)", krate.package));
         Some(started)
     }

@@ -18,19 +18,38 @@ pub(super) struct Report {
     pub(super) route: Route,
     /// The patch, its checks and the agent's answer.
     pub(super) applied: Applied,
-    /// Functions whose code changed (the edited ones of a partial patch).
+    /// Functions whose code changed and switched (the edited ones of a partial patch,
+    /// and those redirected at their entries).
     pub(super) updated: Vec<String>,
+    /// Functions new to the program.
+    pub(super) added: Vec<String>,
+    /// Functions the new source lacks (existing callers keep the old code).
+    pub(super) removed: Vec<String>,
+    /// Changed functions that keep their old code, and why.
+    pub(super) kept: Vec<(String, &'static str)>,
     /// Save → the build's start.
     pub(super) waited: Duration,
     /// Time the source scan took.
     pub(super) scan_time: Duration,
 }
 
+/// A copy of an applied patch's rlib under `<patch dir>/applied/<crate>/`, where the
+/// next build of the crate does not overwrite it; `None` if it cannot be copied (crates
+/// above it then take the self-contained route).
+fn keep_rlib(patch_dir: &std::path::Path, rlib: &std::path::Path) -> Option<std::path::PathBuf> {
+    let crate_dir = rlib.parent()?.file_name()?;
+    let kept = patch_dir.join("applied").join(crate_dir).join(rlib.file_name()?);
+    std::fs::create_dir_all(kept.parent()?).ok()?;
+    std::fs::copy(rlib, &kept).ok()?;
+    Some(kept)
+}
+
 impl Driver {
     /// Takes an applied patch into the session's state: the functions the program now
     /// knows, the crate's generation, functions and source.
-    pub(super) fn record(&mut self, plan: Plan, applied: Applied) -> Report {
+    pub(super) fn record(&mut self, plan: Plan, mut applied: Applied) -> Report {
         let elapsed = plan.saved.elapsed();
+        let entries = applied.verified.entries.take();
         let crate_name = &plan.krate.crate_name;
         let verified = &applied.verified;
         let in_patch: Vec<String> =
@@ -54,10 +73,23 @@ impl Driver {
         if let Ok(new) = plan.scanned {
             running.snapshot = new;
         }
-        let updated = match &plan.edited {
+        let mut updated: Vec<String> = match &plan.edited {
             Some(edited) => verified.diff.updated.iter().filter(|id| edited.contains(*id)).cloned().collect(),
             None => verified.diff.updated.clone(),
         };
+        let (mut added, mut removed) = (verified.diff.added.clone(), verified.diff.removed.clone());
+        let mut kept = Vec::new();
+        if let Some(entries) = entries {
+            let kept_rlib = keep_rlib(&self.profile.patch_dir(), &entries.rlib);
+            let running = &mut self.state(&plan.krate.package).running;
+            running.rlib = kept_rlib;
+            running.code = Some(entries.code);
+            running.generations.push(entries.image);
+            updated.extend(entries.updated);
+            added.extend(entries.added.into_iter().filter(|n| !added.contains(n)).collect::<Vec<_>>());
+            removed.extend(entries.removed.into_iter().filter(|n| !removed.contains(n)).collect::<Vec<_>>());
+            kept = entries.kept;
+        }
         Report {
             name: plan.krate.package,
             elapsed,
@@ -65,6 +97,9 @@ impl Driver {
             waited: verified.build_started.saturating_duration_since(plan.saved),
             scan_time: plan.scan_time,
             updated,
+            added,
+            removed,
+            kept,
             applied,
         }
     }

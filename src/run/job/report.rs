@@ -21,11 +21,14 @@ impl Driver {
                 "{}: {} updated, {} added, {} removed ({} ms, {how})",
                 report.name,
                 report.updated.len(),
-                verified.diff.added.len(),
-                verified.diff.removed.len(),
+                report.added.len(),
+                report.removed.len(),
                 report.elapsed.as_millis()
             ),
         );
+        for (name, why) in &report.kept {
+            self.shell.warn(format_args!("`{name}` keeps its old code: {why}"));
+        }
         if self.shell.verbosity() >= Verbosity::Verbose {
             self.report_functions(report);
             self.report_timing(report);
@@ -43,10 +46,10 @@ impl Driver {
         for id in &report.updated {
             self.shell.status("updated", id);
         }
-        for id in &verified.diff.added {
+        for id in &report.added {
             self.shell.status("added", id);
         }
-        for id in &verified.diff.removed {
+        for id in &report.removed {
             self.shell.status("removed", format_args!("{id} (existing callers keep the old code)"));
         }
     }
@@ -64,7 +67,7 @@ impl Driver {
             "Timing",
             format_args!(
                 "wait {} ms (source scan {:.1} ms), build {} ms ({route}), diff {:.1} ms, load {:.1} ms, \
-                 switch {:.3} ms ({} slots), generation {}",
+                 switch {:.3} ms ({} slots, {} entries; threads held {} µs), generation {}",
                 report.waited.as_millis(),
                 report.scan_time.as_secs_f64() * 1e3,
                 verified.build_time.as_millis(),
@@ -72,6 +75,8 @@ impl Driver {
                 applied.load_micros as f64 / 1e3,
                 applied.apply_micros as f64 / 1e3,
                 applied.switched,
+                applied.redirected,
+                applied.held_micros,
                 verified.generation,
             ),
         );

@@ -3,6 +3,7 @@
 //! the settings, which may have changed while it was built.
 
 use super::build::Built;
+use super::entries::Entries;
 use super::plan::{hot_ids, Plan};
 use super::{Route, Stop};
 use crate::check::diff::{self, PatchDiff};
@@ -35,6 +36,8 @@ pub(super) struct Verified {
     pub(super) build_time: Duration,
     /// Time comparing layouts and records.
     pub(super) check_time: Duration,
+    /// For a linked patch with redirects on: what changed, function by function.
+    pub(super) entries: Option<Entries>,
 }
 
 /// How a placed patch was built (its build directory's lock released).
@@ -80,6 +83,7 @@ impl Driver {
         if let Some(reasons) = self.layout_changes(&built) {
             return Err(Stop::Refused(reasons));
         }
+        let entries = self.entries(plan, &built)?;
         let layout_time = check_started.elapsed();
         let name = &plan.krate.package;
         let generation = self.state(name).running.generation + 1;
@@ -92,7 +96,7 @@ impl Driver {
         self.state(name).cache.failed = None;
         let diff_started = Instant::now();
         let library = Library::read(placed.0.as_ref().expect("placed"))?;
-        let diff = self.records_diff(plan, &library, &route)?;
+        let diff = self.records_diff(plan, &library, &route, entries.as_ref())?;
         let toolchain = self.toolchain_of(plan, &library)?;
         self.settings_allow(plan)?;
         let check_time = layout_time + diff_started.elapsed();
@@ -106,12 +110,19 @@ impl Driver {
             build_started,
             build_time,
             check_time,
+            entries,
         })
     }
 
     /// What the patch changes against the running code, refused when a signature
     /// changed, and unchanged when it changes no hot function.
-    fn records_diff(&mut self, plan: &Plan, library: &Library, route: &Placed) -> Result<PatchDiff, Stop> {
+    fn records_diff(
+        &mut self,
+        plan: &Plan,
+        library: &Library,
+        route: &Placed,
+        entries: Option<&Entries>,
+    ) -> Result<PatchDiff, Stop> {
         let crate_name = &plan.krate.crate_name;
         let Some(agent) = &self.agent else { return Err(Stop::Waiting) };
         let current = &self.crates[&plan.krate.package].running.current;
@@ -129,8 +140,8 @@ impl Driver {
             return Err(Stop::Refused(reasons));
         }
         let own = library.functions.keys().filter(|id| crate_of(id) == crate_name).count();
-        if own == 0 && patch.removed.is_empty() {
-            return Err(Stop::Unchanged("the patch changes no hot function".into()));
+        if own == 0 && patch.removed.is_empty() && entries.is_none_or(Entries::is_empty) {
+            return Err(Stop::Unchanged("the patch changes no function".into()));
         }
         Ok(patch)
     }
@@ -172,9 +183,10 @@ impl Driver {
             Built::SelfContained { file, .. } => Layouts::read_file(file),
         };
         let program = self.layouts.get();
+        let environments = self.entries_enabled();
         let why = match (&*program, patch) {
             (Ok(program), Ok(patch)) if !program.is_empty() && !patch.is_empty() => {
-                let found = patch.mismatches(program);
+                let found = patch.mismatches(program, environments);
                 if found.is_empty() {
                     return None;
                 }

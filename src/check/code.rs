@@ -1,0 +1,225 @@
+//! What changed in a crate's compiled code: each function of the new objects compared
+//! with the one that runs now.
+//!
+//! A function's fingerprint is its bytes with every relocated field zeroed, plus its
+//! relocations, each named by what it refers to: a symbol by name, anonymous data (a
+//! string literal, a constant the compiler numbered per codegen unit) by its content.
+//! So a helper whose change was inlined into a caller changes that caller too, and a
+//! function moved to another codegen unit, or data renumbered, does not count as
+//! changed. Read from an rlib's objects, whose relocations the linker has not applied.
+
+use anyhow::{Context, Result};
+use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
+use object::{elf, Endianness, SectionIndex, SymbolIndex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+/// A crate's functions by symbol name, with their fingerprints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Functions {
+    fingerprints: BTreeMap<String, u64>,
+}
+
+/// How a crate's compiled functions differ from the ones that run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeDiff {
+    /// In both, with different code.
+    pub changed: BTreeSet<String>,
+    /// New.
+    pub added: BTreeSet<String>,
+    /// Gone.
+    pub removed: BTreeSet<String>,
+}
+
+impl Functions {
+    /// Reads the functions of every object in the rlib at `path`.
+    pub fn read_rlib(path: &Path) -> Result<Functions> {
+        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let archive = object::read::archive::ArchiveFile::parse(&*data)?;
+        let mut fingerprints = BTreeMap::new();
+        for member in archive.members() {
+            let member = member?;
+            if member.name().ends_with(b".o") {
+                // Copied: an archive member's bytes may not be aligned for ELF headers.
+                read_object(&member.data(&*data)?.to_vec(), &mut fingerprints)
+                    .with_context(|| format!("failed to read {}", String::from_utf8_lossy(member.name())))?;
+            }
+        }
+        Ok(Functions { fingerprints })
+    }
+
+    /// How `new` differs from these, the functions that run.
+    pub fn diff(&self, new: &Functions) -> CodeDiff {
+        let mut diff = CodeDiff::default();
+        for (name, fingerprint) in &new.fingerprints {
+            match self.fingerprints.get(name) {
+                Some(old) if old == fingerprint => {}
+                Some(_) => {
+                    diff.changed.insert(name.clone());
+                }
+                None => {
+                    diff.added.insert(name.clone());
+                }
+            }
+        }
+        diff.removed = self.fingerprints.keys().filter(|n| !new.fingerprints.contains_key(*n)).cloned().collect();
+        diff
+    }
+
+    /// These functions as a diff from code that is not known: every one changed.
+    pub fn diff_from_unknown(&self) -> CodeDiff {
+        CodeDiff { changed: self.fingerprints.keys().cloned().collect(), ..CodeDiff::default() }
+    }
+
+    /// Whether a function of this name is among them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.fingerprints.contains_key(name)
+    }
+
+    /// How many functions.
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+}
+
+/// Adds the fingerprint of every function one object defines. A name defined twice
+/// (local symbols of two codegen units) gets a fingerprint of both.
+fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
+    let header = elf::FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+    // Relocations by the section they apply to.
+    let mut relocations: HashMap<usize, Vec<(u64, u32, u32, i64)>> = HashMap::new();
+    for section in sections.iter().filter(|s| s.sh_type(endian) == elf::SHT_RELA) {
+        let list = relocations.entry(section.sh_info(endian) as usize).or_default();
+        for rela in section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)? {
+            let (offset, kind) = (rela.r_offset(endian), rela.r_type(endian, false));
+            list.push((offset, rela.r_sym(endian, false), kind, rela.r_addend(endian)));
+        }
+    }
+    for sym in symtab.iter() {
+        if sym.st_type() != elf::STT_FUNC || sym.st_shndx(endian) == elf::SHN_UNDEF {
+            continue;
+        }
+        let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned();
+        if is_generated(&name) {
+            continue;
+        }
+        let index = sym.st_shndx(endian) as usize;
+        let section = sections.section(SectionIndex(index))?;
+        let bytes = section.data(endian, data).unwrap_or_default();
+        let (start, size) = (sym.st_value(endian), sym.st_size(endian));
+        let Some(code) = bytes.get(start as usize..(start + size) as usize) else { continue };
+        let mut code = code.to_vec();
+        let mut text = Vec::new();
+        let relocs = relocations.get(&index).map(Vec::as_slice).unwrap_or_default();
+        let relocs: Vec<_> = relocs.iter().filter(|r| r.0 >= start && r.0 < start + size).collect();
+        if relocs.iter().any(|r| reaches_slot(&symtab, endian, r.1)) {
+            // A `#[hot]` function's wrapper: it switches through its slot.
+            continue;
+        }
+        for &&(offset, target, kind, addend) in &relocs {
+            let at = (offset - start) as usize;
+            let width = field_width(kind).min(code.len() - at);
+            code[at..at + width].fill(0);
+            text.extend_from_slice(&(offset - start).to_le_bytes());
+            text.extend_from_slice(&kind.to_le_bytes());
+            text.extend_from_slice(&addend.to_le_bytes());
+            text.extend_from_slice(&referent(data, &sections, &symtab, endian, target)?.to_le_bytes());
+        }
+        code.extend_from_slice(&text);
+        let fingerprint = hotreload_protocol::record::fnv1a(&code);
+        out.entry(name).and_modify(|f| *f = f.rotate_left(7) ^ fingerprint).or_insert(fingerprint);
+    }
+    Ok(())
+}
+
+/// What a relocation refers to, as a hash: a named symbol by its name; a section, or a
+/// compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section.
+fn referent(
+    data: &[u8],
+    sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
+    symtab: &object::read::elf::SymbolTable<'_, elf::FileHeader64<Endianness>>,
+    endian: Endianness,
+    target: u32,
+) -> Result<u64> {
+    let sym = symtab.symbol(SymbolIndex(target as usize))?;
+    let name = symtab.symbol_name(endian, sym)?;
+    let numbered = name.is_empty() || name.starts_with(b".L") || name.starts_with(b"anon.");
+    if !numbered || sym.st_shndx(endian) == elf::SHN_UNDEF || sym.st_shndx(endian) >= elf::SHN_LORESERVE {
+        return Ok(hotreload_protocol::record::fnv1a(name));
+    }
+    let section = sections.section(SectionIndex(sym.st_shndx(endian) as usize))?;
+    if section.sh_flags(endian) & u64::from(elf::SHF_EXECINSTR) != 0 {
+        // Code of the same section (a jump table's target): the function's own bytes
+        // already say it.
+        return Ok(0);
+    }
+    let bytes = section.data(endian, data).unwrap_or_default();
+    let (start, size) = (sym.st_value(endian) as usize, sym.st_size(endian) as usize);
+    let content = match size {
+        0 => bytes,
+        _ => bytes.get(start..start + size).unwrap_or(bytes),
+    };
+    Ok(hotreload_protocol::record::fnv1a(content))
+}
+
+/// Whether relocation target `target` is a `#[hot]` function's slot.
+fn reaches_slot(
+    symtab: &object::read::elf::SymbolTable<'_, elf::FileHeader64<Endianness>>,
+    endian: Endianness,
+    target: u32,
+) -> bool {
+    let name = symtab.symbol(SymbolIndex(target as usize)).and_then(|s| symtab.symbol_name(endian, s));
+    let slot = hotreload_protocol::image::SLOT_STATIC.as_bytes();
+    name.is_ok_and(|n| n.windows(slot.len()).any(|w| w == slot))
+}
+
+/// Bytes a relocation of type `kind` writes.
+fn field_width(kind: u32) -> usize {
+    match kind {
+        elf::R_X86_64_64 | elf::R_X86_64_DTPOFF64 | elf::R_X86_64_TPOFF64 | elf::R_X86_64_DTPMOD64 => 8,
+        elf::R_X86_64_16 | elf::R_X86_64_PC16 => 2,
+        elf::R_X86_64_8 | elf::R_X86_64_PC8 => 1,
+        _ => 4,
+    }
+}
+
+/// Functions `#[hot]` generates (forwarders, their nested bodies, stubs): they switch
+/// through their slots, and stubs in a partial patch are not the crate's code.
+fn is_generated(name: &str) -> bool {
+    use hotreload_protocol::record::{FORWARDER_PREFIX, RECORD_PREFIX};
+    name.starts_with(FORWARDER_PREFIX) || name.starts_with(RECORD_PREFIX) || name.contains("__hotreload_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn functions(list: &[(&str, u64)]) -> Functions {
+        Functions { fingerprints: list.iter().map(|(n, f)| (n.to_string(), *f)).collect() }
+    }
+
+    #[test]
+    fn changed_added_and_removed_are_told_apart() {
+        let old = functions(&[("a", 1), ("b", 2), ("c", 3)]);
+        let new = functions(&[("a", 1), ("b", 5), ("d", 4)]);
+        let diff = old.diff(&new);
+        assert_eq!(diff.changed, ["b".to_string()].into());
+        assert_eq!(diff.added, ["d".to_string()].into());
+        assert_eq!(diff.removed, ["c".to_string()].into());
+        assert_eq!(new.diff(&new), CodeDiff::default());
+    }
+
+    #[test]
+    fn generated_functions_are_left_to_their_slots() {
+        assert!(is_generated("_ZN5logic5score22__hotreload_forwarder17h0123456789abcdefE"));
+        assert!(!is_generated("_ZN5logic5score17h0123456789abcdefE"));
+    }
+}

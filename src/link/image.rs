@@ -1,0 +1,128 @@
+//! An executable image's code as it lies in the running process: the program's
+//! executable, or a linked patch. Read for redirects: where each function's copy is,
+//! and its bytes, to check that its entry can take a jump.
+
+use anyhow::{Context, Result};
+use memmap2::Mmap;
+use object::read::elf::{FileHeader, ProgramHeader, Sym};
+use object::{elf, Endianness};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One function's copy in an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Its entry address.
+    pub address: u64,
+    /// Its size in bytes, as the symbol table says.
+    pub size: u64,
+}
+
+/// The code of an executable image.
+pub struct CodeImage {
+    map: Mmap,
+    /// Loadable segments: address, file offset, file size.
+    loads: Vec<(u64, u64, u64)>,
+    /// Functions by symbol name; `None` for a name defined at several addresses.
+    functions: HashMap<String, Option<Function>>,
+    /// Every function's entry, sorted: where the next one starts.
+    starts: Vec<u64>,
+    /// Symbol names by demangled name (without the hash): the copies of one function
+    /// that several crates compiled.
+    by_path: HashMap<String, Vec<String>>,
+}
+
+impl CodeImage {
+    /// Reads the image at `path`.
+    pub fn read(path: &Path) -> Result<CodeImage> {
+        let file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        // SAFETY: a file this session wrote (a patch) or built (the program), which
+        // nothing changes while the session runs; a change would only make the
+        // comparison wrong, never unsafe in this process.
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("failed to map {}", path.display()))?;
+        let (loads, functions) = parse(&map).with_context(|| format!("failed to read {}", path.display()))?;
+        let mut starts: Vec<u64> = functions.values().flatten().map(|f| f.address).collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut by_path: HashMap<String, Vec<String>> = HashMap::new();
+        for name in functions.keys() {
+            by_path.entry(super::demangle(name)).or_default().push(name.clone());
+        }
+        Ok(CodeImage { map, loads, functions, starts, by_path })
+    }
+
+    /// The function named `name`, when exactly one copy of it is defined.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.functions.get(name).copied().flatten()
+    }
+
+    /// Whether `name` is defined at several addresses.
+    pub fn ambiguous(&self, name: &str) -> bool {
+        matches!(self.functions.get(name), Some(None))
+    }
+
+    /// The symbols whose demangled name is `path`: every copy of a function, generic
+    /// instances and closures compiled into other crates included.
+    pub fn named(&self, path: &str) -> &[String] {
+        self.by_path.get(path).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Where the next function after `address` starts.
+    pub fn next_start(&self, address: u64) -> Option<u64> {
+        let at = self.starts.partition_point(|s| *s <= address);
+        self.starts.get(at).copied()
+    }
+
+    /// The `len` bytes at `address`, when the file holds them.
+    pub fn bytes(&self, address: u64, len: u64) -> Option<&[u8]> {
+        let (vaddr, offset, size) = self.loads.iter().find(|(v, _, s)| address >= *v && address + len <= v + s)?;
+        let start = (offset + (address - vaddr)) as usize;
+        let _ = size;
+        self.map.get(start..start + len as usize)
+    }
+}
+
+type Parsed = (Vec<(u64, u64, u64)>, HashMap<String, Option<Function>>);
+
+fn parse(data: &[u8]) -> Result<Parsed> {
+    let header = elf::FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let loads = header
+        .program_headers(endian, data)?
+        .iter()
+        .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
+        .map(|ph| (ph.p_vaddr(endian), ph.p_offset(endian), ph.p_filesz(endian)))
+        .collect();
+    let sections = header.sections(endian, data)?;
+    let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+    let mut functions: HashMap<String, Option<Function>> = HashMap::new();
+    for sym in symtab.iter().filter(|s| s.st_type() == elf::STT_FUNC && s.st_shndx(endian) != elf::SHN_UNDEF) {
+        let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
+        let new = Function { address: sym.st_value(endian), size: sym.st_size(endian) };
+        functions
+            .entry(name.to_string())
+            .and_modify(|old| {
+                if *old != Some(new) {
+                    *old = None;
+                }
+            })
+            .or_insert(Some(new));
+    }
+    Ok((loads, functions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_test_binarys_functions_and_their_bytes_are_found() {
+        let image = CodeImage::read(&std::env::current_exe().unwrap()).unwrap();
+        let main = image.function("main").expect("a `main` symbol");
+        assert!(main.size > 0);
+        let bytes = image.bytes(main.address, main.size).expect("in a loadable segment");
+        assert_eq!(bytes.len() as u64, main.size);
+        assert!(image.next_start(main.address).is_some_and(|next| next > main.address));
+        assert!(image.function("no_such_function").is_none());
+    }
+}

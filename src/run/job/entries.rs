@@ -1,0 +1,149 @@
+//! The entry stage of a linked patch: which functions changed in compiled code (see
+//! [`crate::check::code`]), and the redirects that send every copy of each — the
+//! program's, and each earlier patch's — to the new one.
+
+use super::build::Built;
+use super::plan::Plan;
+use super::Stop;
+use crate::check::code::Functions;
+use crate::check::entries::unfit_in;
+use crate::link::demangle;
+use crate::link::image::CodeImage;
+use crate::run::Driver;
+use anyhow::Context;
+use hotreload_protocol::message::Redirect;
+use std::sync::Arc;
+
+/// Why a closure or `async` body whose environment was not compared keeps its code.
+const CLOSURE: &str = "a closure or `async` body whose environment was not compared: values made before the \
+                       edit run the code they were made with, new ones the new code";
+
+/// Why copies of a changed function that other crates compiled keep their code.
+const ELSEWHERE: &str = "a copy of it compiled into another crate (an instance for other types, or a closure that \
+                         crate's generic code runs) keeps the old code until the program restarts";
+
+/// Whether a function is a closure's or an `async` body's: it runs on an environment
+/// made by other code.
+fn is_environment_code(shown: &str) -> bool {
+    shown.contains("{{closure}}")
+}
+
+/// What a patch changes, function by function, and how the program switches to it.
+pub(super) struct Entries {
+    /// The writes, each checked.
+    pub(super) redirects: Vec<Redirect>,
+    /// Changed functions whose every copy is redirected, demangled.
+    pub(super) updated: Vec<String>,
+    /// Functions new in the patch, demangled.
+    pub(super) added: Vec<String>,
+    /// Functions gone from the crate, demangled: the old code keeps them.
+    pub(super) removed: Vec<String>,
+    /// Changed functions that keep their old code, and why.
+    pub(super) kept: Vec<(String, &'static str)>,
+    /// The crate's compiled functions once the patch is applied.
+    pub(super) code: Functions,
+    /// The patch's image, where later redirects find this generation's copies.
+    pub(super) image: Arc<CodeImage>,
+    /// The rlib it was linked from, kept once it applies (see `Running::rlib`).
+    pub(super) rlib: std::path::PathBuf,
+}
+
+impl Entries {
+    /// Whether the patch changes no function at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.redirects.is_empty() && self.added.is_empty() && self.removed.is_empty() && self.kept.is_empty()
+    }
+}
+
+impl Driver {
+    /// Whether changed functions are redirected at their entries.
+    pub(in crate::run) fn entries_enabled(&self) -> bool {
+        crate::build::LINKED_PATCHES && !self.linking.disabled
+    }
+
+    /// The entry stage, for a linked patch when redirects are on; `None` otherwise.
+    pub(super) fn entries(&mut self, plan: &Plan, built: &Built) -> Result<Option<Entries>, Stop> {
+        let Built::Linked(linked) = built else { return Ok(None) };
+        if !self.entries_enabled() {
+            return Ok(None);
+        }
+        let new = Functions::read_rlib(&linked.rlib)?;
+        // Without a record of the running code compiled as patches are, every function
+        // counts as changed: redirecting an unchanged one costs a jump, never a wrong result.
+        let diff = match &self.state(&plan.krate.package).running.code {
+            Some(old) => old.diff(&new),
+            None => new.diff_from_unknown(),
+        };
+        let image = Arc::new(CodeImage::read(&linked.file)?);
+        let mut copies_in = vec![self.program_code()?];
+        copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
+        let mut entries = Entries {
+            redirects: Vec::new(),
+            updated: Vec::new(),
+            added: diff.added.iter().map(|n| demangle(n)).collect(),
+            removed: diff.removed.iter().map(|n| demangle(n)).collect(),
+            kept: Vec::new(),
+            code: new.clone(),
+            image: image.clone(),
+            rlib: linked.rlib.clone(),
+        };
+        for name in &diff.changed {
+            let shown = demangle(name);
+            if is_environment_code(&shown) && !linked.debuginfo {
+                entries.kept.push((shown, CLOSURE));
+                continue;
+            }
+            match redirects_of(name, &shown, &image, &copies_in) {
+                Ok(redirects) => {
+                    entries.redirects.extend(redirects);
+                    let own = shown.contains(&format!("{}::", plan.krate.crate_name));
+                    // Copies of the same path the crate does not compile itself: other
+                    // crates' instances of it.
+                    let elsewhere = |other: &String| other != name && !new.contains(other);
+                    if own && copies_in[0].named(&shown).iter().any(elsewhere) {
+                        entries.kept.push((shown.clone(), ELSEWHERE));
+                    }
+                    entries.updated.push(shown);
+                }
+                Err(why) => entries.kept.push((shown, why)),
+            }
+        }
+        Ok(Some(entries))
+    }
+
+    /// The running program's executable, as redirects find its functions.
+    fn program_code(&mut self) -> Result<Arc<CodeImage>, Stop> {
+        if let Some(code) = &self.linking.code {
+            return Ok(code.clone());
+        }
+        let executable = self.program.as_ref().map(|p| p.executable.clone()).context("no program")?;
+        let code = Arc::new(CodeImage::read(&executable)?);
+        self.linking.code = Some(code.clone());
+        Ok(code)
+    }
+}
+
+/// The redirects of function `name` (shown as `shown`): from each copy in `copies_in`
+/// (the program, then each earlier generation) to its copy in `image`. `Err` says why
+/// it keeps its old code: a closure, no copy in the patch, or a copy whose entry cannot
+/// take the jump.
+fn redirects_of(
+    name: &str,
+    shown: &str,
+    image: &CodeImage,
+    copies_in: &[Arc<CodeImage>],
+) -> Result<Vec<Redirect>, &'static str> {
+    let to = image.function(name).ok_or("the patch holds no single copy of it")?;
+    let mut redirects = Vec::new();
+    for old in copies_in {
+        if old.ambiguous(name) {
+            return Err("the running code has several copies of it");
+        }
+        let Some(from) = old.function(name) else { continue };
+        if let Some(why) = unfit_in(old, from) {
+            return Err(why);
+        }
+        redirects.push(Redirect { name: shown.to_string(), from: from.address, to: to.address });
+    }
+    Ok(redirects)
+}

@@ -1,0 +1,98 @@
+//! Every function switches at its entry: the `entry` fixture has no `#[hot]` anywhere,
+//! and only the binary depends on hotreload (for `init()`). What `main` holds — a trait
+//! object, a `fn` pointer, a boxed closure — was made before any edit.
+
+use crate::harness::{Fixture, Session, RELOAD};
+use std::time::Duration;
+
+const LIB: &str = "logic/src/lib.rs";
+
+/// The number after `name=` in a program line.
+fn field(line: &str, name: &str) -> u64 {
+    let at = line.find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {line:?}"));
+    let rest = &line[at + name.len() + 2..];
+    rest.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("no number for {name} in {line:?}"))
+}
+
+/// The program's state across reloads: its static and thread-local keep counting.
+struct Counters {
+    ticks: u64,
+    seen: u64,
+}
+
+impl Counters {
+    /// Takes a line printed after a reload: both counters went on from where they were.
+    fn went_on(&mut self, line: &str) {
+        let (ticks, seen) = (field(line, "ticks"), field(line, "seen"));
+        assert!(ticks > self.ticks && seen > self.seen, "the static or thread-local started afresh: {line}");
+        (self.ticks, self.seen) = (ticks, seen);
+    }
+}
+
+#[test]
+fn functions_without_annotations_switch_at_their_entries() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    let first = s.wait_stdout("value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5", RELOAD);
+    let mut counters = Counters { ticks: field(&first, "ticks"), seen: field(&first, "seen") };
+    let mut edit = |file: &str, from: &str, to: &str, expect: &str| {
+        fx.replace(file, from, to);
+        counters.went_on(&s.wait_stdout(expect, RELOAD));
+    };
+    // A private helper.
+    edit(LIB, "    10\n}", "    20\n}", "value=21 greet=hello");
+    s.wait_stderr("updated logic::helper", RELOAD);
+    // A trait object's method; the object was made before the edit.
+    edit(LIB, "\"hello\".to_string()", "\"ahoy\".to_string()", "value=21 greet=ahoy double=42");
+    // A function the program holds as a `fn` pointer.
+    edit(LIB, "x * 2", "x * 3", "greet=ahoy double=63 evens=5");
+    // The closure of a function returning `impl Iterator`, run by this crate's own
+    // code: it switches. The binary counts `evens(10)` itself: when rustc gave the
+    // binary a copy of the closure of its own, that copy is named as keeping the old
+    // code; else it switches too.
+    edit(LIB, "x % 2 == 0", "x % 5 == 0", "double=63 evens=2 here=");
+    if s.last_stdout().contains("here=5") {
+        s.wait_stderr(
+            "`logic::evens::{{closure}}` keeps its old code: a copy of it compiled into another crate",
+            RELOAD,
+        );
+    } else {
+        assert!(s.last_stdout().contains("here=2"), "{}", s.last_stdout());
+        s.assert_stderr_count("`logic::evens::{{closure}}` keeps its old code", 0);
+    }
+    // A boxed closure made before the edit, with the same captures.
+    edit(LIB, "move |x| x + k)", "move |x| x + k + 1)", "add=102 top=9");
+    // A generic function: this crate's instance switches, the binary's is named.
+    edit(LIB, "if x > best", "if x < best", "add=102 top=3 words=3 big=2.5");
+    s.wait_stderr("`logic::largest` keeps its old code: a copy of it compiled into another crate", RELOAD);
+    // A method of a lifetime-generic impl.
+    edit(LIB, "split(' ').count()", "split(' ').count() + 1", "top=3 words=4");
+    // A crate two levels below the program.
+    edit("base/src/lib.rs", "    1\n}", "    2\n}", "value=22 greet=ahoy");
+    // A crate above a reloaded one: linked against its newest build.
+    edit(LIB, "    20\n}", "    30\n}", "value=32 greet=ahoy");
+    let reloaded = s.stderr.count(|l| l.contains("Reloaded logic"));
+    let linked = s.stderr.count(|l| l.contains("Reloaded logic") && l.contains("1 static and 2 thread-locals shared"));
+    assert!(reloaded >= 4 && linked == reloaded, "every patch of logic linked, sharing its static and thread-locals");
+    s.assert_stderr_count("self-contained", 0);
+}
+
+#[test]
+fn a_closure_whose_captures_change_or_a_changed_signature_is_refused_by_name() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("add=101 ", RELOAD);
+    // A boxed closure made before the edit holds one `u32`; the new one would read two.
+    fx.replace(LIB, "    Box::new(move |x| x + k)", "    let extra = k / 100;\n    Box::new(move |x| x + k + extra)");
+    s.wait_stderr("restart needed: `logic::adder::{closure_env#0}`: its layout changed (size 4 → 8 bytes)", RELOAD);
+    // Callers in the program pass a `u32`.
+    fx.replace(LIB, "    let extra = k / 100;\n    Box::new(move |x| x + k + extra)", "    Box::new(move |x| x + k)");
+    s.wait_stderr("`logic` is back to the source the program runs", RELOAD);
+    fx.replace(LIB, "pub fn double(x: u32) -> u32 {\n    x * 2", "pub fn double(x: u64) -> u64 {\n    x * 2");
+    s.wait_stderr("restart needed: `logic::double`: its signature changed, and callers in the running program", RELOAD);
+    assert!(s.last_stdout().contains("double=42 evens=5 here=5 add=101"), "{}", s.last_stdout());
+    // Put back, a body edit applies.
+    fx.replace(LIB, "pub fn double(x: u64) -> u64 {\n    x * 2", "pub fn double(x: u32) -> u32 {\n    x * 4");
+    s.wait_stdout("double=84 ", RELOAD);
+    s.assert_no_stderr_for("panicked", Duration::from_millis(200));
+}
