@@ -41,7 +41,8 @@ impl Functions {
             let member = member?;
             if member.name().ends_with(b".o") {
                 // Copied: an archive member's bytes may not be aligned for ELF headers.
-                read_object(&member.data(&*data)?.to_vec(), &mut fingerprints)
+                let object: Vec<u8> = member.data(&*data)?.into();
+                read_object(&object, &mut fingerprints)
                     .with_context(|| format!("failed to read {}", String::from_utf8_lossy(member.name())))?;
             }
         }
@@ -195,7 +196,13 @@ fn field_width(kind: u32) -> usize {
 /// through their slots, and stubs in a partial patch are not the crate's code.
 fn is_generated(name: &str) -> bool {
     use hotreload_protocol::record::{FORWARDER_PREFIX, RECORD_PREFIX};
-    name.starts_with(FORWARDER_PREFIX) || name.starts_with(RECORD_PREFIX) || name.contains("__hotreload_")
+    // Forwarders, records, nested bodies (`__hotreload_body`), and impl blocks' body
+    // traits (`__HotreloadBodies_…::__hot_body_…`).
+    name.starts_with(FORWARDER_PREFIX)
+        || name.starts_with(RECORD_PREFIX)
+        || name.contains("__hotreload_")
+        || name.contains("__HotreloadBodies")
+        || name.contains("__hot_body_")
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ fn aimport_marks_skips_and_lists_like_ipython() {
     // Without `#[hot]` too: its changed functions switch at their entries.
     let out = hotreload(&fx, &["aimport", "gamma", "--save"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha\ngamma\n\nCrates to skip:\nbeta\n");
+    assert_eq!(hotreload(&fx, &["aimport"]).stdout, "Crates to reload:\nalpha gamma\n\nCrates to skip:\nbeta\n");
 }
 
 #[test]

@@ -32,11 +32,13 @@ fn is_environment_code(shown: &str) -> bool {
 pub(super) struct Entries {
     /// The writes, each checked.
     pub(super) redirects: Vec<Redirect>,
-    /// Changed functions whose every copy is redirected, demangled.
+    /// The crate's own changed functions whose every copy is redirected, demangled
+    /// (generic instances of other crates' code it compiled are redirected too, and
+    /// counted only in `redirects`).
     pub(super) updated: Vec<String>,
-    /// Functions new in the patch, demangled.
+    /// The crate's own functions new in the patch, demangled.
     pub(super) added: Vec<String>,
-    /// Functions gone from the crate, demangled: the old code keeps them.
+    /// The crate's own functions gone from it, demangled: the old code keeps them.
     pub(super) removed: Vec<String>,
     /// Changed functions that keep their old code, and why.
     pub(super) kept: Vec<(String, &'static str)>,
@@ -77,11 +79,13 @@ impl Driver {
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
         copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
+        let own_prefix = format!("{}::", plan.krate.crate_name);
+        let own = |shown: &String| shown.contains(&own_prefix);
         let mut entries = Entries {
             redirects: Vec::new(),
             updated: Vec::new(),
-            added: diff.added.iter().map(|n| demangle(n)).collect(),
-            removed: diff.removed.iter().map(|n| demangle(n)).collect(),
+            added: diff.added.iter().map(|n| demangle(n)).filter(own).collect(),
+            removed: diff.removed.iter().map(|n| demangle(n)).filter(own).collect(),
             kept: Vec::new(),
             code: new.clone(),
             image: image.clone(),
