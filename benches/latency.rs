@@ -13,8 +13,11 @@
 //! lines, 400), and `apply` (1,000 tiny hot fns and an edit outside them, so every
 //! function is rebuilt whole and switched: the time to switch 1,000 slots). Edits of
 //! the other sizes change one body, so a linked patch compiles that function whole
-//! and the others as stubs. `mid`
-//! also reloads 100 times and reports the program's memory, threads and descriptors.
+//! and the others as stubs. `mid` also reloads 100 times and reports the program's
+//! memory, threads and descriptors. `unannotated-small` and `unannotated-mid` are the
+//! same crates without `#[hot]` and without a hotreload dependency (every changed
+//! function switches at its entry), and `unannotated-outside` edits a `const` of
+//! the unannotated `mid` crate.
 //!
 //! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
 //! timing line for each edit. With `BENCHMARKS_MD=FILE`, the results
@@ -32,13 +35,21 @@ struct Size {
     name: &'static str,
     fns: usize,
     lines_per_fn: usize,
+    /// Functions marked `#[hot]`; without, the library does not depend on hotreload
+    /// and every changed function switches at its entry.
+    hot: bool,
+    /// The edit is to a `const` outside any function body.
+    outside: bool,
 }
 
-const SIZES: [Size; 4] = [
-    Size { name: "small", fns: 5, lines_per_fn: 18 },
-    Size { name: "mid", fns: 100, lines_per_fn: 19 },
-    Size { name: "large", fns: 400, lines_per_fn: 19 },
-    Size { name: "apply", fns: 1000, lines_per_fn: 3 },
+const SIZES: [Size; 7] = [
+    Size { name: "small", fns: 5, lines_per_fn: 18, hot: true, outside: false },
+    Size { name: "mid", fns: 100, lines_per_fn: 19, hot: true, outside: false },
+    Size { name: "large", fns: 400, lines_per_fn: 19, hot: true, outside: false },
+    Size { name: "apply", fns: 1000, lines_per_fn: 3, hot: true, outside: true },
+    Size { name: "unannotated-small", fns: 5, lines_per_fn: 18, hot: false, outside: false },
+    Size { name: "unannotated-mid", fns: 100, lines_per_fn: 19, hot: false, outside: false },
+    Size { name: "unannotated-outside", fns: 100, lines_per_fn: 19, hot: false, outside: true },
 ];
 
 fn main() {
@@ -94,9 +105,10 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
     )
     .unwrap();
     std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let runtime_dependency = if size.hot { "\n[dependencies]\nhotreload-runtime.workspace = true\n" } else { "" };
     std::fs::write(
         dir.join("gen/Cargo.toml"),
-        "[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload-runtime.workspace = true\n",
+        format!("[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{runtime_dependency}"),
     )
     .unwrap();
     std::fs::write(
@@ -109,9 +121,9 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
         "fn main() {\n    hotreload::init();\n    let mut last = String::new();\n    loop {\n        let line = format!(\"probe={} {}\", gen::probe(), gen::f0(3).len());\n        if line != last {\n            println!(\"{line}\");\n            last = line;\n        }\n        std::thread::sleep(std::time::Duration::from_millis(1));\n    }\n}\n",
     )
     .unwrap();
-    let mut src = if size.name == "apply" {
-        // The edit is to a `const`, outside any hot body: every function of the patch
-        // is compiled whole and all 1,001 slots switch.
+    let mut src = if size.outside {
+        // The edit is to a `const`, outside any body: with `#[hot]`, every function of
+        // the patch is compiled whole and all 1,001 slots switch.
         String::from("//! Generated for the latency benchmark.\n\nconst PROBE: &str = \"v0\";\n\n/// Returns what the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    PROBE\n}\n\n")
     } else {
         String::from("//! Generated for the latency benchmark.\n\n/// The line the benchmark edits.\n#[hotreload::hot]\npub fn probe() -> &'static str {\n    \"v0\"\n}\n\n")
@@ -128,6 +140,9 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
             "/// Function {i}.\n#[hotreload::hot]\npub fn f{i}(x: u64) -> String {{\n    let mut total = 0u64;\n    for k in 0..x {{\n        total = total.wrapping_mul(31).wrapping_add(k ^ {i});\n    }}\n    let words: Vec<String> = (0..x % 4).map(|w| format!(\"w{{w}}\")).collect();\n    let tag = match total % 3 {{\n        0 => \"zero\",\n        1 => \"one\",\n        _ => \"two\",\n    }};\n    if x > 1000 {{\n        return f{next}(x / 2);\n    }}\n    format!(\"{{tag}}-{{}}-{{}}\", words.join(\",\"), total)\n}}\n\n"
         );
     }
+    if !size.hot {
+        src = src.replace("#[hotreload::hot]\n", "");
+    }
     std::fs::write(dir.join("gen/src/lib.rs"), src).unwrap();
 }
 
@@ -142,7 +157,8 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let lib = ws.join("gen/src/lib.rs");
     let lines = std::fs::read_to_string(&lib).unwrap().lines().count();
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latency");
-    println!("== {}: {} hot fns, {lines} lines", size.name, size.fns + 1);
+    let kind = if size.hot { "hot" } else { "unannotated" };
+    println!("== {}: {} {kind} fns, {lines} lines", size.name, size.fns + 1);
 
     let (rows, memory, mut generation) = run_session(&manifest, &lib, &target, size, edits, &[], 0);
     let self_contained = matches!(size.name, "small" | "mid")
@@ -181,8 +197,9 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let bare_cold = bare("", "bare", &mut g);
     let bare_hot = bare("patch", "bare-hot", &mut g);
 
+    let edit = if size.outside { "edits of a `const` outside any body" } else { "one-line edits of a body" };
     let mut out = format!(
-        "## `{}`: {} hot functions, {lines} lines, {edits} one-line edits\n\n| ms | median | p90 | max |\n|---|---:|---:|---:|\n",
+        "## `{}`: {} {kind} functions, {lines} lines, {edits} {edit}\n\n| ms | median | p90 | max |\n|---|---:|---:|---:|\n",
         size.name,
         size.fns + 1
     );
@@ -197,7 +214,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let build = line("  patch build (rustc + link)", rows.iter().map(|r| r.1[1]).collect());
     line("  diff (read records and type layouts + compare)", rows.iter().map(|r| r.1[2]).collect());
     line("  load (map the image)", rows.iter().map(|r| r.1[3]).collect());
-    line("  switch slots", rows.iter().map(|r| r.1[4]).collect());
+    line("  switch (slots and entries)", rows.iter().map(|r| r.1[4]).collect());
     let contained = self_contained.map(|(rows, _, _)| {
         let total = line("save → new code (`--self-contained`)", rows.iter().map(|r| r.0).collect());
         line("  patch build (rustc, cdylib)", rows.iter().map(|r| r.1[1]).collect());
