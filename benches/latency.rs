@@ -16,8 +16,9 @@
 //! and the others as stubs. `mid` also reloads 100 times and reports the program's
 //! memory, threads and descriptors. `unannotated-small` and `unannotated-mid` are the
 //! same crates without `#[hot]` and without a hotreload dependency (every changed
-//! function switches at its entry), and `unannotated-outside` edits a `const` of
-//! the unannotated `mid` crate.
+//! function switches at its entry), `unannotated-outside` edits a `const` of the
+//! unannotated `mid` crate, and `unannotated-apply` a `const` that each of 1,000
+//! functions reads: the time to redirect 1,000 functions.
 //!
 //! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
 //! timing line for each edit. With `BENCHMARKS_MD=FILE`, the results
@@ -42,7 +43,7 @@ struct Size {
     outside: bool,
 }
 
-const SIZES: [Size; 7] = [
+const SIZES: [Size; 8] = [
     Size { name: "small", fns: 5, lines_per_fn: 18, hot: true, outside: false },
     Size { name: "mid", fns: 100, lines_per_fn: 19, hot: true, outside: false },
     Size { name: "large", fns: 400, lines_per_fn: 19, hot: true, outside: false },
@@ -50,6 +51,7 @@ const SIZES: [Size; 7] = [
     Size { name: "unannotated-small", fns: 5, lines_per_fn: 18, hot: false, outside: false },
     Size { name: "unannotated-mid", fns: 100, lines_per_fn: 19, hot: false, outside: false },
     Size { name: "unannotated-outside", fns: 100, lines_per_fn: 19, hot: false, outside: true },
+    Size { name: "unannotated-apply", fns: 1000, lines_per_fn: 3, hot: false, outside: true },
 ];
 
 fn main() {
@@ -130,6 +132,11 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
     };
     for i in 0..size.fns {
         let next = (i + 1) % size.fns;
+        if size.lines_per_fn <= 3 && !size.hot {
+            // Each reads the edited `const`: all 1,000 change, and are redirected.
+            let _ = write!(src, "pub fn f{i}(x: u64) -> String {{ format!(\"{{}}{{}}\", PROBE.len(), x + {i}) }}\n\n");
+            continue;
+        }
         if size.lines_per_fn <= 3 {
             let _ =
                 write!(src, "#[hotreload::hot]\npub fn f{i}(x: u64) -> String {{ format!(\"{{}}\", x + {i}) }}\n\n");
@@ -146,8 +153,9 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
     std::fs::write(dir.join("gen/src/lib.rs"), src).unwrap();
 }
 
-/// One edit's numbers: save → seen, then [wait, build, diff, load, switch] in ms.
-type Row = (f64, [f64; 5]);
+/// One edit's numbers: save → seen, then [wait, build, diff, load, switch, threads
+/// held] in ms.
+type Row = (f64, [f64; 6]);
 
 fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let work = tempfile::tempdir().unwrap();
@@ -215,6 +223,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     line("  diff (read records and type layouts + compare)", rows.iter().map(|r| r.1[2]).collect());
     line("  load (map the image)", rows.iter().map(|r| r.1[3]).collect());
     line("  switch (slots and entries)", rows.iter().map(|r| r.1[4]).collect());
+    line("    of which the program's threads were held", rows.iter().map(|r| r.1[5]).collect());
     let contained = self_contained.map(|(rows, _, _)| {
         let total = line("save → new code (`--self-contained`)", rows.iter().map(|r| r.0).collect());
         line("  patch build (rustc, cdylib)", rows.iter().map(|r| r.1[1]).collect());
@@ -436,12 +445,14 @@ fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
     (values[values.len() / 2], p90, values[values.len() - 1])
 }
 
-/// `wait W ms, build B ms, diff D ms, load L ms, switch S ms` → [W, B, D, L, S]
-fn parse_timing(line: &str) -> [f64; 5] {
-    let mut out = [0.0; 5];
-    for (i, key) in ["wait ", "build ", "diff ", "load ", "switch "].iter().enumerate() {
+/// `wait W ms, build B ms, diff D ms, load L ms, switch S ms (…; threads held H µs)`
+/// → [W, B, D, L, S, H / 1000]
+fn parse_timing(line: &str) -> [f64; 6] {
+    let mut out = [0.0; 6];
+    for (i, key) in ["wait ", "build ", "diff ", "load ", "switch ", "threads held "].iter().enumerate() {
         let rest = &line[line.find(key).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len()..];
         out[i] = rest.split(' ').next().unwrap().parse().unwrap();
     }
+    out[5] /= 1000.0;
     out
 }

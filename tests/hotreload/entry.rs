@@ -1,6 +1,7 @@
 //! Every function switches at its entry: the `entry` fixture has no `#[hot]` anywhere,
 //! and only the binary depends on hotreload (for `init()`). What `main` holds — a trait
-//! object, a `fn` pointer, a boxed closure — was made before any edit.
+//! object, a `fn` pointer, a boxed closure — was made before any edit; an `async fn` is
+//! driven by a small executor in the library.
 
 use crate::harness::{Fixture, Session, RELOAD};
 use std::time::Duration;
@@ -33,7 +34,8 @@ impl Counters {
 fn functions_without_annotations_switch_at_their_entries() {
     let fx = Fixture::new("entry");
     let s = Session::start(&fx, &["-p", "app", "-v"]);
-    let first = s.wait_stdout("value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5", RELOAD);
+    let first =
+        s.wait_stdout("value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5 fetch=6", RELOAD);
     let mut counters = Counters { ticks: field(&first, "ticks"), seen: field(&first, "seen") };
     let mut edit = |file: &str, from: &str, to: &str, expect: &str| {
         fx.replace(file, from, to);
@@ -65,6 +67,8 @@ fn functions_without_annotations_switch_at_their_entries() {
     // A generic function: this crate's instance switches, the binary's is named.
     edit(LIB, "if x > best", "if x < best", "add=102 top=3 words=3 big=2.5");
     s.wait_stderr("`logic::largest` keeps its old code: a copy of it compiled into another crate", RELOAD);
+    // An `async fn` body, its state unchanged.
+    edit(LIB, "    n + 1\n}", "    n + 2\n}", "big=2.5 fetch=7");
     // A method of a lifetime-generic impl.
     edit(LIB, "split(' ').count()", "split(' ').count() + 1", "top=3 words=4");
     // A crate two levels below the program.
@@ -85,9 +89,22 @@ fn a_closure_whose_captures_change_or_a_changed_signature_is_refused_by_name() {
     // A boxed closure made before the edit holds one `u32`; the new one would read two.
     fx.replace(LIB, "    Box::new(move |x| x + k)", "    let extra = k / 100;\n    Box::new(move |x| x + k + extra)");
     s.wait_stderr("restart needed: `logic::adder::{closure_env#0}`: its layout changed (size 4 → 8 bytes)", RELOAD);
-    // Callers in the program pass a `u32`.
     fx.replace(LIB, "    let extra = k / 100;\n    Box::new(move |x| x + k + extra)", "    Box::new(move |x| x + k)");
     s.wait_stderr("`logic` is back to the source the program runs", RELOAD);
+    // A future suspended before the edit would resume with a local it never stored.
+    fx.replace(
+        LIB,
+        "    YieldOnce(false).await;\n    n + 1",
+        "    let held = n * 2;\n    YieldOnce(false).await;\n    held + 1",
+    );
+    s.wait_stderr("restart needed: `logic::fetch::{async_fn_env#0}::Suspend0`: its layout changed", RELOAD);
+    fx.replace(
+        LIB,
+        "    let held = n * 2;\n    YieldOnce(false).await;\n    held + 1",
+        "    YieldOnce(false).await;\n    n + 1",
+    );
+    s.wait_stderr_nth("`logic` is back to the source the program runs", 2, RELOAD);
+    // Callers in the program pass a `u32`.
     fx.replace(LIB, "pub fn double(x: u32) -> u32 {\n    x * 2", "pub fn double(x: u64) -> u64 {\n    x * 2");
     s.wait_stderr("restart needed: `logic::double`: its signature changed, and callers in the running program", RELOAD);
     assert!(s.last_stdout().contains("double=42 evens=5 here=5 add=101"), "{}", s.last_stdout());
