@@ -555,10 +555,16 @@ pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff 
             (_, Entry::Plain { public: true, .. }) => diff
                 .warnings
                 .push(format!("`{id}` is not #[hot]: code outside hot functions keeps calling the old version")),
-            (Entry::Const(_), Entry::Const(_)) if switch == Switch::Entries => diff.warnings.push(format!(
-                "const `{id}` changed: this crate's functions switch to the new value; other crates keep the old \
-                 one until the program restarts"
-            )),
+            // Only a `pub` one can be in other crates' code.
+            (Entry::Const(_), Entry::Const(text)) if switch == Switch::Entries => {
+                let public = text.split("const").next().is_some_and(|head| head.contains("pub"));
+                if public {
+                    diff.warnings.push(format!(
+                        "const `{id}` changed: this crate's functions switch to the new value; other crates keep \
+                         the old one until the program restarts"
+                    ))
+                }
+            }
             (Entry::Const(_), Entry::Const(_)) => {
                 diff.warnings.push(format!("const `{id}` changed: code outside hot functions keeps the old value"))
             }

@@ -151,7 +151,7 @@ impl Settings {
             std::fs::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
         let updated = self.render_into(&text)?;
         if updated != text {
-            std::fs::write(manifest, updated).with_context(|| format!("failed to write {}", manifest.display()))?;
+            write_atomically(manifest, &updated).with_context(|| format!("failed to write {}", manifest.display()))?;
         }
         Ok(())
     }
@@ -194,9 +194,68 @@ fn table_of(doc: &DocumentMut) -> Option<&dyn toml_edit::TableLike> {
     ["workspace", "package"].iter().find_map(|top| doc.get(top)?.get("metadata")?.get("hotreload")?.as_table_like())
 }
 
+/// Removes temporary files `prefix<pid>` in `dir` whose writer is gone (killed between
+/// writing and renaming).
+fn remove_abandoned(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Replaces `path`'s contents with `text` so that a crash at any moment leaves either
+/// the old file or the new one, never a truncated one: the text goes to a temporary
+/// file beside it (same directory, so the same file system), is flushed to disk, and is
+/// renamed over it. The file's permissions are kept.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!(".{name}.hotreload-");
+    remove_abandoned(dir, &prefix);
+    let temporary = dir.join(format!("{prefix}{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&temporary, meta.permissions())?;
+        }
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_is_replaced_whole_and_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        std::fs::write(&manifest, "# kept\n[workspace]\nmembers = []\n").unwrap();
+        std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let settings = Settings { mode: Mode::Explicit, ..Settings::default() };
+        settings.save(&manifest).unwrap();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(text.starts_with("# kept\n[workspace]") && text.contains("mode = \"explicit\""), "{text}");
+        let mode = std::fs::metadata(&manifest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["Cargo.toml"], "no temporary file is left behind");
+    }
 
     #[test]
     fn now_applies_all_but_skipped_whatever_the_mode() {

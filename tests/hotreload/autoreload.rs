@@ -1,7 +1,7 @@
 //! IPython's autoreload test-suite, in our terms: modes, `aimport` marks and skips,
 //! `now`, errors reported once, output flags, settings that outlive a session.
 
-use crate::harness::{hotreload, Fixture, Session, RELOAD};
+use crate::harness::{hotreload, hotreload_command, Fixture, Session, RELOAD};
 use std::time::Duration;
 
 /// Long enough for a patch that should not happen to have happened.
@@ -339,4 +339,37 @@ fn control_commands_find_the_session_running_below_this_directory() {
     let out = crate::harness::hotreload_in(above, &["mode", "off"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(hotreload(&fx, &["mode"]).stdout.trim(), "off");
+}
+
+/// The only user file the tool writes is the manifest's settings table: killed at any
+/// moment of 60 `--save`s, the tool leaves a whole manifest, old or new, every time.
+#[test]
+fn a_tool_killed_while_saving_settings_never_truncates_the_manifest() {
+    let fx = Fixture::new("multi");
+    let original = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+    for i in 0..60u64 {
+        let mode = ["off", "explicit", "all"][i as usize % 3];
+        let mut child = hotreload_command(&fx.root, &["mode", mode, "--save"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Somewhere between start-up and the write: a few milliseconds in.
+        std::thread::sleep(Duration::from_micros(500 * (i % 40)));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let text = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+        assert!(text.starts_with("# Two independent hot crates"), "kill {i} left: {text:?}");
+        assert!(text.parse::<toml_edit::DocumentMut>().is_ok(), "kill {i} left: {text:?}");
+        assert!(text.contains("members = [\"app\", \"alpha\", \"beta\", \"gamma\"]"), "{text}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&fx.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".hotreload-"))
+        .collect();
+    assert!(leftovers.len() <= 1, "temporary files left: {leftovers:?}");
+    // The settings table is all that changed.
+    let now = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
+    assert_eq!(crate::harness::without_settings(&now), crate::harness::without_settings(&original));
 }

@@ -128,18 +128,23 @@ pub fn hotreload(fixture: &Fixture, args: &[&str]) -> Output {
     hotreload_in(&fixture.root, args)
 }
 
-/// [`hotreload`] in any directory.
-pub fn hotreload_in(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+/// `cargo hotreload ARGS` in `dir`, as a command to run.
+pub fn hotreload_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
+    command
         .arg("hotreload")
         .args(args)
         .current_dir(dir)
         .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
         .env("CARGO_TARGET_DIR", cargo_target())
         .env("CARGO_TERM_COLOR", "never")
-        .stdin(Stdio::null())
-        .output()
-        .expect("cargo-hotreload runs");
+        .stdin(Stdio::null());
+    command
+}
+
+/// [`hotreload`] in any directory.
+pub fn hotreload_in(dir: &Path, args: &[&str]) -> Output {
+    let out = hotreload_command(dir, args).output().expect("cargo-hotreload runs");
     Output {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -319,4 +324,9 @@ impl Drop for Session {
         unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = self.child.wait();
     }
+}
+
+/// A manifest's text without its `[workspace.metadata.hotreload]` table.
+pub fn without_settings(text: &str) -> String {
+    cargo_hotreload::steer::settings::without_settings(text)
 }

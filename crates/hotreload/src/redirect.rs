@@ -78,6 +78,38 @@ pub(crate) struct Stats {
     pub(crate) held_micros: u64,
 }
 
+/// Why a stop or a write failed, made while the other threads are stopped: it holds
+/// no allocation, since a stopped thread may hold the allocator's lock. Described
+/// once they run again.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// More threads than a stop can hold.
+    TooManyThreads,
+    /// A thread did not answer the signal (it blocks it, most likely).
+    NoAnswer(i32),
+    /// `/proc/self/task` could not be read.
+    List,
+    /// A site could not be written: its address and the error number.
+    Write(u64, i32),
+}
+
+impl Failure {
+    fn describe(self, signal: i32) -> String {
+        match self {
+            Failure::TooManyThreads => format!("the process has more than {MAX_THREADS} threads"),
+            Failure::NoAnswer(tid) => format!(
+                "thread {tid} did not answer the stop signal within {} ms (it blocks signal {signal}?)",
+                ANSWER_TIMEOUT.as_millis()
+            ),
+            Failure::List => "cannot list the process's threads".into(),
+            Failure::Write(at, errno) => format!(
+                "cannot write code at {at:#x} through /proc/self/mem: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        }
+    }
+}
+
 /// One stopped thread: its id (0 until written) and where it was interrupted.
 struct Arrival {
     tid: AtomicI32,
@@ -163,13 +195,12 @@ pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
         stats.held_micros = started.elapsed().as_micros() as u64;
         release(gen);
         match (outcome, written) {
-            (Err(why), _) => return Err(why),
+            (Err(failure), _) | (Ok(()), Some(Err(failure))) => return Err(failure.describe(signal)),
             (Ok(()), Some(Ok(()))) => {
                 stats.threads = stopped.len;
                 serialise();
                 return Ok(stats);
             }
-            (Ok(()), Some(Err(why))) => return Err(why),
             // A thread stands inside a site: let it run on, and try again.
             (Ok(()), None) => std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(20)))),
         }
@@ -228,7 +259,7 @@ impl Stopped {
 
 /// Signals every other thread until all of them, including any started meanwhile,
 /// wait in the handler. Allocates nothing.
-fn stop_all(gen: u64, signal: i32, files: &Files, stopped: &mut Stopped) -> Result<(), String> {
+fn stop_all(gen: u64, signal: i32, files: &Files, stopped: &mut Stopped) -> Result<(), Failure> {
     stopped.len = 0;
     for arrival in &ARRIVALS {
         arrival.tid.store(0, Ordering::Relaxed);
@@ -257,7 +288,7 @@ fn stop_all(gen: u64, signal: i32, files: &Files, stopped: &mut Stopped) -> Resu
             }
         })?;
         if full {
-            return Err(format!("the process has more than {MAX_THREADS} threads"));
+            return Err(Failure::TooManyThreads);
         }
         wait_for_arrivals(pid, stopped)?;
         if new == 0 {
@@ -267,7 +298,7 @@ fn stop_all(gen: u64, signal: i32, files: &Files, stopped: &mut Stopped) -> Resu
 }
 
 /// Waits until every signalled thread that still exists has arrived.
-fn wait_for_arrivals(pid: i32, stopped: &mut Stopped) -> Result<(), String> {
+fn wait_for_arrivals(pid: i32, stopped: &mut Stopped) -> Result<(), Failure> {
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {
         let seen = ARRIVED_WORD.load(Ordering::Acquire);
@@ -292,11 +323,7 @@ fn wait_for_arrivals(pid: i32, stopped: &mut Stopped) -> Result<(), String> {
                 return Ok(());
             }
             let late = stopped.tids[..stopped.len].iter().find(|tid| !has_arrived(**tid)).copied().unwrap_or(0);
-            return Err(format!(
-                "thread {late} did not answer the stop signal within {} ms (it blocks signal {}?)",
-                ANSWER_TIMEOUT.as_millis(),
-                SIGNAL.load(Ordering::Relaxed)
-            ));
+            return Err(Failure::NoAnswer(late));
         }
         futex_wait(&ARRIVED_WORD, seen, 1000);
     }
@@ -313,18 +340,18 @@ fn arrived_all(stopped: &Stopped) -> bool {
 
 /// Calls `f` with each thread id of the process, read with `getdents64` into a buffer
 /// on the stack.
-fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), String> {
+fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), Failure> {
     let fd = files.task.as_raw_fd();
     // SAFETY: rewinding a directory descriptor this value owns.
     if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
-        return Err("cannot list the process's threads".into());
+        return Err(Failure::List);
     }
     let mut buf = [0u8; 4096];
     loop {
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
         if n < 0 {
-            return Err("cannot list the process's threads".into());
+            return Err(Failure::List);
         }
         if n == 0 {
             return Ok(());
@@ -346,7 +373,7 @@ fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), String> 
 
 /// Writes each site through `/proc/self/mem`; if one cannot be written, those before
 /// it get their `before` bytes back, so the sites are written all or none.
-fn write_all(files: &Files, sites: &[Site], before: &[Site]) -> Result<(), String> {
+fn write_all(files: &Files, sites: &[Site], before: &[Site]) -> Result<(), Failure> {
     let write = |site: &Site| {
         // SAFETY: writing initialised bytes at an address of this process; the caller
         // of `write_sites` vouched for what is written where.
@@ -357,11 +384,12 @@ fn write_all(files: &Files, sites: &[Site], before: &[Site]) -> Result<(), Strin
     };
     for (i, site) in sites.iter().enumerate() {
         if !write(site) {
-            let error = std::io::Error::last_os_error();
+            // SAFETY: this thread's `errno`, just set by `pwrite`.
+            let errno = unsafe { *libc::__errno_location() };
             for old in &before[..i] {
                 write(old);
             }
-            return Err(format!("cannot write code at {:#x} through /proc/self/mem: {error}", site.at));
+            return Err(Failure::Write(site.at, errno));
         }
     }
     Ok(())
