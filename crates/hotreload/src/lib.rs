@@ -1,10 +1,9 @@
 //! Hot reload for Rust: the runtime that `cargo hotreload run` talks to.
 //!
-//! Mark the code you want to edit while the program runs, and call [`init`] once:
+//! Call [`init`] once at the start of `main`; your library crates need nothing:
 //!
 //! ```no_run
-//! // crates/logic/src/lib.rs
-//! #[hotreload::hot]
+//! // crates/logic/src/lib.rs — no dependency on this crate
 //! pub fn greeting(name: &str) -> String {
 //!     format!("hello, {name}")
 //! }
@@ -21,20 +20,26 @@
 //! ```
 //!
 //! Then `cargo hotreload run`, edit `greeting`, save: the loop prints the new text
-//! without restarting.
-//!
-//! In an ordinary `cargo build` `#[hot]` expands to the item unchanged and [`init`]
-//! does nothing, so the attribute costs nothing outside a hot session.
+//! without restarting. Outside a hot session [`init`] does nothing.
 //!
 //! # How a call reaches new code
 //!
-//! Each hot function gets one slot, an atomic pointer, in its crate's trampoline
-//! table. The function you call loads the slot and calls through it; a patch switches
-//! the slot. Callers are never recompiled, so `fn` pointers, trait objects and objects
-//! created before the edit all reach the newest code. A patch is a library built from
-//! the edited crate; it is checked against the running program (every signature and
-//! type layout in the records it exports, and the compiler version) before it is
-//! mapped, and it is never unloaded.
+//! On Linux x86-64, each function whose compiled code changed is redirected at its
+//! entry: the agent writes a 5-byte jump to the new copy over the first bytes of every
+//! copy that runs, while the program's other threads are stopped (see the crate's
+//! `redirect` module for how, and why it is safe). Callers are never recompiled, so
+//! `fn` pointers, trait objects and objects created before the edit all reach the
+//! newest code.
+//!
+//! `#[hot]` (optional) gives a function a slot, an atomic pointer in its crate's
+//! trampoline table: the function you call loads the slot and calls through it, and a
+//! patch switches the slot. That works where entries are not redirected (other
+//! platforms, self-contained patches) and survives cross-crate inlining in release
+//! builds. In an ordinary `cargo build` it expands to the item unchanged.
+//!
+//! A patch is checked against the running program (signatures, type layouts, the
+//! compiler version, every redirect's addresses) before it is mapped, and it is never
+//! unloaded.
 
 #[doc(hidden)]
 pub mod __rt;
