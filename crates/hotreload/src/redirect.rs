@@ -173,16 +173,9 @@ pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
     let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let signal = stop_signal()?;
     let files = Files::open()?;
-    // What each site holds now, to put back if a later site cannot be written.
-    let before: Vec<Site> = sites
-        .iter()
-        .map(|s| {
-            let mut bytes = [0u8; JUMP_LEN as usize];
-            // SAFETY: the caller vouched that each site is mapped code of this process.
-            unsafe { std::ptr::copy_nonoverlapping(s.at as *const u8, bytes.as_mut_ptr(), bytes.len()) };
-            Site { at: s.at, bytes }
-        })
-        .collect();
+    // SAFETY: the caller vouched that each site is mapped code of this process, and
+    // code between two sites of one span is the code of the functions in between.
+    let spans = unsafe { Span::cover(sites) };
     let mut stopped = Stopped::with_capacity(MAX_THREADS);
     let mut stats = Stats::default();
     for attempt in 1..=MAX_ATTEMPTS {
@@ -191,7 +184,7 @@ pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
         let gen = STOP.load(Ordering::Relaxed).max(RELEASE.load(Ordering::Relaxed)) + 1;
         let outcome = stop_all(gen, signal, &files, &mut stopped);
         let clear = outcome.is_ok() && !stopped.ips().any(|ip| sites.iter().any(|s| s.holds(ip)));
-        let written = if clear { Some(write_all(&files, sites, &before)) } else { None };
+        let written = if clear { Some(write_all(&files, &spans)) } else { None };
         stats.held_micros = started.elapsed().as_micros() as u64;
         release(gen);
         match (outcome, written) {
@@ -371,25 +364,70 @@ fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), Failure>
     }
 }
 
-/// Writes each site through `/proc/self/mem`; if one cannot be written, those before
-/// it get their `before` bytes back, so the sites are written all or none.
-fn write_all(files: &Files, sites: &[Site], before: &[Site]) -> Result<(), Failure> {
-    let write = |site: &Site| {
+/// Bytes written with one `pwrite`: sites closer together than a page, and the code
+/// between them as it is (rewriting a byte with its own value changes nothing while
+/// every other thread is stopped). Made before a stop, with what they replace.
+struct Span {
+    at: u64,
+    new: Vec<u8>,
+    old: Vec<u8>,
+}
+
+impl Span {
+    /// The spans covering `sites`.
+    ///
+    /// # Safety
+    /// Every site must be in mapped code of this process, and the bytes between two
+    /// sites less than a page apart must be mapped too (code of one image).
+    unsafe fn cover(sites: &[Site]) -> Vec<Span> {
+        let mut sorted: Vec<&Site> = sites.iter().collect();
+        sorted.sort_by_key(|s| s.at);
+        let mut groups: Vec<Vec<&Site>> = Vec::new();
+        for site in sorted {
+            match groups.last_mut() {
+                Some(group) if site.at < group[group.len() - 1].at + JUMP_LEN + PAGE => group.push(site),
+                _ => groups.push(vec![site]),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|group| {
+                let at = group[0].at;
+                let len = (group[group.len() - 1].at + JUMP_LEN - at) as usize;
+                let mut old = vec![0u8; len];
+                // SAFETY: mapped bytes, by the contract above.
+                unsafe { std::ptr::copy_nonoverlapping(at as *const u8, old.as_mut_ptr(), len) };
+                let mut new = old.clone();
+                for site in group {
+                    let offset = (site.at - at) as usize;
+                    new[offset..offset + JUMP_LEN as usize].copy_from_slice(&site.bytes);
+                }
+                Span { at, new, old }
+            })
+            .collect()
+    }
+}
+
+/// Bytes within which sites share one write.
+const PAGE: u64 = 4096;
+
+/// Writes each span through `/proc/self/mem`; if one cannot be written, those before
+/// it get their old bytes back, so the sites are written all or none.
+fn write_all(files: &Files, spans: &[Span]) -> Result<(), Failure> {
+    let write = |at: u64, bytes: &[u8]| {
         // SAFETY: writing initialised bytes at an address of this process; the caller
         // of `write_sites` vouched for what is written where.
-        let n = unsafe {
-            libc::pwrite(files.mem.as_raw_fd(), site.bytes.as_ptr().cast(), site.bytes.len(), site.at as libc::off_t)
-        };
-        n == site.bytes.len() as isize
+        let n = unsafe { libc::pwrite(files.mem.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), at as libc::off_t) };
+        n == bytes.len() as isize
     };
-    for (i, site) in sites.iter().enumerate() {
-        if !write(site) {
+    for (i, span) in spans.iter().enumerate() {
+        if !write(span.at, &span.new) {
             // SAFETY: this thread's `errno`, just set by `pwrite`.
             let errno = unsafe { *libc::__errno_location() };
-            for old in &before[..i] {
-                write(old);
+            for old in &spans[..i] {
+                write(old.at, &old.old);
             }
-            return Err(Failure::Write(site.at, errno));
+            return Err(Failure::Write(span.at, errno));
         }
     }
     Ok(())
@@ -500,6 +538,25 @@ mod tests {
 
     /// Stops involve every thread of the test binary: tests that stop run one at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn sites_within_a_page_share_a_write_with_the_code_between_kept() {
+        let code = [0x90u8; 64];
+        let base = code.as_ptr() as u64;
+        let site = |offset: u64, byte: u8| Site { at: base + offset, bytes: [byte; 5] };
+        // SAFETY: every site and the bytes between lie in `code`.
+        let spans = unsafe { Span::cover(&[site(40, 2), site(0, 1), site(20, 3)]) };
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].at, spans[0].new.len()), (base, 45));
+        assert_eq!(&spans[0].new[..6], &[1, 1, 1, 1, 1, 0x90]);
+        assert_eq!(&spans[0].new[20..26], &[3, 3, 3, 3, 3, 0x90]);
+        assert_eq!(spans[0].old, code[..45]);
+        // SAFETY: two single sites, far apart: each lies in its own array.
+        let far = [0u8; 5];
+        let spans = unsafe { Span::cover(&[site(0, 1), Site { at: far.as_ptr() as u64, bytes: [4; 5] }]) };
+        let far_apart = (far.as_ptr() as u64).abs_diff(base) >= 4096 + 5;
+        assert_eq!(spans.len(), if far_apart { 2 } else { 1 });
+    }
 
     #[test]
     fn a_jump_reaches_within_rel32_only() {
