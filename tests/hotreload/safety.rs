@@ -289,3 +289,62 @@ fn twin_workspaces_sharing_a_target_dir_each_load_their_own_code() {
     sb.wait_stdout("show=upper(30)", RELOAD);
     assert_eq!(sb.stdout.count(|l| l.contains("upper(2)")), 0, "b ran a's code: {:?}", sb.stdout.all());
 }
+
+/// Connects to the Unix socket at `path` as user `nobody`; returns what the attempt printed.
+fn connect_as_nobody(path: &Path) -> String {
+    use std::os::unix::process::CommandExt;
+    let probe = "use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]); \
+                 print defined $s ? \"connected\" : \"refused: $!\"";
+    let out = Command::new("/usr/bin/perl")
+        .args(["-e", probe])
+        .arg(path)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("perl runs as nobody");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Another user cannot even reach the session's socket; the same probe reaches a socket
+/// that is open to everyone, so it would tell.
+#[test]
+fn a_client_of_another_user_cannot_reach_the_session() {
+    // SAFETY: no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: dropping to another user needs root (CI runs as root)");
+        return;
+    }
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let public = open.path().join("public.sock");
+    let _listener = UnixListener::bind(&public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(connect_as_nobody(&public), "connected", "the probe reaches an open socket");
+
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    let socket = PathBuf::from(s.wait_stderr("Listening on", RELOAD).split("on ").nth(1).unwrap().trim());
+    let answer = connect_as_nobody(&socket);
+    assert!(answer.starts_with("refused: Permission denied"), "{answer}");
+    s.assert_no_stderr_for("refused a control connection", Duration::from_millis(300));
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    s.wait_stdout("score=30 ptr=30", RELOAD);
+}
+
+/// A socket directory another user could enter is never used.
+#[test]
+fn a_socket_directory_open_to_others_is_refused() {
+    let runtime = tempfile::tempdir().unwrap();
+    let dir = runtime.path().join("cargo-hotreload");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fx = Fixture::new("basic");
+    let out = crate::harness::hotreload_command(&fx.root, &["run", "-p", "app"])
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("must be a directory owned by you and closed to others (mode 700)"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was created in it");
+}
