@@ -116,9 +116,7 @@ pub fn running() -> Vec<SessionRecord> {
 fn read_record(path: &Path) -> Option<SessionRecord> {
     let text = std::fs::read_to_string(path).ok()?;
     let record: SessionRecord = serde_json::from_str(&text).ok()?;
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let alive = unsafe { libc::kill(record.pid as libc::pid_t, 0) } == 0;
-    (alive && record.socket.exists()).then_some(record)
+    (alive(record.pid) && record.socket.exists()).then_some(record)
 }
 
 impl Session {
@@ -138,6 +136,7 @@ impl Session {
         let _ = std::fs::remove_dir_all(&dir);
         private_dir(&dir)?;
         let socket_dir = socket_dir()?;
+        remove_abandoned(target_dir, &socket_dir);
         let socket = socket_dir.join(format!("{pid}.sock"));
         // A file left by a session that died with this pid.
         let _ = std::fs::remove_file(&socket);
@@ -227,6 +226,37 @@ fn link_or_copy(from: &Path, to: &Path, link: bool) -> Result<()> {
         std::fs::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
     }
     Ok(())
+}
+
+/// Whether process `pid` exists (possibly another user's).
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    let answer = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes what sessions that were killed (`SIGKILL`, a crash) left behind: their
+/// session directories under `target_dir`, and their sockets and records in
+/// `socket_dir`. Recognised by a process id that no longer runs; never trusted, never
+/// reused.
+fn remove_abandoned(target_dir: &Path, socket_dir: &Path) {
+    let pid_of = |name: &str, prefix: &str, suffix: &str| -> Option<u32> {
+        name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+    };
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
+    for entry in entries(target_dir) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if pid_of(&name, "session-", "").is_some_and(|pid| !alive(pid)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    for entry in entries(socket_dir) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = pid_of(&name, "", ".sock").or_else(|| pid_of(&name, "", ".json"));
+        if pid.is_some_and(|pid| !alive(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Holds the workspace's session lock for as long as the session runs: two sessions

@@ -301,6 +301,19 @@ impl Session {
         }
     }
 
+    /// Kills the tool with `SIGKILL`, as a crash would: it cleans nothing up. The
+    /// program it started runs on until its stdin closes (when this is dropped).
+    pub fn kill_tool(&mut self) {
+        // SAFETY: signalling the tool this session started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// The tool's process id.
+    pub fn tool_pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The last program line so far.
     pub fn last_stdout(&self) -> String {
         self.stdout.all().last().cloned().unwrap_or_default()

@@ -348,3 +348,28 @@ fn a_socket_directory_open_to_others_is_refused() {
     assert!(stderr.contains("must be a directory owned by you and closed to others (mode 700)"), "{stderr}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was created in it");
 }
+
+/// A tool killed mid-session (SIGKILL: nothing cleaned up) leaves its session directory,
+/// socket and records behind; the next session on the workspace starts, removes them,
+/// and reloads.
+#[test]
+fn the_next_session_after_a_killed_tool_starts_clean() {
+    let fx = Fixture::new("basic");
+    let mut first = Session::start(&fx, &["-p", "app", "-v"]);
+    let socket = PathBuf::from(first.wait_stderr("Listening on", RELOAD).split("on ").nth(1).unwrap().trim());
+    first.wait_stdout("score=6 ptr=6", RELOAD);
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 10");
+    first.wait_stdout("score=30 ptr=30", RELOAD);
+    let running = first.wait_stderr("Running `", RELOAD);
+    let executable = PathBuf::from(running.split('`').nth(1).unwrap());
+    let session_dir = executable.parent().unwrap().to_path_buf();
+    first.kill_tool();
+    assert!(session_dir.is_dir() && socket.exists(), "a killed tool cleans nothing up");
+
+    let second = Session::start(&fx, &["-p", "app"]);
+    assert!(!session_dir.exists(), "the dead session's directory is removed");
+    assert!(!socket.exists() && !socket.with_extension("json").exists(), "and its socket and record");
+    fx.replace("logic/src/lib.rs", "points * 10", "points * 11");
+    second.wait_stdout("score=33 ptr=33", RELOAD);
+    drop(first);
+}
