@@ -309,11 +309,6 @@ impl Session {
         let _ = self.child.wait();
     }
 
-    /// The tool's process id.
-    pub fn tool_pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The last program line so far.
     pub fn last_stdout(&self) -> String {
         self.stdout.all().last().cloned().unwrap_or_default()
