@@ -192,36 +192,35 @@ fn alloc_session(flags: &[&str]) -> (Fixture, Session) {
     (fx, s)
 }
 
-#[test]
-fn four_threads_calling_hot_code_survive_30_patches() {
+/// Runs `bin` of the stress fixture, whose threads call a function returning the
+/// number after `before` in `text`, and counts it up to `patches`, one patch at a time:
+/// no thread ever sees a torn or stale-then-newer value.
+fn count_up_under_threads(bin: &str, before: &str, patches: u32) -> (Fixture, Session) {
     let fx = Fixture::new("stress");
-    let s = Session::start(&fx, &["-p", "app", "--bin", "threads"]);
+    let s = Session::start(&fx, &["-p", "app", "--bin", bin]);
     s.wait_stdout("value=0 bad=0", RELOAD);
-    for i in 1..=30 {
-        fx.replace("text/src/lib.rs", &format!("    {}\n}}", i - 1), &format!("    {i}\n}}"));
+    for i in 1..=patches {
+        fx.replace("text/src/lib.rs", &format!("{before}{}\n}}", i - 1), &format!("{before}{i}\n}}"));
         s.wait_stdout(&format!("value={i} "), RELOAD);
     }
     let last = s.last_stdout();
-    assert!(last.starts_with("value=30 bad=0"), "{last}");
+    assert!(last.starts_with(&format!("value={patches} bad=0")), "{last}");
     assert_eq!(s.stdout.count(|l| !l.contains("bad=0")), 0);
+    (fx, s)
+}
+
+#[test]
+fn four_threads_calling_hot_code_survive_30_patches() {
+    count_up_under_threads("threads", "    ", 30);
 }
 
 /// A function without `#[hot]`, called by 8 threads in tight loops (half through a
 /// `fn` pointer), redirected by 200 patches: each redirects the program's copy and the
 /// copy of every earlier generation, so most writes land on a function's original
-/// first bytes. No thread ever sees a torn or stale-then-newer value.
+/// first bytes.
 #[test]
 fn eight_threads_calling_redirected_code_survive_200_patches() {
-    let fx = Fixture::new("stress");
-    let s = Session::start(&fx, &["-p", "app", "--bin", "entries"]);
-    s.wait_stdout("value=0 bad=0", RELOAD);
-    for i in 1..=200 {
-        fx.replace("text/src/lib.rs", &format!("x + {}\n}}", i - 1), &format!("x + {i}\n}}"));
-        s.wait_stdout(&format!("value={i} "), RELOAD);
-    }
-    let last = s.last_stdout();
-    assert!(last.starts_with("value=200 bad=0"), "{last}");
-    assert_eq!(s.stdout.count(|l| !l.contains("bad=0")), 0);
+    let (_fx, s) = count_up_under_threads("entries", "x + ", 200);
     s.assert_stderr_count("keeps its old code", 0);
 }
 
