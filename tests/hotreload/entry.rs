@@ -34,8 +34,10 @@ impl Counters {
 fn functions_without_annotations_switch_at_their_entries() {
     let fx = Fixture::new("entry");
     let s = Session::start(&fx, &["-p", "app", "-v"]);
-    let first =
-        s.wait_stdout("value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5 fetch=6", RELOAD);
+    let first = s.wait_stdout(
+        "value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5 fetch=6 risky=risky-old",
+        RELOAD,
+    );
     let mut counters = Counters { ticks: field(&first, "ticks"), seen: field(&first, "seen") };
     let mut edit = |file: &str, from: &str, to: &str, expect: &str| {
         fx.replace(file, from, to);
@@ -69,6 +71,8 @@ fn functions_without_annotations_switch_at_their_entries() {
     s.wait_stderr("`logic::largest` keeps its old code: a copy of it compiled into another crate", RELOAD);
     // An `async fn` body, its state unchanged.
     edit(LIB, "    n + 1\n}", "    n + 2\n}", "big=2.5 fetch=7");
+    // A panic in redirected code unwinds to the program's `catch_unwind`.
+    edit(LIB, "panic!(\"risky old\")", "panic!(\"risky new\")", "fetch=7 risky=risky-new");
     // A method of a lifetime-generic impl.
     edit(LIB, "split(' ').count()", "split(' ').count() + 1", "top=3 words=4");
     // A crate two levels below the program.
@@ -112,4 +116,18 @@ fn a_closure_whose_captures_change_or_a_changed_signature_is_refused_by_name() {
     fx.replace(LIB, "pub fn double(x: u64) -> u64 {\n    x * 2", "pub fn double(x: u32) -> u32 {\n    x * 4");
     s.wait_stdout("double=84 ", RELOAD);
     s.assert_no_stderr_for("panicked", Duration::from_millis(200));
+}
+
+/// With `apply_at_safepoints`, redirects are written where the program calls
+/// `hotreload::safepoint()`, like slots.
+#[test]
+fn at_safepoints_entries_switch_where_the_program_says() {
+    let fx = Fixture::new("entry");
+    let s = Session::start_with_env(&fx, &["-p", "app"], &[("FIXTURE_SAFEPOINTS", "1")]);
+    s.wait_stdout("value=11 ", RELOAD);
+    assert!(s.last_stdout().contains("safepoints=0"), "{}", s.last_stdout());
+    fx.replace(LIB, "    10\n}", "    20\n}");
+    let line = s.wait_stdout("value=21 ", RELOAD);
+    assert!(line.contains("safepoints=1"), "{line}");
+    s.wait_stderr("Reloaded logic: 1 updated", RELOAD);
 }
