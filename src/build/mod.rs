@@ -12,11 +12,13 @@
 //! | one crate's rustc command, as cargo ran it, and running it | `rustc` |
 //! | what of cargo's output the user sees | `output` |
 //! | one build at a time per directory | `lock` |
+//! | the object files of a built rlib | `rlib` |
 
 mod cargo;
 mod lock;
 mod output;
 mod profile;
+pub mod rlib;
 mod rustc;
 
 pub use cargo::{build_patch_deps, build_program, ProgramBuild};

@@ -34,17 +34,10 @@ pub struct CodeDiff {
 impl Functions {
     /// Reads the functions of every object in the rlib at `path`.
     pub fn read_rlib(path: &Path) -> Result<Functions> {
-        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        let archive = object::read::archive::ArchiveFile::parse(&*data)?;
         let mut fingerprints = BTreeMap::new();
-        for member in archive.members() {
-            let member = member?;
-            if member.name().ends_with(b".o") {
-                // Copied: an archive member's bytes may not be aligned for ELF headers.
-                let object: Vec<u8> = member.data(&*data)?.into();
-                read_object(&object, &mut fingerprints)
-                    .with_context(|| format!("failed to read {}", String::from_utf8_lossy(member.name())))?;
-            }
+        for object in crate::build::rlib::objects(path)? {
+            read_object(object.bytes(), &mut fingerprints)
+                .with_context(|| format!("failed to read {}", object.name))?;
         }
         Ok(Functions { fingerprints })
     }
@@ -75,16 +68,6 @@ impl Functions {
     /// Whether a function of this name is among them.
     pub fn contains(&self, name: &str) -> bool {
         self.fingerprints.contains_key(name)
-    }
-
-    /// How many functions.
-    pub fn len(&self) -> usize {
-        self.fingerprints.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.fingerprints.is_empty()
     }
 }
 

@@ -80,19 +80,10 @@ impl Layouts {
     /// # Errors
     /// As [`Layouts::read_file`].
     pub fn read_rlib(path: &Path) -> Result<Layouts> {
-        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        let archive = object::read::archive::ArchiveFile::parse(&*data)
-            .with_context(|| format!("{} is not an rlib", path.display()))?;
         let mut layouts = Layouts::default();
-        for member in archive.members() {
-            let member = member?;
-            if !member.name().ends_with(b".o") {
-                continue;
-            }
-            let bytes = member.data(&*data)?;
-            let copy = aligned(bytes);
+        for object in crate::build::rlib::objects(path)? {
             layouts
-                .add_object(&as_bytes(&copy)[..bytes.len()])
+                .add_object(object.bytes())
                 .with_context(|| format!("failed to read the debug info of {}", path.display()))?;
         }
         Ok(layouts)
@@ -224,26 +215,6 @@ impl gimli::read::Relocate for Relocations<'_> {
     fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
         usize::try_from(self.0.relocate(offset as u64, value as u64)).map_err(|_| gimli::Error::OffsetOutOfBounds)
     }
-}
-
-/// A copy of `bytes` aligned for ELF headers: an archive member starts at any even
-/// offset, and `object` reads headers in place.
-fn aligned(bytes: &[u8]) -> Vec<u64> {
-    let mut words = vec![0u64; bytes.len().div_ceil(8)];
-    as_bytes_mut(&mut words)[..bytes.len()].copy_from_slice(bytes);
-    words
-}
-
-fn as_bytes(words: &[u64]) -> &[u8] {
-    // SAFETY: u64 has no padding and any byte is a valid u8; the length is in bytes
-    // of the same allocation.
-    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), std::mem::size_of_val(words)) }
-}
-
-fn as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: as in `as_bytes`; every byte pattern is a valid u64, so writes keep the
-    // words valid.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), std::mem::size_of_val(words)) }
 }
 
 fn load_section<'a>(

@@ -24,7 +24,7 @@ pub mod image;
 pub mod program;
 mod tls;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bind::Plan;
 use hotreload_protocol::image::{self as rules, TABLE_START, TABLE_STOP};
 use object::elf;
@@ -121,18 +121,18 @@ pub fn link_in_room(mut request: Request<'_>, pid: u32) -> Result<Linked, Error>
 
 /// Links a patch at `request.base`.
 pub fn link(request: &Request) -> Result<Linked, Error> {
-    let mut objects = read_objects(request.rlib)?;
+    let mut objects = crate::build::rlib::objects(request.rlib)?;
     let mut plan = Plan::default();
-    for (_, data) in &objects {
-        plan.survey(data)?;
+    for object in &objects {
+        plan.survey(object.bytes())?;
     }
     plan.resolve(request.program, request.module_statics).map_err(Error::Unlinkable)?;
     std::fs::create_dir_all(request.work_dir)?;
     let mut inputs = Vec::new();
-    for (name, data) in &mut objects {
-        tls::rewrite_tls(data, request.program).map_err(Error::Unlinkable)?;
-        let path = request.work_dir.join(name.replace('/', "_"));
-        std::fs::write(&path, &data)?;
+    for object in &mut objects {
+        tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
+        let path = request.work_dir.join(object.name.replace('/', "_"));
+        std::fs::write(&path, object.bytes())?;
         inputs.push(path);
     }
     if !plan.stubs.is_empty() {
@@ -153,24 +153,6 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         fresh: plan.fresh.into_iter().collect(),
         own_slots: plan.own_slots.into_iter().collect(),
     })
-}
-
-/// The object files of an rlib, by member name.
-fn read_objects(rlib: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let archive_data = std::fs::read(rlib).with_context(|| format!("failed to read {}", rlib.display()))?;
-    let archive = object::read::archive::ArchiveFile::parse(&*archive_data)?;
-    let mut objects = Vec::new();
-    for member in archive.members() {
-        let member = member?;
-        let name = String::from_utf8_lossy(member.name()).into_owned();
-        if name.ends_with(".o") {
-            objects.push((name, member.data(&*archive_data)?.to_vec()));
-        }
-    }
-    if objects.is_empty() {
-        bail!("{} holds no object files", rlib.display());
-    }
-    Ok(objects)
 }
 
 /// Runs the linker on `inputs` with `script`: a static image at `request.base` with
