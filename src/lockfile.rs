@@ -1,5 +1,5 @@
-//! Exclusive advisory locks on files (`flock`), released when the file is closed.
-//! Unix-specific.
+//! Exclusive advisory locks on files (`flock`), released when the file is closed, and
+//! whether the process that left a file behind still runs. Unix-specific.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +21,15 @@ pub fn lock(path: &Path, wait: bool) -> io::Result<Option<File>> {
     }
 }
 
+/// Whether process `pid` exists (possibly another user's): a file named for a process
+/// that does not is abandoned.
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 only asks whether the process exists.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +43,14 @@ mod tests {
         assert!(lock(&path, false).unwrap().is_none());
         drop(held);
         assert!(lock(&path, false).unwrap().is_some());
+    }
+
+    #[test]
+    fn this_process_exists_and_a_reaped_child_does_not() {
+        assert!(process_exists(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_exists(pid));
     }
 }

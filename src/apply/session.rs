@@ -7,6 +7,7 @@
 //! a private session directory, and the agent refuses any path outside it.
 
 use crate::error::Error;
+use crate::lockfile::process_exists;
 use anyhow::{bail, Context, Result};
 use hotreload_protocol::control::ControlRequest;
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo};
@@ -116,7 +117,7 @@ pub fn running() -> Vec<SessionRecord> {
 fn read_record(path: &Path) -> Option<SessionRecord> {
     let text = std::fs::read_to_string(path).ok()?;
     let record: SessionRecord = serde_json::from_str(&text).ok()?;
-    (alive(record.pid) && record.socket.exists()).then_some(record)
+    (process_exists(record.pid) && record.socket.exists()).then_some(record)
 }
 
 impl Session {
@@ -228,13 +229,6 @@ fn link_or_copy(from: &Path, to: &Path, link: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` exists (possibly another user's).
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only asks whether the process exists.
-    let answer = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// Removes what sessions that were killed (`SIGKILL`, a crash) left behind: their
 /// session directories under `target_dir`, and their sockets and records in
 /// `socket_dir`. Recognised by a process id that no longer runs; never trusted, never
@@ -246,14 +240,14 @@ fn remove_abandoned(target_dir: &Path, socket_dir: &Path) {
     let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
     for entry in entries(target_dir) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if pid_of(&name, "session-", "").is_some_and(|pid| !alive(pid)) {
+        if pid_of(&name, "session-", "").is_some_and(|pid| !process_exists(pid)) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
     for entry in entries(socket_dir) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let pid = pid_of(&name, "", ".sock").or_else(|| pid_of(&name, "", ".json"));
-        if pid.is_some_and(|pid| !alive(pid)) {
+        if pid.is_some_and(|pid| !process_exists(pid)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
