@@ -176,34 +176,9 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     }
 
     // The same edits as bare builds, in target directories of their own.
-    // `build`: the runtime's cfgs (`hotreload_protocol::ENV_BUILD`), empty for none.
-    let bare = |build: &str, dir: &str, generation: &mut usize| -> Vec<f64> {
-        let build = || {
-            let start = Instant::now();
-            let status = Command::new(env!("CARGO"))
-                .args(["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib", "--manifest-path"])
-                .arg(&manifest)
-                .env("CARGO_HOTRELOAD_BUILD", build)
-                .env("CARGO_TARGET_DIR", target.join(dir))
-                .status()
-                .unwrap();
-            assert!(status.success());
-            ms(start.elapsed())
-        };
-        build();
-        (0..edits)
-            .map(|_| {
-                *generation += 1;
-                let src = std::fs::read_to_string(&lib).unwrap();
-                let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
-                std::fs::write(&lib, next).unwrap();
-                build()
-            })
-            .collect()
-    };
     let mut g = generation;
-    let bare_cold = bare("", "bare", &mut g);
-    let bare_hot = bare("patch", "bare-hot", &mut g);
+    let bare_cold = bare_builds(&manifest, &lib, &target.join("bare"), "", edits, &mut g);
+    let bare_hot = bare_builds(&manifest, &lib, &target.join("bare-hot"), "patch", edits, &mut g);
 
     let edit = if size.outside { "edits of a `const` outside any body" } else { "one-line edits of a body" };
     let mut out = format!(
@@ -244,6 +219,41 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     summary.push('\n');
     println!("{}", summary.trim());
     out + &summary + &memory + "\n"
+}
+
+/// Times a bare `cargo rustc --crate-type cdylib` of `edits` edits of `lib` in
+/// `target_dir` (after one untimed build), continuing from version `generation`.
+/// `build`: the runtime's cfgs (`hotreload_protocol::ENV_BUILD`), empty for none.
+fn bare_builds(
+    manifest: &Path,
+    lib: &Path,
+    target_dir: &Path,
+    build: &str,
+    edits: usize,
+    generation: &mut usize,
+) -> Vec<f64> {
+    let cargo_rustc = || {
+        let start = Instant::now();
+        let status = Command::new(env!("CARGO"))
+            .args(["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib", "--manifest-path"])
+            .arg(manifest)
+            .env("CARGO_HOTRELOAD_BUILD", build)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        ms(start.elapsed())
+    };
+    cargo_rustc();
+    (0..edits)
+        .map(|_| {
+            *generation += 1;
+            let src = std::fs::read_to_string(lib).unwrap();
+            let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
+            std::fs::write(lib, next).unwrap();
+            cargo_rustc()
+        })
+        .collect()
 }
 
 /// One session of `size` with `flags`, `edits` timed edits (and, for `mid`, reloads up
