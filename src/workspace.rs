@@ -31,17 +31,42 @@ impl Member {
     }
 }
 
-/// A hot library crate, as a patch job knows it.
+/// Which of a package's crates a patch job builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrateKind {
+    /// Its library.
+    Lib,
+    /// The binary `run` started: compiled to objects only, and reloaded only by
+    /// redirecting entries (nothing links against a binary).
+    Bin,
+}
+
+/// A crate whose new code a running program can take, as a patch job knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HotCrate {
-    /// Package name (`my-crate`): what the user, the settings and the session call it.
+    /// What the user, the settings and the session call it: the package name
+    /// (`my-crate`); for a binary whose package also has a library, `my-crate (bin)`.
     pub package: String,
+    /// Library or binary.
+    pub kind: CrateKind,
     /// Crate name (`my_crate`): what rustc, symbols and function ids call it.
     pub crate_name: String,
-    /// Its library's root file.
+    /// Its root file (`src/lib.rs`, `src/main.rs`).
     pub root: PathBuf,
     /// Its `src` directory, whose files decide whether a build is still current.
     pub src: PathBuf,
+}
+
+impl HotCrate {
+    /// What its patches are placed and loaded as, distinct for a package's library and
+    /// binary (which share a crate name): the crate name, or `<crate>-bin` (no crate
+    /// name holds a `-`).
+    pub fn unit(&self) -> String {
+        match self.kind {
+            CrateKind::Lib => self.crate_name.clone(),
+            CrateKind::Bin => format!("{}-bin", self.crate_name),
+        }
+    }
 }
 
 /// The binary `run` builds and starts.
@@ -126,7 +151,28 @@ impl Workspace {
     pub fn hot_crate(&self, package: &str) -> Option<HotCrate> {
         let member = self.members.get(package)?;
         let (crate_name, root) = member.lib.clone()?;
-        Some(HotCrate { package: package.to_string(), crate_name, root, src: member.dir.join("src") })
+        Some(HotCrate {
+            package: package.to_string(),
+            kind: CrateKind::Lib,
+            crate_name,
+            root,
+            src: member.dir.join("src"),
+        })
+    }
+
+    /// The binary's crate, as a patch job knows it: named after its package, or
+    /// `package (bin)` when the package also has a library (which keeps the name).
+    pub fn binary_crate(&self, binary: &Binary) -> HotCrate {
+        let has_lib = self.members.get(&binary.package).is_some_and(|m| m.lib.is_some());
+        let package = if has_lib { format!("{} (bin)", binary.package) } else { binary.package.clone() };
+        let src = binary.src.parent().map_or_else(|| binary.src.clone(), Path::to_path_buf);
+        HotCrate {
+            package,
+            kind: CrateKind::Bin,
+            crate_name: binary.name.replace('-', "_"),
+            root: binary.src.clone(),
+            src,
+        }
     }
 
     /// The hot members: those depending on the runtime, whose `#[hot]` functions

@@ -18,6 +18,9 @@ pub struct ProgramBuild {
     /// How rustc compiled each library into the program, by crate name: linked
     /// patches are compiled the same way, so their symbols have the same names.
     pub invocations: HashMap<String, Invocation>,
+    /// How rustc compiled the binary itself: patches of its functions are compiled the
+    /// same way, to objects.
+    pub binary: Option<Invocation>,
 }
 
 /// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
@@ -62,30 +65,46 @@ pub fn build_program(
     )?;
     let executable = executable.context("cargo built no executable")?;
     let mut invocations = HashMap::new();
+    let mut binary = None;
     if LINKED_PATCHES {
-        let record_dir = profile.target_dir.join("rustc-commands");
+        let records = Records { dir: profile.target_dir.join("rustc-commands"), lines: &lines };
         for (crate_name, rlib) in rlibs {
-            let record = record_dir.join(format!("{crate_name}.json"));
-            let compiled = lines.iter().rev().find_map(|l| Invocation::parse(l, &crate_name, "lib"));
-            let direct = match compiled {
-                Some(direct) => {
-                    let _ = std::fs::create_dir_all(&record_dir);
-                    let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
-                    Some(direct)
-                }
-                // Built by an earlier session: its record holds the command, if it
-                // built this very rlib.
-                None => std::fs::read(&record)
-                    .ok()
-                    .and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok())
-                    .filter(|d| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path())),
-            };
-            if let Some(direct) = direct {
+            let built_this = |d: &Invocation| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path());
+            if let Some(direct) = records.take(&crate_name, "lib", built_this) {
                 invocations.insert(crate_name, direct);
             }
         }
+        let bin_crate = target.1.replace('-', "_");
+        binary = records.take(&bin_crate, "bin", |d| d.output_executable(&bin_crate).is_some_and(|p| p.is_file()));
     }
-    Ok(ProgramBuild { executable, invocations })
+    Ok(ProgramBuild { executable, invocations, binary })
+}
+
+/// The rustc commands of a program's build, as cargo printed them or, for a crate it
+/// did not compile again, as an earlier session recorded them in `dir`.
+struct Records<'a> {
+    dir: PathBuf,
+    lines: &'a [String],
+}
+
+impl Records<'_> {
+    /// The command that compiled `crate_name` as `crate_type`: recorded when cargo ran
+    /// it, else read from the record if `built_this` says it built the artifact cargo
+    /// reported.
+    fn take(&self, crate_name: &str, crate_type: &str, built_this: impl Fn(&Invocation) -> bool) -> Option<Invocation> {
+        let record = self.dir.join(format!("{crate_name}.{crate_type}.json"));
+        match self.lines.iter().rev().find_map(|l| Invocation::parse(l, crate_name, crate_type)) {
+            Some(direct) => {
+                let _ = std::fs::create_dir_all(&self.dir);
+                let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
+                Some(direct)
+            }
+            None => std::fs::read(&record)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok())
+                .filter(built_this),
+        }
+    }
 }
 
 /// Builds the program's libraries in the patch directory, with the runtime's patch

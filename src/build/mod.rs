@@ -13,7 +13,9 @@
 //! | what of cargo's output the user sees | `output` |
 //! | one build at a time per directory | `lock` |
 //! | the object files of a built rlib | `rlib` |
+//! | the agent library preloaded into programs without the runtime | `agent` |
 
+mod agent;
 mod cargo;
 mod lock;
 mod output;
@@ -21,6 +23,7 @@ mod profile;
 pub mod rlib;
 mod rustc;
 
+pub use agent::build_agent;
 pub use cargo::{build_patch_deps, build_program, ProgramBuild};
 pub use lock::BuildLock;
 pub use profile::{Features, Profile};

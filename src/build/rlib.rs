@@ -1,5 +1,5 @@
-//! The object files of an rlib, as the linker, the code comparison and the layout check
-//! read them.
+//! The object files of a patch build — an rlib's members, or the objects a binary crate
+//! was compiled to — as the linker, the code comparison and the layout check read them.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -35,8 +35,12 @@ impl Member {
     }
 }
 
-/// Every object file (`*.o`) of the rlib at `path`.
+/// Every object file (`*.o`) of the rlib at `path` or, when `path` is a directory, in
+/// it (a binary crate's codegen units, see [`crate::build::Invocation::for_linked_patch`]).
 pub fn objects(path: &Path) -> Result<Vec<Member>> {
+    if path.is_dir() {
+        return directory_objects(path);
+    }
     let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
     let archive = object::read::archive::ArchiveFile::parse(&*data)
         .with_context(|| format!("{} is not an rlib", path.display()))?;
@@ -53,6 +57,24 @@ pub fn objects(path: &Path) -> Result<Vec<Member>> {
     Ok(objects)
 }
 
+fn directory_objects(dir: &Path) -> Result<Vec<Member>> {
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "o") {
+            let bytes = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            objects.push(Member::new(name, &bytes));
+        }
+    }
+    if objects.is_empty() {
+        bail!("{} holds no object files", dir.display());
+    }
+    // Listed in a stable order, as an archive's members are.
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(objects)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +84,18 @@ mod tests {
         let member = Member::new("a.o".into(), &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(member.bytes(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(member.bytes().as_ptr() as usize % 8, 0);
+    }
+
+    #[test]
+    fn a_directory_gives_its_object_files_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.rcgu.o"), [2]).unwrap();
+        std::fs::write(dir.path().join("a.rcgu.o"), [1]).unwrap();
+        std::fs::write(dir.path().join("app.d"), [0]).unwrap();
+        let names: Vec<String> = objects(dir.path()).unwrap().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["a.rcgu.o", "b.rcgu.o"]);
+        std::fs::remove_file(dir.path().join("a.rcgu.o")).unwrap();
+        std::fs::remove_file(dir.path().join("b.rcgu.o")).unwrap();
+        assert!(objects(dir.path()).is_err());
     }
 }

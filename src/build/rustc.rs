@@ -3,6 +3,7 @@
 use super::output::strip_ansi;
 use super::{BuildError, PROGRAM_LINK_FLAGS};
 use crate::shell::Shell;
+use crate::workspace::CrateKind;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,9 +98,18 @@ impl Invocation {
         Some(Path::new(dir).join(format!("lib{crate_name}{extra}.rlib")))
     }
 
+    /// The executable a binary invocation writes (`deps/app-1234abcd`).
+    pub fn output_executable(&self, crate_name: &str) -> Option<PathBuf> {
+        let dir = self.value("--out-dir")?;
+        let extra = self.value("-C extra-filename").unwrap_or("");
+        Some(Path::new(dir).join(format!("{crate_name}{extra}")))
+    }
+
     /// The same command compiling against `rlib` wherever it named a library of the same
     /// file stem (`libbase-1234abcd`, as `.rlib` or `.rmeta`): a newer build of that
-    /// crate with the same identity.
+    /// crate with the same identity. Its directory is searched first too, for crates
+    /// that reach it only through another dependency (rustc picks the build whose hash
+    /// that dependency was compiled against).
     pub fn with_extern_build(mut self, rlib: &Path) -> Invocation {
         let stem = rlib.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut words = self.args.iter_mut().peekable();
@@ -113,14 +123,23 @@ impl Invocation {
                 *value = format!("{name}={}", rlib.display());
             }
         }
+        if let Some(dir) = rlib.parent() {
+            self.args.splice(0..0, ["-L".to_string(), format!("dependency={}", dir.display())]);
+        }
         self
     }
 
-    /// This library invocation turned into the build of a linked patch's rlib (see
-    /// [`crate::link`]): written to `out_dir` with its own incremental cache,
-    /// position-dependent, every static kept global. Its debug info is the caller's
-    /// choice ([`Invocation::with_debuginfo`]).
-    pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path) -> Invocation {
+    /// This invocation turned into the build of a linked patch (see [`crate::link`]):
+    /// written to `out_dir` with its own incremental cache, position-dependent, every
+    /// static kept global. A library is built as an rlib; a binary keeps its crate type
+    /// (which is part of its symbols' hashes) and is compiled to one object file per
+    /// codegen unit, not linked. Its debug info is the caller's choice
+    /// ([`Invocation::with_debuginfo`]).
+    pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path, kind: CrateKind) -> Invocation {
+        let (crate_type, emit) = match kind {
+            CrateKind::Lib => ("rlib", "--emit=link"),
+            CrateKind::Bin => ("bin", "--emit=obj"),
+        };
         let mut args = Vec::with_capacity(self.args.len() + 4);
         let mut words = self.args.iter();
         while let Some(word) = words.next() {
@@ -129,7 +148,7 @@ impl Invocation {
                 // link std, and cannot link position-dependent code at all.
                 words.next();
             } else if word.starts_with("--emit=") {
-                args.push("--emit=link".to_string());
+                args.push(emit.to_string());
             } else if word == "--out-dir" {
                 words.next();
                 args.push(word.clone());
@@ -146,7 +165,7 @@ impl Invocation {
                 args.push(word.clone());
             }
         }
-        args.extend(["--crate-type", "rlib"].map(String::from));
+        args.extend(["--crate-type", crate_type].map(String::from));
         args.extend(PROGRAM_LINK_FLAGS.iter().map(|s| s.to_string()));
         Invocation { env: self.env.clone(), program: self.program.clone(), args }
     }
@@ -348,7 +367,7 @@ mod tests {
                     -C incremental=/t/incremental`";
         let program = Invocation::parse(line, "logic", "lib").unwrap();
         assert_eq!(program.output_rlib("logic").unwrap(), Path::new("/t/deps/liblogic-abc.rlib"));
-        let patch = program.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"));
+        let patch = program.for_linked_patch(Path::new("/p/logic"), Path::new("/p/inc"), CrateKind::Lib);
         let args = patch.args.join(" ");
         assert!(args.contains("--emit=link") && args.contains("--out-dir /p/logic"), "{args}");
         assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=2"), "{args}");
@@ -356,6 +375,21 @@ mod tests {
         assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
         assert!(args.ends_with("--crate-type rlib -C relocation-model=static -C link-dead-code"), "{args}");
         assert_eq!(patch.env, program.env);
+    }
+
+    #[test]
+    fn a_binarys_patch_keeps_its_crate_type_and_is_compiled_to_objects() {
+        let line = "     Running `rustc --crate-name app --edition=2021 app/src/main.rs --error-format=json \
+                    --crate-type bin --emit=dep-info,link -C metadata=abc -C extra-filename=-abc \
+                    --out-dir /t/deps -C incremental=/t/incremental -C relocation-model=static`";
+        let program = Invocation::parse(line, "app", "bin").unwrap();
+        assert_eq!(program.output_executable("app").unwrap(), Path::new("/t/deps/app-abc"));
+        let patch = program.for_linked_patch(Path::new("/p/app-bin/objects"), Path::new("/p/inc"), CrateKind::Bin);
+        let args = patch.args.join(" ");
+        assert!(args.contains("--emit=obj") && args.contains("--out-dir /p/app-bin/objects"), "{args}");
+        assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
+        assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
+        assert!(args.contains("--crate-type bin -C relocation-model=static -C link-dead-code"), "{args}");
     }
 
     #[test]
@@ -407,8 +441,9 @@ mod tests {
                 .to_vec(),
         };
         let patched = program.with_extern_build(Path::new("/p/current/base/libbase-12.rlib"));
-        assert_eq!(patched.args[1], "b=/p/current/base/libbase-12.rlib");
-        assert_eq!(patched.args[3], "h=/t/deps/libhot-34.rmeta");
+        assert_eq!(patched.args[..2], ["-L", "dependency=/p/current/base"]);
+        assert_eq!(patched.args[3], "b=/p/current/base/libbase-12.rlib");
+        assert_eq!(patched.args[5], "h=/t/deps/libhot-34.rmeta");
     }
 
     #[test]

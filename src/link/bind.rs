@@ -1,6 +1,7 @@
 //! Binding a patch's objects to the running program: what they define and need, and
 //! the linker script that sets each need to the program's address.
 
+use super::image::CodeImage;
 use super::program::ProgramImage;
 use super::{demangle, tls::new_thread_local};
 use anyhow::{bail, Result};
@@ -10,6 +11,7 @@ use object::write::{Object, Relocation, Symbol, SymbolSection};
 use object::{Endianness, RelocationFlags, SectionIndex};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The end of every linker script: ends `.eh_frame` with the zero word the unwinder's
 /// `__register_frame` looks for (a shared object gets one from crtend.o; this is no
@@ -106,16 +108,27 @@ impl Plan {
     }
 
     /// Decides every binding; `Err` names what the program lacks.
-    pub(super) fn resolve(&mut self, program: &ProgramImage, module_statics: &HashSet<String>) -> Result<(), String> {
+    pub(super) fn resolve(
+        &mut self,
+        program: &ProgramImage,
+        earlier: &[Arc<CodeImage>],
+        module_statics: &HashSet<String>,
+    ) -> Result<(), String> {
         for (name, weak) in &self.undefined {
             if self.defined.contains(name) || self.tls.contains(name) {
                 continue;
             }
+            // A function only an earlier patch has: a generic instance that a rebuilt
+            // dependency now exports (shared generics), which its dependents use.
+            let in_earlier = || earlier.iter().rev().find_map(|image| image.function(name));
             match program.symbol(name) {
                 Some(symbol) if !symbol.tls => {
                     self.bindings.insert(name.clone(), symbol.address);
                 }
                 Some(_) => {}
+                None if in_earlier().is_some() => {
+                    self.bindings.insert(name.clone(), in_earlier().expect("found").address);
+                }
                 None => match program.import(name) {
                     Some(got) => {
                         self.stubs.insert(name.clone(), got);

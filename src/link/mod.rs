@@ -71,6 +71,9 @@ pub struct Request<'a> {
     pub rlib: &'a Path,
     /// The running program.
     pub program: &'a ProgramImage,
+    /// The patches already loaded into it, oldest first: functions only they define
+    /// are bound to their copies.
+    pub earlier: &'a [std::sync::Arc<image::CodeImage>],
     /// The lowest address to link at.
     pub base: u64,
     /// The patch file to write.
@@ -126,7 +129,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     for object in &objects {
         plan.survey(object.bytes())?;
     }
-    plan.resolve(request.program, request.module_statics).map_err(Error::Unlinkable)?;
+    plan.resolve(request.program, request.earlier, request.module_statics).map_err(Error::Unlinkable)?;
     std::fs::create_dir_all(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {

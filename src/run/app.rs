@@ -23,7 +23,7 @@ impl App {
     pub fn spawn(
         executable: &Path,
         args: &[String],
-        env: &[(&str, &Path)],
+        env: &[(&str, std::ffi::OsString)],
         on_exit: impl FnOnce(u32, ExitStatus) + Send + 'static,
     ) -> Result<App> {
         let mut cmd = Command::new(executable);

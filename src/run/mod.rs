@@ -7,6 +7,7 @@ pub mod app;
 mod job;
 mod requests;
 
+use crate::apply::inject;
 use crate::apply::session::{Incoming, Session};
 use crate::build::{self, BuildError, Features, Profile, ProgramBuild};
 use crate::check::layout;
@@ -22,6 +23,7 @@ use app::App;
 use hotreload_protocol::control::Mode;
 use job::{Outcome, Refusal};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -106,7 +108,15 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     .context("failed to install the Ctrl-C handler")?;
     // Watch before building, so a save during the first build is not lost.
     let _watcher = watch_workspace(&ws, &binary, &profile, args, tx.clone())?;
+    let preload = build::LINKED_PATCHES && binary.runtime.is_none();
     let mut driver = Driver::new(ws, binary, profile, settings, session, (tx, rx), args, shell);
+    if preload {
+        let library = build::build_agent(shell).map_err(|e| match e {
+            BuildError::Failed => "the agent library did not compile".to_string(),
+            e => format!("{e:#}"),
+        });
+        driver.config.agent = AgentSource::Preloaded(library);
+    }
     driver.build_and_start()?;
     driver.warm_patches();
     Ok(driver.event_loop(args.exit_with_app)?)
@@ -171,9 +181,18 @@ enum SavedFile {
 
 /// What `path` is: a hot crate's library source (not its binaries, nor the program's
 /// `main.rs`), or a file only a restart takes.
-fn saved_file(ws: &Workspace, binary: &Binary, path: &Path, entries: bool) -> SavedFile {
+fn saved_file(
+    ws: &Workspace,
+    binary: &Binary,
+    binary_crate: Option<&HotCrate>,
+    path: &Path,
+    entries: bool,
+) -> SavedFile {
     let Some(member) = ws.owner_of(path) else { return SavedFile::NeedsRestart("changed") };
     let src = member.dir.join("src");
+    if let Some(krate) = binary_crate.filter(|_| is_binary_source(member, binary, path)) {
+        return SavedFile::HotSource(krate.package.clone());
+    }
     let is_lib_source = member.reloadable(entries)
         && path.starts_with(&src)
         && path != binary.src
@@ -186,6 +205,27 @@ fn saved_file(ws: &Workspace, binary: &Binary, path: &Path, entries: bool) -> Sa
     } else {
         SavedFile::NeedsRestart("is not in a reloadable library crate")
     }
+}
+
+/// Whether `path`, a file of `member`, is the binary's source: its root, a module in
+/// the root's own directory (`src/bin/tool/`), or, for a `src/main.rs` in a package with
+/// no library, any file under `src/` but other binaries'.
+fn is_binary_source(member: &crate::workspace::Member, binary: &Binary, path: &Path) -> bool {
+    if member.name != binary.package || path.extension().is_none_or(|e| e != "rs") {
+        return false;
+    }
+    let own_dir = match binary.src.file_name() {
+        Some(name) if name == "main.rs" => binary.src.parent().map(Path::to_path_buf),
+        _ => Some(binary.src.with_extension("")),
+    };
+    let src = member.dir.join("src");
+    if path == binary.src || (binary.src != src.join("main.rs") && own_dir.is_some_and(|d| path.starts_with(d))) {
+        return true;
+    }
+    binary.src == src.join("main.rs")
+        && member.lib.is_none()
+        && path.starts_with(&src)
+        && !path.starts_with(src.join("bin"))
 }
 
 /// `--target-dir`, or `<cargo's target dir>/hotreload`.
@@ -334,6 +374,16 @@ struct Config {
     features: Features,
     /// The target's and the profile's cfgs, for the source scan.
     base_cfg: crate::detect::cfg::Cfg,
+    /// Where the program's agent comes from.
+    agent: AgentSource,
+}
+
+/// Where the program's agent comes from.
+enum AgentSource {
+    /// The program depends on the runtime: its `hotreload::init()` starts the agent.
+    Own,
+    /// Preloaded (see [`crate::apply::inject`]): the library, or why it could not be built.
+    Preloaded(Result<PathBuf, String>),
 }
 
 /// The settings, and the root manifest they are kept in.
@@ -404,6 +454,7 @@ impl Driver {
                 runtime: binary.runtime.clone(),
             },
             base_cfg: crate::detect::cfg::Cfg::for_build(&rustc, !args.release),
+            agent: AgentSource::Own,
         };
         Driver {
             config,
@@ -455,9 +506,16 @@ impl Driver {
                 }
                 Event::ConnectDeadline { pid } => {
                     if self.app.as_ref().map(App::pid) == Some(pid) && self.agent.is_none() {
+                        let question = match self.config.agent {
+                            AgentSource::Own => "does its `main` call `hotreload::init()`?",
+                            AgentSource::Preloaded(_) => {
+                                "the preloaded agent did not start in it (does it clear its environment, or \
+                                 run another executable?); adding `hotreload-runtime` and calling \
+                                 `hotreload::init()` in `main` starts one from inside."
+                            }
+                        };
                         self.shell.warn(format_args!(
-                            "`{}` has not connected after {}s: does its `main` call `hotreload::init()`? \
-                             Changes wait until it connects",
+                            "`{}` has not connected after {}s: {question} Changes wait until it connects",
                             self.binary.name,
                             CONNECT_DEADLINE.as_secs()
                         ));
@@ -490,7 +548,8 @@ impl Driver {
     /// newer than what the program runs, and is patched once it connects.
     fn build_program(&mut self) -> Result<BuiltProgram, BuildError> {
         let entries = self.entries_enabled();
-        let hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
+        let mut hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
+        hot.extend(self.binary_crate());
         let sources = hot
             .into_iter()
             .map(|krate| {
@@ -524,7 +583,10 @@ impl Driver {
         }
         self.shell.status("Running", format_args!("`{}`", program.executable.display()));
         let tx = self.events.tx.clone();
-        let app = App::spawn(&program.executable, &self.config.args, &self.session.env(), move |pid, status| {
+        let mut env: Vec<(&str, OsString)> =
+            self.session.env().iter().map(|(k, v)| (*k, v.as_os_str().to_owned())).collect();
+        env.extend(self.preload_env(&program.executable));
+        let app = App::spawn(&program.executable, &self.config.args, &env, move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
         let (tx, pid) = (self.events.tx.clone(), app.pid());
@@ -541,6 +603,19 @@ impl Driver {
         self.app = Some(app);
         self.agent = None;
         Ok(())
+    }
+
+    /// The environment that preloads the agent into `executable`, when the program does
+    /// not start its own; why it cannot is said once per reason.
+    fn preload_env(&mut self, executable: &Path) -> Vec<(&'static str, OsString)> {
+        let AgentSource::Preloaded(library) = &self.config.agent else { return Vec::new() };
+        let why = match library.as_ref().map(|l| (l, inject::unfit(executable))) {
+            Ok((library, None)) => return inject::preload_env(library),
+            Ok((_, Some(why))) => format!("`{}` cannot take the agent: {why}", self.binary.name),
+            Err(why) => format!("no agent for `{}`: {why}", self.binary.name),
+        };
+        self.shell.warn(format_args!("{why}; changes cannot reach it"));
+        Vec::new()
     }
 
     /// A crate as the program that starts runs it. What was said of it stays said (once
@@ -560,6 +635,34 @@ impl Driver {
         }
         state.running = Running { snapshot, built_from, ..Running::default() };
         self.crates.insert(name, state);
+    }
+
+    /// The crate the session calls `name`: a workspace library, or the binary.
+    fn krate(&self, name: &str) -> Option<HotCrate> {
+        self.binary_crate().filter(|b| b.package == name).or_else(|| self.ws.hot_crate(name))
+    }
+
+    /// The binary's crate, when changed functions are redirected at their entries (the
+    /// only way a binary's new code reaches the program that runs it).
+    fn binary_crate(&self) -> Option<HotCrate> {
+        (self.entries_enabled() && matches!(self.binary.kind, "bin" | "example"))
+            .then(|| self.ws.binary_crate(&self.binary))
+    }
+
+    /// Every workspace library crate `name` depends on, directly or not; for the binary,
+    /// its package's library too.
+    pub(super) fn dependencies(&self, name: &str) -> BTreeSet<String> {
+        match self.binary_crate().filter(|b| b.package == name) {
+            Some(_) => {
+                let package = &self.binary.package;
+                let mut deps = self.ws.dependencies_of(package);
+                if self.ws.members.get(package).is_some_and(|m| m.lib.is_some()) {
+                    deps.insert(package.clone());
+                }
+                deps
+            }
+            None => self.ws.dependencies_of(name),
+        }
     }
 
     /// The state of hot crate `name`.
@@ -605,7 +708,7 @@ impl Driver {
         let started = Instant::now();
         let listed = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let order = self.ws.dependency_order(&names);
-        let crates: Vec<HotCrate> = order.iter().filter_map(|name| self.ws.hot_crate(name)).collect();
+        let crates: Vec<HotCrate> = order.iter().filter_map(|name| self.krate(name)).collect();
         if crates.iter().all(|krate| self.linked_open(krate)) {
             for krate in &crates {
                 self.prime_linked(krate);
@@ -759,7 +862,8 @@ impl Driver {
                     ManifestEdit::Other => {}
                 }
             }
-            match saved_file(&self.ws, &self.binary, path, self.entries_enabled()) {
+            let binary = self.binary_crate();
+            match saved_file(&self.ws, &self.binary, binary.as_ref(), path, self.entries_enabled()) {
                 SavedFile::HotSource(name) => {
                     changes.crates.insert(name);
                 }
@@ -796,7 +900,11 @@ impl Driver {
     fn apply_pending(&mut self, saved: Instant, force: bool) -> Vec<(String, Outcome)> {
         let mut outcomes = Vec::new();
         let mut retry = BTreeSet::new();
-        let order = self.ws.dependency_order(&self.pending);
+        let mut order = self.ws.dependency_order(&self.pending);
+        // The binary depends on the libraries, and nothing on it: last.
+        if let Some(binary) = self.binary_crate() {
+            order.sort_by_key(|name| *name == binary.package);
+        }
         for name in order {
             if !self.steer.settings.allows(&name, force) {
                 if self.config.output.check && !force {
@@ -805,8 +913,7 @@ impl Driver {
                 continue;
             }
             let waiting_on = self
-                .ws
-                .dependencies_of(&name)
+                .dependencies(&name)
                 .into_iter()
                 .find(|dep| self.crates.get(dep).is_some_and(|c| c.cache.failed.is_some()));
             if let Some(dep) = waiting_on {
@@ -855,7 +962,10 @@ impl Driver {
     /// Crates that depend on `name` and whose last build failed: the failure may have
     /// been `name`'s missing function or type.
     fn failed_dependents(&self, name: &str) -> BTreeSet<String> {
-        let dependents = self.ws.dependents_of(name);
+        let mut dependents = self.ws.dependents_of(name);
+        if let Some(binary) = self.binary_crate().filter(|b| self.dependencies(&b.package).contains(name)) {
+            dependents.insert(binary.package);
+        }
         dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.cache.failed.is_some())).collect()
     }
 
@@ -866,7 +976,7 @@ impl Driver {
             .crates
             .iter()
             .filter(|(name, state)| {
-                crate::detect::sources_hash(&self.ws.members[*name].dir.join("src")) != state.running.built_from
+                self.krate(name).is_some_and(|k| crate::detect::sources_hash(&k.src) != state.running.built_from)
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -902,5 +1012,45 @@ mod tests {
             history.record(&Outcome::Applied { ms, route: job::Route::Linked });
         }
         assert_eq!(history.recent_ms, (5..15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_binarys_sources_are_its_root_and_its_own_modules() {
+        let member = |lib: bool| crate::workspace::Member {
+            name: "app".into(),
+            dir: "/w/app".into(),
+            lib: lib.then(|| ("app".into(), "/w/app/src/lib.rs".into())),
+            hot: false,
+            runtime_name: None,
+            depends_on: BTreeSet::new(),
+        };
+        let binary = |src: &str| Binary {
+            package: "app".into(),
+            kind: "bin",
+            name: "tool".into(),
+            src: src.into(),
+            runtime: None,
+        };
+        let main = binary("/w/app/src/main.rs");
+        let is = |m: &crate::workspace::Member, b: &Binary, p: &str| is_binary_source(m, b, Path::new(p));
+        // `src/main.rs` and, with no library, every module beside it.
+        assert!(is(&member(false), &main, "/w/app/src/main.rs"));
+        assert!(is(&member(false), &main, "/w/app/src/ui/mod.rs"));
+        assert!(!is(&member(false), &main, "/w/app/src/bin/other.rs"));
+        assert!(!is(&member(false), &main, "/w/app/build.rs"));
+        // With a library, the modules are the library's.
+        assert!(is(&member(true), &main, "/w/app/src/main.rs"));
+        assert!(!is(&member(true), &main, "/w/app/src/ui/mod.rs"));
+        // A `src/bin/` binary: its root and its own directory.
+        let tool = binary("/w/app/src/bin/tool.rs");
+        assert!(is(&member(false), &tool, "/w/app/src/bin/tool.rs"));
+        assert!(is(&member(false), &tool, "/w/app/src/bin/tool/args.rs"));
+        assert!(!is(&member(false), &tool, "/w/app/src/bin/other.rs"));
+        assert!(!is(&member(false), &tool, "/w/app/src/lib.rs"));
+        let nested = binary("/w/app/src/bin/tool/main.rs");
+        assert!(is(&member(false), &nested, "/w/app/src/bin/tool/args.rs"));
+        // Another package's files never are.
+        let other = crate::workspace::Member { name: "logic".into(), ..member(false) };
+        assert!(!is(&other, &main, "/w/app/src/main.rs"));
     }
 }

@@ -7,6 +7,7 @@ use crate::harness::{Fixture, Session, RELOAD};
 use std::time::Duration;
 
 const LIB: &str = "logic/src/lib.rs";
+const MAIN: &str = "app/src/main.rs";
 
 /// The number after `name=` in a program line.
 fn field(line: &str, name: &str) -> u64 {
@@ -15,18 +16,27 @@ fn field(line: &str, name: &str) -> u64 {
     rest.split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("no number for {name} in {line:?}"))
 }
 
-/// The program's state across reloads: its static and thread-local keep counting.
+/// The program's state across reloads: `logic`'s static and thread-local and the
+/// binary's static keep counting.
 struct Counters {
     ticks: u64,
     seen: u64,
+    labelled: u64,
 }
 
 impl Counters {
-    /// Takes a line printed after a reload: both counters went on from where they were.
+    fn of(line: &str) -> Counters {
+        Counters { ticks: field(line, "ticks"), seen: field(line, "seen"), labelled: field(line, "labelled") }
+    }
+
+    /// Takes a line printed after a reload: every counter went on from where it was.
     fn went_on(&mut self, line: &str) {
-        let (ticks, seen) = (field(line, "ticks"), field(line, "seen"));
-        assert!(ticks > self.ticks && seen > self.seen, "the static or thread-local started afresh: {line}");
-        (self.ticks, self.seen) = (ticks, seen);
+        let now = Counters::of(line);
+        assert!(
+            now.ticks > self.ticks && now.seen > self.seen && now.labelled > self.labelled,
+            "a static or thread-local started afresh: {line}"
+        );
+        *self = now;
     }
 }
 
@@ -38,7 +48,7 @@ fn functions_without_annotations_switch_at_their_entries() {
         "value=11 greet=hello double=42 evens=5 here=5 add=101 top=9 words=3 big=2.5 fetch=6 risky=risky-old",
         RELOAD,
     );
-    let mut counters = Counters { ticks: field(&first, "ticks"), seen: field(&first, "seen") };
+    let mut counters = Counters::of(&first);
     let mut edit = |file: &str, from: &str, to: &str, expect: &str| {
         fx.replace(file, from, to);
         counters.went_on(&s.wait_stdout(expect, RELOAD));
@@ -79,9 +89,20 @@ fn functions_without_annotations_switch_at_their_entries() {
     edit("base/src/lib.rs", "    1\n}", "    2\n}", "value=22 greet=ahoy");
     // A crate above a reloaded one: linked against its newest build.
     edit(LIB, "    20\n}", "    30\n}", "value=32 greet=ahoy");
+    // A function of the binary, called from `main`'s loop, with the binary's static.
+    edit(MAIN, "\"bin-old\"", "\"bin-new\"", "risky=risky-new label=bin-new");
+    s.wait_stderr("updated app::label", RELOAD);
+    // A closure of the binary's.
+    edit(MAIN, "s.replace(' ', \"-\")", "s.replace(' ', \"+\")", "risky=risky+new label=bin-new");
+    // `main` itself runs on in its old body, and that is said.
+    fx.replace(MAIN, "from_millis(5)", "from_millis(4)");
+    s.wait_stderr("`app::main` keeps its old code: it is running", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
     let reloaded = s.stderr.count(|l| l.contains("Reloaded logic"));
     let linked = s.stderr.count(|l| l.contains("Reloaded logic") && l.contains("1 static and 2 thread-locals shared"));
     assert!(reloaded >= 4 && linked == reloaded, "every patch of logic linked, sharing its static and thread-locals");
+    let binary = s.stderr.count(|l| l.contains("Reloaded app") && l.contains("1 static and 0 thread-locals shared"));
+    assert_eq!(binary, 3, "every patch of the binary linked, sharing its static");
     s.assert_stderr_count("self-contained", 0);
 }
 

@@ -32,8 +32,9 @@ fn a_save_during_a_restart_reaches_the_restarted_program() {
     let s = Session::start(&fx, &["-p", "app", "--restart"]);
     s.wait_stdout("show=upper(1) size=big", RELOAD);
     fx.replace("app/src/main.rs", r#"format!("show={}""#, r#"format!("shown={}""#);
+    // `main` runs, so only a restart runs its new body.
     let restarting = s.wait_stderr("Restarting", RELOAD);
-    assert!(restarting.contains("`app/src/main.rs` changed"), "{restarting}");
+    assert!(restarting.contains("`app::main` changed, and the program runs in its old body"), "{restarting}");
     // While cargo rebuilds the program.
     fx.replace(LOWER, "    1\n", "    5\n");
     s.wait_stdout("shown=upper(5) size=big", RELOAD);
@@ -49,6 +50,10 @@ fn a_restart_whose_build_fails_keeps_the_running_program() {
     let s = Session::start(&fx, &["-p", "app", "--restart"]);
     s.wait_stdout("show=upper(1) size=big", RELOAD);
     fx.replace("app/src/main.rs", "let mut last = String::new();", "let mut last = String::new() +;");
+    s.wait_stderr("could not compile `app`; the program keeps running the previous code", RELOAD);
+    // A change that needs a restart: the program is built first, fails, and the running
+    // one stays.
+    fx.edit("app/Cargo.toml", |src| format!("{src}\n# a restart\n"));
     s.wait_stderr("could not compile `app`; the running program keeps its previous build", RELOAD);
     s.assert_stderr_count("Caused by", 0);
     // Still running, and still patched.

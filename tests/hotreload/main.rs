@@ -4,6 +4,7 @@
 mod autoreload;
 mod entry;
 mod harness;
+mod inject;
 mod layout;
 mod lost_edits;
 mod ordinary;

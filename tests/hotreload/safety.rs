@@ -22,10 +22,10 @@ fn a_compile_error_is_reported_once_and_the_old_code_keeps_running() {
     fx.edit("logic/src/lib.rs", |src| format!("{src}\npub fn broken( {{\n"));
     s.wait_stderr("could not compile `logic`; the program keeps running the previous code", RELOAD);
     // Saves elsewhere do not rebuild the broken crate.
-    fx.edit("app/src/main.rs", |src| format!("{src}\n// an unrelated save\n"));
-    s.wait_stderr("restart needed: `app/src/main.rs` is not in a reloadable library crate", RELOAD);
-    fx.edit("app/src/main.rs", |src| format!("{src}// another one\n"));
-    s.wait_stderr_nth("restart needed: `app/src/main.rs`", 2, RELOAD);
+    fx.edit("app/Cargo.toml", |src| format!("{src}\n# an unrelated save\n"));
+    s.wait_stderr("restart needed: `app/Cargo.toml` changed", RELOAD);
+    fx.edit("app/Cargo.toml", |src| format!("{src}# another one\n"));
+    s.wait_stderr_nth("restart needed: `app/Cargo.toml`", 2, RELOAD);
     s.assert_stderr_count("could not compile `logic`;", 1);
     s.assert_stderr_count("error: this file contains an unclosed delimiter", 1);
     assert!(s.last_stdout().contains("score=6 "), "{}", s.last_stdout());

@@ -51,6 +51,16 @@ pub const ENV_SOCKET: &str = "CARGO_HOTRELOAD_SOCKET";
 /// agent is asked to load must lie inside it.
 pub const ENV_SESSION_DIR: &str = "CARGO_HOTRELOAD_SESSION_DIR";
 
+/// Environment variable set, with [`ENV_TOOL_PID`], for a program the tool starts with
+/// its agent library preloaded (`LD_PRELOAD`): the library's path, which the agent
+/// removes from `LD_PRELOAD` before `main` so that the program's children never load it.
+pub const ENV_AGENT_LIBRARY: &str = "CARGO_HOTRELOAD_AGENT_LIBRARY";
+
+/// Environment variable holding the tool's process id: a preloaded agent starts only in
+/// a process whose parent it is (the program the tool started, not a child of it that
+/// kept the environment).
+pub const ENV_TOOL_PID: &str = "CARGO_HOTRELOAD_TOOL_PID";
+
 /// The cfg the `hotreload` runtime is compiled with in a `cargo hotreload run` build.
 pub const CFG_HOT: &str = "hotreload";
 

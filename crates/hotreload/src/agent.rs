@@ -19,16 +19,22 @@ use std::time::Instant;
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn start(options: Options) {
-    if STARTED.swap(true, Ordering::SeqCst) {
-        return;
-    }
     let Some(socket) = std::env::var_os(ENV_SOCKET) else {
         return;
     };
     let session_dir = std::env::var_os(ENV_SESSION_DIR).map(PathBuf::from);
+    start_at(Path::new(&socket), session_dir, options);
+}
+
+/// Starts the agent for the session listening on `socket` (once per process image of
+/// the runtime: later calls do nothing).
+pub(crate) fn start_at(socket: &Path, session_dir: Option<PathBuf>, options: Options) {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
     // Connect and say hello before returning, so the session knows this program's
     // functions before `main` goes on.
-    match connect(Path::new(&socket)) {
+    match connect(socket) {
         Ok(stream) => {
             let spawned = std::thread::Builder::new()
                 .name("hotreload-agent".into())

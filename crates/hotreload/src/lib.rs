@@ -48,6 +48,10 @@ mod agent;
 #[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
 mod code;
 mod events;
+/// The start of the preloaded agent (`hotreload-agent`); not for programs.
+#[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
+#[doc(hidden)]
+pub mod inject;
 #[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
 mod loader;
 #[cfg(hotreload_patch)]

@@ -8,7 +8,7 @@ use crate::build::{self, BuildError, BuildLock, LINKED_PATCHES};
 use crate::detect::sources_hash;
 use crate::link::{self, program::ProgramImage};
 use crate::run::Driver;
-use crate::workspace::HotCrate;
+use crate::workspace::{CrateKind, HotCrate};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
@@ -187,7 +187,9 @@ pub(crate) struct LinkedBuild {
 
 /// A linked patch's rustc, running. Dropped before it is finished, it is stopped.
 pub(crate) struct StartedBuild {
-    rustc: build::Rustc,
+    rustc: Option<build::Rustc>,
+    /// Library (an rlib) or binary (objects).
+    kind: CrateKind,
     /// The `ENV_FULL_FORM` it was started with.
     full: Option<String>,
     /// Whether it generates debug info.
@@ -197,6 +199,26 @@ pub(crate) struct StartedBuild {
     out_dir: PathBuf,
     started: Instant,
     lock: BuildLock,
+}
+
+impl StartedBuild {
+    /// Waits for rustc (see [`build::Rustc::wait`]) and returns what the linker reads:
+    /// the rlib, or the directory of a binary's objects.
+    fn wait(
+        &mut self,
+        shell: &crate::shell::Shell,
+        hide: bool,
+        current: &dyn Fn() -> bool,
+    ) -> Result<PathBuf, BuildError> {
+        let rustc = self.rustc.take().ok_or_else(|| anyhow::anyhow!("the build was already waited for"))?;
+        match self.kind {
+            CrateKind::Lib => rustc.wait(shell, hide, ".rlib", current),
+            CrateKind::Bin => {
+                let object = rustc.wait(shell, hide, ".o", current)?;
+                Ok(object.parent().map(PathBuf::from).unwrap_or(object))
+            }
+        }
+    }
 }
 
 impl Driver {
@@ -231,6 +253,12 @@ impl Driver {
 
     /// The self-contained route, for a crate whose linked route is closed for `why`.
     fn fall_back(&mut self, plan: &Plan, why: Closed) -> Result<Built, Stop> {
+        if plan.krate.kind == CrateKind::Bin {
+            return Err(Stop::Refused(vec![format!(
+                "`{}` is the binary: its new code reaches the running program only as a linked patch, and {why}",
+                plan.krate.package
+            )]));
+        }
         if let Some(refusal) = split_state(&why, &plan.statics) {
             return Err(Stop::Refused(vec![format!("`{}`: {refusal}", plan.krate.package)]));
         }
@@ -327,8 +355,7 @@ impl Driver {
     /// The rustc command for the crate's linked patch, or why the linked route is closed.
     fn linked_invocation(&self, krate: &HotCrate, form: Form<'_>) -> Result<build::Invocation, Closed> {
         let reloaded: Vec<String> = self
-            .ws
-            .dependencies_of(&krate.package)
+            .dependencies(&krate.package)
             .into_iter()
             .filter(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0))
             .collect();
@@ -343,15 +370,15 @@ impl Driver {
         let facts = RouteFacts {
             chosen: LINKED_PATCHES && !self.linking.disabled,
             built: self.program.is_some(),
-            recorded: self.program.as_ref().is_some_and(|p| p.invocations.contains_key(&krate.crate_name)),
+            recorded: self.program_invocation(krate).is_some(),
             reloaded_dependency: if newest.is_some() { None } else { reloaded.first().cloned() },
         };
         if let Some(closed) = facts.closed(&self.profile.program_dir()) {
             return Err(closed);
         }
-        let invocation = self.program.as_ref().and_then(|p| p.invocations.get(&krate.crate_name)).expect("recorded");
+        let invocation = self.program_invocation(krate).expect("recorded");
         let mut invocation = invocation
-            .for_linked_patch(&self.linked_dir().join(&krate.crate_name), &self.linked_dir().join("incremental"))
+            .for_linked_patch(&self.linked_out_dir(krate), &self.linked_dir().join("incremental"), krate.kind)
             .with_debuginfo(if form.debuginfo { 2 } else { 0 })
             .with_env(hotreload_protocol::ENV_RUNTIME_NAMES, &self.profile.runtime_names);
         for rlib in newest.iter().flatten() {
@@ -363,6 +390,26 @@ impl Driver {
             Some(ids) => invocation.with_env(hotreload_protocol::ENV_FULL_FORM, ids).with_args(&STUB_LINTS),
             None => invocation,
         })
+    }
+
+    /// How the program's build ran rustc for `krate`.
+    fn program_invocation(&self, krate: &HotCrate) -> Option<&build::Invocation> {
+        let program = self.program.as_ref()?;
+        match krate.kind {
+            CrateKind::Lib => program.invocations.get(&krate.crate_name),
+            CrateKind::Bin => program.binary.as_ref(),
+        }
+    }
+
+    /// Where rustc writes `krate`'s linked patch build: a library's rlib, or a binary's
+    /// objects (in a directory of their own, emptied before each build, since the
+    /// objects' names change with their content).
+    fn linked_out_dir(&self, krate: &HotCrate) -> PathBuf {
+        let dir = self.linked_dir().join(krate.unit());
+        match krate.kind {
+            CrateKind::Lib => dir,
+            CrateKind::Bin => dir.join("objects"),
+        }
     }
 
     /// Whether `krate` can take the linked route as things stand.
@@ -384,8 +431,8 @@ impl Driver {
     /// the sources are still those the program was built from.
     pub(in crate::run) fn prime_linked(&mut self, krate: &HotCrate) {
         let form = Form { debuginfo: self.entries_enabled(), ..Form::STUBS };
-        let Ok(started) = self.start_linked(krate, form) else { return };
-        let Ok(rlib) = started.rustc.wait(&self.shell, true, ".rlib", &|| true) else { return };
+        let Ok(mut started) = self.start_linked(krate, form) else { return };
+        let Ok(rlib) = started.wait(&self.shell, true, &|| true) else { return };
         let built_from = self.state(&krate.package).running.built_from;
         if self.entries_enabled() && sources_hash(&krate.src) == built_from {
             match crate::check::code::Functions::read_rlib(&rlib) {
@@ -412,32 +459,42 @@ impl Driver {
         let linker = linker.ok_or(RouteError::Closed(Closed::NoLinker))?;
         let dir = self.linked_dir();
         let lock = BuildLock::acquire(&dir)?;
-        let out_dir = dir.join(&krate.crate_name);
+        let out_dir = dir.join(krate.unit());
+        if krate.kind == CrateKind::Bin {
+            let objects = self.linked_out_dir(krate);
+            if objects.exists() {
+                std::fs::remove_dir_all(&objects)?;
+            }
+            std::fs::create_dir_all(objects)?;
+        }
         std::fs::create_dir_all(&out_dir)?;
         let started = Instant::now();
         let rustc = build::Rustc::spawn(&invocation, &self.ws.root)?;
         let (full, debuginfo) = (form.full.map(String::from), form.debuginfo);
-        Ok(StartedBuild { rustc, full, debuginfo, pid, linker, out_dir, started, lock })
+        Ok(StartedBuild { rustc: Some(rustc), kind: krate.kind, full, debuginfo, pid, linker, out_dir, started, lock })
     }
 
     /// Waits for a started build and links it where the program has room.
     fn finish_linked(
         &mut self,
-        build: StartedBuild,
+        mut build: StartedBuild,
         statics: &HashSet<String>,
         current: &dyn Fn() -> bool,
     ) -> Result<LinkedBuild, RouteError> {
-        let StartedBuild { rustc, pid, linker, out_dir, started, lock, debuginfo, .. } = build;
-        let rlib = rustc.wait(&self.shell, self.config.output.hide_errors, ".rlib", current)?;
+        let hide = self.config.output.hide_errors;
+        let rlib = build.wait(&self.shell, hide, current)?;
+        let StartedBuild { pid, linker, out_dir, started, lock, debuginfo, .. } = build;
         let compiled = started.elapsed();
         let Some(Ok(image)) = &self.linking.image else {
             return Err(anyhow::anyhow!("the program's image was read before the build").into());
         };
         let output = out_dir.join("patch.elf");
         let base = self.linking.next_base.max(image.end).max(link::FIRST_BASE);
+        let earlier: Vec<_> = self.crates.values().flat_map(|c| c.running.generations.iter().cloned()).collect();
         let request = link::Request {
             rlib: &rlib,
             program: image,
+            earlier: &earlier,
             base,
             output: &output,
             work_dir: &out_dir.join("link"),

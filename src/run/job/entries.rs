@@ -10,6 +10,7 @@ use crate::check::entries::unfit_in;
 use crate::link::demangle;
 use crate::link::image::CodeImage;
 use crate::run::Driver;
+use crate::workspace::CrateKind;
 use anyhow::Context;
 use hotreload_protocol::message::Redirect;
 use std::sync::Arc;
@@ -21,6 +22,10 @@ const CLOSURE: &str = "a closure or `async` body whose environment was not compa
 /// Why copies of a changed function that other crates compiled keep their code.
 const ELSEWHERE: &str = "a copy of it compiled into another crate (an instance for other types, or a closure that \
                          crate's generic code runs) keeps the old code until the program restarts";
+
+/// Why a changed `main` of the binary keeps its body for the program that runs.
+const RUNNING_MAIN: &str = "it is running, and a running frame keeps its body until it returns (as IPython's \
+                            cell that is running does); restart to run the new one, or run with `--restart`";
 
 /// Whether a function is a closure's or an `async` body's: it runs on an environment
 /// made by other code.
@@ -46,8 +51,10 @@ pub(super) struct Entries {
     pub(super) code: Functions,
     /// The patch's image, where later redirects find this generation's copies.
     pub(super) image: Arc<CodeImage>,
-    /// The rlib it was linked from, kept once it applies (see `Running::rlib`).
-    pub(super) rlib: std::path::PathBuf,
+    /// A copy of the rlib it was linked from, for crates above it to compile against
+    /// once it applies (see `Running::rlib`); `None` for a binary, or if it could not
+    /// be copied (crates above it then take the self-contained route).
+    pub(super) rlib: Option<std::path::PathBuf>,
 }
 
 impl Entries {
@@ -89,7 +96,7 @@ impl Driver {
             kept: Vec::new(),
             code: new.clone(),
             image: image.clone(),
-            rlib: linked.rlib.clone(),
+            rlib: self.keep_rlib(plan, &linked.rlib),
         };
         for name in &diff.changed {
             let shown = demangle(name);
@@ -112,7 +119,40 @@ impl Driver {
                 Err(why) => entries.kept.push((shown, why)),
             }
         }
+        self.running_main(plan, &mut entries)?;
         Ok(Some(entries))
+    }
+
+    /// A binary's changed `main` is redirected like any function, but nothing calls it
+    /// again: the program's loop runs on in its old body. With `--restart` the program
+    /// restarts; otherwise that is said.
+    fn running_main(&self, plan: &Plan, entries: &mut Entries) -> Result<(), Stop> {
+        let main = format!("{}::main", plan.krate.crate_name);
+        if plan.krate.kind != CrateKind::Bin || !entries.updated.contains(&main) {
+            return Ok(());
+        }
+        if self.config.restart {
+            return Err(Stop::Refused(vec![format!("`{main}` changed, and the program runs in its old body")]));
+        }
+        entries.updated.retain(|f| *f != main);
+        entries.kept.push((main, RUNNING_MAIN));
+        Ok(())
+    }
+
+    /// A copy of a library patch's `rlib` in the session directory, one per generation:
+    /// the build directory's is overwritten by the next build (of any session sharing
+    /// the target directory), and a patch that fails to load must not replace the
+    /// copy of the one that runs.
+    fn keep_rlib(&mut self, plan: &Plan, rlib: &std::path::Path) -> Option<std::path::PathBuf> {
+        if plan.krate.kind == CrateKind::Bin {
+            return None;
+        }
+        let generation = self.state(&plan.krate.package).running.generation + 1;
+        let dir = self.session.dir().join("applied").join(plan.krate.unit()).join(generation.to_string());
+        let kept = dir.join(rlib.file_name()?);
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::copy(rlib, &kept).ok()?;
+        Some(kept)
     }
 
     /// The running program's executable, as redirects find its functions.

@@ -44,7 +44,7 @@ impl Driver {
         self.next_request += 1;
         let placed = verified.placed.clone();
         let mut load =
-            LoadRequest::new(request, crate_name.clone(), verified.generation, placed, functions, verified.toolchain);
+            LoadRequest::new(request, plan.krate.unit(), verified.generation, placed, functions, verified.toolchain);
         if verified.route.route() == super::Route::Linked {
             load = load.linked();
         }

@@ -159,7 +159,7 @@ impl Stop {
 impl Driver {
     /// Builds and applies `name`'s patch (`force`: whatever the mode, as `now` does).
     pub(super) fn patch(&mut self, name: &str, saved: Instant, force: bool) -> Outcome {
-        let outcome = match self.ws.hot_crate(name) {
+        let outcome = match self.krate(name) {
             Some(krate) => self.run_job(krate, saved, force).unwrap_or_else(|stop| self.stopped(name, stop)),
             None => Outcome::Error(format!("`{name}` has no library")),
         };

@@ -33,17 +33,6 @@ pub(super) struct Report {
     pub(super) scan_time: Duration,
 }
 
-/// A copy of an applied patch's rlib under `<patch dir>/applied/<crate>/`, where the
-/// next build of the crate does not overwrite it; `None` if it cannot be copied (crates
-/// above it then take the self-contained route).
-fn keep_rlib(patch_dir: &std::path::Path, rlib: &std::path::Path) -> Option<std::path::PathBuf> {
-    let crate_dir = rlib.parent()?.file_name()?;
-    let kept = patch_dir.join("applied").join(crate_dir).join(rlib.file_name()?);
-    std::fs::create_dir_all(kept.parent()?).ok()?;
-    std::fs::copy(rlib, &kept).ok()?;
-    Some(kept)
-}
-
 impl Driver {
     /// Takes an applied patch into the session's state: the functions the program now
     /// knows, the crate's generation, functions and source.
@@ -80,9 +69,12 @@ impl Driver {
         let (mut added, mut removed) = (verified.diff.added.clone(), verified.diff.removed.clone());
         let mut kept = Vec::new();
         if let Some(entries) = entries {
-            let kept_rlib = keep_rlib(&self.profile.patch_dir(), &entries.rlib);
             let running = &mut self.state(&plan.krate.package).running;
-            running.rlib = kept_rlib;
+            // Only the newest is compiled against: the older copy goes.
+            if let Some(dir) = running.rlib.as_deref().and_then(std::path::Path::parent) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            running.rlib = entries.rlib;
             running.code = Some(entries.code);
             running.generations.push(entries.image);
             updated.extend(entries.updated);

@@ -87,7 +87,7 @@ impl Driver {
         let layout_time = check_started.elapsed();
         let name = &plan.krate.package;
         let generation = self.state(name).running.generation + 1;
-        let placed = Unloaded(Some(self.session.place(built.file(), &plan.krate.crate_name, generation)?));
+        let placed = Unloaded(Some(self.session.place(built.file(), &plan.krate.unit(), generation)?));
         // Placed: the build directory's lock can go.
         let route = match built {
             Built::Linked(l) => Placed::Linked(l.linked, l.compiled, l.link_time),

@@ -1,0 +1,77 @@
+//! A workspace that does not depend on the runtime: the tool preloads its agent. The
+//! `plain` fixture never mentions the tool; its program starts a child of its own
+//! binary and one of `sh`, and prints what each saw.
+
+use crate::harness::{Fixture, Session, RELOAD};
+use std::time::Duration;
+
+/// The number after `name=` in a program line.
+fn field(line: &str, name: &str) -> u64 {
+    let at = line.find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {line:?}"));
+    line[at + name.len() + 2..].split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The program's pid, from `Connected to process N` (`-v`).
+fn program_pid(s: &Session) -> u32 {
+    let line = s.wait_stderr("Connected to process ", RELOAD);
+    line.split("process ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+}
+
+/// How many libraries named like the agent `pid` has mapped.
+fn agents_in(pid: u32) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut libraries: Vec<&str> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("hotreload_agent")).collect();
+    libraries.dedup();
+    libraries.len()
+}
+
+/// The names of `pid`'s threads.
+fn threads_of(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).map(|c| c.trim().into()).collect()
+}
+
+#[test]
+fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent() {
+    let fx = Fixture::new("plain");
+    for file in ["Cargo.toml", "app/Cargo.toml", "logic/Cargo.toml", "app/src/main.rs", "logic/src/lib.rs"] {
+        let text = std::fs::read_to_string(fx.path(file)).unwrap();
+        assert!(!text.to_lowercase().contains("hotreload"), "{file} mentions the tool");
+    }
+    let mut s = Session::start(&fx, &["-p", "app", "-v"]);
+    // Neither child loaded the agent, nor saw the variables that would load it.
+    let first = s.wait_stdout("value=1 label=bin-old child=clean sh=[]", RELOAD);
+    let pid = program_pid(&s);
+    assert_eq!(agents_in(pid), 1, "exactly one agent in the program");
+    // A library crate, with its static.
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    let line = s.wait_stdout("value=2 label=bin-old", RELOAD);
+    assert!(field(&line, "calls") > field(&first, "calls"), "the static started afresh: {line}");
+    // The binary crate.
+    fx.replace("app/src/main.rs", "\"bin-old\"", "\"bin-new\"");
+    let next = s.wait_stdout("value=2 label=bin-new", RELOAD);
+    assert!(field(&next, "calls") > field(&line, "calls"), "the static started afresh: {next}");
+    s.assert_stderr_count("refused a control connection", 0);
+    s.assert_stderr_count("self-contained", 0);
+    // The tool killed: the program runs on, its agent thread gone with the session.
+    assert!(threads_of(pid).iter().any(|t| t == "hotreload-agent"), "{:?}", threads_of(pid));
+    s.kill_tool();
+    let deadline = std::time::Instant::now() + RELOAD;
+    while threads_of(pid).iter().any(|t| t == "hotreload-agent") {
+        assert!(std::time::Instant::now() < deadline, "the agent thread outlived the session");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the program died with the tool");
+}
+
+/// A program that calls `hotreload::init()` starts its own agent, and gets no second.
+#[test]
+fn a_program_with_its_own_agent_is_not_given_another() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    assert_eq!(agents_in(program_pid(&s)), 0);
+    fx.replace("logic/src/lib.rs", "points * 2", "points * 7");
+    s.wait_stdout("score=21 ", RELOAD);
+}
