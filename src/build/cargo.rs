@@ -107,6 +107,32 @@ impl Records<'_> {
     }
 }
 
+/// `cargo clean -p` of `packages` in the program's target directory, for the profile
+/// `run` builds: their next build runs rustc again, so [`build_program`] sees and records
+/// how it compiles them (a build that finds them fresh, from a plain `cargo build`,
+/// prints no command). Dependencies keep their artifacts.
+pub fn clean_packages(profile: &Profile, packages: &[String], shell: &Shell) -> Result<(), BuildError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("clean").arg("--manifest-path").arg(&profile.manifest_path).arg("--quiet");
+    cmd.env("CARGO_TARGET_DIR", profile.program_dir());
+    for package in packages {
+        cmd.args(["--package", package]);
+    }
+    if profile.release {
+        cmd.arg("--release");
+    }
+    if shell.verbosity() >= crate::shell::Verbosity::VeryVerbose {
+        shell.status("Running", format_args!("{cmd:?}"));
+    }
+    let output = cmd.stdin(std::process::Stdio::null()).output().context("failed to run cargo clean")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BuildError::Tool(anyhow::anyhow!("cargo clean failed: {}", stderr.trim())));
+    }
+    Ok(())
+}
+
 /// Builds the program's libraries in the patch directory, with the runtime's patch
 /// cfgs, for self-contained patches to link: each gets the program's features and
 /// `-C metadata` (the cfgs reach the runtime alone, through its build script), so its

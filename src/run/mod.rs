@@ -562,8 +562,15 @@ impl Driver {
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
         let target = (self.binary.kind, self.binary.name.as_str());
-        let mut program =
-            build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell)?;
+        let build = || build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell);
+        let mut program = build()?;
+        let unrecorded = self.unrecorded(&program);
+        if !unrecorded.is_empty() {
+            let listed = unrecorded.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles it for patches"));
+            build::clean_packages(&self.profile, &unrecorded, &self.shell)?;
+            program = build()?;
+        }
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -571,6 +578,19 @@ impl Driver {
             format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
         );
         Ok(BuiltProgram { program, sources })
+    }
+
+    /// The reloadable libraries whose rustc command `program`'s build did not record:
+    /// found fresh from a plain `cargo build`, which printed no command.
+    fn unrecorded(&self, program: &ProgramBuild) -> Vec<String> {
+        if !self.entries_enabled() {
+            return Vec::new();
+        }
+        let reloadable = self.ws.reloadable(true).filter(|m| self.ws.dependencies_of(&self.binary.package).contains(&m.name) || m.name == self.binary.package);
+        reloadable
+            .filter(|m| m.lib.as_ref().is_some_and(|(crate_name, _)| !program.invocations.contains_key(crate_name)))
+            .map(|m| m.name.clone())
+            .collect()
     }
 
     /// Starts a built program; what it runs becomes each crate's state.

@@ -13,7 +13,6 @@ pub struct World {
     pub score: u64,
 }
 
-#[hotreload::hot]
 impl World {
     /// One step of the simulation.
     pub fn step(&mut self) {
@@ -23,18 +22,16 @@ impl World {
 
     /// What the demo prints each tick.
     pub fn describe(&self) -> String {
-        format!("tick {:>3} | score {:>5} | {}", self.ticks, self.score, greeting("world"))
+        format!("score {:>5} | {}", self.score, greeting("world"))
     }
 }
 
 /// Points for a tick. Try `ticks * 10`.
-#[hotreload::hot]
 pub fn points(ticks: u64) -> u64 {
     ticks % 3
 }
 
 /// Try another greeting.
-#[hotreload::hot]
 pub fn greeting(name: &str) -> String {
     let n = GREETINGS.fetch_add(1, Ordering::Relaxed) + 1;
     format!("Hello, {name}! ({n} {})", if n == 1 { "greeting" } else { "greetings" })

@@ -79,6 +79,7 @@ impl Driver {
         let new = Functions::read_rlib(&linked.rlib)?;
         // Without a record of the running code compiled as patches are, every function
         // counts as changed: redirecting an unchanged one costs a jump, never a wrong result.
+        let baseline = self.state(&plan.krate.package).running.code.is_some();
         let diff = match &self.state(&plan.krate.package).running.code {
             Some(old) => old.diff(&new),
             None => new.diff_from_unknown(),
@@ -119,13 +120,16 @@ impl Driver {
                 Err(why) => entries.kept.push((shown, why)),
             }
         }
-        self.running_main(plan, &mut entries)?;
+        if baseline {
+            self.running_main(plan, &mut entries)?;
+        }
         Ok(Some(entries))
     }
 
     /// A binary's changed `main` is redirected like any function, but nothing calls it
     /// again: the program's loop runs on in its old body. With `--restart` the program
-    /// restarts; otherwise that is said.
+    /// restarts; otherwise that is said. Only asked when the code that runs is known:
+    /// without it every function counts as changed.
     fn running_main(&self, plan: &Plan, entries: &mut Entries) -> Result<(), Stop> {
         let main = format!("{}::main", plan.krate.crate_name);
         if plan.krate.kind != CrateKind::Bin || !entries.updated.contains(&main) {
