@@ -22,7 +22,7 @@
 //!
 //! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
 //! timing line for each edit. With `BENCHMARKS_MD=FILE`, the results
-//! (and `calls`' if it ran first, as `cargo bench` does) are written to FILE:
+//! (and `calls`' and `agent`'s if they ran first, as `cargo bench` does) are written to FILE:
 //! `BENCHMARKS_MD=BENCHMARKS.md cargo bench` regenerates the repository's report.
 
 use std::fmt::Write as _;
@@ -41,17 +41,21 @@ struct Size {
     hot: bool,
     /// The edit is to a `const` outside any function body.
     outside: bool,
+    /// The program does not depend on the runtime either (no `hotreload::init()`): the
+    /// tool preloads its agent.
+    preloaded: bool,
 }
 
-const SIZES: [Size; 8] = [
-    Size { name: "small", fns: 5, lines_per_fn: 18, hot: true, outside: false },
-    Size { name: "mid", fns: 100, lines_per_fn: 19, hot: true, outside: false },
-    Size { name: "large", fns: 400, lines_per_fn: 19, hot: true, outside: false },
-    Size { name: "apply", fns: 1000, lines_per_fn: 3, hot: true, outside: true },
-    Size { name: "unannotated-small", fns: 5, lines_per_fn: 18, hot: false, outside: false },
-    Size { name: "unannotated-mid", fns: 100, lines_per_fn: 19, hot: false, outside: false },
-    Size { name: "unannotated-outside", fns: 100, lines_per_fn: 19, hot: false, outside: true },
-    Size { name: "unannotated-apply", fns: 1000, lines_per_fn: 3, hot: false, outside: true },
+const SIZES: [Size; 9] = [
+    Size { name: "small", fns: 5, lines_per_fn: 18, hot: true, outside: false, preloaded: false },
+    Size { name: "mid", fns: 100, lines_per_fn: 19, hot: true, outside: false, preloaded: false },
+    Size { name: "large", fns: 400, lines_per_fn: 19, hot: true, outside: false, preloaded: false },
+    Size { name: "apply", fns: 1000, lines_per_fn: 3, hot: true, outside: true, preloaded: false },
+    Size { name: "unannotated-small", fns: 5, lines_per_fn: 18, hot: false, outside: false, preloaded: false },
+    Size { name: "preloaded-small", fns: 5, lines_per_fn: 18, hot: false, outside: false, preloaded: true },
+    Size { name: "unannotated-mid", fns: 100, lines_per_fn: 19, hot: false, outside: false, preloaded: false },
+    Size { name: "unannotated-outside", fns: 100, lines_per_fn: 19, hot: false, outside: true, preloaded: false },
+    Size { name: "unannotated-apply", fns: 1000, lines_per_fn: 3, hot: false, outside: true, preloaded: false },
 ];
 
 fn main() {
@@ -67,7 +71,8 @@ fn main() {
     std::fs::write(results.join("latency.md"), &report).unwrap();
     if let Ok(path) = std::env::var("BENCHMARKS_MD") {
         let calls = std::fs::read_to_string(results.join("calls.md")).unwrap_or_default();
-        let doc = format!("{}{calls}{report}", header());
+        let agent = std::fs::read_to_string(results.join("agent.md")).unwrap_or_default();
+        let doc = format!("{}{calls}{agent}{report}", header());
         std::fs::write(repo.join(&path), doc).unwrap();
         println!("wrote {path}");
     }
@@ -113,14 +118,18 @@ fn generate(repo: &Path, dir: &Path, size: &Size) {
         format!("[package]\nname = \"gen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{runtime_dependency}"),
     )
     .unwrap();
+    let (app_runtime, init) = match size.preloaded {
+        false => ("hotreload-runtime.workspace = true\n", "    hotreload::init();\n"),
+        true => ("", ""),
+    };
     std::fs::write(
         dir.join("app/Cargo.toml"),
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhotreload-runtime.workspace = true\ngen = { path = \"../gen\" }\n",
+        format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{app_runtime}gen = {{ path = \"../gen\" }}\n"),
     )
     .unwrap();
     std::fs::write(
         dir.join("app/src/main.rs"),
-        "fn main() {\n    hotreload::init();\n    let mut last = String::new();\n    loop {\n        let line = format!(\"probe={} {}\", gen::probe(), gen::f0(3).len());\n        if line != last {\n            println!(\"{line}\");\n            last = line;\n        }\n        std::thread::sleep(std::time::Duration::from_millis(1));\n    }\n}\n",
+        String::from("fn main() {\n") + init + "    let mut last = String::new();\n    loop {\n        let line = format!(\"probe={} {}\", gen::probe(), gen::f0(3).len());\n        if line != last {\n            println!(\"{line}\");\n            last = line;\n        }\n        std::thread::sleep(std::time::Duration::from_millis(1));\n    }\n}\n",
     )
     .unwrap();
     let mut src = if size.outside {

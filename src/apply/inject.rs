@@ -63,7 +63,8 @@ mod tests {
         // An ELF header with no program headers at all: nothing for ld.so to read.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("static");
-        let mut obj = object::write::Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, Endianness::Little);
+        let mut obj =
+            object::write::Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, Endianness::Little);
         obj.add_file_symbol(b"x".to_vec());
         std::fs::write(&path, obj.write().unwrap()).unwrap();
         assert!(unfit(&path).unwrap().contains("statically linked"));

@@ -54,12 +54,18 @@ pub fn build_agent(shell: &Shell) -> Result<PathBuf, BuildError> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .current_dir(SOURCES);
     let mut built = None;
-    run_with(cmd, shell, Forward::Nothing, |_| {}, |message| {
-        if let Message::CompilerArtifact(artifact) = message {
-            if artifact.target.name.replace('-', "_") == "hotreload_agent" {
-                built = artifact.filenames.iter().find(|f| f.extension() == Some("so")).cloned();
+    run_with(
+        cmd,
+        shell,
+        Forward::Nothing,
+        |_| {},
+        |message| {
+            if let Message::CompilerArtifact(artifact) = message {
+                if artifact.target.name.replace('-', "_") == "hotreload_agent" {
+                    built = artifact.filenames.iter().find(|f| f.extension() == Some("so")).cloned();
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(built.context("cargo built no agent library")?.into_std_path_buf())
 }

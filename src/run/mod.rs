@@ -562,7 +562,8 @@ impl Driver {
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
         let target = (self.binary.kind, self.binary.name.as_str());
-        let build = || build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell);
+        let build =
+            || build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell);
         let mut program = build()?;
         let unrecorded = self.unrecorded(&program);
         if !unrecorded.is_empty() {
@@ -586,7 +587,9 @@ impl Driver {
         if !self.entries_enabled() {
             return Vec::new();
         }
-        let reloadable = self.ws.reloadable(true).filter(|m| self.ws.dependencies_of(&self.binary.package).contains(&m.name) || m.name == self.binary.package);
+        let reloadable = self.ws.reloadable(true).filter(|m| {
+            self.ws.dependencies_of(&self.binary.package).contains(&m.name) || m.name == self.binary.package
+        });
         reloadable
             .filter(|m| m.lib.as_ref().is_some_and(|(crate_name, _)| !program.invocations.contains_key(crate_name)))
             .map(|m| m.name.clone())

@@ -78,6 +78,43 @@ impl Fixture {
         Fixture { _dir: dir, root }
     }
 
+    /// Copies crate `name` `version`, as published on crates.io and unmodified, into
+    /// the fixture as the member `name/`: from cargo's registry cache, filled with
+    /// `cargo fetch` first when it lacks it.
+    pub fn add_published(&self, name: &str, version: &str) {
+        let source = published_source(name, version).unwrap_or_else(|| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("src")).unwrap();
+            std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+            std::fs::write(
+                dir.path().join("Cargo.toml"),
+                format!(
+                    "[package]\nname = \"fetch\"\nversion = \"0.0.0\"\n\n[dependencies]\n{name} = \"={version}\"\n"
+                ),
+            )
+            .unwrap();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let fetched = Command::new(cargo).arg("fetch").current_dir(dir.path()).status().unwrap();
+            assert!(fetched.success(), "cargo fetch of {name} {version} failed");
+            published_source(name, version).expect("cargo fetch fills the registry cache")
+        });
+        copy_dir(&source, &self.root.join(name));
+    }
+
+    /// A plain `cargo build` of the fixture, in the target directory sessions build in,
+    /// as a user would have run before trying the tool.
+    pub fn cargo_build(&self) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let built = Command::new(cargo)
+            .args(["build", "--quiet"])
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", cargo_target())
+            .env_remove("RUSTFLAGS")
+            .status()
+            .unwrap();
+        assert!(built.success(), "cargo build of the fixture failed");
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
@@ -98,6 +135,15 @@ impl Fixture {
             s.replacen(from, to, 1)
         });
     }
+}
+
+/// `$CARGO_HOME/registry/src/*/NAME-VERSION`, if cargo has unpacked it.
+fn published_source(name: &str, version: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let registries = std::fs::read_dir(home.join("registry/src")).ok()?;
+    registries.filter_map(|r| Some(r.ok()?.path().join(format!("{name}-{version}")))).find(|p| p.is_dir())
 }
 
 fn copy_dir(from: &Path, to: &Path) {

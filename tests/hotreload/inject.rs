@@ -75,3 +75,37 @@ fn a_program_with_its_own_agent_is_not_given_another() {
     fx.replace("logic/src/lib.rs", "points * 2", "points * 7");
     s.wait_stdout("score=21 ", RELOAD);
 }
+
+/// A library published on crates.io, unmodified, in a workspace that never mentions
+/// the tool: one edit reaches the running program.
+#[test]
+fn a_published_crate_nobody_here_wrote_reloads_unmodified() {
+    let fx = Fixture::new("realworld");
+    fx.add_published("strsim", "0.11.1");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("levenshtein=3 jaro=0.944 hamming=Ok(3)", RELOAD);
+    fx.replace(
+        "strsim/src/lib.rs",
+        "    generic_levenshtein(&StringWrapper(a), &StringWrapper(b))\n}",
+        "    generic_levenshtein(&StringWrapper(a), &StringWrapper(b)) + 100\n}",
+    );
+    s.wait_stdout("levenshtein=103 jaro=0.944 hamming=Ok(3)", RELOAD);
+    s.assert_stderr_count("self-contained", 0);
+    s.assert_stderr_count("restart needed", 0);
+}
+
+/// A workspace the user built with `cargo build` first: its crates are fresh, so cargo
+/// prints no command for them; they are rebuilt once, and patches stay linked.
+#[test]
+fn a_workspace_built_by_cargo_build_first_reloads_linked() {
+    let fx = Fixture::new("plain");
+    fx.cargo_build();
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stderr("Rebuilding `logic` once, to record how cargo compiles it", RELOAD);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    3\n}");
+    let line = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(line.contains("linked, 1 static"), "{line}");
+    s.wait_stdout("value=3 label=bin-old", RELOAD);
+    s.assert_stderr_count("self-contained", 0);
+}

@@ -68,7 +68,10 @@ mod tests {
     fn only_the_agent_leaves_ld_preload() {
         assert_eq!(without_library("/a/libagent.so", "/a/libagent.so"), None);
         assert_eq!(without_library("/a/libagent.so:/b/x.so", "/a/libagent.so").as_deref(), Some("/b/x.so"));
-        assert_eq!(without_library("/b/x.so /a/libagent.so /c/y.so", "/a/libagent.so").as_deref(), Some("/b/x.so:/c/y.so"));
+        assert_eq!(
+            without_library("/b/x.so /a/libagent.so /c/y.so", "/a/libagent.so").as_deref(),
+            Some("/b/x.so:/c/y.so")
+        );
         assert_eq!(without_library("/b/libagent.so", "/a/libagent.so").as_deref(), Some("/b/libagent.so"));
     }
 }
