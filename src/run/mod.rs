@@ -425,6 +425,9 @@ struct Driver {
     pending: BTreeSet<String>,
     /// When the oldest save each pending crate waits with was made.
     pending_since: BTreeMap<String, Instant>,
+    /// Crates holding copies of functions a patch changed (instances of another crate's
+    /// generics), with those functions: rebuilt against the new code, unchanged or not.
+    copies_held: BTreeMap<String, BTreeSet<String>>,
     next_request: u64,
 }
 
@@ -473,6 +476,7 @@ impl Driver {
             crates: BTreeMap::new(),
             pending: BTreeSet::new(),
             pending_since: BTreeMap::new(),
+            copies_held: BTreeMap::new(),
             next_request: 1,
         }
     }
@@ -923,6 +927,7 @@ impl Driver {
     fn apply_pending(&mut self, saved: Instant, force: bool) -> Vec<(String, Outcome)> {
         let mut outcomes = Vec::new();
         let mut retry = BTreeSet::new();
+        let mut updating = BTreeSet::new();
         let mut order = self.ws.dependency_order(&self.pending);
         // The binary depends on the libraries, and nothing on it: last.
         if let Some(binary) = self.binary_crate() {
@@ -952,17 +957,26 @@ impl Driver {
             // Timed from the first save it applies, however long it waited.
             let saved = self.pending_since.remove(&name).unwrap_or(saved);
             let outcome = self.patch(&name, saved, force);
+            self.copies_held.remove(&name);
             if let Outcome::Applied { .. } = outcome {
                 retry.extend(self.failed_dependents(&name));
+                for (holder, functions) in &self.copies_held {
+                    if !self.pending.contains(holder) && !retry.contains(holder) {
+                        let listed = functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+                        self.shell.status("Updating", format_args!("`{holder}`, which holds copies of {listed}"));
+                        updating.insert(holder.clone());
+                    }
+                }
             }
             outcomes.push((name, outcome));
         }
-        if !retry.is_empty() {
+        if !retry.is_empty() || !updating.is_empty() {
             for name in &retry {
                 self.shell.status("Retrying", format_args!("`{name}`, whose last build failed, against the new code"));
                 self.state(name).cache.failed = None;
             }
             self.pending.extend(retry);
+            self.pending.extend(updating);
             outcomes.extend(self.apply_pending(saved, force));
         }
         outcomes

@@ -61,26 +61,18 @@ fn functions_without_annotations_switch_at_their_entries() {
     // A function the program holds as a `fn` pointer.
     edit(LIB, "x * 2", "x * 3", "greet=ahoy double=63 evens=5");
     // The closure of a function returning `impl Iterator`, run by this crate's own
-    // code: it switches. The binary counts `evens(10)` itself: when rustc gave the
-    // binary a copy of the closure of its own, that copy is named as keeping the old
-    // code; else it switches too.
-    edit(LIB, "x % 2 == 0", "x % 5 == 0", "double=63 evens=2 here=");
-    if s.last_stdout().contains("here=5") {
-        s.wait_stderr(
-            "`logic::evens::{{closure}}` keeps its old code: a copy of it compiled into another crate",
-            RELOAD,
-        );
-    } else {
-        assert!(s.last_stdout().contains("here=2"), "{}", s.last_stdout());
-        s.assert_stderr_count("`logic::evens::{{closure}}` keeps its old code", 0);
-    }
+    // code and by the binary's count of `evens(10)`: when rustc gave the binary a copy
+    // of its own, the binary is rebuilt against the new code, and its copy switches too.
+    edit(LIB, "x % 2 == 0", "x % 5 == 0", "double=63 evens=2 here=2 ");
     // A boxed closure made before the edit, with the same captures.
     edit(LIB, "move |x| x + k)", "move |x| x + k + 1)", "add=102 top=9");
-    // A generic function: this crate's instance switches, the binary's is named.
-    edit(LIB, "if x > best", "if x < best", "add=102 top=3 words=3 big=2.5");
-    s.wait_stderr("`logic::largest` keeps its old code: a copy of it compiled into another crate", RELOAD);
+    // A generic function: this crate's instance switches, and the binary, which holds
+    // an instance of its own, is rebuilt against the new code.
+    edit(LIB, "if x > best", "if x < best", "add=102 top=3 words=3 big=1.5");
+    s.wait_stderr("Updating `app`, which holds copies of `logic::largest`", RELOAD);
+    s.assert_stderr_count("keeps its old code: a copy of it compiled into another crate", 0);
     // An `async fn` body, its state unchanged.
-    edit(LIB, "    n + 1\n}", "    n + 2\n}", "big=2.5 fetch=7");
+    edit(LIB, "    n + 1\n}", "    n + 2\n}", "big=1.5 fetch=7");
     // A panic in redirected code unwinds to the program's `catch_unwind`.
     edit(LIB, "panic!(\"risky old\")", "panic!(\"risky new\")", "fetch=7 risky=risky-new");
     // A method of a lifetime-generic impl.
@@ -101,8 +93,9 @@ fn functions_without_annotations_switch_at_their_entries() {
     let reloaded = s.stderr.count(|l| l.contains("Reloaded logic"));
     let linked = s.stderr.count(|l| l.contains("Reloaded logic") && l.contains("1 static and 2 thread-locals shared"));
     assert!(reloaded >= 4 && linked == reloaded, "every patch of logic linked, sharing its static and thread-locals");
-    let binary = s.stderr.count(|l| l.contains("Reloaded app") && l.contains("1 static and 0 thread-locals shared"));
-    assert_eq!(binary, 3, "every patch of the binary linked, sharing its static");
+    let binary = s.stderr.count(|l| l.contains("Reloaded app"));
+    let shared = s.stderr.count(|l| l.contains("Reloaded app") && l.contains("1 static and 0 thread-locals shared"));
+    assert!(binary >= 3 && shared == binary, "every patch of the binary linked, sharing its static");
     s.assert_stderr_count("self-contained", 0);
 }
 

@@ -51,6 +51,11 @@ pub(super) struct Entries {
     pub(super) code: Functions,
     /// The patch's image, where later redirects find this generation's copies.
     pub(super) image: Arc<CodeImage>,
+    /// Crates whose compiled code holds copies of changed functions (another crate's
+    /// instances of a generic, closures its generic code runs): rebuilt against the new
+    /// code once this patch applies, so those copies switch too. By crate, the copies'
+    /// demangled names.
+    pub(super) holders: std::collections::BTreeMap<String, Vec<String>>,
     /// A copy of the rlib it was linked from, for crates above it to compile against
     /// once it applies (see `Running::rlib`); `None` for a binary, or if it could not
     /// be copied (crates above it then take the self-contained route).
@@ -95,6 +100,7 @@ impl Driver {
             added: diff.added.iter().map(|n| demangle(n)).filter(own).collect(),
             removed: diff.removed.iter().map(|n| demangle(n)).filter(own).collect(),
             kept: Vec::new(),
+            holders: Default::default(),
             code: new.clone(),
             image: image.clone(),
             rlib: self.keep_rlib(plan, &linked.rlib),
@@ -111,9 +117,10 @@ impl Driver {
                     let own = shown.contains(&format!("{}::", plan.krate.crate_name));
                     // Copies of the same path the crate does not compile itself: other
                     // crates' instances of it.
-                    let elsewhere = |other: &String| other != name && !new.contains(other);
-                    if own && copies_in[0].named(&shown).iter().any(elsewhere) {
-                        entries.kept.push((shown.clone(), ELSEWHERE));
+                    let elsewhere = |other: &&String| *other != name && !new.contains(other);
+                    let others: Vec<&String> = copies_in[0].named(&shown).iter().filter(elsewhere).collect();
+                    if own && !others.is_empty() {
+                        self.find_holders(plan, &shown, &others, &mut entries);
                     }
                     entries.updated.push(shown);
                 }
@@ -124,6 +131,31 @@ impl Driver {
             self.running_main(plan, &mut entries)?;
         }
         Ok(Some(entries))
+    }
+
+    /// Notes which crates compiled `copies` of changed function `shown`, for them to be
+    /// rebuilt once the patch applies; a copy no reloadable crate that the settings let
+    /// through holds is named as keeping its old code.
+    fn find_holders(&self, plan: &Plan, shown: &str, copies: &[&String], entries: &mut Entries) {
+        let mut held = vec![false; copies.len()];
+        for (name, state) in &self.crates {
+            let Some(code) = state.running.code.as_ref().filter(|_| *name != plan.krate.package) else { continue };
+            if !self.steer.settings.allows(name, plan.force) {
+                continue;
+            }
+            for (i, copy) in copies.iter().enumerate() {
+                if code.contains(copy) {
+                    held[i] = true;
+                    entries.holders.entry(name.clone()).or_default().push(shown.to_string());
+                }
+            }
+        }
+        if held.contains(&false) {
+            entries.kept.push((shown.to_string(), ELSEWHERE));
+        }
+        for names in entries.holders.values_mut() {
+            names.dedup();
+        }
     }
 
     /// A binary's changed `main` is redirected like any function, but nothing calls it

@@ -117,7 +117,9 @@ impl Driver {
         for warning in &diff.warnings {
             self.shell.warn(warning);
         }
-        if diff.bodies_only && diff.edited.is_empty() {
+        // A crate holding copies of another's changed code is rebuilt unchanged.
+        let holds_copies = self.copies_held.contains_key(&name);
+        if diff.bodies_only && diff.edited.is_empty() && !holds_copies {
             self.state(&name).running.snapshot = new;
             return Err(Stop::Unchanged("nothing the program runs changed".into()));
         }

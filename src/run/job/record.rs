@@ -81,6 +81,9 @@ impl Driver {
             added.extend(entries.added.into_iter().filter(|n| !added.contains(n)).collect::<Vec<_>>());
             removed.extend(entries.removed.into_iter().filter(|n| !removed.contains(n)).collect::<Vec<_>>());
             kept = entries.kept;
+            for (holder, names) in entries.holders {
+                self.copies_held.entry(holder).or_default().extend(names);
+            }
         }
         Report {
             name: plan.krate.package,
