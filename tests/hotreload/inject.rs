@@ -65,15 +65,18 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the program died with the tool");
 }
 
-/// A program that calls `hotreload::init()` starts its own agent, and gets no second.
+/// A program that calls `hotreload::init()` starts its own agent, and gets no second;
+/// its `on_reload` callback fires (the fixture recomputes `boom` only then).
 #[test]
 fn a_program_with_its_own_agent_is_not_given_another() {
     let fx = Fixture::new("basic");
     let s = Session::start(&fx, &["-p", "app", "-v"]);
     s.wait_stdout("score=6 ", RELOAD);
-    assert_eq!(agents_in(program_pid(&s)), 0);
-    fx.replace("logic/src/lib.rs", "points * 2", "points * 7");
-    s.wait_stdout("score=21 ", RELOAD);
+    let pid = program_pid(&s);
+    assert_eq!(agents_in(pid), 0);
+    assert_eq!(threads_of(pid).iter().filter(|t| *t == "hotreload-agent").count(), 1, "{:?}", threads_of(pid));
+    fx.replace("logic/src/lib.rs", "panic!(\"boom in old code\")", "panic!(\"boom in new code\")");
+    s.wait_stdout("boom=boom in new code ", RELOAD);
 }
 
 /// A library published on crates.io, unmodified, in a workspace that never mentions
