@@ -26,7 +26,8 @@ pub struct HotreloadArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build and run a binary, and reload its hot crates when their sources change.
+    /// Build and run a binary, and reload the crates of the workspace (libraries and the
+    /// binary itself) in the running program when their sources change.
     Run(RunArgs),
     /// Show or set which crates reload: off, explicit (aimported only) or all (0, 1, 2).
     Mode {
@@ -36,9 +37,9 @@ pub enum Command {
         #[arg(long)]
         save: bool,
     },
-    /// Rebuild and apply every changed hot crate once, whatever the mode.
+    /// Rebuild and apply every changed crate once, whatever the mode.
     Now,
-    /// List, mark (`aimport logic`) or skip (`aimport -logic`) hot crates; `-a, b` mixes.
+    /// List, mark (`aimport logic`) or skip (`aimport -logic`) library crates; `-a, b` mixes.
     Aimport {
         /// Crate names, `-NAME` to skip, separated by commas or spaces.
         #[arg(allow_hyphen_values = true, value_name = "CRATES")]
@@ -47,7 +48,7 @@ pub enum Command {
         #[arg(long)]
         save: bool,
     },
-    /// Show the running session: program, mode, each hot crate and its last reload.
+    /// Show the running session: program, mode, each crate and its last reload.
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]

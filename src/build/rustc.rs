@@ -308,6 +308,14 @@ impl Rustc {
     ) -> Result<PathBuf, BuildError> {
         let status = self.child.wait().context("failed to wait for rustc")?;
         let stderr = self.stderr.take().map(|s| s.join().unwrap_or_default()).unwrap_or_default();
+        // Killed (the OOM killer, a user's `kill`): not the source's fault, so not
+        // remembered as a failed build of it; the next save builds again.
+        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            return Err(BuildError::Tool(anyhow::anyhow!(
+                "rustc was killed by signal {signal} ({}) while compiling the patch; the next save builds it again",
+                crate::run::app::signal_name(signal)
+            )));
+        }
         if !status.success() && !current() {
             return Err(BuildError::Superseded);
         }

@@ -122,7 +122,8 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
-fn signal_name(signal: i32) -> &'static str {
+/// The name of a signal the tool reports (`SIGKILL`), or `signal` for others.
+pub fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",

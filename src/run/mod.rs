@@ -331,7 +331,10 @@ impl History {
 
     /// Takes a patch's outcome; returns whether it undid an edit that needed a restart.
     fn record(&mut self, outcome: &Outcome) -> bool {
-        let undone = *outcome == Outcome::Unchanged && self.restart_needed.is_some();
+        // Back to the source the program runs after a refusal or a failed build: said,
+        // and `status` forgets the failure.
+        let failed_last = matches!(self.last, Some((Outcome::BuildFailed, _)));
+        let undone = *outcome == Outcome::Unchanged && (self.restart_needed.is_some() || failed_last);
         match outcome {
             Outcome::Refused(Refusal::RestartNeeded(why)) => self.restart_needed = Some(why.clone()),
             Outcome::Applied { .. } | Outcome::Unchanged => self.restart_needed = None,
@@ -1049,6 +1052,10 @@ mod tests {
             history.record(&Outcome::Applied { ms, route: job::Route::Linked });
         }
         assert_eq!(history.recent_ms, (5..15).collect::<Vec<_>>());
+        // A failed build, then the source the program runs again: said, and forgotten.
+        assert!(!history.record(&Outcome::BuildFailed));
+        assert!(history.record(&Outcome::Unchanged));
+        assert_eq!(history.last.as_ref().map(|(o, _)| o), Some(&Outcome::Unchanged));
     }
 
     #[test]

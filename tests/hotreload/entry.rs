@@ -86,6 +86,16 @@ fn functions_without_annotations_switch_at_their_entries() {
     s.wait_stderr("updated app::label", RELOAD);
     // A closure of the binary's.
     edit(MAIN, "s.replace(' ', \"-\")", "s.replace(' ', \"+\")", "risky=risky+new label=bin-new");
+    // A function added above `main` moves it down: its compiled code changes (its panic
+    // locations name lines), its source does not, and nothing is said of it.
+    let reloads = s.stderr.count(|l| l.contains("Reloaded app"));
+    fx.replace(
+        MAIN,
+        "/// How often `main`'s loop",
+        "/// Moves `main` down.\n#[allow(dead_code)]\nfn spare() -> u32 {\n    1\n}\n\n/// How often `main`'s loop",
+    );
+    s.wait_stderr_nth("Reloaded app", reloads + 1, RELOAD);
+    s.assert_stderr_count("keeps its old code: it is running", 0);
     // `main` itself runs on in its old body, and that is said.
     fx.replace(MAIN, "from_millis(5)", "from_millis(4)");
     s.wait_stderr("`app::main` keeps its old code: it is running", RELOAD);

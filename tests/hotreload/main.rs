@@ -3,6 +3,7 @@
 
 mod autoreload;
 mod entry;
+mod faults;
 mod harness;
 mod inject;
 mod layout;

@@ -284,6 +284,106 @@ impl Sections {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Real linked patches, as `cargo hotreload run` wrote them for the test fixtures:
+    /// one of a crate without `#[hot]` (no table), one with a trampoline table.
+    const SEEDS: [&[u8]; 2] =
+        [include_bytes!("../tests/patches/entries-only.elf"), include_bytes!("../tests/patches/with-table.elf")];
+
+    /// The byte ranges that describe an image rather than hold its code: the ELF
+    /// header, the program and section header tables, and every section that is not
+    /// loaded (symbols, their names, section names).
+    fn structure(data: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let header = elf::FileHeader64::<LE>::parse(data).unwrap();
+        let (phoff, phnum) = (header.e_phoff(LE) as usize, header.e_phnum(LE) as usize);
+        let (shoff, shnum) = (header.e_shoff(LE) as usize, header.e_shnum(LE) as usize);
+        let mut ranges = vec![0..64, phoff..phoff + phnum * 56, shoff..shoff + shnum * 64];
+        for section in header.sections(LE, data).unwrap().iter() {
+            if section.sh_flags(LE) & u64::from(elf::SHF_ALLOC) == 0 && section.sh_type(LE) != elf::SHT_NOBITS {
+                let (at, size) = (section.sh_offset(LE) as usize, section.sh_size(LE) as usize);
+                ranges.push(at..(at + size).min(data.len()));
+            }
+        }
+        ranges
+    }
+
+    /// The invariants `map_image` relies on, checked independently of `Image::parse`.
+    fn sound(image: &Image, len: usize) -> Result<(), String> {
+        if image.start % PAGE != 0 || image.end <= image.start || image.end % PAGE != 0 {
+            return Err(format!("bounds {:#x}..{:#x}", image.start, image.end));
+        }
+        if image::out_of_range(image.start, image.end).is_some() {
+            return Err("outside the address window".into());
+        }
+        for s in &image.segments {
+            let in_file = s.offset.checked_add(s.file_size).is_some_and(|e| e <= len as u64);
+            let in_image = s.address >= image.start && s.address + s.memory_size <= image.end;
+            if !in_file || !in_image || s.file_size > s.memory_size {
+                return Err(format!("segment {s:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any page of `[start, end)` is mapped in this process.
+    fn mapped(start: u64, end: u64) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().filter_map(|l| l.split_once(' ')?.0.split_once('-')).any(|(a, b)| {
+            let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+            a < end && start < b
+        })
+    }
+
+    /// Registering unwind tables of a fuzzed image would let the unwinder read it: the
+    /// fuzz test maps and discards, and never commits.
+    unsafe extern "C" fn not_registered(_: *const u8) {}
+
+    #[test]
+    fn the_seed_patches_are_accepted_and_map_at_their_addresses() {
+        for seed in SEEDS {
+            // Read as the agent reads a file: into a heap buffer, aligned for ELF headers.
+            let seed = seed.to_vec();
+            let image = Image::parse(&seed).unwrap();
+            sound(&image, seed.len()).unwrap();
+            let mapped_image = map_image(&image, &seed, not_registered).unwrap();
+            assert!(mapped(image.start, image.end));
+            mapped_image.discard();
+            assert!(!mapped(image.start, image.end));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A real patch with 1 to 6 bytes of its structure replaced, or cut short: the
+        /// loader refuses it, or accepts an image whose every segment lies in the file
+        /// and the address window; mapped, it is discarded without a trace. Nothing of
+        /// it runs.
+        #[test]
+        fn mutated_patches_are_refused_or_map_soundly(
+            seed in 0..SEEDS.len(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..=6),
+            cut in proptest::option::weighted(0.1, any::<prop::sample::Index>()),
+        ) {
+            let mut data = SEEDS[seed].to_vec();
+            let ranges = structure(&data);
+            let bytes: Vec<usize> = ranges.into_iter().flatten().filter(|&i| i < data.len()).collect();
+            for (at, value) in edits {
+                data[bytes[at.index(bytes.len())]] = value;
+            }
+            if let Some(cut) = cut {
+                data.truncate(cut.index(data.len()));
+            }
+            if let Ok(image) = Image::parse(&data) {
+                prop_assert_eq!(sound(&image, data.len()), Ok(()));
+                if let Ok(mapped_image) = map_image(&image, &data, not_registered) {
+                    mapped_image.discard();
+                    prop_assert!(!mapped(image.start, image.end), "left mapped");
+                }
+            }
+        }
+    }
 
     #[test]
     fn other_files_are_refused() {

@@ -162,9 +162,19 @@ impl Driver {
     /// again: the program's loop runs on in its old body. With `--restart` the program
     /// restarts; otherwise that is said. Only asked when the code that runs is known:
     /// without it every function counts as changed.
+    ///
+    /// # Errors
+    /// With `--restart`, [`Stop::Refused`], which restarts the program.
     fn running_main(&self, plan: &Plan, entries: &mut Entries) -> Result<(), Stop> {
         let main = format!("{}::main", plan.krate.crate_name);
         if plan.krate.kind != CrateKind::Bin || !entries.updated.contains(&main) {
+            return Ok(());
+        }
+        // Its compiled code also changes when only the lines of what it calls moved (its
+        // panic locations name them): in a debug build, only an edit of its own source
+        // counts. In a release build, a callee LLVM inlined into it changes it too.
+        let edited = plan.edited.as_ref().is_none_or(|edited| edited.contains(&main));
+        if !edited && !self.profile.release {
             return Ok(());
         }
         if self.config.restart {

@@ -195,6 +195,7 @@ impl Driver {
                 if !self.config.output.hide_errors {
                     self.shell
                         .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
+                    self.explain_failure(name);
                 }
                 Outcome::BuildFailed
             }
@@ -221,6 +222,20 @@ impl Driver {
                 self.shell.error(format_args!("{e:#}"));
                 Outcome::Error(format!("{e:#}"))
             }
+        }
+    }
+
+    /// A patch is compiled against the code the program runs: when a crate it depends on
+    /// has a change the program could not take, its errors may be about that change
+    /// (a field the running type lacks), which a plain `cargo build` would not show.
+    fn explain_failure(&mut self, name: &str) {
+        for dep in self.dependencies(name) {
+            let Some(why) = self.crates.get(&dep).and_then(|c| c.history.restart_needed.clone()) else { continue };
+            self.shell.note(format_args!(
+                "`{name}` is compiled against the `{dep}` the program runs, which lacks a change that needs a \
+                 restart ({why}); {}",
+                super::RESTART_HINT
+            ));
         }
     }
 

@@ -1,0 +1,135 @@
+//! The machine says no, or the tool dies: faults injected at fixed points of a patch
+//! by a `RUSTC` wrapper, on the `plain` fixture. Each ends in one clear message; the
+//! program keeps running its old code, whole, and the session (or the next one) goes on.
+
+use crate::harness::{Fixture, Session, RELOAD};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const LIB: &str = "logic/src/lib.rs";
+
+/// rustc, with a fault for patch builds (their output goes below `patch/linked/`) as
+/// the file `$FAULTS` says: `kill` (SIGKILL), `ice` (an internal compiler error),
+/// `hang` (writes its pid to `$FAULTS.pid` and sleeps); or, with `nolinker`, a sysroot
+/// without `rust-lld`.
+const WRAPPER: &str = r#"#!/bin/sh
+fault="$(cat "$FAULTS" 2>/dev/null)"
+case "$*" in
+*/patch/linked/*)
+    case "$fault" in
+    kill) kill -9 $$ ;;
+    ice) echo "error: internal compiler error: injected by the test" >&2; exit 101 ;;
+    hang) echo $$ > "$FAULTS.pid"; exec sleep 600 ;;
+    esac ;;
+*"--print sysroot"*)
+    if [ "$fault" = nolinker ]; then echo /nonexistent; exit 0; fi ;;
+esac
+exec "$REAL_RUSTC" "$@"
+"#;
+
+/// The fixture, the fault file, and the environment that runs rustc through the wrapper.
+struct Faulty {
+    fx: Fixture,
+    faults: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Faulty {
+    fn new() -> Faulty {
+        let fx = Fixture::new("plain");
+        let wrapper = fx.path("rustc-with-faults");
+        std::fs::write(&wrapper, WRAPPER).unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
+        let real = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim()).join("bin/rustc");
+        let faults = fx.path("faults");
+        let env = vec![
+            ("RUSTC", wrapper.display().to_string()),
+            ("REAL_RUSTC", real.display().to_string()),
+            ("FAULTS", faults.display().to_string()),
+        ];
+        Faulty { fx, faults, env }
+    }
+
+    fn start(&self) -> Session {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Session::start_with_env(&self.fx, &["-p", "app"], &env)
+    }
+
+    fn inject(&self, fault: &str) {
+        std::fs::write(&self.faults, fault).unwrap();
+    }
+
+    fn clear(&self) {
+        let _ = std::fs::remove_file(&self.faults);
+    }
+}
+
+#[test]
+fn a_killed_or_crashing_rustc_is_one_clear_error_and_the_session_goes_on() {
+    let f = Faulty::new();
+    let s = f.start();
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    f.inject("kill");
+    f.fx.replace(LIB, "    1\n}", "    2\n}");
+    s.wait_stderr(
+        "rustc was killed by signal 9 (SIGKILL) while compiling the patch; the next save builds it again",
+        RELOAD,
+    );
+    f.inject("ice");
+    f.fx.replace(LIB, "    2\n}", "    3\n}");
+    s.wait_stderr("error: internal compiler error: injected by the test", RELOAD);
+    s.wait_stderr("could not compile `logic`; the program keeps running the previous code", RELOAD);
+    assert!(s.last_stdout().contains("value=1 label=bin-old"), "{}", s.last_stdout());
+    f.clear();
+    f.fx.replace(LIB, "    3\n}", "    4\n}");
+    s.wait_stdout("value=4 label=bin-old", RELOAD);
+    s.assert_stderr_count("panicked", 0);
+}
+
+#[test]
+fn without_a_linker_the_cause_is_named_and_the_program_keeps_running() {
+    let f = Faulty::new();
+    f.inject("nolinker");
+    let s = f.start();
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    f.fx.replace(LIB, "    1\n}", "    2\n}");
+    // `logic` has a static: a self-contained library would start it afresh.
+    s.wait_stderr("no `rust-lld` in the toolchain, nor `ld.lld` on PATH", RELOAD);
+    s.wait_stderr("restart needed: `logic`: the new code cannot be linked against the running program", RELOAD);
+    f.fx.replace("app/src/main.rs", "\"bin-old\"", "\"bin-new\"");
+    s.wait_stderr("`app` is the binary: its new code reaches the running program only as a linked patch", RELOAD);
+    s.assert_no_stderr_for("Reloaded", Duration::from_millis(300));
+    assert!(s.last_stdout().contains("value=1 label=bin-old"), "{}", s.last_stdout());
+}
+
+/// Killed while rustc compiles a patch: nothing of it reaches the program, which runs
+/// on whole; the next session on the workspace starts cleanly and applies the edit.
+#[test]
+fn a_tool_killed_while_a_patch_compiles_leaves_the_program_whole_and_the_next_session_clean() {
+    let f = Faulty::new();
+    let mut first = f.start();
+    first.wait_stdout("value=1 label=bin-old", RELOAD);
+    f.inject("hang");
+    f.fx.replace(LIB, "    1\n}", "    2\n}");
+    let pid_file = PathBuf::from(format!("{}.pid", f.faults.display()));
+    let deadline = std::time::Instant::now() + RELOAD;
+    while !pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the patch build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill_tool();
+    let rustc: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // SAFETY: the wrapper's `sleep`, which outlived the tool.
+    unsafe { libc::kill(rustc, libc::SIGKILL) };
+    f.clear();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(first.last_stdout().contains("value=1 label=bin-old"), "{}", first.last_stdout());
+    let second = f.start();
+    second.wait_stdout("value=2 label=bin-old", RELOAD);
+    f.fx.replace(LIB, "    2\n}", "    5\n}");
+    second.wait_stdout("value=5 label=bin-old", RELOAD);
+    // The first program never took a patch.
+    assert_eq!(first.stdout.count(|l| l.starts_with("value=")), 1, "{:?}", first.stdout.all());
+}
