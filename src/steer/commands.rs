@@ -205,7 +205,8 @@ pub fn status(global: &GlobalArgs, format: Format, _shell: &Shell) -> Result<i32
     let Some(record) = &t.session else {
         match format {
             Format::Json => println!("{}", serde_json::json!({ "running": false, "mode": t.settings.mode })),
-            Format::Human => println!("mode: {} (saved)", t.settings.mode),
+            // What the next `run` starts with: the manifest's settings, or the default.
+            Format::Human => println!("mode: {} (for the next `run`)", t.settings.mode),
         }
         return Err(Error::NoSession { workspace: t.ws.root.clone(), hint: "" });
     };

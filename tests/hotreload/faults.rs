@@ -2,7 +2,7 @@
 //! by a `RUSTC` wrapper, on the `plain` fixture. Each ends in one clear message; the
 //! program keeps running its old code, whole, and the session (or the next one) goes on.
 
-use crate::harness::{Fixture, Session, RELOAD};
+use crate::harness::{alive, Fixture, Session, RELOAD};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,8 +53,12 @@ impl Faulty {
     }
 
     fn start(&self) -> Session {
+        self.start_with(&["-p", "app"])
+    }
+
+    fn start_with(&self, args: &[&str]) -> Session {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Session::start_with_env(&self.fx, &["-p", "app"], &env)
+        Session::start_with_env(&self.fx, args, &env)
     }
 
     fn inject(&self, fault: &str) {
@@ -132,4 +136,63 @@ fn a_tool_killed_while_a_patch_compiles_leaves_the_program_whole_and_the_next_se
     second.wait_stdout("value=5 label=bin-old", RELOAD);
     // The first program never took a patch.
     assert_eq!(first.stdout.count(|l| l.starts_with("value=")), 1, "{:?}", first.stdout.all());
+}
+
+/// Killed between sending a patch and the program's reply: the program, frozen while
+/// the patch is sent, takes the request it finds once it runs again, and switches
+/// every function of it — or none. `value` and `helper` change together: a line
+/// mixing old and new code would show 10 or 2.
+#[test]
+fn a_tool_killed_between_sending_a_patch_and_the_reply_leaves_every_function_switched_or_none() {
+    let f = Faulty::new();
+    let mut s = f.start_with(&["-p", "app", "-v"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let program = PathBuf::from(running.split('`').nth(1).unwrap());
+    let session_dir = program.parent().unwrap().to_path_buf();
+    let pid: i32 = s.wait_stderr("Connected to process", RELOAD).split_whitespace().nth(3).unwrap().parse().unwrap();
+    // SAFETY: signalling the program this test's session started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    f.fx.edit(LIB, |src| src.replace("    helper()\n}", "    helper() * 10\n}").replace("    1\n}", "    2\n}"));
+    let deadline = std::time::Instant::now() + RELOAD;
+    while !session_dir.join("liblogic-1.so").exists() {
+        assert!(std::time::Instant::now() < deadline, "the patch was never placed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The program's process group, with a stopped member, would be orphaned when the
+    // tool dies, and the kernel would hang it up (POSIX job control): this test process
+    // adopts it instead, as its parent in the same session.
+    // SAFETY: a process-wide flag; orphans of other tests are reaped when it exits.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    s.kill_tool();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines: Vec<String> = s.stdout.all().into_iter().filter(|l| l.starts_with("value=")).collect();
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("value=1 ") || last.starts_with("value=20 "), "half a patch: {lines:?}");
+    assert!(alive(pid as u32), "the program died: {lines:?}\n{}", s.stderr.all().join("\n"));
+    drop(s);
+    // SAFETY: reaping the adopted program, which exits once its stdin closes.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+}
+
+/// New code that overflows the stack kills the program: said with the signal, and the
+/// next save rebuilds and restarts it.
+#[test]
+fn a_stack_overflow_in_new_code_is_reported_and_the_next_save_restarts_the_program() {
+    let f = Faulty::new();
+    let s = f.start();
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    f.fx.replace(
+        LIB,
+        "fn helper() -> u32 {\n    1\n}",
+        "fn helper() -> u32 {\n    std::hint::black_box(helper()) + 1\n}",
+    );
+    let exited = s.wait_stderr("Exited `app` (signal: ", RELOAD);
+    assert!(exited.contains("SIGABRT") || exited.contains("SIGSEGV"), "{exited}");
+    s.wait_stderr("waiting for a change to rebuild and restart the program", RELOAD);
+    f.fx.replace(LIB, "    std::hint::black_box(helper()) + 1\n}", "    6\n}");
+    s.wait_stdout("value=6 label=bin-old", RELOAD);
 }

@@ -137,6 +137,13 @@ impl Fixture {
     }
 }
 
+/// Whether process `pid` runs: exists and is not a zombie (a test may adopt orphans
+/// with `PR_SET_CHILD_SUBREAPER`, and an adopted process that died stays a zombie).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().is_empty() && !rest.trim_start().starts_with('Z'))
+}
+
 /// `$CARGO_HOME/registry/src/*/NAME-VERSION`, if cargo has unpacked it.
 fn published_source(name: &str, version: &str) -> Option<PathBuf> {
     let home = std::env::var_os("CARGO_HOME")

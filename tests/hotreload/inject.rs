@@ -2,7 +2,7 @@
 //! `plain` fixture never mentions the tool; its program starts a child of its own
 //! binary and one of `sh`, and prints what each saw.
 
-use crate::harness::{Fixture, Session, RELOAD};
+use crate::harness::{alive, Fixture, Session, RELOAD};
 use std::time::Duration;
 
 /// The number after `name=` in a program line.
@@ -62,7 +62,7 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
         assert!(std::time::Instant::now() < deadline, "the agent thread outlived the session");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the program died with the tool");
+    assert!(alive(pid), "the program died with the tool");
 }
 
 /// A program that calls `hotreload::init()` starts its own agent, and gets no second;
