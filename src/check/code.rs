@@ -60,6 +60,11 @@ impl Functions {
         diff
     }
 
+    /// The functions of `new` whose code is the same as these (the ones that run).
+    pub fn unchanged_in(&self, new: &Functions) -> std::collections::HashSet<String> {
+        new.fingerprints.iter().filter(|(n, f)| self.fingerprints.get(*n) == Some(f)).map(|(n, _)| n.clone()).collect()
+    }
+
     /// These functions as a diff from code that is not known: every one changed.
     pub fn diff_from_unknown(&self) -> CodeDiff {
         CodeDiff { changed: self.fingerprints.keys().cloned().collect(), ..CodeDiff::default() }

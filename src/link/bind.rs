@@ -43,6 +43,8 @@ pub(super) struct Plan {
     pub(super) own_slots: BTreeSet<String>,
     /// Statics the new code has its own copy of.
     pub(super) fresh: BTreeSet<String>,
+    /// Functions bound to their running copy.
+    pub(super) reused: usize,
 }
 
 impl Plan {
@@ -171,6 +173,33 @@ impl Plan {
                 _ => {
                     self.fresh.insert(path);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds each function of `unchanged` that the objects define to its running copy
+    /// — the newest earlier patch's, else the program's — instead of keeping the
+    /// objects' copy: a linker script's assignment overrides an object's definition,
+    /// and `--gc-sections` then drops the unused body. One with no single running copy
+    /// is kept.
+    pub(super) fn reuse(
+        &mut self,
+        program: &ProgramImage,
+        earlier: &[Arc<CodeImage>],
+        unchanged: &HashSet<String>,
+    ) -> Result<(), String> {
+        let names: Vec<String> = self.functions.iter().filter(|n| unchanged.contains(*n)).cloned().collect();
+        for name in names {
+            let running = earlier
+                .iter()
+                .rev()
+                .find_map(|image| image.function(&name).map(|f| f.address))
+                .or_else(|| program.symbol(&name).filter(|s| !s.tls && !s.ambiguous).map(|s| s.address));
+            if let Some(address) = running {
+                self.functions.remove(&name);
+                self.bindings.insert(name, address);
+                self.reused += 1;
             }
         }
         Ok(())

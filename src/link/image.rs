@@ -96,7 +96,11 @@ fn parse(data: &[u8]) -> Result<Parsed> {
     let sections = header.sections(endian, data)?;
     let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
     let mut functions: HashMap<String, Option<Function>> = HashMap::new();
-    for sym in symtab.iter().filter(|s| s.st_type() == elf::STT_FUNC && s.st_shndx(endian) != elf::SHN_UNDEF) {
+    // A function a patch binds to a running copy is an absolute symbol there: not its code.
+    let defined = |s: &&elf::Sym64<Endianness>| {
+        s.st_type() == elf::STT_FUNC && !matches!(s.st_shndx(endian), elf::SHN_UNDEF | elf::SHN_ABS)
+    };
+    for sym in symtab.iter().filter(defined) {
         let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
         let new = Function { address: sym.st_value(endian), size: sym.st_size(endian) };
         functions

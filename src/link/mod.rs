@@ -74,6 +74,10 @@ pub struct Request<'a> {
     /// The patches already loaded into it, oldest first: functions only they define
     /// are bound to their copies.
     pub earlier: &'a [std::sync::Arc<image::CodeImage>],
+    /// Functions whose compiled code is the same as the code that runs: not kept in
+    /// the image, but bound to their running copy (the newest patch's, else the
+    /// program's), so a reload maps only what changed.
+    pub unchanged: &'a HashSet<String>,
     /// The lowest address to link at.
     pub base: u64,
     /// The patch file to write.
@@ -101,6 +105,8 @@ pub struct Linked {
     /// Statics the new code has its own copy of (new ones, or function-local ones
     /// describing code, such as `tracing` call sites), demangled.
     pub fresh: Vec<String>,
+    /// Unchanged functions bound to their running copy instead of kept in the image.
+    pub reused: usize,
     /// Trampoline slots the program lacks, so the patch keeps its own: one per hot
     /// function the program's build did not have, and never a stub's.
     pub own_slots: Vec<String>,
@@ -130,6 +136,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         plan.survey(object.bytes())?;
     }
     plan.resolve(request.program, request.earlier, request.module_statics).map_err(Error::Unlinkable)?;
+    plan.reuse(request.program, request.earlier, request.unchanged).map_err(Error::Unlinkable)?;
     std::fs::create_dir_all(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {
@@ -154,6 +161,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         statics: plan.bound_statics,
         thread_locals: plan.tls.len(),
         fresh: plan.fresh.into_iter().collect(),
+        reused: plan.reused,
         own_slots: plan.own_slots.into_iter().collect(),
     })
 }

@@ -56,6 +56,8 @@ fn functions_without_annotations_switch_at_their_entries() {
     // A private helper.
     edit(LIB, "    10\n}", "    20\n}", "value=21 greet=hello");
     s.wait_stderr("updated logic::helper", RELOAD);
+    // The other functions are the running ones: bound to them, not mapped again.
+    s.wait_stderr("unchanged functions: their running copies, not mapped again", RELOAD);
     // A trait object's method; the object was made before the edit.
     edit(LIB, "\"hello\".to_string()", "\"ahoy\".to_string()", "value=21 greet=ahoy double=42");
     // A function the program holds as a `fn` pointer.

@@ -190,6 +190,8 @@ pub(crate) struct StartedBuild {
     rustc: Option<build::Rustc>,
     /// Library (an rlib) or binary (objects).
     kind: CrateKind,
+    /// The crate's name in the session, whose running code the patch is compared with.
+    package: String,
     /// The `ENV_FULL_FORM` it was started with.
     full: Option<String>,
     /// Whether it generates debug info.
@@ -471,7 +473,18 @@ impl Driver {
         let started = Instant::now();
         let rustc = build::Rustc::spawn(&invocation, &self.ws.root)?;
         let (full, debuginfo) = (form.full.map(String::from), form.debuginfo);
-        Ok(StartedBuild { rustc: Some(rustc), kind: krate.kind, full, debuginfo, pid, linker, out_dir, started, lock })
+        Ok(StartedBuild {
+            rustc: Some(rustc),
+            kind: krate.kind,
+            package: krate.package.clone(),
+            full,
+            debuginfo,
+            pid,
+            linker,
+            out_dir,
+            started,
+            lock,
+        })
     }
 
     /// Waits for a started build and links it where the program has room.
@@ -491,10 +504,17 @@ impl Driver {
         let output = out_dir.join("patch.elf");
         let base = self.linking.next_base.max(image.end).max(link::FIRST_BASE);
         let earlier: Vec<_> = self.crates.values().flat_map(|c| c.running.generations.iter().cloned()).collect();
+        // Functions compiled as the running ones are bound to them, not mapped again.
+        let running = self.crates.get(&build.package).and_then(|c| c.running.code.as_ref());
+        let unchanged = match running.filter(|_| self.entries_enabled()) {
+            Some(old) => crate::check::code::Functions::read_rlib(&rlib).map(|new| old.unchanged_in(&new)),
+            None => Ok(HashSet::new()),
+        }?;
         let request = link::Request {
             rlib: &rlib,
             program: image,
             earlier: &earlier,
+            unchanged: &unchanged,
             base,
             output: &output,
             work_dir: &out_dir.join("link"),

@@ -42,6 +42,11 @@ impl Driver {
             for path in &l.fresh {
                 self.shell.status("own copy", format_args!("{path} (a static the program does not share)"));
             }
+            if l.reused > 0 {
+                let n = l.reused;
+                self.shell
+                    .status("reused", format_args!("{n} unchanged functions: their running copies, not mapped again"));
+            }
         }
         for id in &report.updated {
             self.shell.status("updated", id);
