@@ -41,8 +41,10 @@ pub use hotreload_protocol::image::ADDRESS_LIMIT;
 /// program and below its heap's usual reach.
 pub const FIRST_BASE: u64 = 0x4000_0000;
 
-/// How far apart patches are placed, and how free ranges are aligned.
-const PLACEMENT: u64 = 2 << 20;
+/// How patches are aligned, and the least room looked for first: 64 KiB, so that the
+/// 1 GiB between [`FIRST_BASE`] and [`ADDRESS_LIMIT`] holds thousands of them (at
+/// 2 MiB apart, a session ran out of room after 512 reloads).
+pub const PLACEMENT: u64 = 64 << 10;
 
 /// Why a patch was not linked.
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +244,7 @@ pub fn find_linker(rustc: &str) -> Option<PathBuf> {
 }
 
 /// The lowest address at or above `from` where `size` bytes are free in process
-/// `pid`, below [`ADDRESS_LIMIT`], aligned to 2 MiB; `None` when there is none.
+/// `pid`, below [`ADDRESS_LIMIT`], aligned to [`PLACEMENT`]; `None` when there is none.
 pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("cannot read the program's memory map")?;
     let mut used: Vec<(u64, u64)> = maps
@@ -254,7 +256,7 @@ pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
         })
         .collect();
     used.sort();
-    const ALIGN: u64 = 2 << 20;
+    const ALIGN: u64 = PLACEMENT;
     let mut candidate = from.next_multiple_of(ALIGN);
     for (a, b) in used {
         if b <= candidate {
@@ -285,7 +287,7 @@ mod tests {
     fn free_ranges_skip_mappings() {
         let pid = std::process::id();
         let base = free_range(pid, FIRST_BASE, 1 << 20).unwrap().unwrap();
-        assert!(base >= FIRST_BASE && base % (2 << 20) == 0 && base + (1 << 20) <= ADDRESS_LIMIT);
+        assert!(base >= FIRST_BASE && base % PLACEMENT == 0 && base + (1 << 20) <= ADDRESS_LIMIT);
         // Map something at that address; the next answer avoids it.
         // SAFETY: a fresh anonymous mapping at an address reported free.
         let p = unsafe {

@@ -112,3 +112,23 @@ fn a_workspace_built_by_cargo_build_first_reloads_linked() {
     s.wait_stdout("value=3 label=bin-old", RELOAD);
     s.assert_stderr_count("self-contained", 0);
 }
+
+/// The session ends with the program (`--exit-with-app`): the program exits as it would
+/// without the tool, and neither the session directory nor its socket is left behind.
+#[test]
+fn with_the_preloaded_agent_the_program_exits_as_it_would_and_nothing_is_left_behind() {
+    let fx = Fixture::new("plain");
+    let mut s = Session::start(&fx, &["-p", "app", "-v", "--exit-with-app"]);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let session_dir = std::path::PathBuf::from(running.split('`').nth(1).unwrap()).parent().unwrap().to_path_buf();
+    let listening = s.wait_stderr("Listening on ", RELOAD);
+    let socket = std::path::PathBuf::from(listening.split("Listening on ").nth(1).unwrap().trim());
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 ", RELOAD);
+    // The fixture exits with status 0 when its stdin closes.
+    assert_eq!(s.close_stdin_and_wait(RELOAD), Some(0));
+    s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
+    assert!(!session_dir.exists(), "the session directory was left behind");
+    assert!(!socket.exists(), "the socket was left behind");
+}

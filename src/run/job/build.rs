@@ -526,7 +526,7 @@ impl Driver {
             link::Error::NoRoom => RouteError::Closed(Closed::NoRoom),
             link::Error::Tool(e) => e.into(),
         })?;
-        self.linking.next_base = linked.end.next_multiple_of(2 << 20);
+        self.linking.next_base = linked.end.next_multiple_of(link::PLACEMENT);
         let link_time = started.elapsed() - compiled;
         Ok(LinkedBuild { file: output, rlib, debuginfo, linked, started, compiled, link_time, _lock: lock })
     }

@@ -92,6 +92,8 @@ impl Driver {
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
         copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
+        let hot: std::collections::HashSet<String> =
+            plan.scanned.as_ref().map(|s| super::plan::hot_ids(s).collect()).unwrap_or_default();
         let own_prefix = format!("{}::", plan.krate.crate_name);
         let own = |shown: &String| shown.contains(&own_prefix);
         let mut entries = Entries {
@@ -119,7 +121,9 @@ impl Driver {
                     // crates' instances of it.
                     let elsewhere = |other: &&String| *other != name && !new.contains(other);
                     let others: Vec<&String> = copies_in[0].named(&shown).iter().filter(elsewhere).collect();
-                    if own && !others.is_empty() {
+                    // Another crate's copy of a `#[hot]` function is its forwarder, which
+                    // calls through the slot: it reaches the new code as it is.
+                    if own && !others.is_empty() && !hot.contains(&shown) {
                         self.find_holders(plan, &shown, &others, &mut entries);
                     }
                     entries.updated.push(shown);
