@@ -480,10 +480,11 @@ impl Session {
     fn wait_out(&mut self, needle: &str, timeout: Duration) -> Instant {
         let deadline = Instant::now() + timeout;
         loop {
-            let (at, line) = self
-                .out
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("the program never printed {needle:?}"));
+            let Ok((at, line)) = self.out.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                // What the tool said since it was last asked: why the program did not.
+                let said: Vec<String> = self.err.try_iter().collect();
+                panic!("the program never printed {needle:?}; the tool said:\n{}", said.join("\n"));
+            };
             if line.contains(needle) {
                 return at;
             }
