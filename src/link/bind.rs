@@ -122,14 +122,14 @@ impl Plan {
             }
             // A function only an earlier patch has: a generic instance that a rebuilt
             // dependency now exports (shared generics), which its dependents use.
-            let in_earlier = || earlier.iter().rev().find_map(|image| image.function(name));
+            let in_earlier = || newest_copy(earlier, name);
             match program.symbol(name) {
                 Some(symbol) if !symbol.tls => {
                     self.bindings.insert(name.clone(), symbol.address);
                 }
                 Some(_) => {}
                 None if in_earlier().is_some() => {
-                    self.bindings.insert(name.clone(), in_earlier().expect("found").address);
+                    self.bindings.insert(name.clone(), in_earlier().expect("found"));
                 }
                 None => match program.import(name) {
                     Some(got) => {
@@ -191,10 +191,7 @@ impl Plan {
     ) -> Result<(), String> {
         let names: Vec<String> = self.functions.iter().filter(|n| unchanged.contains(*n)).cloned().collect();
         for name in names {
-            let running = earlier
-                .iter()
-                .rev()
-                .find_map(|image| image.function(&name).map(|f| f.address))
+            let running = newest_copy(earlier, &name)
                 .or_else(|| program.symbol(&name).filter(|s| !s.tls && !s.ambiguous).map(|s| s.address));
             if let Some(address) = running {
                 self.functions.remove(&name);
@@ -221,6 +218,11 @@ impl Plan {
         script.push_str(&EH_FRAME_END.replace("{eh_end}", hotreload_protocol::image::EH_END_SECTION));
         script
     }
+}
+
+/// The address of function `name` in the newest of the `earlier` patches that defines it.
+fn newest_copy(earlier: &[Arc<CodeImage>], name: &str) -> Option<u64> {
+    earlier.iter().rev().find_map(|image| image.function(name).map(|f| f.address))
 }
 
 /// `jmp *GOT(%rip)` for each imported function, so `call _Unwind_Resume` lands in

@@ -170,6 +170,9 @@ pub(crate) struct LinkedBuild {
     pub(crate) file: PathBuf,
     /// The rlib it was linked from.
     pub(crate) rlib: PathBuf,
+    /// Its compiled functions, when entries are redirected (read once, for the link and
+    /// the entry stage).
+    pub(crate) code: Option<crate::check::code::Functions>,
     /// Whether the rlib has debug info: only when something that decides type layouts
     /// changed, so only then are layouts compared.
     pub(crate) debuginfo: bool,
@@ -504,12 +507,17 @@ impl Driver {
         let output = out_dir.join("patch.elf");
         let base = self.linking.next_base.max(image.end).max(link::FIRST_BASE);
         let earlier: Vec<_> = self.crates.values().flat_map(|c| c.running.generations.iter().cloned()).collect();
-        // Functions compiled as the running ones are bound to them, not mapped again.
+        // Read once here for the entry stage too. Functions compiled as the running ones
+        // are bound to them, not mapped again.
+        let code = match self.entries_enabled() {
+            true => Some(crate::check::code::Functions::read_rlib(&rlib)?),
+            false => None,
+        };
         let running = self.crates.get(&build.package).and_then(|c| c.running.code.as_ref());
-        let unchanged = match running.filter(|_| self.entries_enabled()) {
-            Some(old) => crate::check::code::Functions::read_rlib(&rlib).map(|new| old.unchanged_in(&new)),
-            None => Ok(HashSet::new()),
-        }?;
+        let unchanged = match (running, &code) {
+            (Some(old), Some(new)) => old.unchanged_in(new),
+            _ => HashSet::new(),
+        };
         let request = link::Request {
             rlib: &rlib,
             program: image,
@@ -528,7 +536,7 @@ impl Driver {
         })?;
         self.linking.next_base = linked.end.next_multiple_of(link::PLACEMENT);
         let link_time = started.elapsed() - compiled;
-        Ok(LinkedBuild { file: output, rlib, debuginfo, linked, started, compiled, link_time, _lock: lock })
+        Ok(LinkedBuild { file: output, rlib, code, debuginfo, linked, started, compiled, link_time, _lock: lock })
     }
 }
 

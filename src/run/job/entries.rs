@@ -81,7 +81,10 @@ impl Driver {
         if !self.entries_enabled() {
             return Ok(None);
         }
-        let new = Functions::read_rlib(&linked.rlib)?;
+        let new = match &linked.code {
+            Some(code) => code.clone(),
+            None => Functions::read_rlib(&linked.rlib)?,
+        };
         // Without a record of the running code compiled as patches are, every function
         // counts as changed: redirecting an unchanged one costs a jump, never a wrong result.
         let baseline = self.state(&plan.krate.package).running.code.is_some();
