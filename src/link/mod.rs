@@ -139,23 +139,23 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     }
     plan.resolve(request.program, request.earlier, request.module_statics).map_err(Error::Unlinkable)?;
     plan.reuse(request.program, request.earlier, request.unchanged).map_err(Error::Unlinkable)?;
-    std::fs::create_dir_all(request.work_dir)?;
+    empty_dir(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {
         tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
         let path = request.work_dir.join(object.name.replace('/', "_"));
-        std::fs::write(&path, object.bytes())?;
+        fs_err::write(&path, object.bytes())?;
         inputs.push(path);
     }
     if !plan.stubs.is_empty() {
         let path = request.work_dir.join("hotreload-stubs.o");
-        std::fs::write(&path, bind::stubs_object(&plan.stubs)?)?;
+        fs_err::write(&path, bind::stubs_object(&plan.stubs)?)?;
         inputs.push(path);
     }
     let script = request.work_dir.join("bind.ld");
-    std::fs::write(&script, plan.script())?;
+    fs_err::write(&script, plan.script())?;
     run_linker(request, &script, &inputs)?;
-    let data = std::fs::read(request.output)?;
+    let data = fs_err::read(request.output)?;
     let (start, end) = check_output(&data).map_err(Error::Unlinkable)?;
     Ok(Linked {
         start,
@@ -166,6 +166,16 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         reused: plan.reused,
         own_slots: plan.own_slots.into_iter().collect(),
     })
+}
+
+/// Makes `dir` an empty directory. The linker's inputs are the rlib's members, whose
+/// names rustc makes unique per invocation: kept, every reload would add its objects.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    match fs_err::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs_err::create_dir_all(dir)
 }
 
 /// Runs the linker on `inputs` with `script`: a static image at `request.base` with

@@ -29,6 +29,51 @@ fn cargo_target() -> PathBuf {
     shared_target().join("cargo")
 }
 
+/// Crates from crates.io that tests copy into fixtures as members.
+pub const PUBLISHED: &[&str] = &["strsim"];
+
+/// Removes what test runs more than half an hour ago built for their copies of the
+/// fixtures' own packages. Each copy has a version of its own, so cargo never reuses
+/// those artifacts; without this, every run would add a few gigabytes to the shared
+/// target directories. Dependencies (the runtime, serde, ...) stay built.
+fn prune_earlier_copies() {
+    let mut names: Vec<String> = PUBLISHED.iter().map(|n| n.to_string()).collect();
+    let manifests = std::fs::read_dir(repo().join("fixtures")).unwrap().flat_map(|fixture| {
+        let fixture = fixture.unwrap().path();
+        let members = std::fs::read_dir(&fixture).into_iter().flatten().map(|m| m.unwrap().path().join("Cargo.toml"));
+        members.chain([fixture.join("Cargo.toml")]).collect::<Vec<_>>()
+    });
+    for manifest in manifests {
+        let text = std::fs::read_to_string(manifest).unwrap_or_default();
+        let name = text.lines().find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"').map(String::from));
+        names.extend(name.map(|n| n.replace('-', "_")));
+    }
+    let before = std::time::SystemTime::now() - Duration::from_secs(30 * 60);
+    prune(&shared_target(), &names, before, 0);
+}
+
+/// Below `dir`, removes the entries of cargo's artifact directories (`deps`,
+/// `.fingerprint`, `build`, `incremental`) named after one of `crates` and last
+/// changed before `before`.
+fn prune(dir: &Path, crates: &[String], before: std::time::SystemTime, depth: usize) {
+    let artifacts =
+        matches!(dir.file_name().and_then(|n| n.to_str()), Some("deps" | ".fingerprint" | "build" | "incremental"));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().map_while(Result::ok) {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if artifacts {
+            let name = entry.file_name().to_string_lossy().replace('-', "_");
+            let name = name.strip_prefix("lib").unwrap_or(&name);
+            let ours = crates.iter().any(|c| name.starts_with(&format!("{c}_")) || name.starts_with(&format!("{c}.")));
+            if ours && meta.modified().is_ok_and(|m| m < before) {
+                let _ = if meta.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            }
+        } else if meta.is_dir() && depth < 6 {
+            prune(&path, crates, before, depth + 1);
+        }
+    }
+}
+
 /// A fixture workspace copied to a temporary directory.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -47,6 +92,8 @@ impl Fixture {
     }
 
     fn copy(name: &str, own_version: bool) -> Fixture {
+        static PRUNED: std::sync::Once = std::sync::Once::new();
+        PRUNED.call_once(prune_earlier_copies);
         let dir = tempfile::Builder::new().prefix(&format!("hotreload-{name}-")).tempdir().unwrap();
         let root = dir.path().join(name);
         copy_dir(&repo().join("fixtures").join(name), &root);
@@ -266,8 +313,8 @@ impl Session {
     }
 
     pub fn spawn(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
+        // `env` last: a test may give a session a target directory of its own.
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
-            .envs(env.iter().copied())
             .arg("hotreload")
             .arg("run")
             .args(args)
@@ -276,6 +323,7 @@ impl Session {
             .env("CARGO_TARGET_DIR", cargo_target())
             .env("CARGO_TERM_COLOR", "never")
             .env_remove("RUSTFLAGS")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

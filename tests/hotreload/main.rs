@@ -2,6 +2,7 @@
 //! edits, and assertions on what the running program prints.
 
 mod autoreload;
+mod disk;
 mod entry;
 mod faults;
 mod harness;
