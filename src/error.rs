@@ -22,6 +22,8 @@ pub mod exit {
     pub const NOT_RELOADED: i32 = 4;
     /// Another session already runs for the workspace.
     pub const BUSY: i32 = 5;
+    /// The hot target directory cannot be written (read-only, full, not ours).
+    pub const TARGET_DIR: i32 = 6;
     /// The program did not compile (cargo's own code for that).
     pub const BUILD_FAILED: i32 = 101;
     /// Ctrl-C (128 + SIGINT, as a shell reports it).
@@ -59,6 +61,18 @@ pub enum Error {
         /// The workspace's root.
         workspace: PathBuf,
     },
+    /// The hot target directory `dir` cannot be written; `source` says why.
+    #[error(
+        "cannot write to the hot target directory {}; free it, or choose another with `--target-dir DIR`",
+        dir.display()
+    )]
+    TargetDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The system's answer.
+        #[source]
+        source: std::io::Error,
+    },
     /// The program did not compile; cargo showed why.
     #[error("could not compile `{package}`")]
     BuildFailed {
@@ -78,6 +92,7 @@ impl Error {
             Error::NoSession { .. } => exit::NO_SESSION,
             Error::NotReloaded => exit::NOT_RELOADED,
             Error::Busy { .. } => exit::BUSY,
+            Error::TargetDir { .. } => exit::TARGET_DIR,
             Error::BuildFailed { .. } => exit::BUILD_FAILED,
             Error::Other(_) => exit::FAILED,
         }
@@ -116,6 +131,8 @@ mod tests {
             Error::NoSession { workspace: "/w".into(), hint: "" }.process_exit_code(),
             Error::NotReloaded.process_exit_code(),
             Error::Busy { pid: None, workspace: "/w".into() }.process_exit_code(),
+            Error::TargetDir { dir: "/t".into(), source: std::io::ErrorKind::ReadOnlyFilesystem.into() }
+                .process_exit_code(),
             Error::BuildFailed { package: "app".into() }.process_exit_code(),
             Error::Other(anyhow::anyhow!("x")).process_exit_code(),
         ];

@@ -13,7 +13,7 @@ pub struct BuildLock {
 impl BuildLock {
     /// Waits for the lock of `dir`.
     pub fn acquire(dir: &Path) -> Result<BuildLock> {
-        std::fs::create_dir_all(dir)?;
+        fs_err::create_dir_all(dir)?;
         let file = crate::lockfile::lock(&dir.join(".hotreload-lock"), true)
             .context("failed to lock the hot target directory")?
             .expect("a waiting lock is always taken");

@@ -256,7 +256,7 @@ pub fn find_linker(rustc: &str) -> Option<PathBuf> {
 /// The lowest address at or above `from` where `size` bytes are free in process
 /// `pid`, below [`ADDRESS_LIMIT`], aligned to [`PLACEMENT`]; `None` when there is none.
 pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("cannot read the program's memory map")?;
+    let maps = fs_err::read_to_string(format!("/proc/{pid}/maps")).context("cannot read the program's memory map")?;
     let mut used: Vec<(u64, u64)> = maps
         .lines()
         .filter_map(|line| {

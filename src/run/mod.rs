@@ -95,6 +95,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         log::set_boxed_logger(Box::new(StderrLogger)).ok();
         log::set_max_level(log::LevelFilter::Info);
     }
+    writable(&profile.target_dir)?;
     let (tx, rx) = mpsc::channel();
     let session_tx = tx.clone();
     let session = Session::open(&profile.target_dir, &ws.root, move |incoming| {
@@ -226,6 +227,15 @@ fn is_binary_source(member: &crate::workspace::Member, binary: &Binary, path: &P
         && member.lib.is_none()
         && path.starts_with(&src)
         && !path.starts_with(src.join("bin"))
+}
+
+/// Checks, before anything is built or started, that patches can be written to
+/// `dir`: created if missing, and a file written and removed in it.
+fn writable(dir: &Path) -> Result<(), Error> {
+    let probe = dir.join(format!(".hotreload-probe-{}", std::process::id()));
+    let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b"probe"));
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|source| Error::TargetDir { dir: dir.to_path_buf(), source })
 }
 
 /// `--target-dir`, or `<cargo's target dir>/hotreload`.
@@ -447,7 +457,7 @@ impl Driver {
         shell: &Shell,
     ) -> Driver {
         let root_manifest = ws.root.join("Cargo.toml");
-        let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
+        let manifest_rest = settings::without_settings(&fs_err::read_to_string(&root_manifest).unwrap_or_default());
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let config = Config {
             output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
@@ -906,7 +916,7 @@ impl Driver {
     /// Our own `aimport`/`mode` edits of the root manifest, or the user's by hand,
     /// change only the settings: taken. Anything else in it needs a restart.
     fn take_manifest(&mut self, path: &Path, shown: &str) -> ManifestEdit {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text = fs_err::read_to_string(path).unwrap_or_default();
         let rest = settings::without_settings(&text);
         if rest != self.steer.manifest_rest {
             self.steer.manifest_rest = rest;

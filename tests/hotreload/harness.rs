@@ -242,6 +242,16 @@ pub fn hotreload_command(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// [`hotreload`] with more environment.
+pub fn hotreload_with_env(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = hotreload_command(&fixture.root, args).envs(env.iter().copied()).output().expect("cargo-hotreload runs");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// [`hotreload`] in any directory.
 pub fn hotreload_in(dir: &Path, args: &[&str]) -> Output {
     let out = hotreload_command(dir, args).output().expect("cargo-hotreload runs");

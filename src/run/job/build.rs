@@ -468,11 +468,11 @@ impl Driver {
         if krate.kind == CrateKind::Bin {
             let objects = self.linked_out_dir(krate);
             if objects.exists() {
-                std::fs::remove_dir_all(&objects)?;
+                fs_err::remove_dir_all(&objects)?;
             }
-            std::fs::create_dir_all(objects)?;
+            fs_err::create_dir_all(objects)?;
         }
-        std::fs::create_dir_all(&out_dir)?;
+        fs_err::create_dir_all(&out_dir)?;
         let started = Instant::now();
         let rustc = build::Rustc::spawn(&invocation, &self.ws.root)?;
         let (full, debuginfo) = (form.full.map(String::from), form.debuginfo);

@@ -203,8 +203,8 @@ impl Driver {
         let generation = self.state(&plan.krate.package).running.generation + 1;
         let dir = self.session.dir().join("applied").join(plan.krate.unit()).join(generation.to_string());
         let kept = dir.join(rlib.file_name()?);
-        std::fs::create_dir_all(&dir).ok()?;
-        std::fs::copy(rlib, &kept).ok()?;
+        fs_err::create_dir_all(&dir).ok()?;
+        fs_err::copy(rlib, &kept).ok()?;
         Some(kept)
     }
 
