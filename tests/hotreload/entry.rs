@@ -157,3 +157,27 @@ fn at_safepoints_entries_switch_where_the_program_says() {
     assert!(line.contains("safepoints=1"), "{line}");
     s.wait_stderr("Reloaded logic: 1 updated", RELOAD);
 }
+
+/// A caller compiled into one patch keeps calling that patch's copy of a helper; as
+/// the helper changes again and again, that copy (and the program's) must lead to the
+/// newest, though the tool names only the newest copy in each request.
+#[test]
+fn every_earlier_copy_of_a_function_leads_to_its_newest() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=11 greet=hello", RELOAD);
+    // `value` and `helper` in one patch: that `value` calls that patch's `helper`.
+    fx.edit(LIB, |src| {
+        src.replace("    10\n}", "    20\n}").replace("helper() + base::unit()", "helper() + base::unit() + 100")
+    });
+    s.wait_stdout("value=121 greet=hello", RELOAD);
+    for tens in 3..=6 {
+        fx.replace(LIB, &format!("    {}0\n}}", tens - 1), &format!("    {tens}0\n}}"));
+        s.wait_stdout(&format!("value=1{tens}1 greet=hello"), RELOAD);
+    }
+    // Generation 5 rewrote `helper`'s entry in the program and in generations 1 to 4:
+    // each jumps straight to the newest copy, no chain of jumps.
+    let timing = s.wait_stderr("generation 5", RELOAD);
+    assert!(timing.contains("(0 slots, 5 entries;"), "{timing}");
+    s.assert_stderr_count("kept", 0);
+}

@@ -63,7 +63,8 @@ pub enum AgentMessage {
     },
     /// A patch was not applied; the program runs the code it ran before.
     Refused {
-        /// The request this answers.
+        /// The request this answers; 0 when the line could not be read as a request
+        /// (malformed, or longer than [`MAX_LINE`]). Tools number requests from 1.
         request: u64,
         /// What kind of refusal it is (absent from older agents: `invalid`).
         #[serde(default)]
@@ -167,9 +168,11 @@ pub struct LoadRequest {
     pub redirects: Vec<Redirect>,
 }
 
-/// One function entry to redirect: a 5-byte `jmp` at `from` (the entry of a copy of the
-/// function that runs now: the program's, or an earlier patch's) to `to` (its entry in
-/// the patch being loaded).
+/// One function entry to redirect: a 5-byte `jmp` at `from` (the entry of the newest
+/// copy of the function that runs now: the program's, or an earlier patch's) to `to`
+/// (its entry in the patch being loaded). The agent also rewrites every entry it sent
+/// to `from` before, so older copies need not be named: a request's size depends on
+/// what changed, not on how many reloads came before.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redirect {
     /// The function, demangled, for messages.

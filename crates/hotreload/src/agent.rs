@@ -89,6 +89,8 @@ struct Prepared {
     table: &'static [Entry],
     /// Function entries to redirect, checked.
     sites: Sites,
+    /// The redirects they write, recorded once written.
+    redirects: Vec<hotreload_protocol::message::Redirect>,
     request: u64,
     load_micros: u64,
     started: Instant,
@@ -123,6 +125,7 @@ fn load(request: LoadRequest, session_dir: Option<&Path>, apply: Apply) -> Resul
         generation: request.generation,
         table,
         sites,
+        redirects: request.redirects,
         request: request.request,
         load_micros,
         started,
@@ -194,6 +197,7 @@ fn switch(p: Prepared) -> AgentMessage {
         Ok(held) => held,
         Err(why) => return AgentMessage::refused(p.request, Refusal::failed(why)),
     };
+    record_redirects(&p.redirects);
     let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
     let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
     let count = switched.len();
@@ -217,6 +221,14 @@ fn redirect(sites: &Sites) -> Result<u64, String> {
 fn redirect(_: &Sites) -> Result<u64, String> {
     Ok(0)
 }
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn record_redirects(redirects: &[hotreload_protocol::message::Redirect]) {
+    crate::code::redirected(redirects);
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn record_redirects(_: &[hotreload_protocol::message::Redirect]) {}
 
 type Waiting = (Prepared, mpsc::Sender<AgentMessage>);
 

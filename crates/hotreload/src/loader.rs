@@ -335,6 +335,10 @@ mod tests {
         })
     }
 
+    /// Held while a test maps: the seed test and the fuzz test map the same patches at
+    /// the same fixed addresses, and would find each other's mappings there.
+    static MAPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// Registering unwind tables of a fuzzed image would let the unwinder read it: the
     /// fuzz test maps and discards, and never commits.
     unsafe extern "C" fn not_registered(_: *const u8) {}
@@ -346,6 +350,7 @@ mod tests {
             let seed = seed.to_vec();
             let image = Image::parse(&seed).unwrap();
             sound(&image, seed.len()).unwrap();
+            let _one = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
             let mapped_image = map_image(&image, &seed, not_registered).unwrap();
             assert!(mapped(image.start, image.end));
             mapped_image.discard();
@@ -377,6 +382,7 @@ mod tests {
             }
             if let Ok(image) = Image::parse(&data) {
                 prop_assert_eq!(sound(&image, data.len()), Ok(()));
+                let _one = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
                 if let Ok(mapped_image) = map_image(&image, &data, not_registered) {
                     mapped_image.discard();
                     prop_assert!(!mapped(image.start, image.end), "left mapped");

@@ -220,10 +220,11 @@ impl Driver {
     }
 }
 
-/// The redirects of function `name` (shown as `shown`): from each copy in `copies_in`
-/// (the program, then each earlier generation) to its copy in `image`. `Err` says why
-/// it keeps its old code: a closure, no copy in the patch, or a copy whose entry cannot
-/// take the jump.
+/// The redirect of function `name` (shown as `shown`): from its newest copy in
+/// `copies_in` (the program, then each earlier generation) to its copy in `image`;
+/// the agent moves the older copies' jumps with it (see [`Redirect`]), so the request
+/// does not grow with the session. Every copy is checked. `Err` says why it keeps its
+/// old code: no copy in the patch, or a copy whose entry cannot take the jump.
 fn redirects_of(
     name: &str,
     shown: &str,
@@ -231,7 +232,7 @@ fn redirects_of(
     copies_in: &[Arc<CodeImage>],
 ) -> Result<Vec<Redirect>, &'static str> {
     let to = image.function(name).ok_or("the patch holds no single copy of it")?;
-    let mut redirects = Vec::new();
+    let mut newest = None;
     for old in copies_in {
         if old.ambiguous(name) {
             return Err("the running code has several copies of it");
@@ -240,7 +241,32 @@ fn redirects_of(
         if let Some(why) = unfit_in(old, from) {
             return Err(why);
         }
-        redirects.push(Redirect { name: shown.to_string(), from: from.address, to: to.address });
+        newest = Some(from.address);
     }
-    Ok(redirects)
+    Ok(newest.map(|from| Redirect { name: shown.to_string(), from, to: to.address }).into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function of this test binary, which stands in for the program and for every
+    /// generation of a patch.
+    #[no_mangle]
+    #[inline(never)]
+    extern "C" fn hotreload_test_changed(x: u64) -> u64 {
+        std::hint::black_box(x).wrapping_mul(3) ^ 7
+    }
+
+    #[test]
+    fn a_function_changed_in_every_reload_is_one_redirect_from_its_newest_copy() {
+        assert_eq!(hotreload_test_changed(1), 4);
+        let exe = Arc::new(CodeImage::read(&std::env::current_exe().unwrap()).unwrap());
+        let name = "hotreload_test_changed";
+        let entry = exe.function(name).expect("in the symbol table").address;
+        // The program and 900 generations, each with its own copy (here all the same).
+        let copies: Vec<_> = (0..901).map(|_| exe.clone()).collect();
+        let redirects = redirects_of(name, name, &exe, &copies).unwrap();
+        assert_eq!(redirects, [Redirect { name: name.into(), from: entry, to: entry }]);
+    }
 }

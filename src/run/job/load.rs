@@ -51,8 +51,16 @@ impl Driver {
         if let Some(entries) = &verified.entries {
             load = load.with_redirects(entries.redirects.clone());
         }
+        let line = message::encode(&ToolMessage::Load(load));
+        if line.len() > message::MAX_LINE {
+            return Err(Stop::Refused(vec![format!(
+                "the load request is {} KiB, more than the agent reads ({} KiB): too many functions changed at once",
+                line.len() >> 10,
+                message::MAX_LINE >> 10
+            )]));
+        }
         let Some(agent) = self.agent.as_mut() else { return Err(Stop::Waiting) };
-        let sent = agent.writer.write_all(&message::encode(&ToolMessage::Load(load)));
+        let sent = agent.writer.write_all(&line);
         sent.context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
             AgentMessage::Applied { switched, load_micros, apply_micros, redirected, held_micros, .. } => {
@@ -82,7 +90,9 @@ impl Driver {
             let conn = self.agent.as_ref().map(|a| a.conn);
             match self.events.rx.recv_timeout(left) {
                 Ok(Event::Session(Incoming::Message { conn: from, message })) if Some(from) == conn => {
-                    if message.request() == Some(request) {
+                    // Request 0: the agent could not read the line as a request at all
+                    // (malformed, or too long); the only one in flight is this one.
+                    if message.request() == Some(request) || message.request() == Some(0) {
                         return Ok(message);
                     }
                     self.shell.warn(format_args!("unexpected message from the program: {message:?}"));
