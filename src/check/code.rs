@@ -113,14 +113,21 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
             // A `#[hot]` function's wrapper: it switches through its slot.
             continue;
         }
+        let ends = instruction_ends(&code);
         for &&(offset, target, kind, addend) in &relocs {
             let at = (offset - start) as usize;
             let width = field_width(kind).min(code.len() - at);
             code[at..at + width].fill(0);
             text.extend_from_slice(&(offset - start).to_le_bytes());
             text.extend_from_slice(&kind.to_le_bytes());
-            text.extend_from_slice(&addend.to_le_bytes());
-            text.extend_from_slice(&referent(data, &sections, &symtab, endian, target)?.to_le_bytes());
+            let reads = reads_at(kind, addend, at, &ends);
+            match referent(data, &sections, &symtab, endian, target, reads)? {
+                Referent::Exact(hash) => {
+                    text.extend_from_slice(&addend.to_le_bytes());
+                    text.extend_from_slice(&hash.to_le_bytes());
+                }
+                Referent::Content(hash) => text.extend_from_slice(&hash.to_le_bytes()),
+            }
         }
         code.extend_from_slice(&text);
         let fingerprint = hotreload_protocol::record::fnv1a(&code);
@@ -129,34 +136,98 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
     Ok(())
 }
 
-/// What a relocation refers to, as a hash: a named symbol by its name; a section, or a
-/// compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section.
+/// What a relocation refers to, as a hash.
+enum Referent {
+    /// A symbol's name, or a section's whole content: with the addend, exact.
+    Exact(u64),
+    /// The one constant it reads in a section whose constants the assembler pools and
+    /// orders as it likes (`.rodata.cst4`, `.rodata.str1.1`): by its bytes, since it
+    /// moves when another constant of the pool changes.
+    Content(u64),
+}
+
+/// Where each instruction of `code` ends, in order; empty if it does not decode.
+fn instruction_ends(code: &[u8]) -> Vec<usize> {
+    let decoder = iced_x86::Decoder::new(64, code, iced_x86::DecoderOptions::NONE);
+    let mut ends = Vec::new();
+    for instruction in decoder {
+        if instruction.is_invalid() {
+            return Vec::new();
+        }
+        ends.push(instruction.next_ip() as usize);
+    }
+    ends
+}
+
+/// The offset from its symbol that a relocation of `kind` with `addend`, whose field
+/// starts at byte `at` of code whose instructions end at `ends`, makes the code read:
+/// the addend for an absolute field; for a RIP-relative one also the field's 4 bytes
+/// and what follows the field in its instruction (an immediate), since the CPU adds
+/// the address of the next instruction. `None` when not known.
+fn reads_at(kind: u32, addend: i64, at: usize, ends: &[usize]) -> Option<i64> {
+    match kind {
+        elf::R_X86_64_32 | elf::R_X86_64_32S | elf::R_X86_64_64 => Some(addend),
+        elf::R_X86_64_PC32 => {
+            let end = ends.iter().find(|&&end| end > at)?;
+            Some(addend + (end - at) as i64)
+        }
+        _ => None,
+    }
+}
+
+/// What relocation target `target` refers to: a named symbol by its name; a section,
+/// or a compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section — in a
+/// pooled section, by the bytes of the constant at offset `reads` (when known).
 fn referent(
     data: &[u8],
     sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
     symtab: &object::read::elf::SymbolTable<'_, elf::FileHeader64<Endianness>>,
     endian: Endianness,
     target: u32,
-) -> Result<u64> {
+    reads: Option<i64>,
+) -> Result<Referent> {
     let sym = symtab.symbol(SymbolIndex(target as usize))?;
     let name = symtab.symbol_name(endian, sym)?;
     let numbered = name.is_empty() || name.starts_with(b".L") || name.starts_with(b"anon.");
     if !numbered || sym.st_shndx(endian) == elf::SHN_UNDEF || sym.st_shndx(endian) >= elf::SHN_LORESERVE {
-        return Ok(hotreload_protocol::record::fnv1a(name));
+        return Ok(Referent::Exact(hotreload_protocol::record::fnv1a(name)));
     }
     let section = sections.section(SectionIndex(sym.st_shndx(endian) as usize))?;
-    if section.sh_flags(endian) & u64::from(elf::SHF_EXECINSTR) != 0 {
+    let flags = section.sh_flags(endian);
+    if flags & u64::from(elf::SHF_EXECINSTR) != 0 {
         // Code of the same section (a jump table's target): the function's own bytes
         // already say it.
-        return Ok(0);
+        return Ok(Referent::Exact(0));
     }
     let bytes = section.data(endian, data).unwrap_or_default();
     let (start, size) = (sym.st_value(endian) as usize, sym.st_size(endian) as usize);
+    let pooled = (flags & u64::from(elf::SHF_MERGE) != 0 && size == 0)
+        .then(|| constant(bytes, start as i64 + reads?, flags, section.sh_entsize(endian)))
+        .flatten();
+    if let Some(content) = pooled {
+        return Ok(Referent::Content(hotreload_protocol::record::fnv1a(&content)));
+    }
     let content = match size {
         0 => bytes,
         _ => bytes.get(start..start + size).unwrap_or(bytes),
     };
-    Ok(hotreload_protocol::record::fnv1a(content))
+    Ok(Referent::Exact(hotreload_protocol::record::fnv1a(content)))
+}
+
+/// The constant of pooled section `bytes` at `offset`, with where in it `offset` is:
+/// its `entsize` bytes, or in a string pool (`SHF_STRINGS`) the string up to its NUL.
+fn constant(bytes: &[u8], offset: i64, flags: u64, entsize: u64) -> Option<Vec<u8>> {
+    let offset = usize::try_from(offset).ok()?;
+    let (from, to) = if flags & u64::from(elf::SHF_STRINGS) != 0 {
+        (offset, offset + bytes.get(offset..)?.iter().position(|b| *b == 0)? + 1)
+    } else {
+        let entsize = usize::try_from(entsize).ok().filter(|e| *e > 0)?;
+        let from = offset / entsize * entsize;
+        (from, from + entsize)
+    };
+    let mut content = bytes.get(from..to)?.to_vec();
+    content.extend_from_slice(&(offset - from).to_le_bytes());
+    Some(content)
 }
 
 /// Whether relocation target `target` is a `#[hot]` function's slot.
@@ -210,6 +281,75 @@ mod tests {
         assert_eq!(diff.added, ["d".to_string()].into());
         assert_eq!(diff.removed, ["c".to_string()].into());
         assert_eq!(new.diff(&new), CodeDiff::default());
+    }
+
+    /// An object with functions `f` reading the 4-byte constant at offset 0 and `g`
+    /// and `h` the one at 4 of a pooled `.rodata.cst4` holding `pool`, as LLVM emits
+    /// string literals of 4 bytes: by the section's symbol and an addend; `h` through
+    /// a RIP-relative field with an immediate after it.
+    fn pooled_object(pool: &[u8; 8]) -> Functions {
+        use object::write::{Object, Relocation, Symbol, SymbolSection};
+        use object::{Architecture, BinaryFormat, RelocationFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, object::Endianness::Little);
+        let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+        // `f`, `g`: mov eax, [abs32]; ret. `h`: cmp dword [rip + disp32], imm32; ret.
+        let code = [0x8b, 0x04, 0x25, 0, 0, 0, 0, 0xc3, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0xc3];
+        obj.append_section_data(text, &code, 16);
+        obj.append_section_data(text, &[0x81, 0x3d, 0, 0, 0, 0, 0x44, 0x33, 0x22, 0x11, 0xc3], 1);
+        let cst = obj.add_section(Vec::new(), b".rodata.cst4".to_vec(), SectionKind::ReadOnlyData);
+        obj.section_mut(cst).flags = object::SectionFlags::Elf { sh_flags: u64::from(elf::SHF_ALLOC | elf::SHF_MERGE) };
+        obj.append_section_data(cst, pool, 1);
+        let pool_symbol = obj.section_symbol(cst);
+        for (i, name) in ["f", "g"].iter().enumerate() {
+            let at = 8 * i as u64;
+            obj.add_symbol(Symbol {
+                name: name.as_bytes().to_vec(),
+                value: at,
+                size: 8,
+                kind: SymbolKind::Text,
+                scope: SymbolScope::Linkage,
+                weak: false,
+                section: SymbolSection::Section(text),
+                flags: SymbolFlags::None,
+            });
+            let flags = RelocationFlags::Elf { r_type: elf::R_X86_64_32 };
+            let relocation = Relocation { offset: at + 3, symbol: pool_symbol, addend: 4 * i as i64, flags };
+            obj.add_relocation(text, relocation).unwrap();
+        }
+        obj.add_symbol(Symbol {
+            name: b"h".to_vec(),
+            value: 16,
+            size: 11,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+        // Reads offset 4: the CPU adds the end of the instruction, 8 bytes past the field.
+        let flags = RelocationFlags::Elf { r_type: elf::R_X86_64_PC32 };
+        obj.add_relocation(text, Relocation { offset: 18, symbol: pool_symbol, addend: 4 - 8, flags }).unwrap();
+        let mut data = obj.write().unwrap();
+        // `object` writes no entry size but for strings: set the pool's to 4.
+        let header = elf::FileHeader64::<Endianness>::parse(&*data).unwrap();
+        let (shoff, e) = (header.e_shoff(Endianness::Little) as usize, Endianness::Little);
+        let index = header.sections(e, &*data).unwrap().section_by_name(e, b".rodata.cst4").unwrap().0;
+        let entsize = shoff + index.0 * 64 + 56;
+        data[entsize..entsize + 8].copy_from_slice(&4u64.to_le_bytes());
+        let mut out = BTreeMap::new();
+        read_object(&data, &mut out).unwrap();
+        Functions { fingerprints: out }
+    }
+
+    #[test]
+    fn a_pooled_constant_counts_by_its_bytes_not_by_its_neighbours() {
+        let before = pooled_object(b"zerov100");
+        // `g`'s constant changed; `f`'s did not, though it shares the pool.
+        let diff = before.diff(&pooled_object(b"zerov101"));
+        assert_eq!(diff.changed, ["g".to_string(), "h".to_string()].into());
+        // `f`'s constant changed.
+        let diff = before.diff(&pooled_object(b"zer0v100"));
+        assert_eq!(diff.changed, ["f".to_string()].into());
     }
 
     #[test]

@@ -121,6 +121,59 @@ fn encoded(request: LoadRequest) -> Vec<u8> {
     message::encode(&ToolMessage::Load(request))
 }
 
+/// `n` lines a hostile or broken tool might send, from a small generator seeded
+/// alike on every run: random bytes, lines shaped like messages with values of the
+/// wrong kind, `sample` (a load request) cut short, and `sample` with its fields
+/// replaced (another crate, generation 0, a path elsewhere, redirects from and to
+/// arbitrary addresses). None names a patch the agent may apply.
+fn hostile_lines(sample: &LoadRequest, n: usize) -> Vec<Vec<u8>> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let encoded = message::encode(&ToolMessage::Load(sample.clone()));
+    let json = String::from_utf8(encoded.clone()).unwrap();
+    let keys = ["type", "request", "crate_name", "generation", "path", "functions", "toolchain", "linked", "redirects"];
+    let values =
+        ["null", "-1", "1e400", "\"load\"", "[]", "{}", "[{\"name\":\"f\",\"from\":1,\"to\":2}]", "\"/etc/passwd\""];
+    (0..n)
+        .map(|i| {
+            let mut line = match i % 4 {
+                0 => (0..next() % 200).map(|_| (next() % 255) as u8 + 1).filter(|b| *b != b'\n').collect(),
+                1 => {
+                    let fields: Vec<String> = (0..next() % 8)
+                        .map(|_| {
+                            let (k, v) = (keys[next() as usize % keys.len()], values[next() as usize % values.len()]);
+                            format!("\"{k}\":{v}")
+                        })
+                        .collect();
+                    format!("{{{}}}", fields.join(",")).into_bytes()
+                }
+                2 => encoded[..(next() as usize % (encoded.len() - 1))].to_vec(),
+                _ => {
+                    let (from, to) = (next(), next());
+                    let replaced = match next() % 4 {
+                        0 => json.replace("\"logic\"", "\"std\""),
+                        1 => json.replace("\"generation\":11", "\"generation\":0"),
+                        2 => json.replace("session/liblogic-9.so", "../../../../etc/passwd"),
+                        _ => json.replace(
+                            "\"redirects\":[]",
+                            &format!("\"redirects\":[{{\"name\":\"x\",\"from\":{from},\"to\":{to}}}]"),
+                        ),
+                    };
+                    replaced.trim_end().as_bytes().to_vec()
+                }
+            };
+            line.retain(|b| *b != b'\n');
+            line.push(b'\n');
+            line
+        })
+        .collect()
+}
+
 /// Plays the tool's part against the agent of a program started by hand.
 #[test]
 fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
@@ -204,6 +257,19 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     refused(send(&encoded(load(7, &inside, logic.clone(), toolchain).linked())), Invalid, "is not a linked patch");
     // Not a message at all.
     refused(send(b"{\"type\":\"load\",\"oops\":1}\n"), Invalid, "malformed");
+    // Generated lines: each is answered with one refusal.
+    let sample = load(11, &inside, logic.clone(), toolchain).linked();
+    for (i, line) in hostile_lines(&sample, 600).iter().enumerate() {
+        match send(line) {
+            AgentMessage::Refused { .. } => {}
+            other => panic!("line {i} ({:?}) was answered with {other:?}", String::from_utf8_lossy(line)),
+        }
+    }
+    // A line longer than the agent reads: one refusal, and the next line is read whole.
+    let mut huge = vec![b'{'; message::MAX_LINE + 4096];
+    huge.push(b'\n');
+    refused(send(&huge), Invalid, "longer than");
+    refused(send(&encoded(load(12, &outside, logic.clone(), toolchain))), Invalid, "outside the session directory");
     assert!(app.try_wait().unwrap().is_none(), "the program survived every refusal");
 
     // Now a real patch, built by the session from a real edit.

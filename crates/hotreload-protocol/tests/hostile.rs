@@ -109,3 +109,17 @@ fn a_line_longer_than_the_limit_is_refused_without_reading_it_all() {
     let mut reader = Cursor::new(vec![b'{'; message::MAX_LINE + 1]);
     assert!(matches!(message::read::<ToolMessage>(&mut reader), Err(ReadError::TooLong)));
 }
+
+/// One answer per line: the rest of a too-long line is skipped, and the line after it
+/// is read whole.
+#[test]
+fn after_a_too_long_line_the_next_line_is_read_whole() {
+    let next = ToolMessage::Load(LoadRequest::new(7, "a", 1, "/s/a.so".into(), vec![], 1));
+    let mut bytes = vec![b'x'; message::MAX_LINE + 5000];
+    bytes.push(b'\n');
+    bytes.extend(message::encode(&next));
+    let mut reader = Cursor::new(bytes);
+    assert!(matches!(message::read::<ToolMessage>(&mut reader), Err(ReadError::TooLong)));
+    assert_eq!(message::read::<ToolMessage>(&mut reader).unwrap(), Some(next));
+    assert!(message::read::<ToolMessage>(&mut reader).unwrap().is_none());
+}
