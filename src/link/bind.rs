@@ -113,7 +113,7 @@ impl Plan {
     pub(super) fn resolve(
         &mut self,
         program: &ProgramImage,
-        earlier: &[Arc<CodeImage>],
+        earlier: &Newest,
         module_statics: &HashSet<String>,
     ) -> Result<(), String> {
         for (name, weak) in &self.undefined {
@@ -122,7 +122,7 @@ impl Plan {
             }
             // A function only an earlier patch has: a generic instance that a rebuilt
             // dependency now exports (shared generics), which its dependents use.
-            let in_earlier = || newest_copy(earlier, name);
+            let in_earlier = || earlier.copy(name);
             match program.symbol(name) {
                 Some(symbol) if !symbol.tls => {
                     self.bindings.insert(name.clone(), symbol.address);
@@ -186,12 +186,13 @@ impl Plan {
     pub(super) fn reuse(
         &mut self,
         program: &ProgramImage,
-        earlier: &[Arc<CodeImage>],
+        earlier: &Newest,
         unchanged: &HashSet<String>,
     ) -> Result<(), String> {
         let names: Vec<String> = self.functions.iter().filter(|n| unchanged.contains(*n)).cloned().collect();
         for name in names {
-            let running = newest_copy(earlier, &name)
+            let running = earlier
+                .copy(&name)
                 .or_else(|| program.symbol(&name).filter(|s| !s.tls && !s.ambiguous).map(|s| s.address));
             if let Some(address) = running {
                 self.functions.remove(&name);
@@ -220,9 +221,28 @@ impl Plan {
     }
 }
 
-/// The address of function `name` in the newest of the `earlier` patches that defines it.
-fn newest_copy(earlier: &[Arc<CodeImage>], name: &str) -> Option<u64> {
-    earlier.iter().rev().find_map(|image| image.function(name).map(|f| f.address))
+/// The newest copy of each function the earlier patches define, read once per link:
+/// a patch holds only what changed, so this is small, while a search of every
+/// generation for each of the crate's functions grew with the session.
+pub(super) struct Newest(HashMap<String, u64>);
+
+impl Newest {
+    /// From `earlier`, oldest first: a later patch's copy replaces an earlier one's; a
+    /// name a patch defines at several addresses leaves the older copy in place.
+    pub(super) fn of(earlier: &[Arc<CodeImage>]) -> Newest {
+        let mut copies = HashMap::new();
+        for image in earlier {
+            for (name, f) in image.functions() {
+                copies.insert(name.to_string(), f.address);
+            }
+        }
+        Newest(copies)
+    }
+
+    /// The address of function `name` in the newest earlier patch that defines it.
+    pub(super) fn copy(&self, name: &str) -> Option<u64> {
+        self.0.get(name).copied()
+    }
 }
 
 /// `jmp *GOT(%rip)` for each imported function, so `call _Unwind_Resume` lands in

@@ -56,6 +56,11 @@ impl CodeImage {
         self.functions.get(name).copied().flatten()
     }
 
+    /// Every function defined at one address, by symbol name.
+    pub fn functions(&self) -> impl Iterator<Item = (&str, Function)> {
+        self.functions.iter().filter_map(|(name, f)| Some((name.as_str(), (*f)?)))
+    }
+
     /// Whether `name` is defined at several addresses.
     pub fn ambiguous(&self, name: &str) -> bool {
         matches!(self.functions.get(name), Some(None))

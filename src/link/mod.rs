@@ -137,8 +137,9 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     for object in &objects {
         plan.survey(object.bytes())?;
     }
-    plan.resolve(request.program, request.earlier, request.module_statics).map_err(Error::Unlinkable)?;
-    plan.reuse(request.program, request.earlier, request.unchanged).map_err(Error::Unlinkable)?;
+    let earlier = bind::Newest::of(request.earlier);
+    plan.resolve(request.program, &earlier, request.module_statics).map_err(Error::Unlinkable)?;
+    plan.reuse(request.program, &earlier, request.unchanged).map_err(Error::Unlinkable)?;
     empty_dir(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {

@@ -262,7 +262,6 @@ pub fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, ReadError>
 }
 
 /// Reads one line, at most [`MAX_LINE`] bytes; `Ok(None)` at a clean end of stream.
-/// A longer line is skipped to its end and is [`ReadError::TooLong`].
 pub fn read_line(reader: &mut impl BufRead) -> Result<Option<Vec<u8>>, ReadError> {
     let mut line = Vec::new();
     let mut limited = io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
@@ -271,15 +270,20 @@ pub fn read_line(reader: &mut impl BufRead) -> Result<Option<Vec<u8>>, ReadError
         return Ok(None);
     }
     if line.last() != Some(&b'\n') {
-        if line.len() > MAX_LINE {
-            // The rest of the line too, unread and unkept: the next read starts at the
-            // next line, so a too-long line gets one answer, not one per piece.
-            reader.skip_until(b'\n').map_err(ReadError::Io)?;
-            return Err(ReadError::TooLong);
-        }
-        return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+        return Err(if line.len() > MAX_LINE {
+            ReadError::TooLong
+        } else {
+            ReadError::Io(io::ErrorKind::UnexpectedEof.into())
+        });
     }
     Ok(Some(line))
+}
+
+/// After [`ReadError::TooLong`], reads and drops the rest of that line, so that a peer
+/// that goes on is answered once per line, not once per [`MAX_LINE`] piece. Blocks
+/// until the line ends (or the reader's timeout, or the end of the stream).
+pub fn skip_rest_of_line(reader: &mut impl BufRead) -> io::Result<()> {
+    reader.skip_until(b'\n').map(drop)
 }
 
 #[cfg(test)]

@@ -72,6 +72,13 @@ fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
                 }
             }
             Ok(Some(_)) => AgentMessage::refused(0, Refusal::invalid("unknown request")),
+            Err(ReadError::TooLong) => {
+                // One answer for the whole line: the tool waits for one.
+                if message::skip_rest_of_line(&mut reader).is_err() {
+                    return;
+                }
+                AgentMessage::refused(0, Refusal::invalid(ReadError::TooLong.to_string()))
+            }
             // The session ended: the program runs on with the code it has.
             Ok(None) | Err(ReadError::Io(_)) => return,
             Err(e) => AgentMessage::refused(0, Refusal::invalid(e.to_string())),
