@@ -178,6 +178,49 @@ fn a_tool_killed_between_sending_a_patch_and_the_reply_leaves_every_function_swi
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
 }
 
+/// The program killed (SIGKILL) while the tool waits for its answer to a patch: said
+/// with the signal, once; the session directory holds no half-written file; the next
+/// save restarts the program, which runs the new code.
+#[test]
+fn a_program_killed_during_an_apply_is_reported_and_the_next_save_restarts_it() {
+    let f = Faulty::new();
+    let s = f.start_with(&["-p", "app", "-v"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let session_dir = PathBuf::from(running.split('`').nth(1).unwrap()).parent().unwrap().to_path_buf();
+    let pid: i32 = s.wait_stderr("Connected to process", RELOAD).split_whitespace().nth(3).unwrap().parse().unwrap();
+    // SAFETY: signalling the program this test's session started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    f.fx.replace(
+        LIB, "    1
+}", "    2
+}",
+    );
+    let deadline = std::time::Instant::now() + RELOAD;
+    while !session_dir.join("liblogic-1.so").exists() {
+        assert!(std::time::Instant::now() < deadline, "the patch was never placed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above; a stopped process dies of SIGKILL at once.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    s.wait_stderr("Exited `app` (signal: 9 (SIGKILL))", RELOAD);
+    s.wait_stderr("waiting for a change to rebuild and restart the program", RELOAD);
+    s.assert_stderr_count("Exited `app`", 1);
+    for entry in std::fs::read_dir(&session_dir).unwrap().map(Result::unwrap) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp") && !name.starts_with('.'), "left half-written: {name}");
+    }
+    f.fx.replace(
+        LIB, "    2
+}", "    3
+}",
+    );
+    s.wait_stderr("Restarting", RELOAD);
+    s.wait_stdout("value=3 label=bin-old", RELOAD);
+    s.assert_stderr_count("panicked", 0);
+}
+
 /// New code that overflows the stack kills the program: said with the signal, and the
 /// next save rebuilds and restarts it.
 #[test]
