@@ -12,7 +12,8 @@ const LIB: &str = "logic/src/lib.rs";
 /// rustc, with a fault for patch builds (their output goes below `patch/linked/`) as
 /// the file `$FAULTS` says: `kill` (SIGKILL), `ice` (an internal compiler error),
 /// `hang` (writes its pid to `$FAULTS.pid` and sleeps); or, with `nolinker`, a sysroot
-/// without `rust-lld`.
+/// without `rust-lld`; with `fakelinker`, one whose `rust-lld` hangs as `hang` does
+/// while the file `$FAULTS.linkhang` exists, and is the real one otherwise.
 const WRAPPER: &str = r#"#!/bin/sh
 fault="$(cat "$FAULTS" 2>/dev/null)"
 case "$*" in
@@ -23,7 +24,8 @@ case "$*" in
     hang) echo $$ > "$FAULTS.pid"; exec sleep 600 ;;
     esac ;;
 *"--print sysroot"*)
-    if [ "$fault" = nolinker ]; then echo /nonexistent; exit 0; fi ;;
+    if [ "$fault" = nolinker ]; then echo /nonexistent; exit 0; fi
+    if [ "$fault" = fakelinker ]; then echo "$FAKE_SYSROOT"; exit 0; fi ;;
 esac
 exec "$REAL_RUSTC" "$@"
 "#;
@@ -44,10 +46,22 @@ impl Faulty {
         let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
         let real = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim()).join("bin/rustc");
         let faults = fx.path("faults");
+        let fake_sysroot = fx.path("fake-sysroot");
+        let bin = fake_sysroot.join(format!("lib/rustlib/{}-unknown-linux-gnu/bin", std::env::consts::ARCH));
+        std::fs::create_dir_all(&bin).unwrap();
+        let lld = bin.join("rust-lld");
+        let real_lld = real.parent().unwrap().parent().unwrap().join(lld.strip_prefix(&fake_sysroot).unwrap());
+        let script = format!(
+            "#!/bin/sh\nif [ -e \"$FAULTS.linkhang\" ]; then echo $$ > \"$FAULTS.pid\"; exec sleep 600; fi\nexec {:?} \"$@\"\n",
+            real_lld.display().to_string()
+        );
+        std::fs::write(&lld, script).unwrap();
+        std::fs::set_permissions(&lld, std::fs::Permissions::from_mode(0o755)).unwrap();
         let env = vec![
             ("RUSTC", wrapper.display().to_string()),
             ("REAL_RUSTC", real.display().to_string()),
             ("FAULTS", faults.display().to_string()),
+            ("FAKE_SYSROOT", fake_sysroot.display().to_string()),
         ];
         Faulty { fx, faults, env }
     }
@@ -112,10 +126,29 @@ fn without_a_linker_the_cause_is_named_and_the_program_keeps_running() {
 /// on whole; the next session on the workspace starts cleanly and applies the edit.
 #[test]
 fn a_tool_killed_while_a_patch_compiles_leaves_the_program_whole_and_the_next_session_clean() {
+    killed_while("compile");
+}
+
+/// The same, killed while the linker links the patch.
+#[test]
+fn a_tool_killed_while_a_patch_links_leaves_the_program_whole_and_the_next_session_clean() {
+    killed_while("link");
+}
+
+/// Kills the tool while a patch build is held — in rustc (`compile`) or in the linker
+/// (`link`), whose process writes its pid and sleeps — then the held process; a second
+/// session applies the edit.
+fn killed_while(step: &str) {
     let f = Faulty::new();
+    if step == "link" {
+        f.inject("fakelinker");
+    }
     let mut first = f.start();
     first.wait_stdout("value=1 label=bin-old", RELOAD);
-    f.inject("hang");
+    match step {
+        "link" => std::fs::write(format!("{}.linkhang", f.faults.display()), "").unwrap(),
+        _ => f.inject("hang"),
+    }
     f.fx.replace(LIB, "    1\n}", "    2\n}");
     let pid_file = PathBuf::from(format!("{}.pid", f.faults.display()));
     let deadline = std::time::Instant::now() + RELOAD;
@@ -124,10 +157,11 @@ fn a_tool_killed_while_a_patch_compiles_leaves_the_program_whole_and_the_next_se
         std::thread::sleep(Duration::from_millis(20));
     }
     first.kill_tool();
-    let rustc: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    // SAFETY: the wrapper's `sleep`, which outlived the tool.
-    unsafe { libc::kill(rustc, libc::SIGKILL) };
+    let held: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // SAFETY: the held build's `sleep`, which outlived the tool.
+    unsafe { libc::kill(held, libc::SIGKILL) };
     f.clear();
+    let _ = std::fs::remove_file(format!("{}.linkhang", f.faults.display()));
     std::thread::sleep(Duration::from_millis(200));
     assert!(first.last_stdout().contains("value=1 label=bin-old"), "{}", first.last_stdout());
     let second = f.start();
