@@ -7,7 +7,9 @@
 //! and source scan), build (rustc, and the link of a linked patch), diff, load and
 //! switch. `small` and `mid` run a second session with `--self-contained` for
 //! comparison. Then it times a bare `cargo rustc --crate-type cdylib` of the same
-//! edits, with and without the hot cfgs.
+//! edits, with and without the hot cfgs, and a bare `cargo build` of the program (a
+//! cdylib of code without `#[hot]` exports nothing, so rustc generates no code for it:
+//! the `cargo build` row is the fair yardstick there).
 //!
 //! Sizes: `small` (~100 lines, 5 hot fns), `mid` (~2,000 lines, 100), `large` (~8,000
 //! lines, 400), and `apply` (1,000 tiny hot fns and an edit outside them, so every
@@ -193,6 +195,7 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     let mut g = generation;
     let bare_cold = bare_builds(&manifest, &lib, &target.join("bare"), "", edits, &mut g);
     let bare_hot = bare_builds(&manifest, &lib, &target.join("bare-hot"), "patch", edits, &mut g);
+    let program = program_builds(&manifest, &lib, &target.join("bare-build"), edits, &mut g);
 
     let edit = if size.outside { "edits of a `const` outside any body" } else { "one-line edits of a body" };
     let mut out = format!(
@@ -220,12 +223,14 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     });
     let cold = line("bare `cargo rustc --crate-type cdylib`", bare_cold);
     let hot = line("the same with the hot cfgs", bare_hot);
+    let rebuild = line("bare `cargo build` of the program (what a restart compiles)", program);
     let mut summary = format!(
         "\nOur overhead (all but the patch build): {:.1} ms median. Save → new code / bare build: {:.2} \
-         (with the hot cfgs: {:.2}).",
+         (with the hot cfgs: {:.2}); / `cargo build` of the program: {:.2}.",
         total - build,
         total / cold,
-        total / hot
+        total / hot,
+        total / rebuild
     );
     if let Some(contained) = contained {
         let _ = write!(summary, " Self-contained: {:.2} of the bare build.", contained / cold);
@@ -335,6 +340,35 @@ fn bare_builds(
             let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
             std::fs::write(lib, next).unwrap();
             cargo_rustc()
+        })
+        .collect()
+}
+
+/// Times a bare `cargo build` of the program (the library and the binary's link) for
+/// `edits` edits of `lib` in `target_dir`, as [`bare_builds`] does. A fairer yardstick
+/// than a cdylib for code without `#[hot]`: a cdylib exports no Rust-ABI function, so
+/// rustc skips code generation for all of them.
+fn program_builds(manifest: &Path, lib: &Path, target_dir: &Path, edits: usize, generation: &mut usize) -> Vec<f64> {
+    let cargo_build = || {
+        let start = Instant::now();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "app", "--manifest-path"])
+            .arg(manifest)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env_remove("CARGO_HOTRELOAD_BUILD")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        ms(start.elapsed())
+    };
+    cargo_build();
+    (0..edits)
+        .map(|_| {
+            *generation += 1;
+            let src = std::fs::read_to_string(lib).unwrap();
+            let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
+            std::fs::write(lib, next).unwrap();
+            cargo_build()
         })
         .collect()
 }
