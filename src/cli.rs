@@ -18,7 +18,7 @@ pub struct HotreloadArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Options every subcommand takes.
+    /// Options every subcommand takes, listed after each subcommand's own.
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -37,7 +37,7 @@ pub enum Command {
         #[arg(long)]
         save: bool,
     },
-    /// Rebuild and apply every changed crate once, whatever the mode.
+    /// Rebuild and apply every changed crate (libraries and the binary) once, whatever the mode.
     Now,
     /// List, mark (`aimport logic`) or skip (`aimport -logic`) library crates; `-a, b` mixes.
     Aimport {
@@ -65,23 +65,24 @@ pub enum Format {
     Json,
 }
 
-/// Options every subcommand takes.
+/// Options every subcommand takes, listed after each subcommand's own.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Print only warnings and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", display_order = 100)]
     pub quiet: bool,
     /// Say more: every function of each patch, and every cargo line (-vv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 101)]
     pub verbose: u8,
-    /// Coloring.
-    #[arg(long, global = true, value_enum, env = "CARGO_TERM_COLOR", default_value = "auto")]
+    /// When to color the output: auto (on a terminal), always, never.
+    #[arg(long, global = true, value_enum, env = "CARGO_TERM_COLOR", default_value = "auto", display_order = 102)]
     pub color: ColorChoice,
     /// Path to the workspace's (or a member's) Cargo.toml.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", display_order = 103)]
     pub manifest_path: Option<PathBuf>,
-    /// Directory for hot builds and sessions (default: `<target-dir>/hotreload`).
-    #[arg(long, global = true, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR")]
+    /// Directory for patches and sessions; the program itself builds in cargo's target
+    /// directory (default: `<target-dir>/hotreload`).
+    #[arg(long, global = true, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR", display_order = 104)]
     pub target_dir: Option<PathBuf>,
 }
 

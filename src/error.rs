@@ -61,14 +61,18 @@ pub enum Error {
         /// The workspace's root.
         workspace: PathBuf,
     },
-    /// The hot target directory `dir` cannot be written; `source` says why.
+    /// The hot target directory `dir` (named by `origin`) cannot be written; `source`
+    /// says why.
     #[error(
-        "cannot write to the hot target directory {}; free it, or choose another with `--target-dir DIR`",
-        dir.display()
+        "cannot write to the hot target directory {}{origin}; {}",
+        dir.display(),
+        target_dir_hint(source.kind())
     )]
     TargetDir {
         /// The directory.
         dir: PathBuf,
+        /// Where the path came from, as ` (set by …)`, or nothing.
+        origin: String,
         /// The system's answer.
         #[source]
         source: std::io::Error,
@@ -114,6 +118,15 @@ impl Error {
     }
 }
 
+/// What to do about a hot target directory that failed with `kind`.
+fn target_dir_hint(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind::*;
+    match kind {
+        StorageFull | QuotaExceeded => "free some space, or choose another with `--target-dir DIR`",
+        _ => "choose another with `--target-dir DIR`",
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Other(e.into())
@@ -131,8 +144,12 @@ mod tests {
             Error::NoSession { workspace: "/w".into(), hint: "" }.process_exit_code(),
             Error::NotReloaded.process_exit_code(),
             Error::Busy { pid: None, workspace: "/w".into() }.process_exit_code(),
-            Error::TargetDir { dir: "/t".into(), source: std::io::ErrorKind::ReadOnlyFilesystem.into() }
-                .process_exit_code(),
+            Error::TargetDir {
+                dir: "/t".into(),
+                origin: String::new(),
+                source: std::io::ErrorKind::ReadOnlyFilesystem.into(),
+            }
+            .process_exit_code(),
             Error::BuildFailed { package: "app".into() }.process_exit_code(),
             Error::Other(anyhow::anyhow!("x")).process_exit_code(),
         ];

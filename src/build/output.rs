@@ -153,7 +153,8 @@ impl StderrFilter {
     /// chatter that only `-vv` shows.
     fn classify(&mut self, line: &str, next: Option<&str>) -> (bool, bool) {
         let mut status = is_status_line(line);
-        let mut chatter = is_script_echo(line) || is_warning_summary(line) || is_verbose_only(line);
+        let mut chatter =
+            is_script_echo(line) || is_warning_summary(line) || is_verbose_only(line) || is_cargo_finished(line);
         // Only after `Caused by:` wait for the next line to know what it is.
         let caused_by = strip_ansi(line).trim() == "Caused by:";
         if caused_by && next.is_some_and(is_failed_command) || is_failed_command(line) {
@@ -184,6 +185,13 @@ impl StderrFilter {
         }
         (status, chatter)
     }
+}
+
+/// Cargo's `Finished `dev` profile … in 0.23s`: the tool says `Finished hot build of …`
+/// itself, once the program is ready; two `Finished` lines in a row were noise.
+fn is_cargo_finished(line: &str) -> bool {
+    let plain = strip_ansi(line);
+    plain.starts_with(' ') && plain.trim_start().starts_with("Finished `")
 }
 
 /// `warning: `dep` (lib) generated 3 warnings`: about diagnostics not shown.
@@ -299,6 +307,8 @@ mod tests {
         assert!(is_status_line("     Running `rustc --crate-name x`"));
         assert!(is_status_line("[serde 1.0.0] cargo:rerun-if-changed=build.rs"));
         assert!(is_status_line("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"));
+        assert!(is_cargo_finished("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile [unoptimized] in 0.2s"));
+        assert!(!is_cargo_finished("    Finished hot build of `app` in 0.24s"));
         assert!(!is_status_line("error[E0308]: mismatched types"));
         assert!(!is_status_line("warning: unused variable"));
     }

@@ -235,7 +235,10 @@ fn writable(dir: &Path) -> Result<(), Error> {
     let probe = dir.join(format!(".hotreload-probe-{}", std::process::id()));
     let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b"probe"));
     let _ = std::fs::remove_file(&probe);
-    written.map_err(|source| Error::TargetDir { dir: dir.to_path_buf(), source })
+    // Set long ago in a shell profile, the variable is easily forgotten: name it.
+    let from_env = std::env::var_os("CARGO_HOTRELOAD_TARGET_DIR").is_some_and(|v| Path::new(&v) == dir);
+    let origin = if from_env { " (set by CARGO_HOTRELOAD_TARGET_DIR)".to_string() } else { String::new() };
+    written.map_err(|source| Error::TargetDir { dir: dir.to_path_buf(), origin, source })
 }
 
 /// `--target-dir`, or `<cargo's target dir>/hotreload`.
