@@ -187,11 +187,11 @@ impl StderrFilter {
     }
 }
 
-/// Cargo's `Finished `dev` profile … in 0.23s`: the tool says `Finished hot build of …`
-/// itself, once the program is ready; two `Finished` lines in a row were noise.
+/// Cargo's `Finished `dev` profile … in 0.23s`: the tool says `Finished `dev` hot build
+/// of …` itself, once the program is ready; two `Finished` lines in a row were noise.
 fn is_cargo_finished(line: &str) -> bool {
     let plain = strip_ansi(line);
-    plain.starts_with(' ') && plain.trim_start().starts_with("Finished `")
+    plain.starts_with(' ') && plain.trim_start().starts_with("Finished `") && plain.contains("` profile [")
 }
 
 /// `warning: `dep` (lib) generated 3 warnings`: about diagnostics not shown.
@@ -308,7 +308,7 @@ mod tests {
         assert!(is_status_line("[serde 1.0.0] cargo:rerun-if-changed=build.rs"));
         assert!(is_status_line("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile"));
         assert!(is_cargo_finished("\u{1b}[1m\u{1b}[32m    Finished\u{1b}[0m `dev` profile [unoptimized] in 0.2s"));
-        assert!(!is_cargo_finished("    Finished hot build of `app` in 0.24s"));
+        assert!(!is_cargo_finished("    Finished `dev` hot build of `app` in 0.24s"));
         assert!(!is_status_line("error[E0308]: mismatched types"));
         assert!(!is_status_line("warning: unused variable"));
     }

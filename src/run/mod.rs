@@ -596,7 +596,12 @@ impl Driver {
         drop(lock);
         self.shell.status(
             "Finished",
-            format_args!("hot build of `{}` in {:.2}s", self.binary.name, started.elapsed().as_secs_f64()),
+            format_args!(
+                "`{}` hot build of `{}` in {:.2}s",
+                if self.profile.release { "release" } else { "dev" },
+                self.binary.name,
+                started.elapsed().as_secs_f64()
+            ),
         );
         Ok(BuiltProgram { program, sources })
     }

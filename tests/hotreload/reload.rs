@@ -235,5 +235,5 @@ fn release_builds_reload_too() {
     fx.replace("src/lib.rs", "\"one\"", "\"optimised\"");
     s.wait_stdout("message=optimised", RELOAD);
     s.wait_stderr("Reloaded single", RELOAD);
-    s.assert_stderr_count("`release` profile", 1);
+    s.assert_stderr_count("Finished `release` hot build of `single`", 1);
 }
