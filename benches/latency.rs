@@ -193,9 +193,10 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
 
     // The same edits as bare builds, in target directories of their own.
     let mut g = generation;
-    let bare_cold = bare_builds(&manifest, &lib, &target.join("bare"), "", edits, &mut g);
-    let bare_hot = bare_builds(&manifest, &lib, &target.join("bare-hot"), "patch", edits, &mut g);
-    let program = program_builds(&manifest, &lib, &target.join("bare-build"), edits, &mut g);
+    let bare_cold = bare_builds(&manifest, &lib, &target.join("bare"), (CDYLIB, &[]), edits, &mut g);
+    let hot_cfgs = (CDYLIB, &[("CARGO_HOTRELOAD_BUILD", "patch")][..]);
+    let bare_hot = bare_builds(&manifest, &lib, &target.join("bare-hot"), hot_cfgs, edits, &mut g);
+    let program = bare_builds(&manifest, &lib, &target.join("bare-build"), (PROGRAM, &[]), edits, &mut g);
 
     let edit = if size.outside { "edits of a `const` outside any body" } else { "one-line edits of a body" };
     let mut out = format!(
@@ -309,69 +310,51 @@ fn run_load(repo: &Path) -> String {
     summary
 }
 
-/// Times a bare `cargo rustc --crate-type cdylib` of `edits` edits of `lib` in
-/// `target_dir` (after one untimed build), continuing from version `generation`.
-/// `build`: the runtime's cfgs (`hotreload_protocol::ENV_BUILD`), empty for none.
+/// Times `cargo ARGS` (with `env`) in `target_dir` for `edits` edits of `lib` (after one
+/// untimed build), continuing from version `generation`: the bare builds that save →
+/// new code is compared with.
 fn bare_builds(
     manifest: &Path,
     lib: &Path,
     target_dir: &Path,
-    build: &str,
+    (args, env): (&[&str], &[(&str, &str)]),
     edits: usize,
     generation: &mut usize,
 ) -> Vec<f64> {
-    let cargo_rustc = || {
+    let cargo = || {
         let start = Instant::now();
         let status = Command::new(env!("CARGO"))
-            .args(["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib", "--manifest-path"])
+            .args(args)
+            .arg("--manifest-path")
             .arg(manifest)
-            .env("CARGO_HOTRELOAD_BUILD", build)
+            .env_remove("CARGO_HOTRELOAD_BUILD")
+            .envs(env.iter().copied())
             .env("CARGO_TARGET_DIR", target_dir)
             .status()
             .unwrap();
         assert!(status.success());
         ms(start.elapsed())
     };
-    cargo_rustc();
+    cargo();
     (0..edits)
         .map(|_| {
             *generation += 1;
             let src = std::fs::read_to_string(lib).unwrap();
             let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
             std::fs::write(lib, next).unwrap();
-            cargo_rustc()
+            cargo()
         })
         .collect()
 }
 
-/// Times a bare `cargo build` of the program (the library and the binary's link) for
-/// `edits` edits of `lib` in `target_dir`, as [`bare_builds`] does. A fairer yardstick
-/// than a cdylib for code without `#[hot]`: a cdylib exports no Rust-ABI function, so
-/// rustc skips code generation for all of them.
-fn program_builds(manifest: &Path, lib: &Path, target_dir: &Path, edits: usize, generation: &mut usize) -> Vec<f64> {
-    let cargo_build = || {
-        let start = Instant::now();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "app", "--manifest-path"])
-            .arg(manifest)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .env_remove("CARGO_HOTRELOAD_BUILD")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        ms(start.elapsed())
-    };
-    cargo_build();
-    (0..edits)
-        .map(|_| {
-            *generation += 1;
-            let src = std::fs::read_to_string(lib).unwrap();
-            let next = src.replace(&format!("\"v{}\"", *generation - 1), &format!("\"v{generation}\""));
-            std::fs::write(lib, next).unwrap();
-            cargo_build()
-        })
-        .collect()
-}
+/// A bare cdylib build of the library; with `CARGO_HOTRELOAD_BUILD=patch`
+/// (`hotreload_protocol::ENV_BUILD`), with the runtime's hot cfgs.
+const CDYLIB: &[&str] = &["rustc", "-q", "-p", "gen", "--lib", "--crate-type", "cdylib"];
+
+/// A bare `cargo build` of the program (the library and the binary's link): a fairer
+/// yardstick than a cdylib for code without `#[hot]`, since a cdylib exports no
+/// Rust-ABI function and rustc then generates no code for any of them.
+const PROGRAM: &[&str] = &["build", "-q", "-p", "app"];
 
 /// One session of `size` with `flags`, `edits` timed edits (and, for `mid`, reloads up
 /// to 100 with a memory sample), starting from version `generation`. Returns the

@@ -17,11 +17,11 @@ use std::path::Path;
 /// (ld.so(8), "secure-execution mode").
 pub fn unfit(executable: &Path) -> Option<String> {
     const INSTEAD: &str = "add `hotreload-runtime` to its [dependencies] and call `hotreload::init()` in `main`";
-    let mode = fs_err::metadata(executable).ok()?.permissions().mode();
+    let mode = std::fs::metadata(executable).ok()?.permissions().mode();
     if mode & 0o6000 != 0 {
         return Some(format!("it is setuid or setgid, and ld.so preloads nothing into it; {INSTEAD}"));
     }
-    let data = fs_err::read(executable).ok()?;
+    let data = std::fs::read(executable).ok()?;
     let header = elf::FileHeader64::<Endianness>::parse(&*data).ok()?;
     let endian = header.endian().ok()?;
     let dynamic = header.program_headers(endian, &*data).ok()?.iter().any(|ph| ph.p_type(endian) == elf::PT_INTERP);
@@ -53,8 +53,8 @@ mod tests {
         assert_eq!(unfit(&this), None);
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("setuid");
-        fs_err::copy(&this, &copy).unwrap();
-        fs_err::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::copy(&this, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
         assert!(unfit(&copy).unwrap().contains("setuid"));
     }
 
@@ -66,7 +66,7 @@ mod tests {
         let mut obj =
             object::write::Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, Endianness::Little);
         obj.add_file_symbol(b"x".to_vec());
-        fs_err::write(&path, obj.write().unwrap()).unwrap();
+        std::fs::write(&path, obj.write().unwrap()).unwrap();
         assert!(unfit(&path).unwrap().contains("statically linked"));
     }
 

@@ -103,7 +103,7 @@ pub fn find(target_dir: &Path, workspace: &Path) -> Option<SessionRecord> {
 /// sockets (a record whose process is gone is left out).
 pub fn running() -> Vec<SessionRecord> {
     let Ok(dir) = socket_dir() else { return Vec::new() };
-    let Ok(entries) = fs_err::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut found: Vec<SessionRecord> = entries
         .flatten()
         .map(|e| e.path())
@@ -115,7 +115,7 @@ pub fn running() -> Vec<SessionRecord> {
 }
 
 fn read_record(path: &Path) -> Option<SessionRecord> {
-    let text = fs_err::read_to_string(path).ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
     let record: SessionRecord = serde_json::from_str(&text).ok()?;
     (process_exists(record.pid) && record.socket.exists()).then_some(record)
 }
@@ -133,14 +133,14 @@ impl Session {
         fs_err::create_dir_all(key.parent().expect("has a parent"))?;
         let lock = lock_session(&key, workspace)?;
         let dir = target_dir.join(format!("session-{pid}"));
-        fs_err::create_dir_all(target_dir).with_context(|| format!("failed to create {}", target_dir.display()))?;
-        let _ = fs_err::remove_dir_all(&dir);
+        std::fs::create_dir_all(target_dir).with_context(|| format!("failed to create {}", target_dir.display()))?;
+        let _ = std::fs::remove_dir_all(&dir);
         private_dir(&dir)?;
         let socket_dir = socket_dir()?;
         remove_abandoned(target_dir, &socket_dir);
         let socket = socket_dir.join(format!("{pid}.sock"));
         // A file left by a session that died with this pid.
-        let _ = fs_err::remove_file(&socket);
+        let _ = std::fs::remove_file(&socket);
         let listener =
             UnixListener::bind(&socket).with_context(|| format!("failed to listen on {}", socket.display()))?;
         fs_err::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
@@ -209,7 +209,7 @@ impl Session {
     /// otherwise a copy.
     pub fn place(&mut self, built: &Path, crate_name: &str, generation: u64) -> Result<PathBuf> {
         let placed = self.dir.join(format!("lib{crate_name}-{generation}.{}", std::env::consts::DLL_EXTENSION));
-        let meta = fs_err::metadata(built).with_context(|| format!("failed to read {}", built.display()))?;
+        let meta = std::fs::metadata(built).with_context(|| format!("failed to read {}", built.display()))?;
         link_or_copy(built, &placed, !self.loaded_inodes.contains(&(meta.dev(), meta.ino())))?;
         let placed_meta = fs_err::metadata(&placed)?;
         fs_err::set_permissions(&placed, std::fs::Permissions::from_mode(placed_meta.mode() & 0o755))?;
@@ -222,9 +222,9 @@ impl Session {
 /// session directory and the build directories are), or with a copy when linking is
 /// not wanted or fails.
 fn link_or_copy(from: &Path, to: &Path, link: bool) -> Result<()> {
-    let _ = fs_err::remove_file(to);
-    if !link || fs_err::hard_link(from, to).is_err() {
-        fs_err::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
+    let _ = std::fs::remove_file(to);
+    if !link || std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).with_context(|| format!("failed to copy {}", from.display()))?;
     }
     Ok(())
 }
@@ -237,18 +237,18 @@ fn remove_abandoned(target_dir: &Path, socket_dir: &Path) {
     let pid_of = |name: &str, prefix: &str, suffix: &str| -> Option<u32> {
         name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
     };
-    let entries = |dir: &Path| fs_err::read_dir(dir).into_iter().flatten().flatten();
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
     for entry in entries(target_dir) {
         let name = entry.file_name().to_string_lossy().into_owned();
         if pid_of(&name, "session-", "").is_some_and(|pid| !process_exists(pid)) {
-            let _ = fs_err::remove_dir_all(entry.path());
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
     for entry in entries(socket_dir) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let pid = pid_of(&name, "", ".sock").or_else(|| pid_of(&name, "", ".json"));
         if pid.is_some_and(|pid| !process_exists(pid)) {
-            let _ = fs_err::remove_file(entry.path());
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -258,7 +258,7 @@ fn remove_abandoned(target_dir: &Path, socket_dir: &Path) {
 fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File, Error> {
     let lock = crate::lockfile::lock(&key.with_extension("lock"), false).context("failed to take the session lock")?;
     let Some(file) = lock else {
-        let other = fs_err::read_to_string(key.with_extension("json"))
+        let other = std::fs::read_to_string(key.with_extension("json"))
             .ok()
             .and_then(|t| serde_json::from_str::<SessionRecord>(&t).ok())
             .map(|r| r.pid);
@@ -269,10 +269,10 @@ fn lock_session(key: &Path, workspace: &Path) -> Result<std::fs::File, Error> {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = fs_err::remove_file(&self.record);
-        let _ = fs_err::remove_file(&self.listed);
-        let _ = fs_err::remove_file(&self.socket);
-        let _ = fs_err::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.record);
+        let _ = std::fs::remove_file(&self.listed);
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

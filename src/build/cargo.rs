@@ -95,11 +95,11 @@ impl Records<'_> {
         let record = self.dir.join(format!("{crate_name}.{crate_type}.json"));
         match self.lines.iter().rev().find_map(|l| Invocation::parse(l, crate_name, crate_type)) {
             Some(direct) => {
-                let _ = fs_err::create_dir_all(&self.dir);
-                let _ = fs_err::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
+                let _ = std::fs::create_dir_all(&self.dir);
+                let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
                 Some(direct)
             }
-            None => fs_err::read(&record)
+            None => std::fs::read(&record)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok())
                 .filter(built_this),

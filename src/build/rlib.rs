@@ -41,7 +41,7 @@ pub fn objects(path: &Path) -> Result<Vec<Member>> {
     if path.is_dir() {
         return directory_objects(path);
     }
-    let data = fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
     let archive = object::read::archive::ArchiveFile::parse(&*data)
         .with_context(|| format!("{} is not an rlib", path.display()))?;
     let mut objects = Vec::new();
@@ -59,10 +59,10 @@ pub fn objects(path: &Path) -> Result<Vec<Member>> {
 
 fn directory_objects(dir: &Path) -> Result<Vec<Member>> {
     let mut objects = Vec::new();
-    for entry in fs_err::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "o") {
-            let bytes = fs_err::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            let bytes = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
             let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
             objects.push(Member::new(name, &bytes));
         }
@@ -89,13 +89,13 @@ mod tests {
     #[test]
     fn a_directory_gives_its_object_files_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::write(dir.path().join("b.rcgu.o"), [2]).unwrap();
-        fs_err::write(dir.path().join("a.rcgu.o"), [1]).unwrap();
-        fs_err::write(dir.path().join("app.d"), [0]).unwrap();
+        std::fs::write(dir.path().join("b.rcgu.o"), [2]).unwrap();
+        std::fs::write(dir.path().join("a.rcgu.o"), [1]).unwrap();
+        std::fs::write(dir.path().join("app.d"), [0]).unwrap();
         let names: Vec<String> = objects(dir.path()).unwrap().into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a.rcgu.o", "b.rcgu.o"]);
-        fs_err::remove_file(dir.path().join("a.rcgu.o")).unwrap();
-        fs_err::remove_file(dir.path().join("b.rcgu.o")).unwrap();
+        std::fs::remove_file(dir.path().join("a.rcgu.o")).unwrap();
+        std::fs::remove_file(dir.path().join("b.rcgu.o")).unwrap();
         assert!(objects(dir.path()).is_err());
     }
 }

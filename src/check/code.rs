@@ -104,8 +104,8 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
         let section = sections.section(SectionIndex(index))?;
         let bytes = section.data(endian, data).unwrap_or_default();
         let (start, size) = (sym.st_value(endian), sym.st_size(endian));
-        let Some(code) = bytes.get(start as usize..(start + size) as usize) else { continue };
-        let mut code = code.to_vec();
+        let Some(original) = bytes.get(start as usize..(start + size) as usize) else { continue };
+        let mut code = original.to_vec();
         let mut text = Vec::new();
         let relocs = relocations.get(&index).map(Vec::as_slice).unwrap_or_default();
         let relocs: Vec<_> = relocs.iter().filter(|r| r.0 >= start && r.0 < start + size).collect();
@@ -113,14 +113,15 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
             // A `#[hot]` function's wrapper: it switches through its slot.
             continue;
         }
-        let ends = instruction_ends(&code);
+        // Decoded only for a RIP-relative read of a pooled constant: most functions have none.
+        let ends = std::cell::OnceCell::new();
         for &&(offset, target, kind, addend) in &relocs {
             let at = (offset - start) as usize;
             let width = field_width(kind).min(code.len() - at);
             code[at..at + width].fill(0);
             text.extend_from_slice(&(offset - start).to_le_bytes());
             text.extend_from_slice(&kind.to_le_bytes());
-            let reads = reads_at(kind, addend, at, &ends);
+            let reads = || reads_at(kind, addend, at, || ends.get_or_init(|| instruction_ends(original)));
             match referent(data, &sections, &symtab, endian, target, reads)? {
                 Referent::Exact(hash) => {
                     text.extend_from_slice(&addend.to_le_bytes());
@@ -147,6 +148,8 @@ enum Referent {
 }
 
 /// Where each instruction of `code` ends, in order; empty if it does not decode.
+/// Relocation fields are displacements and immediates, so the unrelocated bytes decode
+/// to the same lengths as the linked ones.
 fn instruction_ends(code: &[u8]) -> Vec<usize> {
     let decoder = iced_x86::Decoder::new(64, code, iced_x86::DecoderOptions::NONE);
     let mut ends = Vec::new();
@@ -160,15 +163,15 @@ fn instruction_ends(code: &[u8]) -> Vec<usize> {
 }
 
 /// The offset from its symbol that a relocation of `kind` with `addend`, whose field
-/// starts at byte `at` of code whose instructions end at `ends`, makes the code read:
+/// starts at byte `at` of code whose instructions end at `ends()`, makes the code read:
 /// the addend for an absolute field; for a RIP-relative one also the field's 4 bytes
 /// and what follows the field in its instruction (an immediate), since the CPU adds
 /// the address of the next instruction. `None` when not known.
-fn reads_at(kind: u32, addend: i64, at: usize, ends: &[usize]) -> Option<i64> {
+fn reads_at<'a>(kind: u32, addend: i64, at: usize, ends: impl FnOnce() -> &'a [usize]) -> Option<i64> {
     match kind {
         elf::R_X86_64_32 | elf::R_X86_64_32S | elf::R_X86_64_64 => Some(addend),
         elf::R_X86_64_PC32 => {
-            let end = ends.iter().find(|&&end| end > at)?;
+            let end = ends().iter().find(|&&end| end > at)?;
             Some(addend + (end - at) as i64)
         }
         _ => None,
@@ -177,14 +180,15 @@ fn reads_at(kind: u32, addend: i64, at: usize, ends: &[usize]) -> Option<i64> {
 
 /// What relocation target `target` refers to: a named symbol by its name; a section,
 /// or a compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section — in a
-/// pooled section, by the bytes of the constant at offset `reads` (when known).
+/// pooled section, by the bytes of the constant at offset `reads()` (when known; asked
+/// only then).
 fn referent(
     data: &[u8],
     sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
     symtab: &object::read::elf::SymbolTable<'_, elf::FileHeader64<Endianness>>,
     endian: Endianness,
     target: u32,
-    reads: Option<i64>,
+    reads: impl FnOnce() -> Option<i64>,
 ) -> Result<Referent> {
     let sym = symtab.symbol(SymbolIndex(target as usize))?;
     let name = symtab.symbol_name(endian, sym)?;
@@ -202,7 +206,7 @@ fn referent(
     let bytes = section.data(endian, data).unwrap_or_default();
     let (start, size) = (sym.st_value(endian) as usize, sym.st_size(endian) as usize);
     let pooled = (flags & u64::from(elf::SHF_MERGE) != 0 && size == 0)
-        .then(|| constant(bytes, start as i64 + reads?, flags, section.sh_entsize(endian)))
+        .then(|| constant(bytes, start as i64 + reads()?, flags, section.sh_entsize(endian)))
         .flatten();
     if let Some(content) = pooled {
         return Ok(Referent::Content(hotreload_protocol::record::fnv1a(&content)));

@@ -68,7 +68,7 @@ impl Layouts {
     /// # Errors
     /// The file cannot be read or parsed as an object file, or its DWARF is malformed.
     pub fn read_file(path: &Path) -> Result<Layouts> {
-        let data = fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
         let mut layouts = Layouts::default();
         layouts.add_object(&data).with_context(|| format!("failed to read the debug info of {}", path.display()))?;
         Ok(layouts)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// sources are still those a build started from.
 pub fn sources_hash(dir: &Path) -> u64 {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
-        let Ok(entries) = fs_err::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {

@@ -123,7 +123,7 @@ pub fn scan(crate_name: &str, root: &Path, cfg: &Cfg) -> Result<Snapshot, String
 }
 
 fn scan_file(file: &Path, module: &str, owns_dir: bool, cfg: &Cfg, out: &mut Snapshot) -> Result<(), String> {
-    let text = fs_err::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     out.files.push(file.to_path_buf());
     out.texts.insert(file.to_path_buf(), text.clone());
@@ -274,7 +274,7 @@ fn note_body(out: &mut Snapshot, file: &Path, id: &str, entry: &Entry, block: &s
 pub fn guess_edited(old: &Snapshot) -> Option<BTreeSet<String>> {
     let mut edited = BTreeSet::new();
     for (file, before) in &old.texts {
-        let after = fs_err::read_to_string(file).ok()?;
+        let after = std::fs::read_to_string(file).ok()?;
         if after == *before {
             continue;
         }
@@ -606,7 +606,7 @@ fn entries_change(id: &str, before: &Entry, after: &Entry, diff: &mut SourceDiff
 pub(crate) fn snapshot_of(text: &str) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lib.rs");
-    fs_err::write(&file, text).unwrap();
+    std::fs::write(&file, text).unwrap();
     scan("logic", &file, &Cfg::default()).unwrap()
 }
 
@@ -727,10 +727,10 @@ mod tests {
     fn edited_bodies_are_guessed_from_text() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lib.rs");
-        fs_err::write(&file, BASE).unwrap();
+        std::fs::write(&file, BASE).unwrap();
         let old = scan("logic", &file, &Cfg::default()).unwrap();
         let guess = |text: &str| {
-            fs_err::write(&file, text).unwrap();
+            std::fs::write(&file, text).unwrap();
             guess_edited(&old).map(|ids| ids.into_iter().collect::<Vec<_>>())
         };
         assert_eq!(guess(&BASE.replace("p * 2", "p * 30")), Some(vec!["logic::score".to_string()]));
@@ -755,10 +755,10 @@ mod tests {
     #[test]
     fn modules_are_followed() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::write(dir.path().join("lib.rs"), "mod a; #[hotreload::hot] mod b { pub fn f() {} }").unwrap();
-        fs_err::write(dir.path().join("a.rs"), "mod c; #[hotreload::hot] pub fn g() {}").unwrap();
-        fs_err::create_dir(dir.path().join("a")).unwrap();
-        fs_err::write(dir.path().join("a/c.rs"), "pub struct S;").unwrap();
+        std::fs::write(dir.path().join("lib.rs"), "mod a; #[hotreload::hot] mod b { pub fn f() {} }").unwrap();
+        std::fs::write(dir.path().join("a.rs"), "mod c; #[hotreload::hot] pub fn g() {}").unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/c.rs"), "pub struct S;").unwrap();
         let s = scan("k", &dir.path().join("lib.rs"), &Cfg::default()).unwrap();
         let ids: Vec<_> = s.items.keys().cloned().collect();
         assert_eq!(ids, ["k::a::c::S", "k::a::g", "k::b::f"]);

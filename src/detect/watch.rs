@@ -127,7 +127,7 @@ pub fn start(
 }
 
 fn seed(dir: &Path, recursive: bool, filter: &Filter, hashes: &mut HashMap<PathBuf, Option<u64>>) {
-    let Ok(entries) = fs_err::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
@@ -146,7 +146,7 @@ fn seed(dir: &Path, recursive: bool, filter: &Filter, hashes: &mut HashMap<PathB
 
 /// FNV-1a of the file's bytes; `None` when it cannot be read (deleted).
 pub fn content_hash(path: &Path) -> Option<u64> {
-    fs_err::read(path).ok().map(|bytes| hotreload_protocol::record::fnv1a(&bytes))
+    std::fs::read(path).ok().map(|bytes| hotreload_protocol::record::fnv1a(&bytes))
 }
 
 /// Directories to watch for a set of member directories and source roots: each
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn filter_counts_sources_and_manifests_only() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::write(dir.path().join(".gitignore"), "generated/\n*.bak.rs\n").unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "generated/\n*.bak.rs\n").unwrap();
         let target = dir.path().join("target");
         let filter = Filter::new(dir.path(), &[], vec![target.clone()]);
         assert!(filter.counts(&dir.path().join("src/lib.rs")));
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn roots_inside_recursive_roots_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        fs_err::create_dir_all(dir.path().join("a/src")).unwrap();
+        std::fs::create_dir_all(dir.path().join("a/src")).unwrap();
         let a = dir.path().join("a");
         let roots = roots(std::slice::from_ref(&a), &[a.join("src/bin")]);
         assert_eq!(
@@ -205,9 +205,9 @@ mod tests {
     fn a_save_that_changes_nothing_is_no_batch() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
-        fs_err::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&src).unwrap();
         let file = src.join("lib.rs");
-        fs_err::write(&file, "fn a() {}").unwrap();
+        std::fs::write(&file, "fn a() {}").unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let filter = Filter::new(dir.path(), &[], vec![]);
         let _w = start(&[Root { dir: src.clone(), recursive: true }], filter, Duration::from_millis(20), move |b| {
@@ -215,13 +215,13 @@ mod tests {
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        fs_err::write(&file, "fn a() {}").unwrap();
+        std::fs::write(&file, "fn a() {}").unwrap();
         assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "same content must not count");
         // Several writes in a burst, through a rename-over save: one batch.
         for i in 0..3 {
             let tmp = src.join(format!("lib.rs.tmp{i}"));
-            fs_err::write(&tmp, format!("fn a() {{ {i} }}")).unwrap();
-            fs_err::rename(&tmp, &file).unwrap();
+            std::fs::write(&tmp, format!("fn a() {{ {i} }}")).unwrap();
+            std::fs::rename(&tmp, &file).unwrap();
         }
         let batch = rx.recv_timeout(Duration::from_secs(5)).expect("a changed file is a batch");
         assert_eq!(batch.paths.into_iter().collect::<Vec<_>>(), vec![file.clone()]);

@@ -45,7 +45,7 @@ pub struct ProgramImage {
 impl ProgramImage {
     /// Reads the executable at `path`.
     pub fn read(path: &Path) -> Result<ProgramImage> {
-        let data = fs_err::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
         ProgramImage::parse(&data).with_context(|| format!("cannot link patches against {}", path.display()))
     }
 

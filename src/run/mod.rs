@@ -460,7 +460,7 @@ impl Driver {
         shell: &Shell,
     ) -> Driver {
         let root_manifest = ws.root.join("Cargo.toml");
-        let manifest_rest = settings::without_settings(&fs_err::read_to_string(&root_manifest).unwrap_or_default());
+        let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let config = Config {
             output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
@@ -924,7 +924,7 @@ impl Driver {
     /// Our own `aimport`/`mode` edits of the root manifest, or the user's by hand,
     /// change only the settings: taken. Anything else in it needs a restart.
     fn take_manifest(&mut self, path: &Path, shown: &str) -> ManifestEdit {
-        let text = fs_err::read_to_string(path).unwrap_or_default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         let rest = settings::without_settings(&text);
         if rest != self.steer.manifest_rest {
             self.steer.manifest_rest = rest;

@@ -117,7 +117,7 @@ impl Settings {
     /// Reads the settings from a manifest; defaults where it has none.
     pub fn load(manifest: &Path) -> Result<Settings> {
         let text =
-            fs_err::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
+            std::fs::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
         Settings::parse(&text).with_context(|| format!("in {}", manifest.display()))
     }
 
@@ -148,7 +148,7 @@ impl Settings {
     /// Writes the settings into the manifest, keeping everything else as it was.
     pub fn save(&self, manifest: &Path) -> Result<()> {
         let text =
-            fs_err::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
+            std::fs::read_to_string(manifest).with_context(|| format!("failed to read {}", manifest.display()))?;
         let updated = self.render_into(&text)?;
         if updated != text {
             write_atomically(manifest, &updated).with_context(|| format!("failed to write {}", manifest.display()))?;
@@ -197,12 +197,12 @@ fn table_of(doc: &DocumentMut) -> Option<&dyn toml_edit::TableLike> {
 /// Removes temporary files `prefix<pid>` in `dir` whose writer is gone (killed between
 /// writing and renaming).
 fn remove_abandoned(dir: &Path, prefix: &str) {
-    let Ok(entries) = fs_err::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name.strip_prefix(prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
         if !crate::lockfile::process_exists(pid) {
-            let _ = fs_err::remove_file(entry.path());
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -222,13 +222,13 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        if let Ok(meta) = fs_err::metadata(path) {
-            fs_err::set_permissions(&temporary, meta.permissions())?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&temporary, meta.permissions())?;
         }
-        fs_err::rename(&temporary, path)
+        std::fs::rename(&temporary, path)
     })();
     if written.is_err() {
-        let _ = fs_err::remove_file(&temporary);
+        let _ = std::fs::remove_file(&temporary);
     }
     written
 }
@@ -242,15 +242,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("Cargo.toml");
-        fs_err::write(&manifest, "# kept\n[workspace]\nmembers = []\n").unwrap();
-        fs_err::set_permissions(&manifest, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&manifest, "# kept\n[workspace]\nmembers = []\n").unwrap();
+        std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o640)).unwrap();
         let settings = Settings { mode: Mode::Explicit, ..Settings::default() };
         settings.save(&manifest).unwrap();
-        let text = fs_err::read_to_string(&manifest).unwrap();
+        let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(text.starts_with("# kept\n[workspace]") && text.contains("mode = \"explicit\""), "{text}");
-        let mode = fs_err::metadata(&manifest).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&manifest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
-        let left: Vec<_> = fs_err::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["Cargo.toml"], "no temporary file is left behind");
     }
 

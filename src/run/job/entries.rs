@@ -116,9 +116,9 @@ impl Driver {
                 entries.kept.push((shown, CLOSURE));
                 continue;
             }
-            match redirects_of(name, &shown, &image, &copies_in) {
-                Ok(redirects) => {
-                    entries.redirects.extend(redirects);
+            match redirect_of(name, &shown, &image, &copies_in) {
+                Ok(redirect) => {
+                    entries.redirects.extend(redirect);
                     let own = shown.contains(&format!("{}::", plan.krate.crate_name));
                     // Copies of the same path the crate does not compile itself: other
                     // crates' instances of it.
@@ -203,8 +203,8 @@ impl Driver {
         let generation = self.state(&plan.krate.package).running.generation + 1;
         let dir = self.session.dir().join("applied").join(plan.krate.unit()).join(generation.to_string());
         let kept = dir.join(rlib.file_name()?);
-        fs_err::create_dir_all(&dir).ok()?;
-        fs_err::copy(rlib, &kept).ok()?;
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::copy(rlib, &kept).ok()?;
         Some(kept)
     }
 
@@ -220,17 +220,17 @@ impl Driver {
     }
 }
 
-/// The redirect of function `name` (shown as `shown`): from its newest copy in
-/// `copies_in` (the program, then each earlier generation) to its copy in `image`;
-/// the agent moves the older copies' jumps with it (see [`Redirect`]), so the request
-/// does not grow with the session. Every copy is checked. `Err` says why it keeps its
+/// The redirect of function `name` (shown as `shown`), when a copy of it runs: from
+/// its newest copy in `copies_in` (the program, then each earlier generation) to its
+/// copy in `image`; the agent moves the older copies' jumps with it (see
+/// [`Redirect`]), so the request does not grow with the session. Every copy is checked. `Err` says why it keeps its
 /// old code: no copy in the patch, or a copy whose entry cannot take the jump.
-fn redirects_of(
+fn redirect_of(
     name: &str,
     shown: &str,
     image: &CodeImage,
     copies_in: &[Arc<CodeImage>],
-) -> Result<Vec<Redirect>, &'static str> {
+) -> Result<Option<Redirect>, &'static str> {
     let to = image.function(name).ok_or("the patch holds no single copy of it")?;
     let mut newest = None;
     for old in copies_in {
@@ -243,7 +243,7 @@ fn redirects_of(
         }
         newest = Some(from.address);
     }
-    Ok(newest.map(|from| Redirect { name: shown.to_string(), from, to: to.address }).into_iter().collect())
+    Ok(newest.map(|from| Redirect { name: shown.to_string(), from, to: to.address }))
 }
 
 #[cfg(test)]
@@ -266,7 +266,7 @@ mod tests {
         let entry = exe.function(name).expect("in the symbol table").address;
         // The program and 900 generations, each with its own copy (here all the same).
         let copies: Vec<_> = (0..901).map(|_| exe.clone()).collect();
-        let redirects = redirects_of(name, name, &exe, &copies).unwrap();
-        assert_eq!(redirects, [Redirect { name: name.into(), from: entry, to: entry }]);
+        let redirect = redirect_of(name, name, &exe, &copies).unwrap();
+        assert_eq!(redirect, Some(Redirect { name: name.into(), from: entry, to: entry }));
     }
 }

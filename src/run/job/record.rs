@@ -72,7 +72,7 @@ impl Driver {
             let running = &mut self.state(&plan.krate.package).running;
             // Only the newest is compiled against: the older copy goes.
             if let Some(dir) = running.rlib.as_deref().and_then(std::path::Path::parent) {
-                let _ = fs_err::remove_dir_all(dir);
+                let _ = std::fs::remove_dir_all(dir);
             }
             running.rlib = entries.rlib;
             running.code = Some(entries.code);

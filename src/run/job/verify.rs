@@ -70,7 +70,7 @@ impl Unloaded {
 impl Drop for Unloaded {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
-            let _ = fs_err::remove_file(path);
+            let _ = std::fs::remove_file(path);
         }
     }
 }
