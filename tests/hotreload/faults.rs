@@ -225,11 +225,7 @@ fn a_program_killed_during_an_apply_is_reported_and_the_next_save_restarts_it() 
     let pid: i32 = s.wait_stderr("Connected to process", RELOAD).split_whitespace().nth(3).unwrap().parse().unwrap();
     // SAFETY: signalling the program this test's session started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    f.fx.replace(
-        LIB, "    1
-}", "    2
-}",
-    );
+    f.fx.replace(LIB, "    1\n}", "    2\n}");
     let deadline = std::time::Instant::now() + RELOAD;
     while !session_dir.join("liblogic-1.so").exists() {
         assert!(std::time::Instant::now() < deadline, "the patch was never placed");
@@ -245,11 +241,7 @@ fn a_program_killed_during_an_apply_is_reported_and_the_next_save_restarts_it() 
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(!name.contains(".tmp") && !name.starts_with('.'), "left half-written: {name}");
     }
-    f.fx.replace(
-        LIB, "    2
-}", "    3
-}",
-    );
+    f.fx.replace(LIB, "    2\n}", "    3\n}");
     s.wait_stderr("Restarting", RELOAD);
     s.wait_stdout("value=3 label=bin-old", RELOAD);
     s.assert_stderr_count("panicked", 0);
