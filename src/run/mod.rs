@@ -728,8 +728,10 @@ impl Driver {
                     app.stop(Duration::from_secs(3));
                 }
                 self.agent = None;
-                if let Err(e) = self.start_program(built) {
-                    self.shell.error(format_args!("{e:#}"));
+                match self.start_program(built) {
+                    // The new program's code is what the next patch is compared with.
+                    Ok(()) => self.warm_patches(),
+                    Err(e) => self.shell.error(format_args!("{e:#}")),
                 }
             }
             Err(BuildError::Failed) => {

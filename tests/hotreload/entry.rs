@@ -181,3 +181,24 @@ fn every_earlier_copy_of_a_function_leads_to_its_newest() {
     assert!(timing.contains("(0 slots, 5 entries;"), "{timing}");
     s.assert_stderr_count("kept", 0);
 }
+
+/// A program started again (here after it was killed) runs code the tool has not
+/// compared anything with yet: the next save must still change only what it changed,
+/// not count (and redirect) every function of the crate.
+#[test]
+fn after_a_restart_a_save_changes_only_what_it_changed() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    let pid: i32 = s.wait_stderr("Connected to process", RELOAD).split_whitespace().nth(3).unwrap().parse().unwrap();
+    // SAFETY: signalling the program this test's session started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    s.wait_stderr("waiting for a change to rebuild and restart the program", RELOAD);
+    fx.replace(LIB, "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+    s.wait_stderr_nth("Connected to process", 2, RELOAD);
+    fx.replace(LIB, "    2\n}", "    3\n}");
+    s.wait_stdout("value=3 label=bin-old", RELOAD);
+    let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
+}
