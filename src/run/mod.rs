@@ -45,10 +45,13 @@ pub enum Event {
     },
     /// Ctrl-C or SIGTERM.
     Interrupt,
-    /// [`CONNECT_DEADLINE`] after the program with this pid started.
+    /// [`CONNECT_DEADLINE`] after the program with this pid started, or
+    /// [`RECONNECT_DEADLINE`] after its agent's connection closed while it ran.
     ConnectDeadline {
         /// Its pid.
         pid: u32,
+        /// Whether its agent had connected and the connection closed.
+        lost: bool,
     },
 }
 
@@ -57,6 +60,10 @@ const RESTART_HINT: &str = "the program keeps running the previous code (`--rest
 
 /// How long a started program may take to connect before the session says it has not.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a program whose agent's connection closed may take to connect again (an
+/// agent of its own, started again after an `exec`) before the session says it has not.
+const RECONNECT_DEADLINE: Duration = Duration::from_secs(1);
 
 /// A program built and not yet started.
 struct BuiltProgram {
@@ -524,23 +531,7 @@ impl Driver {
                     }
                     self.shell.note("waiting for a change to rebuild and restart the program");
                 }
-                Event::ConnectDeadline { pid } => {
-                    if self.app.as_ref().map(App::pid) == Some(pid) && self.agent.is_none() {
-                        let question = match self.config.agent {
-                            AgentSource::Own => "does its `main` call `hotreload::init()`?",
-                            AgentSource::Preloaded(_) => {
-                                "the preloaded agent did not start in it (does it clear its environment, or \
-                                 run another executable?); adding `hotreload-runtime` and calling \
-                                 `hotreload::init()` in `main` starts one from inside."
-                            }
-                        };
-                        self.shell.warn(format_args!(
-                            "`{}` has not connected after {}s: {question} Changes wait until it connects",
-                            self.binary.name,
-                            CONNECT_DEADLINE.as_secs()
-                        ));
-                    }
-                }
+                Event::ConnectDeadline { pid, lost } => self.check_connected(pid, lost),
                 Event::Interrupt => {
                     if let Some(app) = self.app.take() {
                         app.signal(libc::SIGINT);
@@ -637,11 +628,7 @@ impl Driver {
         let app = App::spawn(&program.executable, &self.config.args, &env, move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
-        let (tx, pid) = (self.events.tx.clone(), app.pid());
-        std::thread::spawn(move || {
-            std::thread::sleep(CONNECT_DEADLINE);
-            let _ = tx.send(Event::ConnectDeadline { pid });
-        });
+        self.connect_deadline(app.pid(), false);
         self.layouts = layout::ProgramLayouts::read(&program.executable);
         self.program = Some(program);
         // A new program: its addresses are read again when a patch is linked.
@@ -651,6 +638,54 @@ impl Driver {
         self.app = Some(app);
         self.agent = None;
         Ok(())
+    }
+
+    /// Checks, after a deadline, that the program `pid` has an agent connected.
+    fn connect_deadline(&self, pid: u32, lost: bool) {
+        let tx = self.events.tx.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(if lost { RECONNECT_DEADLINE } else { CONNECT_DEADLINE });
+            let _ = tx.send(Event::ConnectDeadline { pid, lost });
+        });
+    }
+
+    /// Says why changes cannot reach the program `pid` when it still runs without an
+    /// agent: it never connected, or (`lost`) its connection closed.
+    fn check_connected(&mut self, pid: u32, lost: bool) {
+        let Some(app) = self.app.as_ref().filter(|app| app.pid() == pid) else { return };
+        if self.agent.is_some() || app.status().is_some() {
+            return;
+        }
+        let name = &self.binary.name;
+        let preloaded = matches!(self.config.agent, AgentSource::Preloaded(_));
+        let why = match (lost, preloaded) {
+            (false, false) => {
+                format!(
+                    "`{name}` has not connected after {}s: does its `main` call `hotreload::init()`?",
+                    CONNECT_DEADLINE.as_secs()
+                )
+            }
+            (false, true) => format!(
+                "`{name}` has not connected after {}s: the preloaded agent did not start in it (does it clear its \
+                 environment, or run another executable?); adding `hotreload-runtime` and calling \
+                 `hotreload::init()` in `main` starts one from inside.",
+                CONNECT_DEADLINE.as_secs()
+            ),
+            (true, false) => format!(
+                "`{name}` still runs but its agent's connection closed (did it run another executable with `exec`, \
+                 or close the agent's socket?)."
+            ),
+            (true, true) => format!(
+                "`{name}` still runs but the preloaded agent's connection closed: it ran another executable in its \
+                 own process (`exec`), which the agent does not follow (it takes itself out of the environment so \
+                 that programs `{name}` starts never load it), or it closed the agent's socket."
+            ),
+        };
+        let wait = match lost {
+            false => "Changes wait until it connects",
+            true => "Changes wait until it connects again (stop it, and the next save restarts it)",
+        };
+        self.shell.warn(format_args!("{why} {wait}"));
     }
 
     /// The environment that preloads the agent into `executable`, when the program does
@@ -835,6 +870,10 @@ impl Driver {
             Incoming::Closed { conn } => {
                 if self.agent.as_ref().map(|a| a.conn) == Some(conn) {
                     self.agent = None;
+                    // A program that exits closes it too: said only if it still runs.
+                    if let Some(pid) = self.app.as_ref().map(App::pid) {
+                        self.connect_deadline(pid, true);
+                    }
                 }
             }
             Incoming::Rejected { reason } => {
@@ -973,7 +1012,8 @@ impl Driver {
                 continue;
             }
             if self.agent.is_none() && self.app.is_some() {
-                // Starting up: applied once it connects.
+                // Starting up (or its agent is gone, which was said): applied once it connects.
+                self.shell.verbose_status("Waiting", format_args!("{name}: applied when the program connects"));
                 continue;
             }
             self.pending.remove(&name);

@@ -132,3 +132,22 @@ fn with_the_preloaded_agent_the_program_exits_as_it_would_and_nothing_is_left_be
     assert!(!session_dir.exists(), "the session directory was left behind");
     assert!(!socket.exists(), "the socket was left behind");
 }
+
+/// A program that runs another executable in its own process (`exec`, here itself with
+/// an empty environment) leaves the preloaded agent behind: said once, by name, and the
+/// program runs on unpatched; a save waits for it.
+#[test]
+fn a_program_that_runs_itself_again_is_said_to_have_lost_the_agent() {
+    let fx = Fixture::new("plain");
+    let s = Session::start_with_env(&fx, &["-p", "app", "-v"], &[("FIXTURE_EXEC", "1")]);
+    let pid = program_pid(&s);
+    s.wait_stderr("`app` still runs but the preloaded agent's connection closed: it ran another executable", RELOAD);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    assert_eq!(agents_in(pid), 0, "the agent followed the exec");
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stderr("Waiting logic: applied when the program connects", RELOAD);
+    s.assert_no_stderr_for("Reloaded", Duration::from_millis(300));
+    assert!(s.last_stdout().starts_with("value=1 "), "{}", s.last_stdout());
+    s.assert_stderr_count("preloaded agent's connection closed", 1);
+    assert!(alive(pid));
+}

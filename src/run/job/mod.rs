@@ -215,6 +215,7 @@ impl Driver {
             Stop::Waiting => {
                 // Applied when the program that runs next connects, unless that one
                 // was built with it.
+                self.shell.verbose_status("Waiting", format_args!("{name}: applied when the program connects"));
                 self.pending.insert(name.to_string());
                 Outcome::Waiting
             }
