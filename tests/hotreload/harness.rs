@@ -396,6 +396,21 @@ impl Session {
         self.fail("cargo hotreload did not exit")
     }
 
+    /// Sends the tool `SIGINT`, as Ctrl-C does when the program does not have the
+    /// terminal, and waits for it to exit; returns its exit code.
+    pub fn interrupt_and_wait(&mut self, timeout: Duration) -> Option<i32> {
+        // SAFETY: signalling the tool this session started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.fail("cargo hotreload did not exit")
+    }
+
     /// Asserts how many tool output lines contain `needle`.
     pub fn assert_stderr_count(&self, needle: &str, n: usize) {
         let count = self.stderr.count(|l| l.contains(needle));

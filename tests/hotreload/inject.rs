@@ -40,6 +40,10 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
         assert!(!text.to_lowercase().contains("hotreload"), "{file} mentions the tool");
     }
     let mut s = Session::start(&fx, &["-p", "app", "-v"]);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = std::path::PathBuf::from(running.split('`').nth(1).unwrap());
+    let listening = s.wait_stderr("Listening on ", RELOAD);
+    let socket = std::path::PathBuf::from(listening.split("Listening on ").nth(1).unwrap().trim());
     // Neither child loaded the agent, nor saw the variables that would load it.
     let first = s.wait_stdout("value=1 label=bin-old child=clean sh=[]", RELOAD);
     let pid = program_pid(&s);
@@ -54,8 +58,11 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
     assert!(field(&next, "calls") > field(&line, "calls"), "the static started afresh: {next}");
     s.assert_stderr_count("refused a control connection", 0);
     s.assert_stderr_count("self-contained", 0);
-    // The tool killed: the program runs on, its agent thread gone with the session.
+    // The tool killed: the program runs on, its agent thread gone with the session, and
+    // of the session's files only the program's executable is left while it runs.
     assert!(threads_of(pid).iter().any(|t| t == "hotreload-agent"), "{:?}", threads_of(pid));
+    let session_dir = executable.parent().unwrap();
+    assert!(socket.exists() && files_in(session_dir).len() > 1, "{:?}", files_in(session_dir));
     s.kill_tool();
     let deadline = std::time::Instant::now() + RELOAD;
     while threads_of(pid).iter().any(|t| t == "hotreload-agent") {
@@ -63,6 +70,20 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(alive(pid), "the program died with the tool");
+    assert!(!socket.exists(), "the socket was left behind");
+    assert!(!socket.with_extension("json").exists(), "the socket's listing was left behind");
+    assert_eq!(files_in(session_dir), ["app"], "files left in the session directory");
+    // The program still starts itself, from its executable.
+    let child = std::process::Command::new(&executable).arg("child").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&child.stdout), "clean");
+}
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }
 
 /// A program that calls `hotreload::init()` starts its own agent, and gets no second;
@@ -150,4 +171,25 @@ fn a_program_that_runs_itself_again_is_said_to_have_lost_the_agent() {
     assert!(s.last_stdout().starts_with("value=1 "), "{}", s.last_stdout());
     s.assert_stderr_count("preloaded agent's connection closed", 1);
     assert!(alive(pid));
+}
+
+/// Ctrl-C ends the session: the program gets the interrupt as it would from the
+/// terminal and dies of it, the tool exits with 130, and nothing is left behind.
+#[test]
+fn ctrl_c_ends_the_program_as_it_would_and_leaves_nothing_behind() {
+    let fx = Fixture::new("plain");
+    let mut s = Session::start(&fx, &["-p", "app", "-v"]);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let session_dir = std::path::PathBuf::from(running.split('`').nth(1).unwrap()).parent().unwrap().to_path_buf();
+    let listening = s.wait_stderr("Listening on ", RELOAD);
+    let socket = std::path::PathBuf::from(listening.split("Listening on ").nth(1).unwrap().trim());
+    let pid = program_pid(&s);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 ", RELOAD);
+    assert_eq!(s.interrupt_and_wait(RELOAD), Some(130));
+    assert!(!alive(pid), "the program outlived Ctrl-C");
+    assert!(!session_dir.exists(), "the session directory was left behind");
+    assert!(!socket.exists(), "the socket was left behind");
+    assert!(!socket.with_extension("json").exists(), "the socket's listing was left behind");
 }

@@ -51,6 +51,10 @@ pub const ENV_SOCKET: &str = "CARGO_HOTRELOAD_SOCKET";
 /// agent is asked to load must lie inside it.
 pub const ENV_SESSION_DIR: &str = "CARGO_HOTRELOAD_SESSION_DIR";
 
+/// The folder of the session directory where the tool keeps each applied patch's
+/// compiled crate (`applied/<unit>/<generation>/`), for later patches to compile against.
+pub const APPLIED_DIR: &str = "applied";
+
 /// Environment variable set, with [`ENV_TOOL_PID`], for a program the tool starts with
 /// its agent library preloaded (`LD_PRELOAD`): the library's path, which the agent
 /// removes from `LD_PRELOAD` before `main` so that the program's children never load it.

@@ -34,11 +34,16 @@ pub(crate) fn start_at(socket: &Path, session_dir: Option<PathBuf>, options: Opt
     }
     // Connect and say hello before returning, so the session knows this program's
     // functions before `main` goes on.
-    match connect(socket) {
+    let tool = crate::orphan::Tool::parent_listening_on(socket);
+    let socket = socket.to_path_buf();
+    match connect(&socket) {
         Ok(stream) => {
-            let spawned = std::thread::Builder::new()
-                .name("hotreload-agent".into())
-                .spawn(move || serve(stream, session_dir, options));
+            let spawned = std::thread::Builder::new().name("hotreload-agent".into()).spawn(move || {
+                serve(stream, session_dir.as_deref(), options);
+                if let Some(tool) = tool {
+                    crate::orphan::tidy_after(tool, &socket, session_dir.as_deref());
+                }
+            });
             if let Err(e) = spawned {
                 eprintln!("hotreload: cannot start the agent thread ({e}); running without reloading");
             }
@@ -57,7 +62,8 @@ fn connect(socket: &Path) -> std::io::Result<UnixStream> {
     Ok(stream)
 }
 
-fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
+/// Answers the session's requests until the connection closes.
+fn serve(stream: UnixStream, session_dir: Option<&Path>, options: Options) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -66,7 +72,7 @@ fn serve(stream: UnixStream, session_dir: Option<PathBuf>, options: Options) {
         let reply = match message::read::<ToolMessage>(&mut reader) {
             Ok(Some(ToolMessage::Load(request))) => {
                 let id = request.request;
-                match load(request, session_dir.as_deref(), options.apply) {
+                match load(request, session_dir, options.apply) {
                     Ok(reply) => reply,
                     Err(refusal) => AgentMessage::refused(id, refusal),
                 }

@@ -54,6 +54,8 @@ mod events;
 pub mod inject;
 #[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]
 mod loader;
+#[cfg(feature = "agent")]
+mod orphan;
 #[cfg(hotreload_patch)]
 mod patch;
 #[cfg(all(feature = "agent", target_os = "linux", target_arch = "x86_64"))]

@@ -201,7 +201,12 @@ impl Driver {
             return None;
         }
         let generation = self.state(&plan.krate.package).running.generation + 1;
-        let dir = self.session.dir().join("applied").join(plan.krate.unit()).join(generation.to_string());
+        let dir = self
+            .session
+            .dir()
+            .join(hotreload_protocol::APPLIED_DIR)
+            .join(plan.krate.unit())
+            .join(generation.to_string());
         let kept = dir.join(rlib.file_name()?);
         std::fs::create_dir_all(&dir).ok()?;
         std::fs::copy(rlib, &kept).ok()?;
