@@ -728,4 +728,33 @@ mod tests {
         blocker.join().unwrap();
         // The blocked signal stays pending in that thread until it exits: harmless.
     }
+
+    extern "C" fn programs_own_handler(_: i32) {}
+
+    /// The program takes the signal the agent stops threads with: the next stop leaves
+    /// the program's handler in place and picks another signal, and stops still work.
+    #[test]
+    fn a_signal_the_program_takes_for_itself_is_left_to_it() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let first = stop_signal().unwrap();
+        // SAFETY: installing a handler that does nothing, as a program would.
+        unsafe { libc::signal(first, programs_own_handler as *const () as libc::sighandler_t) };
+        let second = stop_signal().unwrap();
+        assert_ne!(second, first);
+        assert_eq!(handler_of(first), Some(programs_own_handler as *const () as usize), "the program's handler");
+        let entry = old_code as *const () as u64;
+        let mut original = Site { at: entry, bytes: [0; 5] };
+        // SAFETY: reading the first bytes of a function of this binary.
+        unsafe { std::ptr::copy_nonoverlapping(entry as *const u8, original.bytes.as_mut_ptr(), 5) };
+        let jump = Site::jump(entry, new_code as *const () as u64).unwrap();
+        // SAFETY: as in the tests above: a jump to a function of the same signature,
+        // then its own first bytes back.
+        unsafe { write_sites(&[jump]) }.unwrap();
+        assert_eq!(std::hint::black_box(old_code as extern "C" fn(u64) -> u64)(40), 42, "the jump was written");
+        // SAFETY: as above.
+        unsafe { write_sites(&[original]) }.unwrap();
+        assert_eq!(SIGNAL.load(Ordering::Relaxed), second);
+        // SAFETY: the signal's default action again, as before the test.
+        unsafe { libc::signal(first, libc::SIG_DFL) };
+    }
 }
