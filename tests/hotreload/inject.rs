@@ -193,3 +193,38 @@ fn ctrl_c_ends_the_program_as_it_would_and_leaves_nothing_behind() {
     assert!(!socket.exists(), "the socket was left behind");
     assert!(!socket.with_extension("json").exists(), "the socket's listing was left behind");
 }
+
+/// The preloaded agent never writes to the program's output, even when it cannot reach
+/// its session (the session says the program has not connected).
+#[test]
+fn a_preloaded_agent_that_cannot_reach_its_session_says_nothing_in_the_program() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = running.split('`').nth(1).unwrap().to_string();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", program_pid(&s))).unwrap();
+    let library = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("hotreload_agent"));
+    let library = library.expect("the agent is mapped").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // Started by this process, as if it were the tool, for a socket nobody listens on.
+    let mut app = Command::new(&executable)
+        .env("LD_PRELOAD", &library)
+        .env(hotreload_protocol::ENV_AGENT_LIBRARY, &library)
+        .env(hotreload_protocol::ENV_TOOL_PID, std::process::id().to_string())
+        .env(hotreload_protocol::ENV_SOCKET, dir.path().join("nobody.sock"))
+        .env(hotreload_protocol::ENV_SESSION_DIR, dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(app.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("value=1 label=bin-old child=clean sh=[]"), "{first}");
+    drop(app.stdin.take());
+    let output = app.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "the agent wrote to the program's stderr");
+}

@@ -23,12 +23,22 @@ pub(crate) fn start(options: Options) {
         return;
     };
     let session_dir = std::env::var_os(ENV_SESSION_DIR).map(PathBuf::from);
-    start_at(Path::new(&socket), session_dir, options);
+    start_at(Path::new(&socket), session_dir, options, Voice::Warn);
+}
+
+/// Whether the agent may write to the program's stderr when it cannot start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Voice {
+    /// One line (the program asked for the agent with `init()`).
+    Warn,
+    /// Nothing: a preloaded agent must not disturb the program; the session says it
+    /// has not connected.
+    Silent,
 }
 
 /// Starts the agent for the session listening on `socket` (once per process image of
 /// the runtime: later calls do nothing).
-pub(crate) fn start_at(socket: &Path, session_dir: Option<PathBuf>, options: Options) {
+pub(crate) fn start_at(socket: &Path, session_dir: Option<PathBuf>, options: Options, voice: Voice) {
     if STARTED.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -44,11 +54,14 @@ pub(crate) fn start_at(socket: &Path, session_dir: Option<PathBuf>, options: Opt
                     crate::orphan::tidy_after(tool, &socket, session_dir.as_deref());
                 }
             });
-            if let Err(e) = spawned {
+            if let (Err(e), Voice::Warn) = (spawned, voice) {
                 eprintln!("hotreload: cannot start the agent thread ({e}); running without reloading");
             }
         }
-        Err(e) => eprintln!("hotreload: cannot reach the cargo hotreload session ({e}); running without reloading"),
+        Err(e) if voice == Voice::Warn => {
+            eprintln!("hotreload: cannot reach the cargo hotreload session ({e}); running without reloading")
+        }
+        Err(_) => {}
     }
 }
 

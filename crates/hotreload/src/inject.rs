@@ -33,7 +33,7 @@ pub unsafe fn start_injected() {
         return;
     }
     if let Some(socket) = socket {
-        agent::start_at(socket.as_ref(), session_dir, Options::new());
+        agent::start_at(socket.as_ref(), session_dir, Options::new(), agent::Voice::Silent);
     }
 }
 
