@@ -236,6 +236,13 @@ impl Workspace {
         seen
     }
 
+    /// The workspace libraries `binary` depends on, directly or not, that depend on
+    /// `hotreload-runtime` (sorted).
+    pub fn runtime_users(&self, binary: &Binary) -> Vec<String> {
+        let packages = self.dependencies_of(&binary.package).into_iter().chain([binary.package.clone()]);
+        packages.filter(|p| self.members.get(p).is_some_and(|m| m.lib.is_some() && m.runtime_name.is_some())).collect()
+    }
+
     /// Every workspace member that depends on `name`, directly or not.
     pub fn dependents_of(&self, name: &str) -> BTreeSet<String> {
         self.members.keys().filter(|m| self.dependencies_of(m).contains(name)).cloned().collect()

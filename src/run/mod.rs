@@ -117,6 +117,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     // Watch before building, so a save during the first build is not lost.
     let _watcher = watch_workspace(&ws, &binary, &profile, args, tx.clone())?;
     let preload = build::LINKED_PATCHES && binary.runtime.is_none();
+    if preload {
+        warn_runtime_without_agent(&ws, &binary, shell);
+    }
     let mut driver = Driver::new(ws, binary, profile, settings, session, (tx, rx), args, shell);
     if preload {
         let library = build::build_agent(shell).map_err(|e| match e {
@@ -128,6 +131,25 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     driver.build_and_start()?;
     driver.warm_patches();
     Ok(driver.event_loop(args.exit_with_app)?)
+}
+
+/// Hot builds turn on the runtime's agent through the binary's package (cargo takes
+/// `--features dep/feature` for the built package only): when only libraries depend on
+/// the runtime, the program's copy has no agent, and the preloaded one cannot reach
+/// what was registered with that copy. Said once, at start.
+fn warn_runtime_without_agent(ws: &Workspace, binary: &Binary, shell: &Shell) {
+    let users = ws.runtime_users(binary);
+    if users.is_empty() {
+        return;
+    }
+    let verb = if users.len() == 1 { "depends" } else { "depend" };
+    let users = users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+    shell.warn(format_args!(
+        "{users} {verb} on `hotreload-runtime` but `{}` does not, so the program's runtime has no agent of its \
+         own: `init()` and `safepoint()` do nothing and `on_reload` callbacks never run (the preloaded agent \
+         reloads the program); add `hotreload-runtime` to `{}`'s [dependencies] to have them",
+        binary.package, binary.package
+    ));
 }
 
 /// The settings a session starts with: the manifest's, `--mode` over them.

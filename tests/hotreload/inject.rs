@@ -90,7 +90,32 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 /// its `on_reload` callback fires (the fixture recomputes `boom` only then).
 #[test]
 fn a_program_with_its_own_agent_is_not_given_another() {
+    one_agent_and_on_reload_fires(Fixture::new("basic"));
+}
+
+/// Only a library depends on the runtime, and the binary calls `init()` through it:
+/// hot builds cannot turn on the agent of the program's copy of the runtime (cargo
+/// takes a dependency's feature for the built package only), so the program is given
+/// the preloaded agent, exactly one, and the session says what the program's own
+/// copy lacks. Reloads work.
+#[test]
+fn a_program_whose_libraries_alone_use_the_runtime_gets_one_agent_and_is_told_what_it_lacks() {
     let fx = Fixture::new("basic");
+    fx.replace("app/Cargo.toml", "hotreload-runtime.workspace = true\n", "");
+    fx.edit("logic/src/lib.rs", |src| format!("{src}\npub use hotreload;\n"));
+    fx.edit("app/src/main.rs", |src| src.replace("hotreload::", "logic::hotreload::"));
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stderr("`logic` depends on `hotreload-runtime` but `app` does not", RELOAD);
+    s.wait_stdout("score=6 ", RELOAD);
+    let pid = program_pid(&s);
+    assert_eq!(agents_in(pid), 1);
+    assert_eq!(threads_of(pid).iter().filter(|t| *t == "hotreload-agent").count(), 1, "{:?}", threads_of(pid));
+    fx.replace("logic/src/lib.rs", "panic!(\"boom in old code\")", "panic!(\"boom in new code\")");
+    s.wait_stderr("Reloaded logic", RELOAD);
+    s.assert_stderr_count("on `hotreload-runtime` but", 1);
+}
+
+fn one_agent_and_on_reload_fires(fx: Fixture) {
     let s = Session::start(&fx, &["-p", "app", "-v"]);
     s.wait_stdout("score=6 ", RELOAD);
     let pid = program_pid(&s);
