@@ -165,22 +165,25 @@ impl StderrFilter {
             let plain = strip_ansi(line);
             self.failed_command = !(plain.contains("(exit status: ") || plain.contains("(signal: "));
         }
+        // In a terminal cargo colours its status word (`\x1b[1m\x1b[32mRunning\x1b[0m`):
+        // commands are read from the plain text.
+        let plain = strip_ansi(line);
         if let Some(mut text) = self.command.take() {
             text.push('\n');
-            text.push_str(line);
-            if line.ends_with('`') {
+            text.push_str(&plain);
+            if plain.ends_with('`') {
                 self.commands.push(text);
             } else {
                 self.command = Some(text);
             }
             status = true;
             chatter = true;
-        } else if line.trim_start().starts_with("Running `") {
+        } else if plain.trim_start().starts_with("Running `") {
             chatter = true;
-            if line.ends_with('`') {
-                self.commands.push(line.to_string());
+            if plain.ends_with('`') {
+                self.commands.push(plain);
             } else {
-                self.command = Some(line.to_string());
+                self.command = Some(plain);
             }
         }
         (status, chatter)
@@ -291,6 +294,18 @@ mod tests {
         assert_eq!(filter.classify("     Running `X='a", None), (true, true));
         assert_eq!(filter.classify("b' rustc --crate-name x`", None), (true, true));
         assert_eq!(filter.commands, ["     Running `X='a\nb' rustc --crate-name x`"]);
+        // Coloured, as cargo prints it in a terminal: the same command.
+        let mut filter = StderrFilter::default();
+        assert_eq!(filter.classify("\u{1b}[1m\u{1b}[32m     Running\u{1b}[0m `X='a", None), (true, true));
+        assert_eq!(filter.classify("b' rustc --crate-name x`", None), (true, true));
+        assert_eq!(
+            filter.classify("\u{1b}[1m\u{1b}[32m     Running\u{1b}[0m `rustc --crate-name y`", None),
+            (true, true)
+        );
+        assert_eq!(
+            filter.commands,
+            ["     Running `X='a\nb' rustc --crate-name x`", "     Running `rustc --crate-name y`"]
+        );
     }
 
     #[test]

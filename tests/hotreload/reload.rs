@@ -237,3 +237,20 @@ fn release_builds_reload_too() {
     s.wait_stderr("Reloaded single", RELOAD);
     s.assert_stderr_count("Finished `release` hot build of `single`", 1);
 }
+
+/// In a terminal cargo colours its status words, `Running` included: the tool must
+/// still read the compiler commands it records for linked patches, and still hide them.
+#[test]
+fn with_colours_on_patches_are_linked_and_cargos_commands_stay_hidden() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app", "--color", "always"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    let watching = s.wait_stderr("Watching", RELOAD);
+    assert!(watching.contains("linked patches ready"), "{watching}");
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+    let reloaded = s.wait_stderr("Reloaded", RELOAD);
+    assert!(reloaded.contains("linked"), "{reloaded}");
+    s.assert_stderr_count("--crate-name", 0);
+    s.assert_stderr_count("restart needed", 0);
+}
