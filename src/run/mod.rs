@@ -462,6 +462,9 @@ struct Driver {
     app: Option<App>,
     program: Option<ProgramBuild>,
     agent: Option<Agent>,
+    /// The last program whose agent connected: one that lost it is said to have lost
+    /// it, not to have never connected.
+    connected_pid: Option<u32>,
     layouts: layout::ProgramLayouts,
     linking: job::Linking,
     /// Each hot crate's state, by package.
@@ -516,6 +519,7 @@ impl Driver {
             app: None,
             program: None,
             agent: None,
+            connected_pid: None,
             layouts: layout::ProgramLayouts::default(),
             linking: job::Linking { disabled: args.self_contained, ..Default::default() },
             crates: BTreeMap::new(),
@@ -675,7 +679,7 @@ impl Driver {
     /// agent: it never connected, or (`lost`) its connection closed.
     fn check_connected(&mut self, pid: u32, lost: bool) {
         let Some(app) = self.app.as_ref().filter(|app| app.pid() == pid) else { return };
-        if self.agent.is_some() || app.status().is_some() {
+        if self.agent.is_some() || app.status().is_some() || !lost && self.connected_pid == Some(pid) {
             return;
         }
         let name = &self.binary.name;
@@ -887,6 +891,7 @@ impl Driver {
                 );
                 let program = known.keys().cloned().collect();
                 self.agent = Some(Agent { conn, writer, known, program, toolchain });
+                self.connected_pid = Some(peer.pid);
                 self.catch_up();
             }
             Incoming::Closed { conn } => {
@@ -1036,6 +1041,7 @@ impl Driver {
             if self.agent.is_none() && self.app.is_some() {
                 // Starting up (or its agent is gone, which was said): applied once it connects.
                 self.shell.verbose_status("Waiting", format_args!("{name}: applied when the program connects"));
+                outcomes.push((name, Outcome::Waiting));
                 continue;
             }
             self.pending.remove(&name);

@@ -1,5 +1,6 @@
 //! Requests from `cargo hotreload mode|aimport|now|status` to the running session.
 
+use super::job::Outcome;
 use super::{Driver, Event};
 use crate::apply::session::Incoming;
 use crate::steer::settings::Settings;
@@ -21,7 +22,8 @@ impl Driver {
             }
             ControlRequest::Now => {
                 let outcomes = self.apply_pending(Instant::now(), true);
-                let ok = outcomes.iter().all(|(_, o)| o.ok());
+                // `now` asks for the change to be applied: one that waits is not.
+                let ok = outcomes.iter().all(|(_, o)| o.ok() && !matches!(o, Outcome::Waiting));
                 let mut lines: Vec<String> = outcomes
                     .iter()
                     .map(|(name, outcome)| match outcome.describe() {

@@ -99,8 +99,10 @@ fn functions_without_annotations_switch_at_their_entries() {
     s.wait_stderr_nth("Reloaded app", reloads + 1, RELOAD);
     s.assert_stderr_count("keeps its old code: it is running", 0);
     // `main` itself runs on in its old body, and that is said.
+    let reloads = s.stderr.count(|l| l.contains("Reloaded app"));
     fx.replace(MAIN, "from_millis(5)", "from_millis(4)");
     s.wait_stderr("`app::main` keeps its old code: it is running", RELOAD);
+    assert_eq!(s.stderr.count(|l| l.contains("Reloaded app")), reloads, "a reload of nothing was announced");
     s.assert_stderr_count("restart needed", 0);
     let reloaded = s.stderr.count(|l| l.contains("Reloaded logic"));
     let linked = s.stderr.count(|l| l.contains("Reloaded logic") && l.contains("1 static and 2 thread-locals shared"));

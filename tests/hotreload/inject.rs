@@ -196,6 +196,13 @@ fn a_program_that_runs_itself_again_is_said_to_have_lost_the_agent() {
     assert!(s.last_stdout().starts_with("value=1 "), "{}", s.last_stdout());
     s.assert_stderr_count("preloaded agent's connection closed", 1);
     assert!(alive(pid));
+    // `now` does not pretend nothing changed: the change waits, and it exits 4.
+    let now = crate::harness::hotreload(&fx, &["now"]);
+    let said = format!("{}{}", now.stdout, now.stderr);
+    assert_eq!(now.code, Some(4), "{said}");
+    assert!(said.contains("logic: waiting"), "{said}");
+    // The start-up check (5 s after the start) does not say it never connected.
+    s.assert_no_stderr_for("has not connected", Duration::from_secs(5));
 }
 
 /// Ctrl-C ends the session: the program gets the interrupt as it would from the

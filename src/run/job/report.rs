@@ -15,6 +15,15 @@ impl Driver {
             Placed::Linked(l, ..) => format!("linked, {}", shared_state(l)),
             Placed::SelfContained => "self-contained".to_string(),
         };
+        let nothing = report.updated.is_empty() && report.added.is_empty() && report.removed.is_empty();
+        // Only functions that keep their old code (a running `main`): "Reloaded …: 0
+        // updated" above their warning would say the edit reached the program.
+        if nothing && !report.kept.is_empty() {
+            for (name, why) in &report.kept {
+                self.shell.warn(format_args!("`{name}` keeps its old code: {why}"));
+            }
+            return;
+        }
         self.shell.status(
             "Reloaded",
             format_args!(
