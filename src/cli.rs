@@ -3,12 +3,14 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// `cargo` invokes us as `cargo-hotreload hotreload ...`.
+/// `cargo` invokes us as `cargo-hotreload hotreload ...`; `cargo-hotreload --version`
+/// typed by hand says the version too.
 #[derive(Debug, Parser)]
-#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo_styles())]
+#[command(name = "cargo", display_name = "cargo-hotreload", bin_name = "cargo", version, about = None, long_about = None)]
+#[command(styles = clap_cargo_styles())]
 pub enum Cargo {
     /// Hot reload for Rust workspaces.
-    #[command(version, about, long_about = None)]
+    #[command(version, about, long_about = None, display_name = "cargo-hotreload")]
     Hotreload(HotreloadArgs),
 }
 
@@ -173,6 +175,16 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn the_version_is_said_by_cargo_and_by_hand() {
+        let version = format!("cargo-hotreload {}\n", env!("CARGO_PKG_VERSION"));
+        for args in [&["cargo", "hotreload", "-V"][..], &["cargo-hotreload", "--version"]] {
+            let said = Cargo::try_parse_from(args).unwrap_err();
+            assert_eq!(said.kind(), clap::error::ErrorKind::DisplayVersion);
+            assert_eq!(said.to_string(), version, "{args:?}");
+        }
     }
 
     #[test]

@@ -782,7 +782,7 @@ impl Driver {
     /// Rebuilds the program and, once it built, stops the running one and starts the
     /// new one. A build that fails leaves the running program as it is.
     fn restart(&mut self, why: &str) {
-        self.shell.status("Restarting", why);
+        self.shell.status("Restarting", format_args!("`{}`: {why}", self.binary.name));
         match self.build_program() {
             Ok(built) => {
                 if let Some(app) = self.app.take() {
@@ -923,7 +923,7 @@ impl Driver {
         }
         let changes = self.classify(&batch.paths);
         if self.app.is_none() {
-            self.restart("the program after a change");
+            self.restart("a change was saved after it exited");
             return;
         }
         if !changes.restart.is_empty() {
