@@ -236,10 +236,11 @@ fn switch(p: Prepared) -> AgentMessage {
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn redirect(sites: &Sites) -> Result<u64, String> {
     // SAFETY: each site was checked by `code::sites`: an entry in the program's or an
-    // earlier patch's code, jumping to the new copy of the same function (the tool
-    // pairs them by symbol, and checked that every copy it names or that leads there
-    // has room for the jump and no branch into it), in a patch whose unwind tables are
-    // registered. Entries that led to the old copy were checked when first written;
+    // earlier patch's code, jumping to the new copy of the same function or to that
+    // function's anchor, whose jump leads there (the tool pairs copies by symbol, and
+    // checked that every copy it names has room for the jump and no branch into it), in
+    // a patch whose unwind tables are registered. The anchor and the copy that was the
+    // newest were each named by the tool, and checked, when first redirected or now;
     // loads are applied one at a time (this thread waits for each), so the record of
     // them that `code::sites` read is still the one `record_redirects` updates.
     let stats = unsafe { crate::redirect::write_sites(sites) }?;

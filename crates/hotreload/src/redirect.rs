@@ -370,7 +370,9 @@ fn for_each_thread(files: &Files, mut f: impl FnMut(i32)) -> Result<(), Failure>
 struct Span {
     at: u64,
     new: Vec<u8>,
-    old: Vec<u8>,
+    /// Each site's bytes before the write: all a failed write has to put back (the
+    /// code between sites is written with its own value).
+    old: Vec<(u64, [u8; JUMP_LEN as usize])>,
 }
 
 impl Span {
@@ -394,13 +396,15 @@ impl Span {
             .map(|group| {
                 let at = group[0].at;
                 let len = (group[group.len() - 1].at + JUMP_LEN - at) as usize;
-                let mut old = vec![0u8; len];
-                // SAFETY: mapped bytes, by the contract above.
-                unsafe { std::ptr::copy_nonoverlapping(at as *const u8, old.as_mut_ptr(), len) };
-                let mut new = old.clone();
+                // SAFETY: mapped bytes, by the contract above, not written while this
+                // reads them (one stop at a time, under `LOCK`).
+                let mut new = unsafe { std::slice::from_raw_parts(at as *const u8, len) }.to_vec();
+                let mut old = Vec::with_capacity(group.len());
                 for site in group {
                     let offset = (site.at - at) as usize;
-                    new[offset..offset + JUMP_LEN as usize].copy_from_slice(&site.bytes);
+                    let bytes = &mut new[offset..offset + JUMP_LEN as usize];
+                    old.push((site.at, (&*bytes).try_into().expect("a jump's length")));
+                    bytes.copy_from_slice(&site.bytes);
                 }
                 Span { at, new, old }
             })
@@ -424,8 +428,8 @@ fn write_all(files: &Files, spans: &[Span]) -> Result<(), Failure> {
         if !write(span.at, &span.new) {
             // SAFETY: this thread's `errno`, just set by `pwrite`.
             let errno = unsafe { *libc::__errno_location() };
-            for old in &spans[..i] {
-                write(old.at, &old.old);
+            for (at, bytes) in spans[..i].iter().flat_map(|span| &span.old) {
+                write(*at, bytes);
             }
             return Err(Failure::Write(span.at, errno));
         }
@@ -550,7 +554,10 @@ mod tests {
         assert_eq!((spans[0].at, spans[0].new.len()), (base, 45));
         assert_eq!(&spans[0].new[..6], &[1, 1, 1, 1, 1, 0x90]);
         assert_eq!(&spans[0].new[20..26], &[3, 3, 3, 3, 3, 0x90]);
-        assert_eq!(spans[0].old, code[..45]);
+        // What a failed write puts back: each site's own bytes.
+        assert!(spans[0].old.iter().all(|(_, bytes)| bytes == &[0x90; 5]));
+        let sites: Vec<u64> = spans[0].old.iter().map(|(at, _)| at - base).collect();
+        assert_eq!(sites, [0, 20, 40]);
         // SAFETY: two single sites, far apart: each lies in its own array.
         let far = [0u8; 5];
         let spans = unsafe { Span::cover(&[site(0, 1), Site { at: far.as_ptr() as u64, bytes: [4; 5] }]) };
