@@ -39,6 +39,11 @@ fn target(global: &GlobalArgs) -> Result<Target, Error> {
                 let ws = Workspace::load(Some(&one.workspace.join("Cargo.toml")))?;
                 return Ok(Target::of(ws, Some(one.clone()))?);
             }
+            // Neither in a workspace nor above a session: nothing to talk to.
+            [] if here.is_err() => {
+                let hint = " or below it (and it is not inside a cargo workspace: name one with --manifest-path)";
+                return Err(Error::NoSession { workspace: dir, hint });
+            }
             [] => {}
             many => {
                 let listed: Vec<String> =

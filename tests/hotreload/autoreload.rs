@@ -342,6 +342,12 @@ fn control_commands_find_the_session_running_below_this_directory() {
     let out = crate::harness::hotreload_in(above, &["mode", "off"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(hotreload(&fx, &["mode"]).stdout.trim(), "off");
+    // From a directory that is in no workspace and above no session: "no session" (3),
+    // not cargo's complaint about a missing manifest.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = crate::harness::hotreload_in(elsewhere.path(), &["status"]);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(out.stderr.contains("not inside a cargo workspace"), "{}", out.stderr);
 }
 
 /// The only user file the tool writes is the manifest's settings table: killed at any
