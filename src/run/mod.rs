@@ -65,9 +65,15 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// agent of its own, started again after an `exec`) before the session says it has not.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(1);
 
+/// Files whose change needs a restart, by path: a hash of their content, `None` for
+/// one that did not exist.
+type RestartFiles = BTreeMap<PathBuf, Option<u64>>;
+
 /// A program built and not yet started.
 struct BuiltProgram {
     program: ProgramBuild,
+    /// Each manifest and build script of the workspace as the build read it.
+    restart_files: RestartFiles,
     /// Each hot crate's package name, source snapshot and source hash, taken before the build.
     sources: Vec<(String, Snapshot, u64)>,
 }
@@ -462,6 +468,10 @@ struct Driver {
     app: Option<App>,
     program: Option<ProgramBuild>,
     agent: Option<Agent>,
+    /// The running program's manifests and build scripts, as its build read them.
+    restart_files: RestartFiles,
+    /// Those of them said to have changed since.
+    restart_said: BTreeSet<PathBuf>,
     /// The last program whose agent connected: one that lost it is said to have lost
     /// it, not to have never connected.
     connected_pid: Option<u32>,
@@ -519,6 +529,8 @@ impl Driver {
             app: None,
             program: None,
             agent: None,
+            restart_files: RestartFiles::new(),
+            restart_said: BTreeSet::new(),
             connected_pid: None,
             layouts: layout::ProgramLayouts::default(),
             linking: job::Linking { disabled: args.self_contained, ..Default::default() },
@@ -596,6 +608,7 @@ impl Driver {
                 (krate.package, snapshot, hash)
             })
             .collect();
+        let restart_files = self.restart_files();
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
         let target = (self.binary.kind, self.binary.name.as_str());
@@ -620,7 +633,49 @@ impl Driver {
                 started.elapsed().as_secs_f64()
             ),
         );
-        Ok(BuiltProgram { program, sources })
+        Ok(BuiltProgram { program, restart_files, sources })
+    }
+
+    /// The workspace's manifests (the root one without its hotreload settings) and build
+    /// scripts, each by a hash of its content (`None`: no such file).
+    fn restart_files(&self) -> RestartFiles {
+        let mut files: Vec<PathBuf> =
+            self.ws.members.values().flat_map(|m| [m.dir.join("Cargo.toml"), m.dir.join("build.rs")]).collect();
+        files.push(self.steer.root_manifest.clone());
+        files
+            .into_iter()
+            .map(|path| {
+                let hash = self.restart_fingerprint(&path);
+                (path, hash)
+            })
+            .collect()
+    }
+
+    /// Of `restart` (files and why they need a restart), those that differ from what the
+    /// program was built from; one said to differ before and now back is noted.
+    fn changed_since_build(&mut self, restart: Vec<(String, &'static str)>) -> Vec<(String, &'static str)> {
+        let mut changed = Vec::new();
+        for (file, why) in restart {
+            let path = self.ws.root.join(&file);
+            let as_built = self.restart_files.get(&path);
+            if as_built.is_none_or(|hash| *hash != self.restart_fingerprint(&path)) {
+                self.restart_said.insert(path);
+                changed.push((file, why));
+            } else if self.restart_said.remove(&path) {
+                self.shell.note(format_args!("`{file}` is back to what the program was built from"));
+            }
+        }
+        changed
+    }
+
+    /// A hash of what in `path` needs a restart when it changes.
+    fn restart_fingerprint(&self, path: &Path) -> Option<u64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let text = match *path == self.steer.root_manifest {
+            true => settings::without_settings(&text),
+            false => text,
+        };
+        Some(hotreload_protocol::record::fnv1a(text.as_bytes()))
     }
 
     /// The reloadable libraries whose rustc command `program`'s build did not record:
@@ -640,7 +695,9 @@ impl Driver {
 
     /// Starts a built program; what it runs becomes each crate's state.
     fn start_program(&mut self, built: BuiltProgram) -> Result<()> {
-        let BuiltProgram { program, sources } = built;
+        let BuiltProgram { program, restart_files, sources } = built;
+        self.restart_files = restart_files;
+        self.restart_said.clear();
         self.pending.clear();
         self.pending_since.clear();
         for (name, snapshot, built_from) in sources {
@@ -926,14 +983,16 @@ impl Driver {
             self.restart("a change was saved after it exited");
             return;
         }
-        if !changes.restart.is_empty() {
+        // A manifest or build script saved unchanged, or put back as the program was
+        // built from it, needs nothing.
+        let restart = self.changed_since_build(changes.restart);
+        if !restart.is_empty() {
             if self.config.restart {
-                let changed: Vec<String> =
-                    changes.restart.iter().map(|(file, _)| format!("`{file}` changed")).collect();
+                let changed: Vec<String> = restart.iter().map(|(file, _)| format!("`{file}` changed")).collect();
                 self.restart(&changed.join(", "));
                 return;
             }
-            for (file, why) in &changes.restart {
+            for (file, why) in &restart {
                 self.shell.warn(format_args!("restart needed: `{file}` {why}; {RESTART_HINT}"));
             }
         }

@@ -439,3 +439,27 @@ fn the_next_session_after_a_killed_tool_starts_clean() {
     second.wait_stdout("score=33 ptr=33", RELOAD);
     drop(first);
 }
+
+/// A manifest edit needs a restart and is said to; saved again unchanged it says
+/// nothing more, and put back as the program was built from it, that is noted instead
+/// of another warning. Library edits go on reloading throughout.
+#[test]
+fn a_manifest_put_back_needs_no_restart() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    let original = std::fs::read_to_string(fx.path("app/Cargo.toml")).unwrap();
+    fx.edit("app/Cargo.toml", |text| format!("{text}# a comment\n"));
+    s.wait_stderr("restart needed: `app/Cargo.toml` changed", RELOAD);
+    let edited = std::fs::read_to_string(fx.path("app/Cargo.toml")).unwrap();
+    std::fs::write(fx.path("app/Cargo.toml"), &edited).unwrap();
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+    s.assert_stderr_count("restart needed", 1);
+    std::fs::write(fx.path("app/Cargo.toml"), &original).unwrap();
+    s.wait_stderr("note: `app/Cargo.toml` is back to what the program was built from", RELOAD);
+    fx.replace("logic/src/lib.rs", "    2\n}", "    3\n}");
+    s.wait_stdout("value=3 label=bin-old", RELOAD);
+    s.assert_stderr_count("restart needed", 1);
+    s.assert_stderr_count("is back to", 1);
+}
