@@ -55,6 +55,9 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
     // The binary crate.
     fx.replace("app/src/main.rs", "\"bin-old\"", "\"bin-new\"");
     let next = s.wait_stdout("value=2 label=bin-new", RELOAD);
+    // The binary's first patch is compared with the running code too: one function.
+    let reloaded = s.wait_stderr("Reloaded app", RELOAD);
+    assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
     assert!(field(&next, "calls") > field(&line, "calls"), "the static started afresh: {next}");
     s.assert_stderr_count("refused a control connection", 0);
     s.assert_stderr_count("self-contained", 0);
