@@ -443,6 +443,13 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // A failed assertion outside `fail` would otherwise leave CI with no trace of
+        // what the tool said.
+        if std::thread::panicking() {
+            let tail = |lines: Vec<String>, n: usize| lines[lines.len().saturating_sub(n)..].join("\n");
+            eprintln!("--- program output (last 10 lines) ---\n{}", tail(self.stdout.all(), 10));
+            eprintln!("--- tool output (last 80 lines) ---\n{}", tail(self.stderr.all(), 80));
+        }
         // Closing stdin ends the fixture program; SIGTERM ends the tool, which stops
         // the program's process group too.
         self.stdin.take();
