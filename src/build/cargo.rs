@@ -67,7 +67,7 @@ pub fn build_program(
     let mut invocations = HashMap::new();
     let mut binary = None;
     if LINKED_PATCHES {
-        let records = Records { dir: profile.target_dir.join("rustc-commands"), lines: &lines };
+        let records = Records { dir: records_dir(profile), lines: &lines };
         for (crate_name, rlib) in rlibs {
             let built_this = |d: &Invocation| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path());
             if let Some(direct) = records.take(&crate_name, "lib", built_this) {
@@ -82,6 +82,31 @@ pub fn build_program(
 
 /// The rustc commands of a program's build, as cargo printed them or, for a crate it
 /// did not compile again, as an earlier session recorded them in `dir`.
+/// Where the rustc commands [`build_program`] saw are kept, one file per crate.
+fn records_dir(profile: &Profile) -> PathBuf {
+    profile.target_dir.join("rustc-commands")
+}
+
+/// Whether the next build of the program will likely find library `crate_name` (root
+/// file `root`, package in `manifest_dir`) fresh from a plain `cargo build`, and so
+/// print no rustc command for it: no build of the program recorded its command (and
+/// workspaces that share a target directory may each have a crate of that name), while
+/// the dep-info cargo wrote beside the last executable `binary` it built names `root`
+/// (whole paths, unlike rustc's own). [`clean_packages`] it first, and one build
+/// records it.
+pub fn built_unrecorded(profile: &Profile, binary: &str, crate_name: &str, root: &Path, manifest_dir: &Path) -> bool {
+    let record = std::fs::read(records_dir(profile).join(format!("{crate_name}.lib.json")));
+    let record = record.ok().and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok());
+    if record.is_some_and(|r| r.manifest_dir() == Some(manifest_dir)) {
+        return false;
+    }
+    let dep_info = profile.program_dir().join(profile.kind()).join(format!("{binary}.d"));
+    // `OUTPUT: SOURCES`; a space inside a path is escaped, and such a path never matches.
+    let Ok(text) = std::fs::read_to_string(dep_info) else { return false };
+    let sources = text.lines().next().and_then(|l| l.split_once(": ")).map(|(_, s)| s).unwrap_or("");
+    sources.split(' ').any(|source| Path::new(source) == root)
+}
+
 struct Records<'a> {
     dir: PathBuf,
     lines: &'a [String],

@@ -37,6 +37,11 @@ impl Invocation {
         Some(Invocation { env, program: words[program_at].clone(), args })
     }
 
+    /// The package directory cargo ran it for (its `CARGO_MANIFEST_DIR`).
+    pub fn manifest_dir(&self) -> Option<&Path> {
+        self.env.iter().find(|(k, _)| k == "CARGO_MANIFEST_DIR").map(|(_, v)| Path::new(v.as_str()))
+    }
+
     /// The same command with `key=value` added to its environment.
     pub fn with_env(mut self, key: &str, value: &str) -> Invocation {
         self.env.retain(|(k, _)| k != key);

@@ -475,6 +475,9 @@ struct Driver {
     /// The last program whose agent connected: one that lost it is said to have lost
     /// it, not to have never connected.
     connected_pid: Option<u32>,
+    /// The last program that exited: its agent may have connected just before it
+    /// did, and that hello arrives after the exit was seen.
+    exited_pid: Option<u32>,
     layouts: layout::ProgramLayouts,
     linking: job::Linking,
     /// Each hot crate's state, by package.
@@ -532,6 +535,7 @@ impl Driver {
             restart_files: RestartFiles::new(),
             restart_said: BTreeSet::new(),
             connected_pid: None,
+            exited_pid: None,
             layouts: layout::ProgramLayouts::default(),
             linking: job::Linking { disabled: args.self_contained, ..Default::default() },
             crates: BTreeMap::new(),
@@ -557,6 +561,7 @@ impl Driver {
                     }
                     self.app = None;
                     self.agent = None;
+                    self.exited_pid = Some(pid);
                     self.shell.status("Exited", format_args!("`{}` ({})", self.binary.name, app::describe(status)));
                     if exit_with_app {
                         use std::os::unix::process::ExitStatusExt;
@@ -614,12 +619,19 @@ impl Driver {
         let target = (self.binary.kind, self.binary.name.as_str());
         let build =
             || build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell);
+        // Libraries a plain `cargo build` left fresh are compiled again in this build (a
+        // first session after one), so the program is built once.
+        let never = self.reloadable_libs().filter(|(package, crate_name)| {
+            let member = &self.ws.members[package];
+            let root = member.lib.as_ref().map(|(_, root)| root.as_path()).unwrap_or(Path::new(""));
+            build::built_unrecorded(&self.profile, &self.binary.name, crate_name, root, &member.dir)
+        });
+        let never: Vec<String> = never.map(|(package, _)| package).collect();
+        self.record_by_rebuilding(&never)?;
         let mut program = build()?;
         let unrecorded = self.unrecorded(&program);
         if !unrecorded.is_empty() {
-            let listed = unrecorded.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles it for patches"));
-            build::clean_packages(&self.profile, &unrecorded, &self.shell)?;
+            self.record_by_rebuilding(&unrecorded)?;
             program = build()?;
         }
         program.executable = self.session.place_program(&program.executable)?;
@@ -681,16 +693,28 @@ impl Driver {
     /// The reloadable libraries whose rustc command `program`'s build did not record:
     /// found fresh from a plain `cargo build`, which printed no command.
     fn unrecorded(&self, program: &ProgramBuild) -> Vec<String> {
-        if !self.entries_enabled() {
-            return Vec::new();
-        }
-        let reloadable = self.ws.reloadable(true).filter(|m| {
-            self.ws.dependencies_of(&self.binary.package).contains(&m.name) || m.name == self.binary.package
+        let unrecorded = self.reloadable_libs().filter(|(_, crate_name)| !program.invocations.contains_key(crate_name));
+        unrecorded.map(|(package, _)| package).collect()
+    }
+
+    /// The program's reloadable libraries whose rustc command patches need (every one,
+    /// when entries are redirected), as (package, crate name).
+    fn reloadable_libs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let dependencies = self.ws.dependencies_of(&self.binary.package);
+        let reloadable = self.ws.reloadable(true).filter(move |m| {
+            self.entries_enabled() && (dependencies.contains(&m.name) || m.name == self.binary.package)
         });
-        reloadable
-            .filter(|m| m.lib.as_ref().is_some_and(|(crate_name, _)| !program.invocations.contains_key(crate_name)))
-            .map(|m| m.name.clone())
-            .collect()
+        reloadable.filter_map(|m| Some((m.name.clone(), m.lib.as_ref()?.0.clone())))
+    }
+
+    /// Cleans `packages`, said, so the next build runs (and records) rustc for them.
+    fn record_by_rebuilding(&self, packages: &[String]) -> Result<(), BuildError> {
+        if packages.is_empty() {
+            return Ok(());
+        }
+        let listed = packages.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles it for patches"));
+        build::clean_packages(&self.profile, packages, &self.shell)
     }
 
     /// Starts a built program; what it runs becomes each crate's state.
@@ -926,6 +950,9 @@ impl Driver {
         match incoming {
             Incoming::Hello { conn, peer, toolchain, functions, writer } => {
                 if self.app.as_ref().map(App::pid) != Some(peer.pid) {
+                    if self.exited_pid == Some(peer.pid) {
+                        return;
+                    }
                     self.shell.warn(format_args!(
                         "ignored a connection from process {}: it is not the program this session started",
                         peer.pid

@@ -148,18 +148,22 @@ impl Fixture {
         copy_dir(&source, &self.root.join(name));
     }
 
-    /// A plain `cargo build` of the fixture, in the target directory sessions build in,
-    /// as a user would have run before trying the tool.
-    pub fn cargo_build(&self) {
+    /// A plain `cargo build` of the fixture, as a user would have run before trying the
+    /// tool, in the fixture's own `target/` (returned): the session's first build then
+    /// cleans its crates by name (`cargo clean -p`), which in the suite's shared target
+    /// directory would take other tests' artifacts with them.
+    pub fn cargo_build(&self) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = self.root.join("target");
         let built = Command::new(cargo)
             .args(["build", "--quiet"])
             .current_dir(&self.root)
-            .env("CARGO_TARGET_DIR", cargo_target())
+            .env("CARGO_TARGET_DIR", &target)
             .env_remove("RUSTFLAGS")
             .status()
             .unwrap();
         assert!(built.success(), "cargo build of the fixture failed");
+        target
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

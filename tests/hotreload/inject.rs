@@ -147,19 +147,28 @@ fn a_published_crate_nobody_here_wrote_reloads_unmodified() {
 }
 
 /// A workspace the user built with `cargo build` first: its crates are fresh, so cargo
-/// prints no command for them; they are rebuilt once, and patches stay linked.
+/// prints no command for them; they are rebuilt once, in the one build of the program,
+/// and patches stay linked.
 #[test]
 fn a_workspace_built_by_cargo_build_first_reloads_linked() {
     let fx = Fixture::new("plain");
-    fx.cargo_build();
-    let s = Session::start(&fx, &["-p", "app"]);
+    let target = fx.cargo_build();
+    let env = [("CARGO_TARGET_DIR", target.to_str().unwrap())];
+    let s = Session::start_with_env(&fx, &["-p", "app"], &env);
     s.wait_stderr("Rebuilding `logic` once, to record how cargo compiles it", RELOAD);
     s.wait_stdout("value=1 label=bin-old", RELOAD);
+    s.assert_stderr_count("Compiling logic v", 1);
+    s.assert_stderr_count("Compiling app v", 1);
     fx.replace("logic/src/lib.rs", "    1\n}", "    3\n}");
     let line = s.wait_stderr("Reloaded logic", RELOAD);
     assert!(line.contains("linked, 1 static"), "{line}");
     s.wait_stdout("value=3 label=bin-old", RELOAD);
     s.assert_stderr_count("self-contained", 0);
+    // The record is kept: the next session cleans nothing.
+    drop(s);
+    let s = Session::start_with_env(&fx, &["-p", "app"], &env);
+    s.wait_stdout("value=3 label=bin-old", RELOAD);
+    s.assert_stderr_count("Rebuilding", 0);
 }
 
 /// The session ends with the program (`--exit-with-app`): the program exits as it would
