@@ -813,11 +813,11 @@ impl Driver {
     fn take_crate(&mut self, name: String, snapshot: Snapshot, built_from: u64) {
         let old = self.crates.remove(&name).unwrap_or_default();
         let mut state = CrateState { said: old.said, history: old.history, ..CrateState::default() };
-        // A refusal is moot once the program runs the source it refused.
+        // A new program runs the source as built: a refusal is moot, and no patch of
+        // the old one (applied or not) is its last reload. Recent times stay: they are
+        // the session's.
         state.history.restart_needed = None;
-        if let Some((Outcome::Refused(_), _)) = state.history.last {
-            state.history.last = None;
-        }
+        state.history.last = None;
         for (id, reason) in source::compare(&Snapshot::default(), &snapshot).not_hot {
             if state.said.not_hot.insert(id.clone()) {
                 self.shell.note(format_args!("not hot: `{id}`: {reason}"));

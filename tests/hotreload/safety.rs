@@ -81,6 +81,12 @@ fn a_crashed_program_is_reported_and_restarted_on_the_next_change() {
     fx.replace("logic/src/lib.rs", "std::process::abort()", "points * 3");
     s.wait_stderr("Restarting", RELOAD);
     s.wait_stdout("score=9 ptr=9", RELOAD);
+    // `status` tells of the program that runs: no patch yet, not the old one's.
+    let status = crate::harness::hotreload(&fx, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let logic = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "logic").unwrap().clone();
+    assert_eq!(logic["generation"], 0, "{logic}");
+    assert!(logic["last_result"].is_null(), "{logic}");
 }
 
 #[test]
