@@ -160,7 +160,7 @@ fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
             Item::Enum(e) => type_entry(out, module, &e.ident, item),
             Item::Union(u) => type_entry(out, module, &u.ident, item),
             Item::Type(t) => type_entry(out, module, &t.ident, item),
-            Item::Trait(t) => type_entry(out, module, &t.ident, item),
+            Item::Trait(t) => scan_trait(t, scope, out),
             Item::Static(s) => {
                 let mutability = if matches!(s.mutability, syn::StaticMutability::Mut(_)) { "mut " } else { "" };
                 let ty = format!("{mutability}{}", normalised(&s.ty));
@@ -237,6 +237,31 @@ fn scan_impl(imp: &syn::ItemImpl, scope: &Scope<'_>, out: &mut Snapshot) {
             fn_entry(hot, &m.sig, member, public, generic_impl)
         };
         add_fn(out, scope.file, format!("{prefix}::{}", m.sig.ident), entry, &m.sig, &m.block);
+    }
+}
+
+/// A trait: its definition without the bodies of its default methods (which decide no
+/// layout and no vtable slot), and each default method as a function of its own,
+/// generic over the implementing type.
+fn scan_trait(t: &syn::ItemTrait, scope: &Scope<'_>, out: &mut Snapshot) {
+    let mut definition = t.clone();
+    let mut defaults = Vec::new();
+    for member in &mut definition.items {
+        if let syn::TraitItem::Fn(f) = member {
+            if let Some(body) = f.default.take() {
+                f.semi_token = Some(Default::default());
+                defaults.push((f.clone(), body));
+            }
+        }
+    }
+    type_entry(out, scope.module, &t.ident, &Item::Trait(definition));
+    for (f, body) in defaults {
+        if !scope.cfg.enabled(&f.attrs) {
+            continue;
+        }
+        let whole = syn::TraitItemFn { default: Some(body.clone()), semi_token: None, ..f.clone() };
+        let entry = fn_entry(false, &f.sig, &whole, true, true);
+        add_fn(out, scope.file, format!("{}::{}::{}", scope.module, t.ident, f.sig.ident), entry, &f.sig, &body);
     }
 }
 
@@ -653,6 +678,20 @@ mod tests {
         assert!(local.layouts_may_change);
         let constant = compare(&old, &snapshot(&format!("{BASE}\npub const N: usize = 4;")));
         assert!(constant.layouts_may_change);
+    }
+
+    #[test]
+    fn a_default_method_is_a_function_and_the_trait_its_definition() {
+        let base = "pub trait Shout { fn name(&self) -> u32; fn shout(&self) -> u32 { 1 } }";
+        let old = snapshot(base);
+        assert!(matches!(old.items["logic::Shout::shout"], Entry::Plain { generic: true, .. }));
+        let body = compare_as(&old, &snapshot(&base.replace("{ 1 }", "{ 2 }")), Switch::Entries);
+        assert!(body.blockers.is_empty(), "{body:?}");
+        assert_eq!(body.edited.iter().collect::<Vec<_>>(), ["logic::Shout::shout"]);
+        let added = snapshot(&base.replace("fn name(&self) -> u32;", "fn name(&self) -> u32; fn more(&self);"));
+        let added = compare_as(&old, &added, Switch::Entries);
+        assert_eq!(added.blockers.len(), 1, "{added:?}");
+        assert_eq!(added.blockers[0].item, "logic::Shout");
     }
 
     #[test]

@@ -72,6 +72,20 @@ impl CodeImage {
         self.by_path.get(path).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// The symbols of item `path` as the source names it (`logic::Wrapper::get`): those
+    /// [`CodeImage::named`] finds, else those whose demangled name is `path` once both
+    /// leave their generic arguments out (`logic::Wrapper<T>::get` for
+    /// `logic::Wrapper<U>::get`, a method of a generic impl).
+    pub fn named_in_source(&self, path: &str) -> Vec<&String> {
+        let exact = self.named(path);
+        if !exact.is_empty() {
+            return exact.iter().collect();
+        }
+        let path = without_generics(path);
+        let loose = self.by_path.iter().filter(|(shown, _)| shown.contains('<') && without_generics(shown) == path);
+        loose.flat_map(|(_, names)| names).collect()
+    }
+
     /// Where the next function after `address` starts.
     pub fn next_start(&self, address: u64) -> Option<u64> {
         let at = self.starts.partition_point(|s| *s <= address);
@@ -85,6 +99,21 @@ impl CodeImage {
         let _ = size;
         self.map.get(start..start + len as usize)
     }
+}
+
+/// `path` without its generic arguments (`a::B<T>::c` → `a::B::c`).
+fn without_generics(path: &str) -> String {
+    let mut depth = 0usize;
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 type Parsed = (Vec<(u64, u64, u64)>, HashMap<String, Option<Function>>);
@@ -123,6 +152,14 @@ fn parse(data: &[u8]) -> Result<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generic_arguments_are_left_out_at_any_depth() {
+        assert_eq!(without_generics("logic::Wrapper<T>::get"), "logic::Wrapper::get");
+        assert_eq!(without_generics("logic::Parser<'a>::new"), "logic::Parser::new");
+        assert_eq!(without_generics("a::B<Vec<u8>, C<D>>::e"), "a::B::e");
+        assert_eq!(without_generics("logic::value"), "logic::value");
+    }
 
     #[test]
     fn this_test_binarys_functions_and_their_bytes_are_found() {

@@ -115,6 +115,27 @@ fn functions_without_annotations_switch_at_their_entries() {
     s.assert_stderr_count("self-contained", 0);
 }
 
+/// Code of which the edited crate compiles no copy: a generic only the binary
+/// instantiates, one only the crate above does, and a trait's default method. The
+/// crates holding the instances are rebuilt against the new code, and the instances
+/// switch: nothing is left on the old code in silence.
+#[test]
+fn code_only_other_crates_compiled_switches_there() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("wrapped=(2) bigger=7 shout=shout-old", RELOAD);
+    fx.replace(LIB, "format!(\"({t})\")", "format!(\"[{t}]\")");
+    s.wait_stderr("Updating `app`, which holds copies of `logic::wrap`", RELOAD);
+    s.wait_stdout("wrapped=[2] bigger=7 shout=shout-old", RELOAD);
+    fx.replace("base/src/lib.rs", "if a > b {", "if a < b {");
+    s.wait_stderr("Updating `logic`, which holds copies of `base::pick`", RELOAD);
+    s.wait_stdout("wrapped=[2] bigger=3 shout=shout-old", RELOAD);
+    fx.replace(LIB, "\"shout-old\"", "\"shout-new\"");
+    s.wait_stdout("wrapped=[2] bigger=3 shout=shout-new", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
+    s.assert_stderr_count("keeps its old code", 0);
+}
+
 #[test]
 fn a_closure_whose_captures_change_or_a_changed_signature_is_refused_by_name() {
     let fx = Fixture::new("entry");

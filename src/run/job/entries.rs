@@ -63,9 +63,14 @@ pub(super) struct Entries {
 }
 
 impl Entries {
-    /// Whether the patch changes no function at all.
+    /// Whether the patch changes no function at all, here or in the crates that hold
+    /// copies of its code.
     pub(super) fn is_empty(&self) -> bool {
-        self.redirects.is_empty() && self.added.is_empty() && self.removed.is_empty() && self.kept.is_empty()
+        self.redirects.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.kept.is_empty()
+            && self.holders.is_empty()
     }
 }
 
@@ -137,7 +142,38 @@ impl Driver {
         if baseline {
             self.running_main(plan, &mut entries)?;
         }
+        self.uncompiled_edits(plan, &new, &copies_in[0], &hot, &mut entries);
         Ok(Some(entries))
+    }
+
+    /// Edited functions of which the crate compiled no copy of its own (a generic it
+    /// never instantiates, a trait's default method): the compiled-code diff cannot see
+    /// them, yet other crates' instances run the old body. Their holders are rebuilt
+    /// against the new code, as those of a changed function are.
+    fn uncompiled_edits(
+        &self,
+        plan: &Plan,
+        new: &Functions,
+        program: &CodeImage,
+        hot: &std::collections::HashSet<String>,
+        entries: &mut Entries,
+    ) {
+        let Some(edited) = &plan.edited else { return };
+        let own_prefix = format!("{}::", plan.krate.crate_name);
+        for id in edited {
+            let handled = entries.updated.contains(id) || entries.kept.iter().any(|(name, _)| name == id);
+            if handled || hot.contains(id) || entries.holders.values().any(|names| names.contains(id)) {
+                continue;
+            }
+            let copies = program.named_in_source(id);
+            // A copy the crate compiles itself was compared with the running one.
+            if copies.iter().any(|copy| new.contains(copy)) || !id.starts_with(&own_prefix) {
+                continue;
+            }
+            if !copies.is_empty() {
+                self.find_holders(plan, id, &copies, entries);
+            }
+        }
     }
 
     /// Notes which crates compiled `copies` of changed function `shown`, for them to be
