@@ -124,7 +124,7 @@ impl Layouts {
             }
         }
         found.sort_by(|a, b| a.item.cmp(&b.item));
-        found
+        outermost(found)
     }
 
     fn add_object(&mut self, data: &[u8]) -> Result<()> {
@@ -455,8 +455,30 @@ fn constant(value: Option<AttributeValue<Reader<'_>>>) -> String {
     }
 }
 
+/// Of mismatches sorted by item, those not inside another one: an `async` body's
+/// environment changed is one change, not one more per state it can be in
+/// (`{async_fn_env#0}::Suspend0`, `::Returned`, …).
+fn outermost(sorted: Vec<Mismatch>) -> Vec<Mismatch> {
+    let mut kept: Vec<Mismatch> = Vec::with_capacity(sorted.len());
+    for m in sorted {
+        if !kept.iter().any(|k| m.item.starts_with(&format!("{}::", k.item))) {
+            kept.push(m);
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_change_inside_a_changed_environment_is_not_said_again() {
+        let m = |item: &str| Mismatch { item: item.into(), reason: "its layout changed".into() };
+        let found =
+            ["a::f::{async_fn_env#0}", "a::f::{async_fn_env#0}::Returned", "a::f::{async_fn_env#0}::Suspend0", "a::g"];
+        let kept: Vec<String> = outermost(found.map(m).to_vec()).into_iter().map(|m| m.item).collect();
+        assert_eq!(kept, ["a::f::{async_fn_env#0}", "a::g"]);
+    }
+
     use super::*;
 
     fn shape(size: u64, fields: &[&str]) -> Shape {

@@ -713,7 +713,8 @@ impl Driver {
             return Ok(());
         }
         let listed = packages.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-        self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles it for patches"));
+        let them = if packages.len() == 1 { "it" } else { "them" };
+        self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles {them} for patches"));
         build::clean_packages(&self.profile, packages, &self.shell)
     }
 

@@ -240,7 +240,10 @@ fn human(s: &Status) -> String {
     for c in &s.crates {
         let last = match (&c.last_result, c.last_secs_ago) {
             (Some(word), Some(ago)) => {
-                let detail = c.last_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+                // A refusal for a restart is said on the line below: once.
+                let said_below = |d: &&str| c.restart_needed.as_deref().is_some_and(|why| d.contains(why));
+                let detail = c.last_detail.as_deref().filter(|d| !said_below(d));
+                let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
                 format!("{word}{detail}, {} ago", duration(ago))
             }
             _ => "-".into(),
