@@ -24,16 +24,14 @@ impl Driver {
                 let outcomes = self.apply_pending(Instant::now(), true);
                 // `now` asks for the change to be applied: one that waits is not.
                 let ok = outcomes.iter().all(|(_, o)| o.ok() && !matches!(o, Outcome::Waiting));
-                let mut lines: Vec<String> = outcomes
+                // None: nothing was pending, which the client says.
+                let lines: Vec<String> = outcomes
                     .iter()
                     .map(|(name, outcome)| match outcome.describe() {
                         (word, Some(detail)) => format!("{name}: {word} ({detail})"),
                         (word, None) => format!("{name}: {word}"),
                     })
                     .collect();
-                if lines.is_empty() {
-                    lines.push("nothing to reload: no hot crate changed".into());
-                }
                 let _ = writer.write_all(&message::encode(&ControlReply::Done { ok, lines }));
             }
             ControlRequest::Status => {

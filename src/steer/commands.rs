@@ -187,6 +187,9 @@ pub fn now(global: &GlobalArgs, shell: &Shell) -> Result<i32, Error> {
     };
     match ask(record, &ControlRequest::Now)? {
         ControlReply::Done { ok, lines } => {
+            if ok && lines.is_empty() {
+                shell.note("nothing to reload: no crate changed since it was last applied");
+            }
             for line in &lines {
                 if ok {
                     shell.status("Reload", line);

@@ -111,7 +111,7 @@ fn off_then_now_applies_exactly_once_and_all_resumes() {
     s.wait_stdout("alpha=alpha-1 ", RELOAD);
     // Nothing pending: `now` says so, and reloads nothing more.
     let out = hotreload(&fx, &["now"]);
-    assert!(out.stderr.contains("nothing to reload"), "{}", out.stderr);
+    assert!(out.stderr.contains("note: nothing to reload"), "{}", out.stderr);
     s.assert_stderr_count("Reloaded alpha", 1);
     // Still off for the next save; `all` resumes and applies it.
     fx.replace("alpha/src/lib.rs", "alpha-1", "alpha-2");
