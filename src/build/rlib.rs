@@ -6,6 +6,7 @@ use std::path::Path;
 
 /// One object file of an rlib, copied so that it is aligned for ELF headers: an archive
 /// member starts at any even offset, and `object` reads headers in place.
+#[derive(Clone)]
 pub struct Member {
     /// Its name in the archive (`logic-1234.logic.abcd-cgu.0.rcgu.o`).
     pub name: String,

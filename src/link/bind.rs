@@ -47,6 +47,22 @@ pub(super) struct Plan {
     pub(super) reused: usize,
 }
 
+/// The functions an object defines for other objects (global or weak).
+pub(super) fn defined_functions(data: &[u8]) -> Result<HashSet<String>> {
+    let header = elf::FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
+    let mut names = HashSet::new();
+    for sym in symtab.iter() {
+        let global = matches!(sym.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK);
+        if global && sym.st_type() == elf::STT_FUNC && sym.st_shndx(endian) != elf::SHN_UNDEF {
+            names.insert(String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned());
+        }
+    }
+    Ok(names)
+}
+
 impl Plan {
     /// Notes what one object defines and needs.
     pub(super) fn survey(&mut self, data: &[u8]) -> Result<()> {
@@ -107,6 +123,19 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// What the objects need that nothing provides: not defined by them, not in the
+    /// program (nor imported by it), not in an earlier patch, and not weak.
+    pub(super) fn missing(&self, program: &ProgramImage, earlier: &Newest) -> HashSet<String> {
+        let provided = |name: &String| {
+            self.defined.contains(name)
+                || self.tls.contains(name)
+                || program.symbol(name).is_some()
+                || earlier.copy(name).is_some()
+                || program.import(name).is_some()
+        };
+        self.undefined.iter().filter(|(name, weak)| !**weak && !provided(name)).map(|(n, _)| n.clone()).collect()
     }
 
     /// Decides every binding; `Err` names what the program lacks.

@@ -91,6 +91,10 @@ pub struct Request<'a> {
     pub module_statics: &'a HashSet<String>,
     /// The linker (`rust-lld`).
     pub linker: &'a Path,
+    /// The workspace libraries the crate depends on, as the program runs them (their
+    /// newest patch's rlib, else the program's): where a function the new code calls
+    /// and the program never linked is found.
+    pub libraries: &'a [PathBuf],
 }
 
 /// A linked patch.
@@ -138,8 +142,11 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         plan.survey(object.bytes())?;
     }
     let earlier = bind::Newest::of(request.earlier);
+    let running_elsewhere = pull_missing(&mut plan, &mut objects, request, &earlier)?;
     plan.resolve(request.program, &earlier, request.module_statics).map_err(Error::Unlinkable)?;
-    plan.reuse(request.program, &earlier, request.unchanged).map_err(Error::Unlinkable)?;
+    let mut unchanged = request.unchanged.clone();
+    unchanged.extend(running_elsewhere);
+    plan.reuse(request.program, &earlier, &unchanged).map_err(Error::Unlinkable)?;
     empty_dir(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {
@@ -167,6 +174,59 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         reused: plan.reused,
         own_slots: plan.own_slots.into_iter().collect(),
     })
+}
+
+/// Adds to `objects` the objects of `request.libraries` that define functions the new
+/// code calls and neither the program nor an earlier patch has: a library's function
+/// that no code of the program called, whose object the program's link never pulled
+/// from its rlib. Their other functions are returned, to be bound to their running
+/// copies like unchanged ones; what they need is bound as the patch's own needs are.
+fn pull_missing(
+    plan: &mut Plan,
+    objects: &mut Vec<crate::build::rlib::Member>,
+    request: &Request,
+    earlier: &bind::Newest,
+) -> Result<HashSet<String>, Error> {
+    let mut elsewhere = HashSet::new();
+    let mut libraries: Option<Vec<crate::build::rlib::Member>> = None;
+    let mut pulled = HashSet::new();
+    // Each round may need what the last one pulled in; a chain longer than this is not
+    // a function someone just started calling.
+    for _ in 0..8 {
+        let missing = plan.missing(request.program, earlier);
+        if missing.is_empty() {
+            break;
+        }
+        let members = match &mut libraries {
+            Some(members) => members,
+            None => {
+                let mut all = Vec::new();
+                for rlib in request.libraries.iter().filter(|r| r.is_file()) {
+                    all.extend(crate::build::rlib::objects(rlib)?);
+                }
+                libraries.insert(all)
+            }
+        };
+        let mut progress = false;
+        for member in members.iter() {
+            if pulled.contains(&member.name) {
+                continue;
+            }
+            let defined = bind::defined_functions(member.bytes())?;
+            if !missing.iter().any(|name| defined.contains(name)) {
+                continue;
+            }
+            pulled.insert(member.name.clone());
+            plan.survey(member.bytes())?;
+            elsewhere.extend(defined.into_iter().filter(|name| !missing.contains(name)));
+            objects.push(member.clone());
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+    Ok(elsewhere)
 }
 
 /// Makes `dir` an empty directory. The linker's inputs are the rlib's members, whose

@@ -136,6 +136,26 @@ fn code_only_other_crates_compiled_switches_there() {
     s.assert_stderr_count("keeps its old code", 0);
 }
 
+/// New code calls a library's function that no code of the program called, so the
+/// program's link never took its object from the rlib: the patch brings that object,
+/// bound to the program like its own, and stays linked (it was "restart needed").
+#[test]
+fn a_function_the_program_never_linked_comes_with_the_patch() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=11 greet=hello", RELOAD);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = running.split('`').nth(1).unwrap().to_string();
+    let symbols = std::process::Command::new("nm").arg(&executable).output().unwrap();
+    assert!(!String::from_utf8_lossy(&symbols.stdout).contains("5extra5forty"), "the program has it already");
+    fx.replace(LIB, "helper() + base::unit()", "helper() + base::unit() + base::extra::forty()");
+    s.wait_stdout("value=51 greet=hello", RELOAD);
+    let line = s.wait_stderr("Reloaded logic", RELOAD);
+    assert!(line.contains("linked, 1 static and 2 thread-locals shared"), "{line}");
+    s.assert_stderr_count("restart needed", 0);
+    s.assert_stderr_count("self-contained", 0);
+}
+
 #[test]
 fn a_closure_whose_captures_change_or_a_changed_signature_is_refused_by_name() {
     let fx = Fixture::new("entry");

@@ -518,6 +518,7 @@ impl Driver {
             (Some(old), Some(new)) => old.unchanged_in(new),
             _ => HashSet::new(),
         };
+        let libraries = self.running_libraries(&build.package);
         let request = link::Request {
             rlib: &rlib,
             program: image,
@@ -528,6 +529,7 @@ impl Driver {
             work_dir: &out_dir.join("link"),
             module_statics: statics,
             linker: &linker,
+            libraries: &libraries,
         };
         let linked = link::link_in_room(request, pid).map_err(|e| match e {
             link::Error::Unlinkable(why) => RouteError::Closed(Closed::Unlinkable(why)),
@@ -537,6 +539,22 @@ impl Driver {
         self.linking.next_base = linked.end.next_multiple_of(link::PLACEMENT);
         let link_time = started.elapsed() - compiled;
         Ok(LinkedBuild { file: output, rlib, code, debuginfo, linked, started, compiled, link_time, _lock: lock })
+    }
+}
+
+impl Driver {
+    /// The rlibs of the workspace libraries `package` depends on, as the program runs
+    /// them: each one's newest patch, else the program's build of it.
+    fn running_libraries(&self, package: &str) -> Vec<std::path::PathBuf> {
+        let program = self.program.as_ref();
+        let of = |dep: &String| {
+            let running = self.crates.get(dep).and_then(|c| c.running.rlib.clone());
+            running.or_else(|| {
+                let crate_name = self.ws.members.get(dep)?.lib.as_ref()?.0.clone();
+                program?.invocations.get(&crate_name)?.output_rlib(&crate_name)
+            })
+        };
+        self.dependencies(package).iter().filter_map(of).collect()
     }
 }
 
