@@ -360,6 +360,10 @@ struct Said {
     not_hot: BTreeSet<String>,
     /// Why the last self-contained patch was not linked.
     self_contained_because: Option<String>,
+    /// `Compiling` was said for a patch job that a newer save superseded: the jobs
+    /// that follow, until one ends, continue it and say nothing more (a burst of saves
+    /// is one `Compiling`, one outcome).
+    compiling: bool,
 }
 
 /// A crate's patch outcomes.

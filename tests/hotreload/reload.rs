@@ -254,3 +254,30 @@ fn with_colours_on_patches_are_linked_and_cargos_commands_stay_hidden() {
     s.assert_stderr_count("--crate-name", 0);
     s.assert_stderr_count("restart needed", 0);
 }
+
+/// A burst of saves, each landing while the last one's patch compiles: the jobs a newer
+/// save supersedes are one `Compiling` with the job that finishes, so every
+/// `Compiling` line has its outcome, and the last save is the code that runs.
+#[test]
+fn a_burst_of_saves_is_one_compiling_per_outcome() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    for n in 2..=9 {
+        fx.replace("logic/src/lib.rs", &format!("    {}\n}}", n - 1), &format!("    {n}\n}}"));
+        std::thread::sleep(std::time::Duration::from_millis(40));
+    }
+    s.wait_stdout("value=9 label=bin-old", RELOAD);
+    // The program runs the last save before the tool reports it: equal once every
+    // report is out, and never equal while a `Compiling` has no outcome.
+    let counts = || {
+        let compiling = s.stderr.count(|l| l.contains("Compiling logic (hot patch)"));
+        (compiling, s.stderr.count(|l| l.contains("Reloaded logic")))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counts().0 != counts().1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (compiling, reloaded) = counts();
+    assert_eq!(compiling, reloaded, "{}", s.stderr.all().join("\n"));
+}

@@ -238,7 +238,7 @@ impl Driver {
             }
             (early, (full, debuginfo)) => {
                 if early.is_none() {
-                    self.shell.status("Compiling", format_args!("{} (hot patch)", plan.krate.package));
+                    self.say_compiling(&plan.krate.package);
                 }
                 drop(early);
                 let form = Form { full: full.as_deref(), debuginfo };

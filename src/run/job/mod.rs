@@ -159,10 +159,17 @@ impl Stop {
 impl Driver {
     /// Builds and applies `name`'s patch (`force`: whatever the mode, as `now` does).
     pub(super) fn patch(&mut self, name: &str, saved: Instant, force: bool) -> Outcome {
+        let mut superseded = false;
         let outcome = match self.krate(name) {
-            Some(krate) => self.run_job(krate, saved, force).unwrap_or_else(|stop| self.stopped(name, stop)),
+            Some(krate) => self.run_job(krate, saved, force).unwrap_or_else(|stop| {
+                superseded = matches!(stop, Stop::Superseded);
+                self.stopped(name, stop)
+            }),
             None => Outcome::Error(format!("`{name}` has no library")),
         };
+        if !superseded {
+            self.state(name).said.compiling = false;
+        }
         if self.state(name).history.record(&outcome) {
             self.shell.note(format_args!("`{name}` is back to the source the program runs"));
         }

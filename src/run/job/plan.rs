@@ -135,6 +135,15 @@ impl Driver {
         Ok(())
     }
 
+    /// Says `Compiling` for `package`'s patch, unless a superseded job already did.
+    pub(super) fn say_compiling(&mut self, package: &str) {
+        let said = &mut self.state(package).said.compiling;
+        if !*said {
+            *said = true;
+            self.shell.status("Compiling", format_args!("{package} (hot patch)"));
+        }
+    }
+
     /// Starts a linked patch build on [`source::guess_edited`]'s guess, when there is
     /// one and the route is open; says `Compiling` then.
     fn start_on_guess(&mut self, krate: &HotCrate) -> Option<StartedBuild> {
@@ -145,7 +154,7 @@ impl Driver {
         let full = self.is_hot(&krate.package).then(|| hotreload_protocol::full_form::encode(&krate.crate_name, &ids));
         let debuginfo = self.entries_enabled();
         let started = self.start_linked(krate, Form { full: full.as_deref(), debuginfo }).ok()?;
-        self.shell.status("Compiling", format_args!("{} (hot patch)", krate.package));
+        self.say_compiling(&krate.package);
         Some(started)
     }
 }
