@@ -406,7 +406,8 @@ fn run_session(
         for _ in 0..more {
             edit(&mut session, false);
         }
-        let late: Vec<f64> = (0..edits).map(|_| edit(&mut session, true).unwrap().0).collect();
+        let late_rows: Vec<Row> = (0..edits).map(|_| edit(&mut session, true).unwrap()).collect();
+        let late: Vec<f64> = late_rows.iter().map(|r| r.0).collect();
         let after = ProcessSample::take(app_pid);
         let reloads = ((more + edits) as f64).max(1.0);
         let (early, late) = (stats(rows.iter().map(|r| r.0).collect()).0, stats(late).0);
@@ -433,6 +434,18 @@ fn run_session(
             after.fds,
             edits + more + 1,
             edits + more + edits,
+        );
+        // Where a drift comes from: each stage's median, early and late.
+        let stages = |rows: &[Row]| -> Vec<String> {
+            let names = ["wait", "build", "diff", "load", "switch"];
+            let median = |i: usize| stats(rows.iter().map(|r| r.1[i]).collect()).0;
+            names.iter().enumerate().map(|(i, name)| format!("{name} {:.1}", median(i))).collect()
+        };
+        let _ = write!(
+            memory,
+            "Stage medians, ms: early {}; late {}.\n",
+            stages(&rows).join(", "),
+            stages(&late_rows).join(", ")
         );
         println!("{}", memory.trim());
     }

@@ -75,8 +75,11 @@ struct BuiltProgram {
     /// Each manifest and build script of the workspace as the build read it.
     restart_files: RestartFiles,
     /// Each hot crate's package name, source snapshot and source hash, taken before the build.
-    sources: Vec<(String, Snapshot, u64)>,
+    sources: Vec<ScannedCrate>,
 }
+
+/// A crate's package name, source snapshot and source hash.
+type ScannedCrate = (String, Snapshot, u64);
 
 /// How long the agent may take to answer a load.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -638,6 +641,7 @@ impl Driver {
             self.record_by_rebuilding(&unrecorded)?;
             program = build()?;
         }
+        let sources = self.rescan_with_features(sources, &program);
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -650,6 +654,35 @@ impl Driver {
             ),
         );
         Ok(BuiltProgram { program, restart_files, sources })
+    }
+
+    /// Scans again, with the features the build compiled each crate with, the crates
+    /// scanned before it with others (a first build, which alone tells the features):
+    /// a `#[cfg(feature = …)]` twin would otherwise stand for the running code. A crate
+    /// saved during the build keeps its first scan, as the build may have read either.
+    fn rescan_with_features(&self, sources: Vec<ScannedCrate>, program: &ProgramBuild) -> Vec<ScannedCrate> {
+        let features = |crate_name: &str| {
+            let invocation = program.invocations.get(crate_name).or_else(|| {
+                let binary = self.binary_crate().filter(|b| b.crate_name == crate_name);
+                binary.and(program.binary.as_ref())
+            });
+            self.config.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
+        };
+        sources
+            .into_iter()
+            .map(|(package, snapshot, hash)| {
+                let Some(krate) = self.krate(&package) else { return (package, snapshot, hash) };
+                let cfg = features(&krate.crate_name);
+                let unchanged = crate::detect::sources_hash(&krate.src) == hash;
+                match cfg != self.cfg_of(&krate.crate_name) && unchanged {
+                    true => {
+                        let rescanned = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
+                        (package, rescanned, hash)
+                    }
+                    false => (package, snapshot, hash),
+                }
+            })
+            .collect()
     }
 
     /// The workspace's manifests (the root one without its hotreload settings) and build

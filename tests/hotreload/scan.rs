@@ -38,3 +38,24 @@ fn an_edition_2015_crate_with_a_renamed_runtime_reloads() {
     s.wait_stdout("beta=beta-1", RELOAD);
     assert!(s.wait_stderr("Reloaded beta", RELOAD).contains("1 updated"));
 }
+
+/// Twins by a feature the program's build turns on (`--features`): the tool learns the
+/// features from that first build, and reads the source as compiled, not as a build
+/// without them would be (a twin's differently named parameter was a "changed
+/// signature", which blocked every later edit of the crate).
+#[test]
+fn a_feature_twin_is_read_as_the_program_was_built() {
+    let fx = Fixture::new("plain");
+    fx.edit("logic/Cargo.toml", |s| format!("{s}\n[features]\nfancy = []\n"));
+    fx.edit("logic/src/lib.rs", |s| {
+        format!(
+            "{s}\n/// With the feature.\n#[cfg(feature = \"fancy\")]\npub fn style(n: u64) -> u64 {{\n    n + 100\n}}\n\n\
+             /// Without it.\n#[cfg(not(feature = \"fancy\"))]\npub fn style(_n: u64) -> u64 {{\n    0\n}}\n"
+        )
+    });
+    let s = Session::start(&fx, &["-p", "app", "--features", "logic/fancy"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
+}
