@@ -441,9 +441,9 @@ fn run_session(
             let median = |i: usize| stats(rows.iter().map(|r| r.1[i]).collect()).0;
             names.iter().enumerate().map(|(i, name)| format!("{name} {:.1}", median(i))).collect()
         };
-        let _ = write!(
+        let _ = writeln!(
             memory,
-            "Stage medians, ms: early {}; late {}.\n",
+            "Stage medians, ms: early {}; late {}.",
             stages(&rows).join(", "),
             stages(&late_rows).join(", ")
         );
