@@ -110,7 +110,7 @@ impl Layouts {
                 continue;
             }
             let Some(old) = program.types.get(name) else { continue };
-            if let Some(new) = shapes.iter().find(|s| !old.contains(s)) {
+            if let Some(new) = shapes.iter().find(|s| !old.iter().any(|o| agree(o, s))) {
                 found.push(Mismatch { item: name.clone(), reason: explain(&old[0], new) });
             }
         }
@@ -455,6 +455,25 @@ fn constant(value: Option<AttributeValue<Reader<'_>>>) -> String {
     }
 }
 
+/// Whether two shapes agree. A field type one side could not name (`?`: a reference
+/// into another unit, which optimised builds make) agrees with any: its offset, the
+/// size of the whole and the other fields still decide.
+fn agree(a: &Shape, b: &Shape) -> bool {
+    let parts = |field: &str| {
+        let (head, rest) = field.split_once(": ").unwrap_or((field, ""));
+        let (ty, align) = rest.split_once(" align ").unwrap_or((rest, ""));
+        (head.to_string(), ty.to_string(), align.to_string())
+    };
+    let fields_agree = |x: &String, y: &String| {
+        let ((xh, xt, xa), (yh, yt, ya)) = (parts(x), parts(y));
+        x == y || xh == yh && xa == ya && (xt == "?" || yt == "?")
+    };
+    a.size == b.size
+        && a.align == b.align
+        && a.fields.len() == b.fields.len()
+        && a.fields.iter().zip(&b.fields).all(|(x, y)| fields_agree(x, y))
+}
+
 /// Of mismatches sorted by item, those not inside another one: an `async` body's
 /// environment changed is one change, not one more per state it can be in
 /// (`{async_fn_env#0}::Suspend0`, `::Returned`, …).
@@ -470,6 +489,18 @@ fn outermost(sorted: Vec<Mismatch>) -> Vec<Mismatch> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_field_type_one_side_cannot_name_agrees_but_its_offset_still_counts() {
+        let shape = |fields: &[&str]| Shape {
+            size: Some(16),
+            align: Some(8),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        };
+        assert!(agree(&shape(&["__0@0: ? align 8"]), &shape(&["__0@0: usize align 8"])));
+        assert!(!agree(&shape(&["__0@0: ? align 8"]), &shape(&["__0@8: usize align 8"])));
+        assert!(!agree(&shape(&["__0@0: u32 align 8"]), &shape(&["__0@0: usize align 8"])));
+    }
+
     #[test]
     fn a_change_inside_a_changed_environment_is_not_said_again() {
         let m = |item: &str| Mismatch { item: item.into(), reason: "its layout changed".into() };

@@ -236,6 +236,10 @@ fn release_builds_reload_too() {
     s.wait_stdout("message=optimised", RELOAD);
     s.wait_stderr("Reloaded single", RELOAD);
     s.assert_stderr_count("Finished `release` hot build of `single`", 1);
+    // A function the binary's code took in whole: no copy of it runs to redirect, and
+    // that is said by name (it was "the patch changes no function", at `-v` only).
+    fx.replace("src/lib.rs", "    17\n", "    18\n");
+    s.wait_stderr("`single::factor` keeps its old code: no copy of it runs on its own", RELOAD);
 }
 
 /// In a terminal cargo colours its status words, `Running` included: the tool must

@@ -23,6 +23,18 @@ const CLOSURE: &str = "a closure or `async` body whose environment was not compa
 const ELSEWHERE: &str = "a copy of it compiled into another crate (an instance for other types, or a closure that \
                          crate's generic code runs) keeps the old code until the program restarts";
 
+/// Why an edited function of which no copy runs on its own keeps its old body.
+const INLINED: &str = "no copy of it runs on its own: this release build compiled it into its callers (or nothing \
+                       calls it), and they keep the old body until the program restarts; `#[hotreload::hot]` \
+                       keeps a function reloadable in release builds";
+
+/// Whether the scanned source says `id` is generic (instances of it are compiled only
+/// where it is used, so having none is no sign of inlining).
+fn is_generic(plan: &Plan, id: &str) -> bool {
+    let entry = plan.scanned.as_ref().ok().and_then(|s| s.items.get(id));
+    !matches!(entry, Some(crate::detect::source::Entry::Plain { generic: false, .. }))
+}
+
 /// Why a changed `main` of the binary keeps its body for the program that runs.
 const RUNNING_MAIN: &str = "it is running, and a running frame keeps its body until it returns (as IPython's \
                             cell that is running does); restart to run the new one, or run with `--restart`";
@@ -172,6 +184,8 @@ impl Driver {
             }
             if !copies.is_empty() {
                 self.find_holders(plan, id, &copies, entries);
+            } else if self.profile.release && !is_generic(plan, id) {
+                entries.kept.push((id.clone(), INLINED));
             }
         }
     }
