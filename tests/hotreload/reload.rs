@@ -285,3 +285,16 @@ fn a_burst_of_saves_is_one_compiling_per_outcome() {
     let (compiling, reloaded) = counts();
     assert_eq!(compiling, reloaded, "{}", s.stderr.all().join("\n"));
 }
+
+/// An edit inside a hot body that changes nothing the program runs (a comment): the
+/// patch build starts on the text's guess, and its `Compiling` line gets an outcome.
+#[test]
+fn a_compiling_line_always_gets_its_outcome() {
+    let fx = Fixture::new("basic");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("score=6 ", RELOAD);
+    fx.replace("logic/src/lib.rs", "    points * 2\n", "    // Twice.\n    points * 2\n");
+    s.wait_stderr("Compiling logic (hot patch)", RELOAD);
+    s.wait_stderr("note: `logic`: nothing the program runs changed; nothing to reload", RELOAD);
+    s.assert_stderr_count("Reloaded logic", 0);
+}

@@ -24,6 +24,7 @@ pub(super) use build::Linking;
 
 use super::Driver;
 use crate::build::BuildError;
+use crate::shell::Verbosity;
 use crate::workspace::HotCrate;
 use std::fmt;
 use std::time::Instant;
@@ -159,19 +160,26 @@ impl Stop {
 impl Driver {
     /// Builds and applies `name`'s patch (`force`: whatever the mode, as `now` does).
     pub(super) fn patch(&mut self, name: &str, saved: Instant, force: bool) -> Outcome {
-        let mut superseded = false;
+        let (mut superseded, mut unchanged) = (false, None);
         let outcome = match self.krate(name) {
             Some(krate) => self.run_job(krate, saved, force).unwrap_or_else(|stop| {
                 superseded = matches!(stop, Stop::Superseded);
+                if let Stop::Unchanged(why) = &stop {
+                    unchanged = Some(why.clone());
+                }
                 self.stopped(name, stop)
             }),
             None => Outcome::Error(format!("`{name}` has no library")),
         };
+        let said_compiling = self.state(name).said.compiling;
         if !superseded {
             self.state(name).said.compiling = false;
         }
         if self.state(name).history.record(&outcome) {
             self.shell.note(format_args!("`{name}` is back to the source the program runs"));
+        } else if let Some(why) = unchanged.filter(|_| said_compiling && self.shell.verbosity() < Verbosity::Verbose) {
+            // A `Compiling` line gets its outcome (`-v` said `Unchanged` already).
+            self.shell.note(format_args!("`{name}`: {why}; nothing to reload"));
         }
         outcome
     }
