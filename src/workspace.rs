@@ -303,7 +303,20 @@ impl Workspace {
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => match wanted {
-                Some(w) => bail!("no {kind} target named `{w}` in the selected packages"),
+                Some(w) => {
+                    let available: Vec<String> = candidates
+                        .iter()
+                        .flat_map(|p| p.targets.iter().filter(|t| t.kind.contains(&tk)))
+                        .map(|t| t.name.clone())
+                        .collect();
+                    match available.is_empty() {
+                        true => bail!("no {kind} target named `{w}` in the selected packages"),
+                        false => bail!(
+                            "no {kind} target named `{w}` in the selected packages\navailable {kind} targets: {}",
+                            available.join(", ")
+                        ),
+                    }
+                }
                 None => bail!("no binary to run in the selected packages; pass `-p PACKAGE` or `--bin NAME`"),
             },
             _ => {

@@ -88,7 +88,10 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
     let ws = Workspace::load(global.manifest_path.as_deref())?;
-    let binary = ws.binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())?;
+    // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
+    let binary = ws
+        .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
+        .map_err(|e| Error::Usage(format!("{e:#}")))?;
     let entries = build::LINKED_PATCHES && !args.self_contained;
     if ws.reloadable(entries).next().is_none() {
         shell.warn(if entries {

@@ -382,3 +382,15 @@ fn a_tool_killed_while_saving_settings_never_truncates_the_manifest() {
     let now = std::fs::read_to_string(fx.path("Cargo.toml")).unwrap();
     assert_eq!(crate::harness::without_settings(&now), crate::harness::without_settings(&original));
 }
+
+/// A `--bin` the workspace lacks is a usage error (exit 2) that lists the binaries, as
+/// cargo's own message does; nothing is built.
+#[test]
+fn an_unknown_bin_is_a_usage_error_that_lists_the_binaries() {
+    let fx = Fixture::new("plain");
+    let out = hotreload(&fx, &["run", "--bin", "nosuch"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("no bin target named `nosuch`"), "{}", out.stderr);
+    assert!(out.stderr.contains("available bin targets: app"), "{}", out.stderr);
+    assert!(!out.stderr.contains("Compiling"), "{}", out.stderr);
+}
