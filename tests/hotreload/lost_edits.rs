@@ -69,3 +69,18 @@ fn a_program_that_never_connects_is_reported_at_start_up() {
     s.wait_stdout("show=upper(1) size=big", RELOAD);
     s.wait_stderr("`app` has not connected after 5s: does its `main` call `hotreload::init()`?", RELOAD);
 }
+
+/// A manifest saved since the build (here a dependency the code then uses) does not
+/// reach patches: when the patch then fails to compile, the tool says which manifest
+/// changed, so rustc's advice to add the dependency does not mislead.
+#[test]
+fn a_failed_patch_after_a_manifest_change_names_the_manifest() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.edit("logic/Cargo.toml", |s| format!("{s}\n[dependencies]\nnot_yet = {{ path = \"../not_yet\" }}\n"));
+    s.wait_stderr("restart needed: `logic/Cargo.toml`", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    not_yet::one()\n}");
+    s.wait_stderr("could not compile `logic`", RELOAD);
+    s.wait_stderr("`logic/Cargo.toml` changed since", RELOAD);
+}

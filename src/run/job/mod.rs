@@ -245,6 +245,22 @@ impl Driver {
     /// has a change the program could not take, its errors may be about that change
     /// (a field the running type lacks), which a plain `cargo build` would not show.
     fn explain_failure(&mut self, name: &str) {
+        // A manifest saved since the build (a dependency added) is not what patches
+        // compile with: rustc's "add it to your Cargo.toml" would mislead.
+        let changed: Vec<String> = self
+            .restart_said
+            .iter()
+            .map(|path| path.strip_prefix(&self.ws.root).unwrap_or(path).display().to_string())
+            .map(|file| format!("`{file}`"))
+            .collect();
+        if !changed.is_empty() {
+            self.shell.note(format_args!(
+                "patches compile with the manifests and build scripts the program was built from, and {} changed \
+                 since; {}",
+                changed.join(", "),
+                super::RESTART_HINT
+            ));
+        }
         for dep in self.dependencies(name) {
             let Some(why) = self.crates.get(&dep).and_then(|c| c.history.restart_needed.clone()) else { continue };
             self.shell.note(format_args!(
