@@ -373,9 +373,10 @@ fn is_cfg_test(attrs: &[Attribute]) -> bool {
 }
 
 fn type_entry(out: &mut Snapshot, module: &str, ident: &syn::Ident, item: &Item) {
-    let text = text_of(item);
-    push_both(out, &text);
-    out.items.insert(format!("{module}::{ident}"), Entry::Type(text));
+    // The whole text, so that a change of what a derive generates is a change; the
+    // entry, which refuses, only what decides a layout or an identity.
+    push_both(out, &text_of(item));
+    out.items.insert(format!("{module}::{ident}"), Entry::Type(definition_text(item)));
 }
 
 fn fn_entry(hot: bool, sig: &syn::Signature, item: &impl ToTokens, public: bool, generic_impl: bool) -> Entry {
@@ -421,21 +422,48 @@ fn attrs_of(item: &Item) -> &[Attribute] {
 /// Item text without doc comments, in a canonical spacing: docs never need a restart.
 /// Walks the tokens once; no second parse.
 fn text_of(item: &impl ToTokens) -> String {
-    fn is_doc(tt: Option<&proc_macro2::TokenTree>) -> bool {
-        matches!(tt, Some(proc_macro2::TokenTree::Group(g))
-            if matches!(g.stream().into_iter().next(), Some(proc_macro2::TokenTree::Ident(i)) if i == "doc"))
-    }
-    fn walk(tokens: proc_macro2::TokenStream, out: &mut String) {
+    text_without(item, |name| name == "doc")
+}
+
+/// A type's definition as far as its layout and identity go: [`text_of`] without the
+/// attributes that decide neither (`#[serde(…)]`, `#[derive(…)]`, lints), whose effect
+/// is code, compared as code. `repr`, `cfg` and `cfg_attr` stay.
+fn definition_text(item: &impl ToTokens) -> String {
+    text_without(item, |name| !matches!(name, "repr" | "cfg" | "cfg_attr"))
+}
+
+/// An item's tokens as text, without the attributes whose name `skip` says.
+fn text_without(item: &impl ToTokens, skip: fn(&str) -> bool) -> String {
+    let skipped = |tt: Option<&proc_macro2::TokenTree>| {
+        matches!(tt, Some(proc_macro2::TokenTree::Group(g)) if g.delimiter() == proc_macro2::Delimiter::Bracket
+            && matches!(g.stream().into_iter().next(), Some(proc_macro2::TokenTree::Ident(i)) if skip(&i.to_string())))
+    };
+    walk(item.to_token_stream(), &skipped)
+}
+
+fn walk(tokens: proc_macro2::TokenStream, skipped: &dyn Fn(Option<&proc_macro2::TokenTree>) -> bool) -> String {
+    let mut out = String::new();
+    walk_into(tokens, skipped, &mut out);
+    out
+}
+
+/// Appends `tokens` as text to `out`, leaving out each `#[…]` or `#![…]` whose group
+/// `skipped` says (what `///` and `//!` become, among others).
+fn walk_into(
+    tokens: proc_macro2::TokenStream,
+    skipped: &dyn Fn(Option<&proc_macro2::TokenTree>) -> bool,
+    out: &mut String,
+) {
+    {
         use proc_macro2::TokenTree;
         let tokens: Vec<TokenTree> = tokens.into_iter().collect();
         let mut i = 0;
         while i < tokens.len() {
             match &tokens[i] {
-                // `#[doc = "..."]` and `#![doc = "..."]`: what `///` and `//!` become.
                 TokenTree::Punct(p) if p.as_char() == '#' => {
                     let bang = matches!(tokens.get(i + 1), Some(TokenTree::Punct(b)) if b.as_char() == '!');
                     let group = i + 1 + usize::from(bang);
-                    if is_doc(tokens.get(group)) {
+                    if skipped(tokens.get(group)) {
                         i = group + 1;
                         continue;
                     }
@@ -449,7 +477,7 @@ fn text_of(item: &impl ToTokens) -> String {
                         proc_macro2::Delimiter::None => (' ', ' '),
                     };
                     out.push(open);
-                    walk(g.stream(), out);
+                    walk_into(g.stream(), skipped, out);
                     out.push(close);
                 }
                 TokenTree::Punct(p) => out.push(p.as_char()),
@@ -461,9 +489,6 @@ fn text_of(item: &impl ToTokens) -> String {
             i += 1;
         }
     }
-    let mut out = String::new();
-    walk(item.to_token_stream(), &mut out);
-    out
 }
 
 /// The `static NAME: TYPE = INIT;` declarations of a `thread_local!` body, with the
@@ -678,6 +703,22 @@ mod tests {
         assert!(local.layouts_may_change);
         let constant = compare(&old, &snapshot(&format!("{BASE}\npub const N: usize = 4;")));
         assert!(constant.layouts_may_change);
+    }
+
+    #[test]
+    fn attributes_that_decide_no_layout_are_no_change_of_a_definition() {
+        let base = "#[derive(Debug)] pub struct Config { pub name: String }";
+        let old = snapshot(base);
+        let serde = snapshot(&base.replace("pub name", "#[serde(rename = \"label\")] pub name"));
+        let diff = compare_as(&old, &serde, Switch::Entries);
+        assert!(diff.blockers.is_empty(), "{diff:?}");
+        assert!(!diff.bodies_only, "what the derive generates may change: built and compared as code");
+        let repr = compare_as(
+            &old,
+            &snapshot(&base.replace("#[derive(Debug)]", "#[derive(Debug)] #[repr(C)]")),
+            Switch::Entries,
+        );
+        assert_eq!(repr.blockers.len(), 1, "{repr:?}");
     }
 
     #[test]
