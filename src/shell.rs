@@ -68,31 +68,43 @@ impl Shell {
     /// `   Compiling logic (hot patch)`
     pub fn status(&self, word: &str, message: impl Display) {
         if self.verbosity >= Verbosity::Normal {
-            anstream::eprintln!("{STATUS}{word:>12}{STATUS:#} {message}");
+            self.line(STATUS, &format!("{word:>12}"), " ", message);
         }
     }
 
     /// A status line printed only with `-v`.
     pub fn verbose_status(&self, word: &str, message: impl Display) {
         if self.verbosity >= Verbosity::Verbose {
-            anstream::eprintln!("{STATUS}{word:>12}{STATUS:#} {message}");
+            self.line(STATUS, &format!("{word:>12}"), " ", message);
         }
     }
 
     /// `note: ...`, not in quiet mode.
     pub fn note(&self, message: impl Display) {
         if self.verbosity >= Verbosity::Normal {
-            anstream::eprintln!("{NOTE}note{NOTE:#}: {message}");
+            self.line(NOTE, "note", ": ", message);
         }
     }
 
     /// `warning: ...`
     pub fn warn(&self, message: impl Display) {
-        anstream::eprintln!("{WARNING}warning{WARNING:#}: {message}");
+        self.line(WARNING, "warning", ": ", message);
     }
 
     /// `error: ...`
     pub fn error(&self, message: impl Display) {
-        anstream::eprintln!("{ERROR}error{ERROR:#}: {message}");
+        self.line(ERROR, "error", ": ", message);
+    }
+
+    /// One line, `word` in `style` when colours are on, written to stderr in one
+    /// `write`: the program shares the stream, and a line written in pieces would take
+    /// the program's output in between (`Reloaded shared[INFO  shared] logged v3`).
+    fn line(&self, style: Style, word: &str, separator: &str, message: impl Display) {
+        use std::io::Write as _;
+        let line = match self.color {
+            true => format!("{style}{word}{style:#}{separator}{message}\n"),
+            false => format!("{word}{separator}{message}\n"),
+        };
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }

@@ -153,7 +153,10 @@ fn a_published_crate_nobody_here_wrote_reloads_unmodified() {
 fn a_workspace_built_by_cargo_build_first_reloads_linked() {
     let fx = Fixture::new("plain");
     let target = fx.cargo_build();
-    let env = [("CARGO_TARGET_DIR", target.to_str().unwrap())];
+    // The hot directory too: other tests' sessions of a `logic` would record over this
+    // one's rustc command, and the next session would clean it again.
+    let hot = target.join("hotreload");
+    let env = [("CARGO_TARGET_DIR", target.to_str().unwrap()), ("CARGO_HOTRELOAD_TARGET_DIR", hot.to_str().unwrap())];
     let s = Session::start_with_env(&fx, &["-p", "app"], &env);
     s.wait_stderr("Rebuilding `logic` once, to record how cargo compiles it", RELOAD);
     s.wait_stdout("value=1 label=bin-old", RELOAD);
