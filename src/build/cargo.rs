@@ -80,11 +80,15 @@ pub fn build_program(
     Ok(ProgramBuild { executable, invocations, binary })
 }
 
-/// The rustc commands of a program's build, as cargo printed them or, for a crate it
-/// did not compile again, as an earlier session recorded them in `dir`.
 /// Where the rustc commands [`build_program`] saw are kept, one file per crate.
 fn records_dir(profile: &Profile) -> PathBuf {
     profile.target_dir.join("rustc-commands")
+}
+
+/// The recorded command that compiled `crate_name` as `crate_type`, if one is kept in `dir`.
+fn read_record(dir: &Path, crate_name: &str, crate_type: &str) -> Option<Invocation> {
+    let bytes = std::fs::read(dir.join(format!("{crate_name}.{crate_type}.json"))).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Whether the next build of the program will likely find library `crate_name` (root
@@ -95,9 +99,7 @@ fn records_dir(profile: &Profile) -> PathBuf {
 /// (whole paths, unlike rustc's own). [`clean_packages`] it first, and one build
 /// records it.
 pub fn built_unrecorded(profile: &Profile, binary: &str, crate_name: &str, root: &Path, manifest_dir: &Path) -> bool {
-    let record = std::fs::read(records_dir(profile).join(format!("{crate_name}.lib.json")));
-    let record = record.ok().and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok());
-    if record.is_some_and(|r| r.manifest_dir() == Some(manifest_dir)) {
+    if read_record(&records_dir(profile), crate_name, "lib").is_some_and(|r| r.manifest_dir() == Some(manifest_dir)) {
         return false;
     }
     let dep_info = profile.program_dir().join(profile.kind()).join(format!("{binary}.d"));
@@ -107,6 +109,8 @@ pub fn built_unrecorded(profile: &Profile, binary: &str, crate_name: &str, root:
     sources.split(' ').any(|source| Path::new(source) == root)
 }
 
+/// The rustc commands of a program's build, as cargo printed them or, for a crate it
+/// did not compile again, as an earlier session recorded them in `dir`.
 struct Records<'a> {
     dir: PathBuf,
     lines: &'a [String],
@@ -124,10 +128,7 @@ impl Records<'_> {
                 let _ = std::fs::write(&record, serde_json::to_vec(&direct).unwrap_or_default());
                 Some(direct)
             }
-            None => std::fs::read(&record)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Invocation>(&bytes).ok())
-                .filter(built_this),
+            None => read_record(&self.dir, crate_name, crate_type).filter(built_this),
         }
     }
 }

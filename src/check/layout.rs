@@ -489,6 +489,8 @@ fn outermost(sorted: Vec<Mismatch>) -> Vec<Mismatch> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_field_type_one_side_cannot_name_agrees_but_its_offset_still_counts() {
         let shape = |fields: &[&str]| Shape {
@@ -509,8 +511,6 @@ mod tests {
         let kept: Vec<String> = outermost(found.map(m).to_vec()).into_iter().map(|m| m.item).collect();
         assert_eq!(kept, ["a::f::{async_fn_env#0}", "a::g"]);
     }
-
-    use super::*;
 
     fn shape(size: u64, fields: &[&str]) -> Shape {
         Shape { size: Some(size), align: Some(4), fields: fields.iter().map(|s| s.to_string()).collect() }

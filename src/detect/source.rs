@@ -454,40 +454,38 @@ fn walk_into(
     skipped: &dyn Fn(Option<&proc_macro2::TokenTree>) -> bool,
     out: &mut String,
 ) {
-    {
-        use proc_macro2::TokenTree;
-        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-        let mut i = 0;
-        while i < tokens.len() {
-            match &tokens[i] {
-                TokenTree::Punct(p) if p.as_char() == '#' => {
-                    let bang = matches!(tokens.get(i + 1), Some(TokenTree::Punct(b)) if b.as_char() == '!');
-                    let group = i + 1 + usize::from(bang);
-                    if skipped(tokens.get(group)) {
-                        i = group + 1;
-                        continue;
-                    }
-                    out.push('#');
+    use proc_macro2::TokenTree;
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Punct(p) if p.as_char() == '#' => {
+                let bang = matches!(tokens.get(i + 1), Some(TokenTree::Punct(b)) if b.as_char() == '!');
+                let group = i + 1 + usize::from(bang);
+                if skipped(tokens.get(group)) {
+                    i = group + 1;
+                    continue;
                 }
-                TokenTree::Group(g) => {
-                    let (open, close) = match g.delimiter() {
-                        proc_macro2::Delimiter::Parenthesis => ('(', ')'),
-                        proc_macro2::Delimiter::Brace => ('{', '}'),
-                        proc_macro2::Delimiter::Bracket => ('[', ']'),
-                        proc_macro2::Delimiter::None => (' ', ' '),
-                    };
-                    out.push(open);
-                    walk_into(g.stream(), skipped, out);
-                    out.push(close);
-                }
-                TokenTree::Punct(p) => out.push(p.as_char()),
-                other => {
-                    out.push(' ');
-                    out.push_str(&other.to_string());
-                }
+                out.push('#');
             }
-            i += 1;
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    proc_macro2::Delimiter::Parenthesis => ('(', ')'),
+                    proc_macro2::Delimiter::Brace => ('{', '}'),
+                    proc_macro2::Delimiter::Bracket => ('[', ']'),
+                    proc_macro2::Delimiter::None => (' ', ' '),
+                };
+                out.push(open);
+                walk_into(g.stream(), skipped, out);
+                out.push(close);
+            }
+            TokenTree::Punct(p) => out.push(p.as_char()),
+            other => {
+                out.push(' ');
+                out.push_str(&other.to_string());
+            }
         }
+        i += 1;
     }
 }
 

@@ -188,7 +188,8 @@ fn pull_missing(
     earlier: &bind::Newest,
 ) -> Result<HashSet<String>, Error> {
     let mut elsewhere = HashSet::new();
-    let mut libraries: Option<Vec<crate::build::rlib::Member>> = None;
+    // Each library object with the functions it defines, read once.
+    let mut libraries: Option<Vec<(crate::build::rlib::Member, HashSet<String>)>> = None;
     let mut pulled = HashSet::new();
     // Each round may need what the last one pulled in; a chain longer than this is not
     // a function someone just started calling.
@@ -202,23 +203,22 @@ fn pull_missing(
             None => {
                 let mut all = Vec::new();
                 for rlib in request.libraries.iter().filter(|r| r.is_file()) {
-                    all.extend(crate::build::rlib::objects(rlib)?);
+                    for member in crate::build::rlib::objects(rlib)? {
+                        let defined = bind::defined_functions(member.bytes())?;
+                        all.push((member, defined));
+                    }
                 }
                 libraries.insert(all)
             }
         };
         let mut progress = false;
-        for member in members.iter() {
-            if pulled.contains(&member.name) {
-                continue;
-            }
-            let defined = bind::defined_functions(member.bytes())?;
-            if !missing.iter().any(|name| defined.contains(name)) {
+        for (member, defined) in members.iter() {
+            if pulled.contains(&member.name) || !missing.iter().any(|name| defined.contains(name)) {
                 continue;
             }
             pulled.insert(member.name.clone());
             plan.survey(member.bytes())?;
-            elsewhere.extend(defined.into_iter().filter(|name| !missing.contains(name)));
+            elsewhere.extend(defined.iter().filter(|name| !missing.contains(*name)).cloned());
             objects.push(member.clone());
             progress = true;
         }

@@ -669,7 +669,7 @@ impl Driver {
                 let binary = self.binary_crate().filter(|b| b.crate_name == crate_name);
                 binary.and(program.binary.as_ref())
             });
-            self.config.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
+            self.cfg_compiled_by(invocation)
         };
         sources
             .into_iter()
@@ -974,7 +974,12 @@ impl Driver {
     /// The cfgs `crate_name` is compiled with: the target's, the profile's, and its
     /// features as the program's build has them (none known before the first build).
     pub(super) fn cfg_of(&self, crate_name: &str) -> crate::detect::cfg::Cfg {
-        let invocation = self.program.as_ref().and_then(|h| h.invocations.get(crate_name));
+        self.cfg_compiled_by(self.program.as_ref().and_then(|h| h.invocations.get(crate_name)))
+    }
+
+    /// The cfgs of a crate `invocation` compiles: the target's, the profile's and its
+    /// features.
+    fn cfg_compiled_by(&self, invocation: Option<&build::Invocation>) -> crate::detect::cfg::Cfg {
         self.config.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
     }
 
