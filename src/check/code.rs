@@ -76,6 +76,22 @@ impl Functions {
     }
 }
 
+/// Which of `symbols` the objects at `path` (an rlib, or a directory of a binary's
+/// objects) use without defining: the code there that calls them, or takes their address.
+pub fn uses_of(path: &Path, symbols: &BTreeSet<String>) -> Result<BTreeSet<String>> {
+    use object::{Object, ObjectSymbol};
+    let mut used = BTreeSet::new();
+    for member in crate::build::rlib::objects(path)? {
+        let file = object::File::parse(member.bytes()).with_context(|| format!("failed to read {}", member.name))?;
+        for symbol in file.symbols().filter(|s| s.is_undefined()) {
+            if let Some(name) = symbol.name().ok().filter(|n| symbols.contains(*n)) {
+                used.insert(name.to_string());
+            }
+        }
+    }
+    Ok(used)
+}
+
 /// Adds the fingerprint of every function one object defines. A name defined twice
 /// (local symbols of two codegen units) gets a fingerprint of both.
 fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
@@ -274,6 +290,34 @@ mod tests {
 
     fn functions(list: &[(&str, u64)]) -> Functions {
         Functions { fingerprints: list.iter().map(|(n, f)| (n.to_string(), *f)).collect() }
+    }
+
+    #[test]
+    fn uses_are_the_symbols_called_not_the_ones_defined() {
+        use object::write::{Object, Relocation, Symbol, SymbolSection};
+        use object::{Architecture, BinaryFormat, RelocationFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, object::Endianness::Little);
+        let text = obj.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+        // `value`: call calls; ret.
+        obj.append_section_data(text, &[0xe8, 0, 0, 0, 0, 0xc3], 16);
+        let symbol = |name: &str, section, size| Symbol {
+            name: name.as_bytes().to_vec(),
+            value: 0,
+            size,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section,
+            flags: SymbolFlags::None,
+        };
+        obj.add_symbol(symbol("value", SymbolSection::Section(text), 6));
+        let calls = obj.add_symbol(symbol("calls", SymbolSection::Undefined, 0));
+        let flags = RelocationFlags::Elf { r_type: elf::R_X86_64_PLT32 };
+        obj.add_relocation(text, Relocation { offset: 1, symbol: calls, addend: -4, flags }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.rcgu.o"), obj.write().unwrap()).unwrap();
+        let asked: BTreeSet<String> = ["calls", "value", "other"].map(String::from).into();
+        assert_eq!(uses_of(dir.path(), &asked).unwrap(), ["calls".to_string()].into());
     }
 
     #[test]

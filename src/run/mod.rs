@@ -506,6 +506,12 @@ struct Driver {
     /// Crates holding copies of functions a patch changed (instances of another crate's
     /// generics), with those functions: rebuilt against the new code, unchanged or not.
     copies_held: BTreeMap<String, BTreeSet<String>>,
+    /// Functions the newest applied patch of each crate removed, by symbol: once it
+    /// applies, the crates that still call them are rebuilt.
+    removed_symbols: BTreeMap<String, BTreeSet<String>>,
+    /// Crates built once more although their source did not change, against code that
+    /// did: callers of functions a patch removed, crates whose last build failed.
+    rebuild_unchanged: BTreeSet<String>,
     next_request: u64,
 }
 
@@ -559,6 +565,8 @@ impl Driver {
             pending: BTreeSet::new(),
             pending_since: BTreeMap::new(),
             copies_held: BTreeMap::new(),
+            removed_symbols: BTreeMap::new(),
+            rebuild_unchanged: BTreeSet::new(),
             next_request: 1,
         }
     }
@@ -1188,8 +1196,17 @@ impl Driver {
             let saved = self.pending_since.remove(&name).unwrap_or(saved);
             let outcome = self.patch(&name, saved, force);
             self.copies_held.remove(&name);
+            self.rebuild_unchanged.remove(&name);
             if let Outcome::Applied { .. } = outcome {
                 retry.extend(self.failed_dependents(&name));
+                for (caller, calls) in self.callers_of_removed(&name) {
+                    if !self.pending.contains(&caller) && !retry.contains(&caller) && updating.insert(caller.clone()) {
+                        self.rebuild_unchanged.insert(caller.clone());
+                        let listed = calls.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+                        self.shell
+                            .status("Updating", format_args!("`{caller}`, which calls {listed}, gone from `{name}`"));
+                    }
+                }
                 for (holder, functions) in &self.copies_held {
                     if !self.pending.contains(holder) && !retry.contains(holder) {
                         let listed = functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
@@ -1204,6 +1221,7 @@ impl Driver {
             for name in &retry {
                 self.shell.status("Retrying", format_args!("`{name}`, whose last build failed, against the new code"));
                 self.state(name).cache.failed = None;
+                self.rebuild_unchanged.insert(name.clone());
             }
             self.pending.extend(retry);
             self.pending.extend(updating);
@@ -1229,11 +1247,39 @@ impl Driver {
     /// Crates that depend on `name` and whose last build failed: the failure may have
     /// been `name`'s missing function or type.
     fn failed_dependents(&self, name: &str) -> BTreeSet<String> {
+        let dependents = self.dependents(name);
+        dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.cache.failed.is_some())).collect()
+    }
+
+    /// The workspace crates that depend on `name`, directly or not, the binary's included.
+    fn dependents(&self, name: &str) -> BTreeSet<String> {
         let mut dependents = self.ws.dependents_of(name);
         if let Some(binary) = self.binary_crate().filter(|b| self.dependencies(&b.package).contains(name)) {
             dependents.insert(binary.package);
         }
-        dependents.into_iter().filter(|d| self.crates.get(d).is_some_and(|c| c.cache.failed.is_some())).collect()
+        dependents
+    }
+
+    /// The crates whose running code calls functions that the patch of `name` just
+    /// applied removed, with those functions (demangled). They keep calling the old
+    /// copies, but their source no longer builds: rebuilt against the new code, as
+    /// `cargo build` would, they show the error, and are retried when `name` changes.
+    fn callers_of_removed(&mut self, name: &str) -> BTreeMap<String, Vec<String>> {
+        let Some(gone) = self.removed_symbols.remove(name).filter(|g| !g.is_empty()) else {
+            return BTreeMap::new();
+        };
+        let mut callers = BTreeMap::new();
+        for dependent in self.dependents(name) {
+            let Some(objects) = self.running_objects(&dependent) else { continue };
+            match crate::check::code::uses_of(&objects, &gone) {
+                Ok(used) if !used.is_empty() => {
+                    callers.insert(dependent, used.iter().map(|s| crate::link::demangle(s)).collect());
+                }
+                Ok(_) => {}
+                Err(e) => self.shell.verbose_status("Skipped", format_args!("reading {}: {e:#}", objects.display())),
+            }
+        }
+        callers
     }
 
     /// The program connected: every crate whose sources changed since its build began

@@ -134,6 +134,8 @@ fn code_only_other_crates_compiled_switches_there() {
     s.wait_stdout("wrapped=[2] bigger=3 shout=shout-new", RELOAD);
     s.assert_stderr_count("restart needed", 0);
     s.assert_stderr_count("keeps its old code", 0);
+    // The crates whose own compiled code did not change report nothing of their own.
+    s.assert_stderr_count("0 updated, 0 added, 0 removed", 0);
 }
 
 /// New code calls a library's function that no code of the program called, so the

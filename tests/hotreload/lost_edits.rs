@@ -84,3 +84,34 @@ fn a_failed_patch_after_a_manifest_change_names_the_manifest() {
     s.wait_stderr("could not compile `logic`", RELOAD);
     s.wait_stderr("`logic/Cargo.toml` changed since", RELOAD);
 }
+
+/// A function removed while another crate still calls it: the patch applies (the old
+/// copy keeps serving the old callers), but a build of the caller fails now, as
+/// `cargo build` would say; the caller is rebuilt to show it, and retried once the
+/// function is back. A removed function nobody else calls rebuilds nothing.
+#[test]
+fn a_removed_function_another_crate_still_calls_is_reported_with_its_error() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    // `helper` is renamed where it is called: only `logic` called it.
+    fx.edit("logic/src/lib.rs", |src| src.replace("helper()", "helper2()"));
+    s.wait_stderr("Reloaded logic", RELOAD);
+    // `calls` is still called by `app`.
+    fx.replace("logic/src/lib.rs", "pub fn calls() -> u64", "pub fn calls_made() -> u64");
+    s.wait_stderr("Updating `app`, which calls `logic::calls`, gone from `logic`", RELOAD);
+    s.wait_stderr("cannot find function `calls` in crate `logic`", RELOAD);
+    s.wait_stderr("could not compile `app`", RELOAD);
+    s.assert_stderr_count("Updating", 1);
+    // The program runs on, and takes the next edit of `logic` (`app` is retried, and
+    // fails again).
+    fx.replace("logic/src/lib.rs", "    1\n}", "    7\n}");
+    s.wait_stdout("value=7 label=bin-old", RELOAD);
+    s.wait_stderr_nth("could not compile `app`", 2, RELOAD);
+    // Back: `app` builds again.
+    fx.replace("logic/src/lib.rs", "pub fn calls_made() -> u64", "pub fn calls() -> u64");
+    s.wait_stderr_nth("Retrying `app`", 2, RELOAD);
+    fx.replace("logic/src/lib.rs", "    7\n}", "    8\n}");
+    s.wait_stdout("value=8 label=bin-old", RELOAD);
+    s.assert_stderr_count("could not compile `app`", 2);
+}

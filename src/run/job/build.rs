@@ -546,15 +546,27 @@ impl Driver {
     /// The rlibs of the workspace libraries `package` depends on, as the program runs
     /// them: each one's newest patch, else the program's build of it.
     fn running_libraries(&self, package: &str) -> Vec<std::path::PathBuf> {
-        let program = self.program.as_ref();
-        let of = |dep: &String| {
-            let running = self.crates.get(dep).and_then(|c| c.running.rlib.clone());
-            running.or_else(|| {
-                let crate_name = self.ws.members.get(dep)?.lib.as_ref()?.0.clone();
-                program?.invocations.get(&crate_name)?.output_rlib(&crate_name)
-            })
-        };
-        self.dependencies(package).iter().filter_map(of).collect()
+        self.dependencies(package).iter().filter_map(|dep| self.running_rlib(dep)).collect()
+    }
+
+    /// The rlib of library `package` as the program runs it: its newest patch's, else
+    /// the program build's.
+    fn running_rlib(&self, package: &str) -> Option<std::path::PathBuf> {
+        let running = self.crates.get(package).and_then(|c| c.running.rlib.clone());
+        running.or_else(|| {
+            let crate_name = self.ws.members.get(package)?.lib.as_ref()?.0.clone();
+            self.program.as_ref()?.invocations.get(&crate_name)?.output_rlib(&crate_name)
+        })
+    }
+
+    /// Where the code of `package` that the program runs can be read: a library's rlib
+    /// ([`Driver::running_rlib`]), the binary's objects from its last patch build.
+    pub(in crate::run) fn running_objects(&self, package: &str) -> Option<std::path::PathBuf> {
+        let krate = self.krate(package)?;
+        match krate.kind {
+            CrateKind::Bin => Some(self.linked_out_dir(&krate)).filter(|dir| dir.is_dir()),
+            CrateKind::Lib => self.running_rlib(package),
+        }
     }
 }
 

@@ -57,6 +57,8 @@ pub(super) struct Entries {
     pub(super) added: Vec<String>,
     /// The crate's own functions gone from it, demangled: the old code keeps them.
     pub(super) removed: Vec<String>,
+    /// The same, by symbol: crates that still call them are rebuilt once it applies.
+    pub(super) removed_symbols: std::collections::BTreeSet<String>,
     /// Changed functions that keep their old code, and why.
     pub(super) kept: Vec<(String, &'static str)>,
     /// The crate's compiled functions once the patch is applied.
@@ -121,6 +123,7 @@ impl Driver {
             updated: Vec::new(),
             added: diff.added.iter().map(|n| demangle(n)).filter(own).collect(),
             removed: diff.removed.iter().map(|n| demangle(n)).filter(own).collect(),
+            removed_symbols: diff.removed.iter().filter(|n| own(&demangle(n))).cloned().collect(),
             kept: Vec::new(),
             holders: Default::default(),
             code: new.clone(),

@@ -117,9 +117,10 @@ impl Driver {
         for warning in &diff.warnings {
             self.shell.warn(warning);
         }
-        // A crate holding copies of another's changed code is rebuilt unchanged.
-        let holds_copies = self.copies_held.contains_key(&name);
-        if diff.bodies_only && diff.edited.is_empty() && !holds_copies {
+        // A crate holding copies of another's changed code, calling a function it
+        // removed, or retried after a failure is rebuilt unchanged.
+        let against_new = self.copies_held.contains_key(&name) || self.rebuild_unchanged.contains(&name);
+        if diff.bodies_only && diff.edited.is_empty() && !against_new {
             self.state(&name).running.snapshot = new;
             return Err(Stop::Unchanged("nothing the program runs changed".into()));
         }

@@ -27,6 +27,8 @@ pub(super) struct Report {
     pub(super) removed: Vec<String>,
     /// Changed functions that keep their old code, and why.
     pub(super) kept: Vec<(String, &'static str)>,
+    /// Crates rebuilt next because they hold copies of its changed code.
+    pub(super) holders: usize,
     /// Save → the build's start.
     pub(super) waited: Duration,
     /// Time the source scan took.
@@ -68,6 +70,7 @@ impl Driver {
         };
         let (mut added, mut removed) = (verified.diff.added.clone(), verified.diff.removed.clone());
         let mut kept = Vec::new();
+        let mut holders = 0;
         if let Some(entries) = entries {
             let running = &mut self.state(&plan.krate.package).running;
             // Only the newest is compiled against: the older copy goes.
@@ -81,6 +84,8 @@ impl Driver {
             added.extend(entries.added.into_iter().filter(|n| !added.contains(n)).collect::<Vec<_>>());
             removed.extend(entries.removed.into_iter().filter(|n| !removed.contains(n)).collect::<Vec<_>>());
             kept = entries.kept;
+            self.removed_symbols.insert(plan.krate.package.clone(), entries.removed_symbols);
+            holders = entries.holders.len();
             for (holder, names) in entries.holders {
                 self.copies_held.entry(holder).or_default().extend(names);
             }
@@ -95,6 +100,7 @@ impl Driver {
             added,
             removed,
             kept,
+            holders,
             applied,
         }
     }

@@ -16,6 +16,11 @@ impl Driver {
             Placed::SelfContained => "self-contained".to_string(),
         };
         let nothing = report.updated.is_empty() && report.added.is_empty() && report.removed.is_empty();
+        // Only copies other crates hold changed: their `Updating` and `Reloaded` lines
+        // say where the edit reaches the program ("0 updated" here would say it did not).
+        if nothing && report.kept.is_empty() && report.holders > 0 {
+            return;
+        }
         // Only functions that keep their old code (a running `main`): "Reloaded …: 0
         // updated" above their warning would say the edit reached the program.
         if nothing && !report.kept.is_empty() {
