@@ -253,3 +253,20 @@ fn after_a_restart_a_save_changes_only_what_it_changed() {
     let reloaded = s.wait_stderr("Reloaded logic", RELOAD);
     assert!(reloaded.contains("1 updated, 0 added, 0 removed"), "{reloaded}");
 }
+
+/// A closure a thread is running when its new code switches in (here the binary's
+/// stdin reader, blocked in `read_line`): the call goes on in the old code, and the
+/// session says so by name instead of only counting it as updated.
+#[test]
+fn a_function_a_thread_is_running_is_named_when_it_switches() {
+    let fx = Fixture::new("plain");
+    let mut s = Session::start(&fx, &["-p", "app", "--exit-with-app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("app/src/main.rs", "std::process::exit(0);", "std::process::exit(3);");
+    s.wait_stderr("Reloaded app: 1 updated", RELOAD);
+    let warning = s.wait_stderr("was running in a thread when it switched", RELOAD);
+    assert!(warning.contains("`app::main::{{closure}}`"), "{warning}");
+    // As said: the reader that was running exits as its old code does.
+    s.close_stdin_and_wait(RELOAD);
+    s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
+}

@@ -60,6 +60,11 @@ pub enum AgentMessage {
         /// Microseconds the program's other threads were held for the redirects.
         #[serde(default)]
         held_micros: u64,
+        /// Redirected functions ([`Redirect::name`]) that a thread was running when
+        /// they were redirected: that call finishes in the old code (a loop that never
+        /// returns keeps it); later calls run the new one.
+        #[serde(default)]
+        running: Vec<String>,
     },
     /// A patch was not applied; the program runs the code it ran before.
     Refused {
@@ -181,6 +186,11 @@ pub struct Redirect {
     pub from: u64,
     /// The new copy's entry address.
     pub to: u64,
+    /// The old copy's size in bytes (0: not known): a thread whose stack holds a return
+    /// address inside it, or stopped inside it, runs it still (see
+    /// [`AgentMessage::Applied::running`]).
+    #[serde(default)]
+    pub len: u64,
 }
 
 impl LoadRequest {

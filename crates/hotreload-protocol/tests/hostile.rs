@@ -93,7 +93,7 @@ proptest! {
         toolchain in any::<u64>(),
         redirects in proptest::collection::vec((any::<u64>(), any::<u64>(), "[a-z:_]{0,20}"), 0..20),
     ) {
-        let redirects = redirects.into_iter().map(|(from, to, name)| Redirect { name, from, to }).collect();
+        let redirects = redirects.into_iter().map(|(from, to, name)| Redirect { name, from, to, len: 0 }).collect();
         let load = LoadRequest::new(request, crate_name, generation, path.into(), Vec::new(), toolchain)
             .linked()
             .with_redirects(redirects);

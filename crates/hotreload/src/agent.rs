@@ -219,22 +219,28 @@ fn open_library(path: &Path) -> Result<&'static [Entry], Refusal> {
 /// Redirects the patch's function entries, then switches its slots: all of it, or
 /// (when the program's threads cannot be stopped) none.
 fn switch(p: Prepared) -> AgentMessage {
-    let held_micros = match redirect(&p.sites) {
-        Ok(held) => held,
+    // The old copies, where a thread may still be running: only compared with
+    // instruction pointers and stack words, never read.
+    let old: Vec<(u64, u64)> =
+        p.redirects.iter().map(|r| (r.from, r.from.saturating_add(r.len.min(1 << 24)))).collect();
+    let (held_micros, running) = match redirect(&p.sites, &old) {
+        Ok(stats) => stats,
         Err(why) => return AgentMessage::refused(p.request, Refusal::failed(why)),
     };
+    let running = p.redirects.iter().zip(running).filter(|(_, r)| *r).map(|(r, _)| r.name.clone()).collect();
     record_redirects(&p.redirects);
     let switched = registry::with(|r| r.apply(&p.crate_name, p.generation, p.table));
     let apply_micros = (p.started.elapsed().as_micros() as u64).saturating_sub(p.load_micros);
     let count = switched.len();
     events::fire(&ReloadEvent { crate_name: p.crate_name, generation: p.generation, functions: switched });
     let (request, load_micros, redirected) = (p.request, p.load_micros, p.sites.len());
-    AgentMessage::Applied { request, switched: count, load_micros, apply_micros, redirected, held_micros }
+    AgentMessage::Applied { request, switched: count, load_micros, apply_micros, redirected, held_micros, running }
 }
 
-/// Writes the redirects; returns how long the other threads were held, in microseconds.
+/// Writes the redirects; returns how long the other threads were held, in
+/// microseconds, and for each range of `old` whether a thread was running in it.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn redirect(sites: &Sites) -> Result<u64, String> {
+fn redirect(sites: &Sites, old: &[(u64, u64)]) -> Result<(u64, Vec<bool>), String> {
     // SAFETY: each site was checked by `code::sites`: an entry in the program's or an
     // earlier patch's code, jumping to the new copy of the same function or to that
     // function's anchor, whose jump leads there (the tool pairs copies by symbol, and
@@ -243,13 +249,13 @@ fn redirect(sites: &Sites) -> Result<u64, String> {
     // newest were each named by the tool, and checked, when first redirected or now;
     // loads are applied one at a time (this thread waits for each), so the record of
     // them that `code::sites` read is still the one `record_redirects` updates.
-    let stats = unsafe { crate::redirect::write_sites(sites) }?;
-    Ok(stats.held_micros)
+    let stats = unsafe { crate::redirect::write_sites(sites, old) }?;
+    Ok((stats.held_micros, stats.running))
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn redirect(_: &Sites) -> Result<u64, String> {
-    Ok(0)
+fn redirect(_: &Sites, old: &[(u64, u64)]) -> Result<(u64, Vec<bool>), String> {
+    Ok((0, vec![false; old.len()]))
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

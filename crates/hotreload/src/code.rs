@@ -123,7 +123,7 @@ mod tests {
         assert!(!main_code.is_empty());
         let entry = sites as *const () as u64;
         let patch = [(entry + 64, entry + 4096)];
-        let redirect = |from, to| Redirect { name: "f".into(), from, to };
+        let redirect = |from, to| Redirect { name: "f".into(), from, to, len: 0 };
         assert_eq!(sites(&[redirect(entry, entry + 128)], &patch).unwrap().len(), 1);
         let stack = 0u8;
         let err = sites(&[redirect(&stack as *const u8 as u64, entry + 128)], &patch).unwrap_err();
@@ -138,7 +138,7 @@ mod tests {
         let base = every_copy_reaches_the_newest_through_the_anchor_and_a_reload_writes_two_entries as *const () as u64;
         let (program, first, second, third) = (base, base + 256, base + 512, base + 768);
         let patch = [(base + 128, base + 4096)];
-        let redirect = |from, to| Redirect { name: "f".into(), from, to };
+        let redirect = |from, to| Redirect { name: "f".into(), from, to, len: 0 };
         let jumps = |sites: Vec<Site>| {
             sites
                 .iter()
@@ -171,7 +171,7 @@ mod tests {
         let base = a_function_a_patch_added_is_anchored_at_its_first_copy as *const () as u64;
         let (added, next, last) = (base + 64, base + 320, base + 576);
         let patch = [(base + 128, base + 4096)];
-        let redirect = |from, to| Redirect { name: "g".into(), from, to };
+        let redirect = |from, to| Redirect { name: "g".into(), from, to, len: 0 };
         assert_eq!(sites(&[redirect(added, next)], &patch).unwrap().iter().map(|s| s.at).collect::<Vec<_>>(), [added]);
         redirected(&[redirect(added, next)]);
         let at: Vec<u64> = sites(&[redirect(next, last)], &patch).unwrap().iter().map(|s| s.at).collect();

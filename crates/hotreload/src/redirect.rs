@@ -68,7 +68,7 @@ impl Site {
 }
 
 /// What a stop took.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
     /// Other threads stopped.
     pub(crate) threads: usize,
@@ -76,6 +76,9 @@ pub(crate) struct Stats {
     pub(crate) attempts: u32,
     /// Time the threads were held in the last stop, in microseconds.
     pub(crate) held_micros: u64,
+    /// For each range given to [`write_sites`], whether a thread was running code in
+    /// it when the sites were written.
+    pub(crate) running: Vec<bool>,
 }
 
 /// Why a stop or a write failed, made while the other threads are stopped: it holds
@@ -110,14 +113,16 @@ impl Failure {
     }
 }
 
-/// One stopped thread: its id (0 until written) and where it was interrupted.
+/// One stopped thread: its id (0 until written), where it was interrupted, and its
+/// stack pointer there.
 struct Arrival {
     tid: AtomicI32,
     ip: AtomicU64,
+    sp: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const NO_ARRIVAL: Arrival = Arrival { tid: AtomicI32::new(0), ip: AtomicU64::new(0) };
+const NO_ARRIVAL: Arrival = Arrival { tid: AtomicI32::new(0), ip: AtomicU64::new(0), sp: AtomicU64::new(0) };
 
 /// The stop in progress (0: none), and the one released last.
 static STOP: AtomicU64 = AtomicU64::new(0);
@@ -157,7 +162,12 @@ fn futex_wake(word: &AtomicU32) {
 }
 
 /// Writes every site while all other threads of the process are stopped outside of
-/// every site; the whole set or nothing.
+/// every site; the whole set or nothing. While the threads are stopped, each one's
+/// interrupted instruction pointer and the words of its stack (this thread's too) are
+/// looked up in `running` (`(start, end]` ranges of code, the old copies): a return
+/// address inside one means a frame that will go on in that code
+/// ([`Stats::running`]). A word that merely looks like one counts too: the answer is
+/// "may be running", for a warning, never for a decision about memory.
 ///
 /// # Safety
 /// Each site's address must be the entry of a function (or other code) in an
@@ -166,13 +176,18 @@ fn futex_wake(word: &AtomicU32) {
 /// written must be valid code there (a `jmp` to the entry of a function with the same
 /// signature and ABI). Code that has not finished initialising must not be reached by
 /// them.
-pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
+pub(crate) unsafe fn write_sites(sites: &[Site], running: &[(u64, u64)]) -> Result<Stats, String> {
     if sites.is_empty() {
         return Ok(Stats::default());
     }
     let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let signal = stop_signal()?;
     let files = Files::open()?;
+    let stacks = Stacks::read();
+    // Sorted, for a binary search per stack word while the threads wait.
+    let mut ranges: Vec<(u64, u64, usize)> = running.iter().enumerate().map(|(i, &(s, e))| (s, e, i)).collect();
+    ranges.sort_unstable();
+    let mut running_now = vec![false; running.len()];
     // SAFETY: the caller vouched that each site is mapped code of this process, and
     // code between two sites of one span is the code of the functions in between.
     let spans = unsafe { Span::cover(sites) };
@@ -185,12 +200,18 @@ pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
         let outcome = stop_all(gen, signal, &files, &mut stopped);
         let clear = outcome.is_ok() && !stopped.ips().any(|ip| sites.iter().any(|s| s.holds(ip)));
         let written = if clear { Some(write_all(&files, &spans)) } else { None };
+        if let Some(Ok(())) = written {
+            // SAFETY: the other threads are stopped, and their stacks stay mapped
+            // while they wait in the handler.
+            unsafe { stacks.find_running(&ranges, &mut running_now) };
+        }
         stats.held_micros = started.elapsed().as_micros() as u64;
         release(gen);
         match (outcome, written) {
             (Err(failure), _) | (Ok(()), Some(Err(failure))) => return Err(failure.describe(signal)),
             (Ok(()), Some(Ok(()))) => {
                 stats.threads = stopped.len;
+                stats.running = running_now;
                 serialise();
                 return Ok(stats);
             }
@@ -199,6 +220,82 @@ pub(crate) unsafe fn write_sites(sites: &[Site]) -> Result<Stats, String> {
         }
     }
     Err(format!("a thread stayed inside a function's first bytes through {MAX_ATTEMPTS} attempts"))
+}
+
+/// Where threads' stacks may be: the process's readable, writable, private mappings,
+/// read from `/proc/self/maps` before a stop (reading allocates).
+struct Stacks {
+    /// `[start, end)`, sorted.
+    mappings: Vec<(u64, u64)>,
+}
+
+/// The most of one stack that is looked through.
+const STACK_SCAN: u64 = 8 << 20;
+
+impl Stacks {
+    fn read() -> Stacks {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let mut mappings: Vec<(u64, u64)> = maps
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (range, perms) = (fields.next()?, fields.next()?);
+                let (start, end) = range.split_once('-')?;
+                perms.starts_with("rw").then_some(())?;
+                perms.ends_with('p').then_some(())?;
+                Some((u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?))
+            })
+            .collect();
+        mappings.sort_unstable();
+        Stacks { mappings }
+    }
+
+    /// Marks `found[i]` for each range `(start, end, i)` of `ranges` (sorted, not
+    /// overlapping) that a stopped thread's instruction pointer, or a word of its stack
+    /// or of this thread's, lies in (`start < word < end`). Allocates nothing.
+    ///
+    /// # Safety
+    /// Every other thread must be stopped (their stacks not written meanwhile), and the
+    /// mappings read before the stop must still be mapped.
+    unsafe fn find_running(&self, ranges: &[(u64, u64, usize)], found: &mut [bool]) {
+        let mut mark = |word: u64| {
+            let at = ranges.partition_point(|&(start, _, _)| start < word);
+            if let Some(&(_, end, i)) = at.checked_sub(1).map(|i| &ranges[i]) {
+                if word < end {
+                    found[i] = true;
+                }
+            }
+        };
+        let here = 0u64;
+        let own = std::ptr::addr_of!(here) as u64;
+        // SAFETY: this thread's own stack, above its current frame.
+        unsafe { self.scan(own, &mut mark) };
+        let arrived = ARRIVED.load(Ordering::Acquire).min(MAX_THREADS);
+        for arrival in &ARRIVALS[..arrived] {
+            mark(arrival.ip.load(Ordering::Acquire));
+            // SAFETY: the caller's contract; the thread waits in the handler, below the
+            // frames it was interrupted in.
+            unsafe { self.scan(arrival.sp.load(Ordering::Acquire), &mut mark) };
+        }
+    }
+
+    /// Calls `f` with each word from `sp` to the end of the mapping holding it.
+    ///
+    /// # Safety
+    /// That mapping must still be mapped and readable.
+    unsafe fn scan(&self, sp: u64, f: &mut impl FnMut(u64)) {
+        let at = self.mappings.partition_point(|&(start, _)| start <= sp);
+        let Some(&(_, end)) = at.checked_sub(1).and_then(|i| self.mappings.get(i)).filter(|m| sp < m.1) else {
+            return;
+        };
+        let end = end.min(sp.saturating_add(STACK_SCAN));
+        let mut word = sp.next_multiple_of(8);
+        while word + 8 <= end {
+            // SAFETY: inside a readable mapping (the caller's contract), aligned.
+            f(unsafe { std::ptr::read_volatile(word as *const u64) });
+            word += 8;
+        }
+    }
 }
 
 /// The files a stop uses, opened before it (opening may allocate).
@@ -496,12 +593,14 @@ extern "C" fn on_stop(_: libc::c_int, _: *mut libc::siginfo_t, context: *mut lib
     let gen = STOP.load(Ordering::Acquire);
     if gen != 0 {
         // SAFETY: with SA_SIGINFO the third argument is the interrupted context.
-        let ip = unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] } as u64;
+        let gregs = unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.gregs };
+        let (ip, sp) = (gregs[libc::REG_RIP as usize] as u64, gregs[libc::REG_RSP as usize] as u64);
         // SAFETY: no arguments.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
         let slot = ARRIVED.fetch_add(1, Ordering::AcqRel);
         if let Some(arrival) = ARRIVALS.get(slot) {
             arrival.ip.store(ip, Ordering::Release);
+            arrival.sp.store(sp, Ordering::Release);
             arrival.tid.store(tid, Ordering::Release);
         }
         ARRIVED_WORD.fetch_add(1, Ordering::AcqRel);
@@ -573,6 +672,44 @@ mod tests {
         assert!(site.holds(0x1001) && site.holds(0x1004) && !site.holds(0x1000) && !site.holds(0x1005));
     }
 
+    /// A loop that runs until told to stop, sleeping between turns: interrupted, its
+    /// thread is inside it or has a return address into it on its stack.
+    #[inline(never)]
+    fn running_loop(stop: &AtomicBool) -> u64 {
+        let mut turns = 0;
+        while !stop.load(Ordering::Relaxed) {
+            turns = std::hint::black_box(turns + 1);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        turns
+    }
+
+    /// A write names the old code a thread is running (a loop that never returns), and
+    /// not code no thread is in.
+    #[test]
+    fn a_function_a_thread_is_running_is_found_on_its_stack() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = old_code as *const () as u64;
+        let mut bytes = [0u8; 5];
+        // SAFETY: reading the first bytes of a function of this binary.
+        unsafe { std::ptr::copy_nonoverlapping(entry as *const u8, bytes.as_mut_ptr(), 5) };
+        let stop = Arc::new(AtomicBool::new(false));
+        let looping = {
+            let stop = stop.clone();
+            std::thread::spawn(move || running_loop(&stop))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        let at = running_loop as *const () as u64;
+        // The loop's code lies within 4 KiB of its entry; no thread is in `old_code`'s
+        // first 8 bytes (it calls nothing).
+        let ranges = [(at, at + 4096), (entry, entry + 8)];
+        // SAFETY: `old_code`'s entry gets its own bytes back: nothing changes.
+        let stats = unsafe { write_sites(&[Site { at: entry, bytes }], &ranges) }.expect("written");
+        stop.store(true, Ordering::Relaxed);
+        assert!(looping.join().unwrap() > 0);
+        assert_eq!(stats.running, [true, false]);
+    }
+
     /// 8 threads call the function through a `fn` pointer in tight loops while its
     /// entry is rewritten 1,000 times, half of them over the original prologue: every
     /// result is the old or the new value, and nothing crashes. (Plain writes instead
@@ -609,7 +746,7 @@ mod tests {
             let site = if i % 2 == 0 { jump } else { original };
             // SAFETY: the entry of `old_code`, which nothing branches into; the bytes
             // are a jump to a function of the same signature, or its own first bytes.
-            let stats = unsafe { write_sites(&[site]) }.expect("written");
+            let stats = unsafe { write_sites(&[site], &[]) }.expect("written");
             assert!(stats.threads >= 8, "{stats:?}");
             retried += stats.attempts - 1;
             held += stats.held_micros;
@@ -624,7 +761,7 @@ mod tests {
             t.join().expect("no caller saw torn code");
         }
         // SAFETY: as above, back to the original code.
-        unsafe { write_sites(&[original]) }.unwrap();
+        unsafe { write_sites(&[original], &[]) }.unwrap();
         assert_eq!(old_code(1), 2);
         assert!(calls.load(Ordering::Relaxed) >= 1000, "the callers ran");
         eprintln!("{retried} retries, {held} µs held in all");
@@ -671,7 +808,7 @@ mod tests {
         let site = Site { at: code, bytes: [0x90; 5] };
         // SAFETY: nothing branches into the code but to its start, and the test
         // expects nothing to be written while the reader is inside.
-        let err = unsafe { write_sites(&[site]) }.unwrap_err();
+        let err = unsafe { write_sites(&[site], &[]) }.unwrap_err();
         assert!(err.contains("stayed inside"), "{err}");
         // SAFETY: reading the code's first bytes: unchanged.
         assert_eq!(unsafe { *(code as *const [u8; 5]) }, [0x31, 0xc0, 0x0f, 0x05, 0xc3]);
@@ -698,7 +835,7 @@ mod tests {
         unsafe { std::ptr::copy_nonoverlapping(entry as *const u8, bytes.as_mut_ptr(), 5) };
         for _ in 0..50 {
             // SAFETY: the function's own bytes written back: nothing changes.
-            unsafe { write_sites(&[Site { at: entry, bytes }]) }.expect("stopped");
+            unsafe { write_sites(&[Site { at: entry, bytes }], &[]) }.expect("stopped");
         }
         stop.store(true, Ordering::Relaxed);
         spawner.join().unwrap();
@@ -728,7 +865,7 @@ mod tests {
         let entry = new_code as *const () as u64;
         let jump = Site::jump(entry, old_code as *const () as u64).unwrap();
         // SAFETY: as in the tests above; it must not be written.
-        let err = unsafe { write_sites(&[jump]) }.unwrap_err();
+        let err = unsafe { write_sites(&[jump], &[]) }.unwrap_err();
         assert!(err.contains("did not answer the stop signal"), "{err}");
         assert_eq!(new_code(1), 3, "nothing was written");
         done.store(true, Ordering::Relaxed);
@@ -756,10 +893,10 @@ mod tests {
         let jump = Site::jump(entry, new_code as *const () as u64).unwrap();
         // SAFETY: as in the tests above: a jump to a function of the same signature,
         // then its own first bytes back.
-        unsafe { write_sites(&[jump]) }.unwrap();
+        unsafe { write_sites(&[jump], &[]) }.unwrap();
         assert_eq!(std::hint::black_box(old_code as extern "C" fn(u64) -> u64)(40), 42, "the jump was written");
         // SAFETY: as above.
-        unsafe { write_sites(&[original]) }.unwrap();
+        unsafe { write_sites(&[original], &[]) }.unwrap();
         assert_eq!(SIGNAL.load(Ordering::Relaxed), second);
         // SAFETY: the signal's default action again, as before the test.
         unsafe { libc::signal(first, libc::SIG_DFL) };

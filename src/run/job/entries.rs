@@ -290,7 +290,7 @@ fn redirect_of(
     copies_in: &[Arc<CodeImage>],
 ) -> Result<Option<Redirect>, &'static str> {
     let to = image.function(name).ok_or("the patch holds no single copy of it")?;
-    let mut newest = None;
+    let mut newest: Option<crate::link::image::Function> = None;
     for old in copies_in {
         if old.ambiguous(name) {
             return Err("the running code has several copies of it");
@@ -299,9 +299,9 @@ fn redirect_of(
         if let Some(why) = unfit_in(old, from) {
             return Err(why);
         }
-        newest = Some(from.address);
+        newest = Some(from);
     }
-    Ok(newest.map(|from| Redirect { name: shown.to_string(), from, to: to.address }))
+    Ok(newest.map(|from| Redirect { name: shown.to_string(), from: from.address, to: to.address, len: from.size }))
 }
 
 #[cfg(test)]
@@ -325,6 +325,7 @@ mod tests {
         // The program and 900 generations, each with its own copy (here all the same).
         let copies: Vec<_> = (0..901).map(|_| exe.clone()).collect();
         let redirect = redirect_of(name, name, &exe, &copies).unwrap();
-        assert_eq!(redirect, Some(Redirect { name: name.into(), from: entry, to: entry }));
+        let len = exe.function(name).unwrap().size;
+        assert_eq!(redirect, Some(Redirect { name: name.into(), from: entry, to: entry, len }));
     }
 }

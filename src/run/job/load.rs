@@ -26,6 +26,9 @@ pub(super) struct Applied {
     pub(super) redirected: usize,
     /// Time the program's other threads were held for the redirects, in microseconds.
     pub(super) held_micros: u64,
+    /// Redirected functions a thread was running at the switch (demangled): that call
+    /// goes on in the old code.
+    pub(super) running: Vec<String>,
 }
 
 impl Driver {
@@ -63,8 +66,8 @@ impl Driver {
         let sent = agent.writer.write_all(&line);
         sent.context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
-            AgentMessage::Applied { switched, load_micros, apply_micros, redirected, held_micros, .. } => {
-                Ok(Applied { verified, switched, load_micros, apply_micros, redirected, held_micros })
+            AgentMessage::Applied { switched, load_micros, apply_micros, redirected, held_micros, running, .. } => {
+                Ok(Applied { verified, switched, load_micros, apply_micros, redirected, held_micros, running })
             }
             AgentMessage::Refused { kind: RefusalKind::Incompatible, reason, .. } => Err(Stop::Refused(vec![reason])),
             AgentMessage::Refused { reason, .. } => Err(Stop::ProgramRefused(reason)),

@@ -43,6 +43,13 @@ impl Driver {
         for (name, why) in &report.kept {
             self.shell.warn(format_args!("`{name}` keeps its old code: {why}"));
         }
+        for name in &report.applied.running {
+            self.shell.warn(format_args!(
+                "`{name}` was running in a thread when it switched: that call goes on in its old code (a loop that \
+                 never returns keeps the body it started with; move the loop's body into a function to edit it \
+                 live); calls from now on run the new code"
+            ));
+        }
         if self.shell.verbosity() >= Verbosity::Verbose {
             self.report_functions(report);
             self.report_timing(report);
