@@ -99,7 +99,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
         .map_err(|e| Error::Usage(format!("{e:#}")))?;
     let entries = build::LINKED_PATCHES && !args.self_contained;
-    if ws.reloadable(entries).next().is_none() {
+    // With entries redirected, the binary's own functions reload too.
+    let binary_reloads = entries && matches!(binary.kind, "bin" | "example");
+    if !binary_reloads && ws.reloadable(entries).next().is_none() {
         shell.warn(if entries {
             "the workspace has no library crate, so nothing can be reloaded"
         } else {
@@ -226,6 +228,9 @@ enum SavedFile {
     HotSource(String),
     /// Anything else the program is built from: a restart takes it; why.
     NeedsRestart(&'static str),
+    /// The source of a target the program is not built from (another binary, an
+    /// example, a test, a benchmark): nothing to do.
+    OtherTarget,
 }
 
 /// What `path` is: a hot crate's library source (not its binaries, nor the program's
@@ -247,8 +252,13 @@ fn saved_file(
         && path != binary.src
         && !path.starts_with(src.join("bin"))
         && !path.ends_with("main.rs");
+    let other_target = path.ends_with("main.rs")
+        || path.starts_with(src.join("bin"))
+        || ["examples", "tests", "benches"].iter().any(|dir| path.starts_with(member.dir.join(dir)));
     if is_lib_source {
         SavedFile::HotSource(member.name.clone())
+    } else if other_target && !is_binary_source(member, binary, path) {
+        SavedFile::OtherTarget
     } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
         SavedFile::NeedsRestart("changed")
     } else {
@@ -1131,6 +1141,9 @@ impl Driver {
                     changes.crates.insert(name);
                 }
                 SavedFile::NeedsRestart(why) => changes.restart.push((shown, why)),
+                SavedFile::OtherTarget => {
+                    self.shell.verbose_status("Ignored", format_args!("`{shown}`: the program is not built from it"))
+                }
             }
         }
         changes

@@ -270,3 +270,29 @@ fn a_function_a_thread_is_running_is_named_when_it_switches() {
     s.close_stdin_and_wait(RELOAD);
     s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
 }
+
+/// A package with a binary only: its functions reload, and the session does not start
+/// by saying nothing can be.
+#[test]
+fn a_binary_without_any_library_reloads() {
+    let fx = Fixture::new("binonly");
+    let s = Session::start(&fx, &[]);
+    s.wait_stdout("says=old", RELOAD);
+    fx.replace("src/main.rs", "\"old\"", "\"new\"");
+    s.wait_stdout("says=new", RELOAD);
+    s.assert_stderr_count("nothing can be reloaded", 0);
+}
+
+/// With `--example`, the example reloads, and an edit of a target the program is not
+/// built from (the package's binary) asks for nothing.
+#[test]
+fn an_example_reloads_and_other_targets_are_left_alone() {
+    let fx = Fixture::new("binonly");
+    let s = Session::start(&fx, &["--example", "hello"]);
+    s.wait_stdout("example=old", RELOAD);
+    fx.replace("src/main.rs", "\"old\"", "\"other\"");
+    fx.replace("examples/hello.rs", "\"old\"", "\"new\"");
+    s.wait_stdout("example=new", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
+    s.assert_stderr_count("nothing can be reloaded", 0);
+}
