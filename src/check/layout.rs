@@ -456,8 +456,10 @@ fn constant(value: Option<AttributeValue<Reader<'_>>>) -> String {
 }
 
 /// Whether two shapes agree. A field type one side could not name (`?`: a reference
-/// into another unit, which optimised builds make) agrees with any: its offset, the
-/// size of the whole and the other fields still decide.
+/// into another unit, which optimised builds make) agrees with any, and so does a
+/// pointer to nothing named (`*()`: optimised builds describe a slice's `data_ptr`
+/// so in some units) with any pointer: its offset, the size of the whole and the other
+/// fields still decide (a pointee's own layout is compared where the program holds it).
 fn agree(a: &Shape, b: &Shape) -> bool {
     let parts = |field: &str| {
         let (head, rest) = field.split_once(": ").unwrap_or((field, ""));
@@ -466,7 +468,11 @@ fn agree(a: &Shape, b: &Shape) -> bool {
     };
     let fields_agree = |x: &String, y: &String| {
         let ((xh, xt, xa), (yh, yt, ya)) = (parts(x), parts(y));
-        x == y || xh == yh && xa == ya && (xt == "?" || yt == "?")
+        let untyped_pointer = |t: &str, other: &str| t == "*()" && other.starts_with('*');
+        x == y
+            || xh == yh
+                && xa == ya
+                && (xt == "?" || yt == "?" || untyped_pointer(&xt, &yt) || untyped_pointer(&yt, &xt))
     };
     a.size == b.size
         && a.align == b.align
@@ -501,6 +507,11 @@ mod tests {
         assert!(agree(&shape(&["__0@0: ? align 8"]), &shape(&["__0@0: usize align 8"])));
         assert!(!agree(&shape(&["__0@0: ? align 8"]), &shape(&["__0@8: usize align 8"])));
         assert!(!agree(&shape(&["__0@0: u32 align 8"]), &shape(&["__0@0: usize align 8"])));
+        // A trial's `--release` session refused a body edit over a slice's data pointer.
+        let boxed = "data_ptr@0: *alloc::boxed::Box<dyn core::ops::function::FnOnce<(), Output=()>> align 8";
+        assert!(agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&[boxed])));
+        assert!(!agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&["data_ptr@0: usize align 8"])));
+        assert!(!agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&["data_ptr@8: *u8 align 8"])));
     }
 
     #[test]
