@@ -149,8 +149,15 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         });
         driver.config.agent = AgentSource::Preloaded(library);
     }
-    driver.build_and_start()?;
-    driver.warm_patches();
+    match driver.build_and_start() {
+        Ok(()) => driver.warm_patches(),
+        // As after the program exits: the next save builds it again (a watcher that
+        // quits over a typo is restarted by hand after every one).
+        Err(Error::BuildFailed { package }) if !args.exit_with_app => {
+            shell.error(format_args!("could not compile `{package}`; waiting for a change to build it again"));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(driver.event_loop(args.exit_with_app)?)
 }
 
@@ -1078,7 +1085,11 @@ impl Driver {
         }
         let changes = self.classify(&batch.paths);
         if self.app.is_none() {
-            self.restart("a change was saved after it exited");
+            let why = match self.exited_pid {
+                Some(_) => "a change was saved after it exited",
+                None => "a change was saved after its build failed",
+            };
+            self.restart(why);
             return;
         }
         // A manifest or build script saved unchanged, or put back as the program was

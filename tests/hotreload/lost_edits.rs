@@ -3,7 +3,7 @@
 //! new program connects, and a restart whose build fails leaves the running program be
 //! (the `layered` fixture: `app` → `upper` → `lower`).
 
-use crate::harness::{Fixture, Session, RELOAD};
+use crate::harness::{Fixture, Session, RELOAD, STARTUP};
 
 const UPPER: &str = "upper/src/lib.rs";
 const LOWER: &str = "lower/src/lib.rs";
@@ -114,4 +114,17 @@ fn a_removed_function_another_crate_still_calls_is_reported_with_its_error() {
     fx.replace("logic/src/lib.rs", "    7\n}", "    8\n}");
     s.wait_stdout("value=8 label=bin-old", RELOAD);
     s.assert_stderr_count("could not compile `app`", 2);
+}
+
+/// A session whose first build fails waits for the fix, as it does after the program
+/// exits, instead of ending: the save that fixes it starts the program.
+#[test]
+fn a_first_build_that_fails_waits_for_the_fix() {
+    let fx = Fixture::new("plain");
+    fx.replace("logic/src/lib.rs", "    1\n}", "    1 +\n}");
+    let s = Session::spawn(&fx, &["-p", "app"], &[]);
+    s.wait_stderr("could not compile `app`; waiting for a change to build it again", STARTUP);
+    fx.replace("logic/src/lib.rs", "    1 +\n}", "    4\n}");
+    s.wait_stderr("Restarting `app`: a change was saved after its build failed", RELOAD);
+    s.wait_stdout("value=4 label=bin-old", RELOAD);
 }
