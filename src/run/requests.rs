@@ -85,7 +85,14 @@ impl Driver {
             let mut c = CrateStatus::new(name.clone(), mark);
             c.generation = state.running.generation;
             c.pending = self.pending.contains(name);
-            c.restart_needed = state.history.restart_needed.clone();
+            // A manifest or build script changed since the program was built: only a
+            // restart takes it, whatever patches applied since.
+            let changed_file =
+                self.restart_said.iter().find(|path| self.ws.owner_of(path).is_some_and(|m| m.name == *name));
+            c.restart_needed = match changed_file {
+                Some(path) => Some(format!("`{}` changed", path.strip_prefix(&self.ws.root).unwrap_or(path).display())),
+                None => state.history.restart_needed.clone(),
+            };
             if let Some((outcome, at)) = &state.history.last {
                 let (word, detail) = outcome.describe();
                 c.last_result = Some(word.to_string());

@@ -320,6 +320,26 @@ fn now_times_from_the_save_and_status_says_when_a_restart_is_needed() {
     assert_eq!(alpha["last_result"], "unchanged", "{alpha}");
 }
 
+/// A manifest edit needs a restart: `status` says so for its crate, also after a body
+/// edit of that crate applied, and forgets it once the manifest is back.
+#[test]
+fn status_says_a_changed_manifest_needs_a_restart() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    let manifest = std::fs::read_to_string(fx.root.join("alpha/Cargo.toml")).unwrap();
+    fx.edit("alpha/Cargo.toml", |src| format!("{src}\n[features]\nextra = []\n"));
+    s.wait_stderr("restart needed: `alpha/Cargo.toml` changed", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+    let alpha = crate_status(&fx, "alpha");
+    assert_eq!(alpha["restart_needed"], "`alpha/Cargo.toml` changed", "{alpha}");
+    std::fs::write(fx.root.join("alpha/Cargo.toml"), manifest).unwrap();
+    s.wait_stderr("`alpha/Cargo.toml` is back to what the program was built from", RELOAD);
+    let alpha = crate_status(&fx, "alpha");
+    assert!(alpha["restart_needed"].is_null(), "{alpha}");
+}
+
 /// One crate's entry in `status --format json`.
 fn crate_status(fx: &Fixture, name: &str) -> serde_json::Value {
     let status = hotreload(fx, &["status", "--format", "json"]);
