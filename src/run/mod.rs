@@ -1222,7 +1222,10 @@ impl Driver {
             self.copies_held.remove(&name);
             self.rebuild_unchanged.remove(&name);
             if let Outcome::Applied { .. } = outcome {
-                retry.extend(self.failed_dependents(&name));
+                // Not those still pending in this round: they build against the new code
+                // anyway (`now` said `Retrying` of a crate it had just applied).
+                let failed = self.failed_dependents(&name);
+                retry.extend(failed.into_iter().filter(|d| !self.pending.contains(d)));
                 for (caller, calls) in self.callers_of_removed(&name) {
                     if !self.pending.contains(&caller) && !retry.contains(&caller) && updating.insert(caller.clone()) {
                         self.rebuild_unchanged.insert(caller.clone());

@@ -340,6 +340,27 @@ fn status_says_a_changed_manifest_needs_a_restart() {
     assert!(alpha["restart_needed"].is_null(), "{alpha}");
 }
 
+/// `now` applies a crate whose last build failed, fixed meanwhile, together with a
+/// crate below it: once each, with no `Retrying` of the one it has just applied.
+#[test]
+fn now_applies_a_fixed_crate_once() {
+    let fx = Fixture::new("layered");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("show=upper(1) size=big", RELOAD);
+    fx.replace("upper/src/lib.rs", "format!(\"upper(", "format!(\"upper(\" +");
+    s.wait_stderr("could not compile `upper`", RELOAD);
+    assert_eq!(hotreload(&fx, &["mode", "off"]).code, Some(0));
+    fx.replace("upper/src/lib.rs", "format!(\"upper(\" +", "format!(\"top(");
+    fx.replace("lower/src/lib.rs", "    1\n", "    2\n");
+    s.wait_stderr("Holding upper", RELOAD);
+    s.wait_stderr("Holding lower", RELOAD);
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    s.wait_stdout("show=top(2) size=big", RELOAD);
+    s.assert_stderr_count("Retrying", 0);
+    assert_eq!(out.stderr.matches("upper:").count(), 1, "{}", out.stderr);
+}
+
 /// One crate's entry in `status --format json`.
 fn crate_status(fx: &Fixture, name: &str) -> serde_json::Value {
     let status = hotreload(fx, &["status", "--format", "json"]);
