@@ -51,6 +51,8 @@ pub enum Entry {
         ty: String,
         /// Its initialiser, normalised.
         init: String,
+        /// Declared in `thread_local!`.
+        thread_local: bool,
     },
     /// A `const`: inlined where it is used.
     Const(String),
@@ -166,13 +168,13 @@ fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
                 let ty = format!("{mutability}{}", normalised(&s.ty));
                 let init = normalised(&s.expr);
                 push_both(out, &format!("static {}:{ty}={init}", s.ident));
-                out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init });
+                out.items.insert(format!("{module}::{}", s.ident), Entry::Static { ty, init, thread_local: false });
             }
             Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "thread_local") => {
                 push_both(out, &text_of(item));
                 // Unparsable bodies are rustc's to report.
                 for (name, ty, init) in thread_locals(m.mac.tokens.clone()).unwrap_or_default() {
-                    out.items.insert(format!("{module}::{name}"), Entry::Static { ty, init });
+                    out.items.insert(format!("{module}::{name}"), Entry::Static { ty, init, thread_local: true });
                 }
             }
             Item::Const(c) => {
@@ -619,9 +621,13 @@ pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff 
             (Entry::Static { ty: a, .. }, Entry::Static { ty: b, .. }) if a != b => {
                 diff.blockers.push(blocker("its type changed, and the running program holds a value of the old type"))
             }
-            (Entry::Static { .. }, Entry::Static { .. }) => diff.warnings.push(format!(
+            (Entry::Static { thread_local: false, .. }, Entry::Static { .. }) => diff.warnings.push(format!(
                 "static `{id}`: only its initialiser changed; the running program keeps its current value \
                  (a static is initialised once; restart to start from the new initialiser)"
+            )),
+            (Entry::Static { thread_local: true, .. }, Entry::Static { .. }) => diff.warnings.push(format!(
+                "thread-local `{id}`: only its initialiser changed; the program's threads keep their current \
+                 values (each is initialised once; restart to start from the new initialiser)"
             )),
             _ => {}
         }
@@ -795,6 +801,8 @@ mod tests {
         assert!(reinit.blockers.is_empty(), "{reinit:?}");
         assert_eq!(reinit.warnings.len(), 2);
         assert!(reinit.warnings.iter().all(|w| w.contains("only its initialiser changed")));
+        assert!(reinit.warnings.iter().any(|w| w.starts_with("static `logic::COUNTER`")), "{reinit:?}");
+        assert!(reinit.warnings.iter().any(|w| w.starts_with("thread-local `logic::CALLS`")), "{reinit:?}");
         let added = compare(&old, &snapshot(&format!("{STATE} static FRESH: u8 = 0;")));
         assert!(added.warnings[0].contains("`logic::FRESH` is new"), "{added:?}");
         let docs = compare(&old, &snapshot(&STATE.replace("/// Calls.", "/// Calls so far.")));
