@@ -241,7 +241,8 @@ enum SavedFile {
 }
 
 /// What `path` is: a hot crate's library source (not its binaries, nor the program's
-/// `main.rs`), or a file only a restart takes.
+/// `main.rs`), the running binary's source, another target's source (ignored), or a
+/// file only a restart takes.
 fn saved_file(
     ws: &Workspace,
     binary: &Binary,

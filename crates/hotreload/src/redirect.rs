@@ -164,9 +164,9 @@ fn futex_wake(word: &AtomicU32) {
 /// Writes every site while all other threads of the process are stopped outside of
 /// every site; the whole set or nothing. While the threads are stopped, each one's
 /// interrupted instruction pointer and the words of its stack (this thread's too) are
-/// looked up in `running` (`(start, end]` ranges of code, the old copies): a return
-/// address inside one means a frame that will go on in that code
-/// ([`Stats::running`]). A word that merely looks like one counts too: the answer is
+/// looked up in `running`, ranges of code (the old copies) that hold the words
+/// `start < word < end` (a return address is never a function's entry). A return
+/// address inside one means a frame that will go on in that code ([`Stats::running`]). A word that merely looks like one counts too: the answer is
 /// "may be running", for a warning, never for a decision about memory.
 ///
 /// # Safety
