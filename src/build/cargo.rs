@@ -25,12 +25,15 @@ pub struct ProgramBuild {
 
 /// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
 /// flags reach only the executable), and records how rustc was run for each library.
+/// A `quiet` build shows none of cargo's output: one run only to record commands, of
+/// sources the user's own build already compiled.
 pub fn build_program(
     profile: &Profile,
     package: &str,
     target: (&str, &str),
     features: &Features,
     shell: &Shell,
+    quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
     let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
     let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, subcommand);
@@ -46,7 +49,7 @@ pub fn build_program(
     run_with(
         cmd,
         shell,
-        Forward::Everything,
+        if quiet { Forward::Nothing } else { Forward::Everything },
         |line| lines.push(line.to_string()),
         |message| {
             if let Message::CompilerArtifact(artifact) = message {
@@ -89,24 +92,6 @@ fn records_dir(profile: &Profile) -> PathBuf {
 fn read_record(dir: &Path, crate_name: &str, crate_type: &str) -> Option<Invocation> {
     let bytes = std::fs::read(dir.join(format!("{crate_name}.{crate_type}.json"))).ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-/// Whether the next build of the program will likely find library `crate_name` (root
-/// file `root`, package in `manifest_dir`) fresh from a plain `cargo build`, and so
-/// print no rustc command for it: no build of the program recorded its command (and
-/// workspaces that share a target directory may each have a crate of that name), while
-/// the dep-info cargo wrote beside the last executable `binary` it built names `root`
-/// (whole paths, unlike rustc's own). [`clean_packages`] it first, and one build
-/// records it.
-pub fn built_unrecorded(profile: &Profile, binary: &str, crate_name: &str, root: &Path, manifest_dir: &Path) -> bool {
-    if read_record(&records_dir(profile), crate_name, "lib").is_some_and(|r| r.manifest_dir() == Some(manifest_dir)) {
-        return false;
-    }
-    let dep_info = profile.program_dir().join(profile.kind()).join(format!("{binary}.d"));
-    // `OUTPUT: SOURCES`; a space inside a path is escaped, and such a path never matches.
-    let Ok(text) = std::fs::read_to_string(dep_info) else { return false };
-    let sources = text.lines().next().and_then(|l| l.split_once(": ")).map(|(_, s)| s).unwrap_or("");
-    sources.split(' ').any(|source| Path::new(source) == root)
 }
 
 /// The rustc commands of a program's build, as cargo printed them or, for a crate it

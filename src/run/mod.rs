@@ -530,6 +530,9 @@ struct Driver {
     /// Crates built once more although their source did not change, against code that
     /// did: callers of functions a patch removed, crates whose last build failed.
     rebuild_unchanged: BTreeSet<String>,
+    /// Packages of libraries the program's last build found fresh, whose rustc command
+    /// is not yet recorded (see [`Driver::record_unrecorded`]).
+    unrecorded: Vec<String>,
     next_request: u64,
 }
 
@@ -585,6 +588,7 @@ impl Driver {
             copies_held: BTreeMap::new(),
             removed_symbols: BTreeMap::new(),
             rebuild_unchanged: BTreeSet::new(),
+            unrecorded: Vec::new(),
             next_request: 1,
         }
     }
@@ -660,23 +664,18 @@ impl Driver {
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
         let target = (self.binary.kind, self.binary.name.as_str());
-        let build =
-            || build::build_program(&self.profile, &self.binary.package, target, &self.config.features, &self.shell);
-        // Libraries a plain `cargo build` left fresh are compiled again in this build (a
-        // first session after one), so the program is built once.
-        let never = self.reloadable_libs().filter(|(package, crate_name)| {
-            let member = &self.ws.members[package];
-            let root = member.lib.as_ref().map(|(_, root)| root.as_path()).unwrap_or(Path::new(""));
-            build::built_unrecorded(&self.profile, &self.binary.name, crate_name, root, &member.dir)
-        });
-        let never: Vec<String> = never.map(|(package, _)| package).collect();
-        self.record_by_rebuilding(&never)?;
-        let mut program = build()?;
-        let unrecorded = self.unrecorded(&program);
-        if !unrecorded.is_empty() {
-            self.record_by_rebuilding(&unrecorded)?;
-            program = build()?;
-        }
+        let mut program = build::build_program(
+            &self.profile,
+            &self.binary.package,
+            target,
+            &self.config.features,
+            &self.shell,
+            false,
+        )?;
+        // Libraries a plain `cargo build` left fresh printed no rustc command: they are
+        // rebuilt to record it once the program runs (see `record_unrecorded`), so the
+        // program starts as soon as its own build is done.
+        self.unrecorded = self.unrecorded(&program);
         let sources = self.rescan_with_features(sources, &program);
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
@@ -780,15 +779,64 @@ impl Driver {
         reloadable.filter_map(|m| Some((m.name.clone(), m.lib.as_ref()?.0.clone())))
     }
 
-    /// Cleans `packages`, said, so the next build runs (and records) rustc for them.
-    fn record_by_rebuilding(&self, packages: &[String]) -> Result<(), BuildError> {
-        if packages.is_empty() {
-            return Ok(());
+    /// Records how cargo compiles the libraries the program's build found fresh (a
+    /// first session after a plain `cargo build`): cleans them and builds the program
+    /// again, quietly, while the program already runs; patches need the commands. The
+    /// executable this build makes is not run: it is the one running, built again.
+    fn record_unrecorded(&mut self) {
+        let packages = std::mem::take(&mut self.unrecorded);
+        if packages.is_empty() || self.program.is_none() {
+            return;
         }
         let listed = packages.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let them = if packages.len() == 1 { "it" } else { "them" };
-        self.shell.status("Rebuilding", format_args!("{listed} once, to record how cargo compiles {them} for patches"));
-        build::clean_packages(&self.profile, packages, &self.shell)
+        self.shell
+            .status("Recording", format_args!("how cargo compiles {listed} for patches (rebuilding {them} once)"));
+        let target = (self.binary.kind, self.binary.name.as_str());
+        let recorded =
+            build::BuildLock::acquire(&self.profile.program_lock_dir()).map_err(BuildError::Tool).and_then(|_lock| {
+                build::clean_packages(&self.profile, &packages, &self.shell)?;
+                let (features, shell) = (&self.config.features, &self.shell);
+                build::build_program(&self.profile, &self.binary.package, target, features, shell, true)
+            });
+        let recorded = match recorded {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                let why = match e {
+                    BuildError::Failed | BuildError::Superseded => "the build failed".to_string(),
+                    BuildError::Tool(e) => format!("{e:#}"),
+                };
+                self.shell.warn(format_args!("could not record how cargo compiles {listed}: {why}"));
+                return;
+            }
+        };
+        let Some(program) = self.program.as_mut() else { return };
+        for (crate_name, invocation) in recorded.invocations {
+            program.invocations.entry(crate_name).or_insert(invocation);
+        }
+        if program.binary.is_none() {
+            program.binary = recorded.binary;
+        }
+        self.rescan_recorded(&packages);
+    }
+
+    /// Scans `packages` again with the features their recorded command compiled them
+    /// with, when their sources are still the ones built (see
+    /// [`Driver::rescan_with_features`]).
+    fn rescan_recorded(&mut self, packages: &[String]) {
+        for package in packages {
+            let Some(krate) = self.krate(package) else { continue };
+            let Some(state) = self.crates.get(package) else { continue };
+            let unchanged = crate::detect::sources_hash(&krate.src) == state.running.built_from;
+            if !unchanged {
+                continue;
+            }
+            let cfg = self.cfg_of(&krate.crate_name);
+            let Ok(snapshot) = source::scan(&krate.crate_name, &krate.root, &cfg) else { continue };
+            if let Some(state) = self.crates.get_mut(package) {
+                state.running.snapshot = snapshot;
+            }
+        }
     }
 
     /// Starts a built program; what it runs becomes each crate's state.
@@ -967,6 +1015,7 @@ impl Driver {
     /// (`--self-contained`, another platform), the self-contained route's libraries are
     /// built instead; otherwise only once a patch needs that fallback.
     fn warm_patches(&mut self) {
+        self.record_unrecorded();
         let names: BTreeSet<String> = self.crates.keys().cloned().collect();
         if names.is_empty() {
             return;
