@@ -106,7 +106,7 @@ pub struct Linked {
     pub end: u64,
     /// Statics bound to the program's.
     pub statics: usize,
-    /// Thread-locals bound to the program's.
+    /// Thread-locals bound to the program's, as declared (one `thread_local!` is one).
     pub thread_locals: usize,
     /// Statics the new code has its own copy of (new ones, or function-local ones
     /// describing code, such as `tracing` call sites), demangled.
@@ -169,7 +169,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         start,
         end,
         statics: plan.bound_statics,
-        thread_locals: plan.tls.len(),
+        thread_locals: tls::declarations(&plan.tls),
         fresh: plan.fresh.into_iter().collect(),
         reused: plan.reused,
         own_slots: plan.own_slots.into_iter().collect(),

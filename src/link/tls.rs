@@ -154,8 +154,22 @@ impl Access<'_> {
 /// no storage for it. Named as the user declared it (`logic::SEEN`), not as the
 /// symbol std's `thread_local!` makes of it (`logic::SEEN::{{constant}}::…::VAL`).
 pub(super) fn new_thread_local(symbol: &str) -> String {
-    let declared = symbol.split("::{{").next().unwrap_or(symbol);
+    let declared = declared(symbol);
     format!("it adds thread-local `{declared}`, which the running program's threads have no storage for")
+}
+
+/// How many declarations the thread-local symbols `symbols` (mangled) stand for: std's
+/// `thread_local!` may define several per declaration, each under its path
+/// (`logic::SEEN::{{constant}}::{{closure}}::__RUST_STD_INTERNAL_VAL`, twice in rustc
+/// 1.95), so counting symbols said "2 thread-locals" of one.
+pub(super) fn declarations<'a>(symbols: impl IntoIterator<Item = &'a String>) -> usize {
+    let declared: std::collections::HashSet<String> = symbols.into_iter().map(|s| declared(&demangle(s))).collect();
+    declared.len()
+}
+
+/// The path a thread-local symbol (demangled) was declared with.
+fn declared(symbol: &str) -> String {
+    symbol.split("::{{").next().unwrap_or(symbol).to_string()
 }
 
 #[cfg(test)]
@@ -175,6 +189,20 @@ mod tests {
         let other = [0x48, 0x8d, 0x05, 0, 0, 0, 0]; // lea: not a form the linker relaxes
         assert!(access.rewrite(elf::R_X86_64_GOTTPOFF, &other).unwrap_err().contains("unknown form"));
         assert!(access.rewrite(elf::R_X86_64_TLSGD, &data).unwrap_err().contains("do not handle"));
+    }
+
+    #[test]
+    fn thread_locals_are_counted_as_declared() {
+        // One `thread_local!` each, as rustc 1.95 mangles them.
+        let seen = [
+            "_ZN5logic4SEEN29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$23__RUST_STD_INTERNAL_VAL17hc449f0201391b0a7E",
+            "_ZN5logic4SEEN29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$23__RUST_STD_INTERNAL_VAL17hb8e212d1290c5c66E",
+        ]
+        .map(String::from);
+        assert_eq!(declarations(&seen), 1);
+        let other = "_ZN5logic5NAMES29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$23__RUST_STD_INTERNAL_VAL17hba0a72977746ddbeE";
+        assert_eq!(declarations(seen.iter().chain([&other.to_string()])), 2);
+        assert_eq!(declarations(&[]), 0);
     }
 
     #[test]
