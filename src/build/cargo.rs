@@ -21,6 +21,10 @@ pub struct ProgramBuild {
     /// How rustc compiled the binary itself: patches of its functions are compiled the
     /// same way, to objects.
     pub binary: Option<Invocation>,
+    /// The rlibs of libraries whose rustc command neither this build printed (cargo
+    /// found them fresh, from a plain `cargo build`) nor an earlier one recorded, by
+    /// crate name: [`record_fresh`] records them.
+    pub unrecorded: HashMap<String, PathBuf>,
 }
 
 /// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
@@ -69,18 +73,24 @@ pub fn build_program(
     let executable = executable.context("cargo built no executable")?;
     let mut invocations = HashMap::new();
     let mut binary = None;
+    let mut unrecorded = HashMap::new();
     if LINKED_PATCHES {
         let records = Records { dir: records_dir(profile), lines: &lines };
         for (crate_name, rlib) in rlibs {
             let built_this = |d: &Invocation| d.output_rlib(&crate_name).as_deref() == Some(rlib.as_path());
-            if let Some(direct) = records.take(&crate_name, "lib", built_this) {
-                invocations.insert(crate_name, direct);
+            match records.take(&crate_name, "lib", built_this) {
+                Some(direct) => {
+                    invocations.insert(crate_name, direct);
+                }
+                None => {
+                    unrecorded.insert(crate_name, rlib);
+                }
             }
         }
         let bin_crate = target.1.replace('-', "_");
         binary = records.take(&bin_crate, "bin", |d| d.output_executable(&bin_crate).is_some_and(|p| p.is_file()));
     }
-    Ok(ProgramBuild { executable, invocations, binary })
+    Ok(ProgramBuild { executable, invocations, binary, unrecorded })
 }
 
 /// Where the rustc commands [`build_program`] saw are kept, one file per crate.
@@ -118,30 +128,37 @@ impl Records<'_> {
     }
 }
 
-/// `cargo clean -p` of `packages` in the program's target directory, for the profile
-/// `run` builds: their next build runs rustc again, so [`build_program`] sees and records
-/// how it compiles them (a build that finds them fresh, from a plain `cargo build`,
-/// prints no command). Dependencies keep their artifacts.
-pub fn clean_packages(profile: &Profile, packages: &[String], shell: &Shell) -> Result<(), BuildError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.arg("clean").arg("--manifest-path").arg(&profile.manifest_path).arg("--quiet");
-    cmd.env("CARGO_TARGET_DIR", profile.program_dir());
-    for package in packages {
-        cmd.args(["--package", package]);
+/// Builds the program again, quietly, so that cargo runs (and prints) rustc for the
+/// libraries whose `rlibs` are given, and records how it compiles them: each rlib is
+/// set aside first (cargo compiles a library whose output is missing; `cargo clean -p`
+/// would delete every artifact of the package, its other binaries too), and put back
+/// if the build did not write it again. Dependencies keep their artifacts.
+pub fn record_fresh(
+    profile: &Profile,
+    package: &str,
+    target: (&str, &str),
+    features: &Features,
+    shell: &Shell,
+    rlibs: &[PathBuf],
+) -> Result<ProgramBuild, BuildError> {
+    let mut aside = Vec::new();
+    for rlib in rlibs {
+        let moved = rlib.with_extension("rlib.hotreload-aside");
+        match std::fs::rename(rlib, &moved) {
+            Ok(()) => aside.push((rlib, moved)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot move {}", rlib.display())).into()),
+        }
     }
-    if profile.release {
-        cmd.arg("--release");
+    let built = build_program(profile, package, target, features, shell, true);
+    for (rlib, moved) in aside {
+        // Written again: the one set aside is the same build of the same source.
+        let _ = match rlib.exists() {
+            true => std::fs::remove_file(&moved),
+            false => std::fs::rename(&moved, rlib),
+        };
     }
-    if shell.verbosity() >= crate::shell::Verbosity::VeryVerbose {
-        shell.status("Running", format_args!("{cmd:?}"));
-    }
-    let output = cmd.stdin(std::process::Stdio::null()).output().context("failed to run cargo clean")?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(BuildError::Tool(anyhow::anyhow!("cargo clean failed: {}", stderr.trim())));
-    }
-    Ok(())
+    built
 }
 
 /// Builds the program's libraries in the patch directory, with the runtime's patch

@@ -24,7 +24,7 @@ pub mod rlib;
 mod rustc;
 
 pub use agent::build_agent;
-pub use cargo::{build_patch_deps, build_program, clean_packages, ProgramBuild};
+pub use cargo::{build_patch_deps, build_program, record_fresh, ProgramBuild};
 pub use lock::BuildLock;
 pub use profile::{Features, Profile};
 pub use rustc::{build_direct, Invocation, Rustc};

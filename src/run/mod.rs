@@ -530,9 +530,9 @@ struct Driver {
     /// Crates built once more although their source did not change, against code that
     /// did: callers of functions a patch removed, crates whose last build failed.
     rebuild_unchanged: BTreeSet<String>,
-    /// Packages of libraries the program's last build found fresh, whose rustc command
-    /// is not yet recorded (see [`Driver::record_unrecorded`]).
-    unrecorded: Vec<String>,
+    /// Libraries the program's last build found fresh, whose rustc command is not yet
+    /// recorded, as (package, rlib) (see [`Driver::record_unrecorded`]).
+    unrecorded: Vec<(String, PathBuf)>,
     next_request: u64,
 }
 
@@ -762,11 +762,14 @@ impl Driver {
         Some(hotreload_protocol::record::fnv1a(text.as_bytes()))
     }
 
-    /// The reloadable libraries whose rustc command `program`'s build did not record:
-    /// found fresh from a plain `cargo build`, which printed no command.
-    fn unrecorded(&self, program: &ProgramBuild) -> Vec<String> {
+    /// The reloadable libraries whose rustc command `program`'s build did not record
+    /// (found fresh from a plain `cargo build`, which printed no command), as (package,
+    /// rlib).
+    fn unrecorded(&self, program: &ProgramBuild) -> Vec<(String, PathBuf)> {
         let unrecorded = self.reloadable_libs().filter(|(_, crate_name)| !program.invocations.contains_key(crate_name));
-        unrecorded.map(|(package, _)| package).collect()
+        unrecorded
+            .filter_map(|(package, crate_name)| Some((package, program.unrecorded.get(&crate_name)?.clone())))
+            .collect()
     }
 
     /// The program's reloadable libraries whose rustc command patches need (every one,
@@ -780,24 +783,25 @@ impl Driver {
     }
 
     /// Records how cargo compiles the libraries the program's build found fresh (a
-    /// first session after a plain `cargo build`): cleans them and builds the program
-    /// again, quietly, while the program already runs; patches need the commands. The
-    /// executable this build makes is not run: it is the one running, built again.
+    /// first session after a plain `cargo build`): builds the program again, quietly,
+    /// with their rlibs set aside (see [`build::record_fresh`]), while the program
+    /// already runs; patches need the commands. The executable this build makes is not
+    /// run: it is the one running, built again.
     fn record_unrecorded(&mut self) {
-        let packages = std::mem::take(&mut self.unrecorded);
-        if packages.is_empty() || self.program.is_none() {
+        let unrecorded = std::mem::take(&mut self.unrecorded);
+        if unrecorded.is_empty() || self.program.is_none() {
             return;
         }
-        let listed = packages.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-        let them = if packages.len() == 1 { "it" } else { "them" };
+        let listed = unrecorded.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let them = if unrecorded.len() == 1 { "it" } else { "them" };
         self.shell
             .status("Recording", format_args!("how cargo compiles {listed} for patches (rebuilding {them} once)"));
         let target = (self.binary.kind, self.binary.name.as_str());
+        let rlibs: Vec<PathBuf> = unrecorded.iter().map(|(_, rlib)| rlib.clone()).collect();
         let recorded =
             build::BuildLock::acquire(&self.profile.program_lock_dir()).map_err(BuildError::Tool).and_then(|_lock| {
-                build::clean_packages(&self.profile, &packages, &self.shell)?;
                 let (features, shell) = (&self.config.features, &self.shell);
-                build::build_program(&self.profile, &self.binary.package, target, features, shell, true)
+                build::record_fresh(&self.profile, &self.binary.package, target, features, shell, &rlibs)
             });
         let recorded = match recorded {
             Ok(recorded) => recorded,
@@ -817,6 +821,7 @@ impl Driver {
         if program.binary.is_none() {
             program.binary = recorded.binary;
         }
+        let packages: Vec<String> = unrecorded.into_iter().map(|(package, _)| package).collect();
         self.rescan_recorded(&packages);
     }
 

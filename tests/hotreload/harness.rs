@@ -149,9 +149,8 @@ impl Fixture {
     }
 
     /// A plain `cargo build` of the fixture, as a user would have run before trying the
-    /// tool, in the fixture's own `target/` (returned): the session's first build then
-    /// cleans its crates by name (`cargo clean -p`), which in the suite's shared target
-    /// directory would take other tests' artifacts with them.
+    /// tool, in the fixture's own `target/` (returned): in the suite's shared target
+    /// directory, other tests' sessions would have recorded its crates' commands.
     pub fn cargo_build(&self) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = self.root.join("target");

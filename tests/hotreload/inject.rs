@@ -149,11 +149,17 @@ fn a_published_crate_nobody_here_wrote_reloads_unmodified() {
 /// A workspace the user built with `cargo build` first: its crates are fresh, so cargo
 /// prints no command for them. The program starts on the user's artifacts of them, and
 /// they are rebuilt once, quietly, after it started, to record the commands; patches
-/// stay linked.
+/// stay linked. The user's other artifacts of those packages stay (`cargo clean -p`
+/// took a library's binaries with it).
 #[test]
 fn a_workspace_built_by_cargo_build_first_reloads_linked() {
     let fx = Fixture::new("plain");
+    std::fs::create_dir_all(fx.path("logic/src/bin")).unwrap();
+    std::fs::write(fx.path("logic/src/bin/logic-cli.rs"), "fn main() {\n    println!(\"{}\", logic::value());\n}\n")
+        .unwrap();
     let target = fx.cargo_build();
+    let cli = target.join("debug/logic-cli");
+    assert!(cli.is_file(), "cargo build made the library's binary");
     // The hot directory too: other tests' sessions of a `logic` would record over this
     // one's rustc command, and the next session would clean it again.
     let hot = target.join("hotreload");
@@ -169,6 +175,9 @@ fn a_workspace_built_by_cargo_build_first_reloads_linked() {
     // shows nothing of cargo's.
     s.assert_stderr_count("Compiling app v", 1);
     s.assert_stderr_count("Compiling logic v", 0);
+    assert!(cli.is_file(), "the recording deleted the user's `logic-cli`");
+    let ran = std::process::Command::new(&cli).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "1\n");
     fx.replace("logic/src/lib.rs", "    1\n}", "    3\n}");
     let line = s.wait_stderr("Reloaded logic", RELOAD);
     assert!(line.contains("linked, 1 static"), "{line}");
