@@ -116,6 +116,23 @@ fn a_removed_function_another_crate_still_calls_is_reported_with_its_error() {
     s.assert_stderr_count("could not compile `app`", 2);
 }
 
+/// A function removed and then restored is the program's function again: its callers
+/// in the program (here `main`'s running loop) reach the restored copy, and every
+/// later edit of it. It counted as added, and the program ran its first body forever.
+#[test]
+fn a_function_removed_and_restored_takes_later_edits() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "pub fn value() -> u32", "pub fn value_now() -> u32");
+    s.wait_stderr("could not compile `app`", RELOAD);
+    fx.replace("logic/src/lib.rs", "pub fn value_now() -> u32", "pub fn value() -> u32");
+    let restored = s.wait_stderr_nth("Reloaded logic", 2, RELOAD);
+    assert!(restored.contains("1 updated, 0 added"), "{restored}");
+    fx.replace("logic/src/lib.rs", "    helper()\n}", "    helper() + 40\n}");
+    s.wait_stdout("value=41 label=bin-old", RELOAD);
+}
+
 /// A session whose first build fails waits for the fix, as it does after the program
 /// exits, instead of ending: the save that fixes it starts the program.
 #[test]

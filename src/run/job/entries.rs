@@ -13,6 +13,7 @@ use crate::run::Driver;
 use crate::workspace::CrateKind;
 use anyhow::Context;
 use hotreload_protocol::message::Redirect;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Why a closure or `async` body whose environment was not compared keeps its code.
@@ -114,6 +115,12 @@ impl Driver {
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
         copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
+        // A function new to the running code that a copy of runs all the same (removed
+        // by an earlier patch and now back; its callers kept the old copy): its entries
+        // are redirected like a changed function's, or they would run the old copy forever.
+        let runs = |name: &String| copies_in.iter().any(|c| c.function(name).is_some() || c.ambiguous(name));
+        let (revived, added): (BTreeSet<String>, BTreeSet<String>) = diff.added.iter().cloned().partition(runs);
+        let changed: BTreeSet<&String> = diff.changed.iter().chain(&revived).collect();
         let hot: std::collections::HashSet<String> =
             plan.scanned.as_ref().map(|s| super::plan::hot_ids(s).collect()).unwrap_or_default();
         let own_prefix = format!("{}::", plan.krate.crate_name);
@@ -121,7 +128,7 @@ impl Driver {
         let mut entries = Entries {
             redirects: Vec::new(),
             updated: Vec::new(),
-            added: diff.added.iter().map(|n| demangle(n)).filter(own).collect(),
+            added: added.iter().map(|n| demangle(n)).filter(own).collect(),
             removed: diff.removed.iter().map(|n| demangle(n)).filter(own).collect(),
             removed_symbols: diff.removed.iter().filter(|n| own(&demangle(n))).cloned().collect(),
             kept: Vec::new(),
@@ -130,7 +137,7 @@ impl Driver {
             image: image.clone(),
             rlib: self.keep_rlib(plan, &linked.rlib),
         };
-        for name in &diff.changed {
+        for name in changed {
             let shown = demangle(name);
             if is_environment_code(&shown) && !linked.debuginfo {
                 entries.kept.push((shown, CLOSURE));
