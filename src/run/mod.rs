@@ -1243,6 +1243,7 @@ impl Driver {
         let mut outcomes = Vec::new();
         let mut retry = BTreeSet::new();
         let mut updating = BTreeSet::new();
+        let mut held_back = Vec::new();
         let mut order = self.ws.dependency_order(&self.pending);
         // The binary depends on the libraries, and nothing on it: last.
         if let Some(binary) = self.binary_crate() {
@@ -1292,9 +1293,21 @@ impl Driver {
                 for (holder, functions) in &self.copies_held {
                     if !self.pending.contains(holder) && !retry.contains(holder) {
                         let listed = functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
-                        self.shell.status("Updating", format_args!("`{holder}`, which holds copies of {listed}"));
+                        if self.steer.settings.allows(holder, force) {
+                            self.shell.status("Updating", format_args!("`{holder}`, which holds copies of {listed}"));
+                        } else {
+                            // Pending, as a saved change of its own would be.
+                            let mode = &self.steer.settings.mode;
+                            let why = format!("mode {mode}; `cargo hotreload now` applies it");
+                            self.shell
+                                .status("Holding", format_args!("`{holder}`, which holds copies of {listed} ({why})"));
+                            held_back.push(holder.clone());
+                        }
                         updating.insert(holder.clone());
                     }
+                }
+                for holder in held_back.drain(..) {
+                    self.pending_since.entry(holder).or_insert(saved);
                 }
             }
             outcomes.push((name, outcome));

@@ -122,6 +122,27 @@ fn off_then_now_applies_exactly_once_and_all_resumes() {
     s.wait_stdout("alpha=alpha-3 ", RELOAD);
 }
 
+/// In mode explicit, a marked crate's change whose running copy another, unmarked,
+/// crate compiled (a generic only the binary instantiates) is held for that crate as
+/// its own change would be: said, pending, and applied by `now`. It was announced as
+/// reloaded, said to keep its old code until a restart, and `now` had nothing to do.
+#[test]
+fn a_copy_an_unmarked_crate_holds_waits_for_now() {
+    let fx = Fixture::new("entry");
+    let s = Session::start(&fx, &["-p", "app", "--mode", "explicit"]);
+    s.wait_stdout("wrapped=(2) ", RELOAD);
+    let out = hotreload(&fx, &["aimport", "logic"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    fx.replace("logic/src/lib.rs", "format!(\"({t})\")", "format!(\"[{t}]\")");
+    s.wait_stderr("Holding `app`, which holds copies of `logic::wrap` (mode explicit; `cargo hotreload now`", RELOAD);
+    s.assert_no_stderr_for("(hot patch)", QUIET);
+    assert!(s.last_stdout().contains("wrapped=(2) "), "{}", s.last_stdout());
+    s.assert_stderr_count("keeps its old code", 0);
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    s.wait_stdout("wrapped=[2] ", RELOAD);
+}
+
 #[test]
 fn now_fails_loudly_when_a_crate_does_not_build() {
     let fx = Fixture::new("multi");

@@ -201,13 +201,14 @@ impl Driver {
     }
 
     /// Notes which crates compiled `copies` of changed function `shown`, for them to be
-    /// rebuilt once the patch applies; a copy no reloadable crate that the settings let
-    /// through holds is named as keeping its old code.
+    /// rebuilt once the patch applies (or, when the settings hold them, once `now` asks);
+    /// a copy that no reloadable crate, or only a skipped one, holds is named as keeping
+    /// its old code.
     fn find_holders(&self, plan: &Plan, shown: &str, copies: &[&String], entries: &mut Entries) {
         let mut held = vec![false; copies.len()];
         for (name, state) in &self.crates {
             let Some(code) = state.running.code.as_ref().filter(|_| *name != plan.krate.package) else { continue };
-            if !self.steer.settings.allows(name, plan.force) {
+            if self.steer.settings.skip.contains(name) {
                 continue;
             }
             for (i, copy) in copies.iter().enumerate() {
