@@ -100,7 +100,7 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
     let sections = header.sections(endian, data)?;
     let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
     // Relocations by the section they apply to.
-    let mut relocations: HashMap<usize, Vec<(u64, u32, u32, i64)>> = HashMap::new();
+    let mut relocations: Relocations = HashMap::new();
     for section in sections.iter().filter(|s| s.sh_type(endian) == elf::SHT_RELA) {
         let list = relocations.entry(section.sh_info(endian) as usize).or_default();
         for rela in section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)? {
@@ -138,7 +138,7 @@ fn read_object(data: &[u8], out: &mut BTreeMap<String, u64>) -> Result<()> {
             text.extend_from_slice(&(offset - start).to_le_bytes());
             text.extend_from_slice(&kind.to_le_bytes());
             let reads = || reads_at(kind, addend, at, || ends.get_or_init(|| instruction_ends(original)));
-            match referent(data, &sections, &symtab, endian, target, reads)? {
+            match referent(data, &sections, &symtab, endian, target, reads, &relocations)? {
                 Referent::Exact(hash) => {
                     text.extend_from_slice(&addend.to_le_bytes());
                     text.extend_from_slice(&hash.to_le_bytes());
@@ -194,10 +194,14 @@ fn reads_at<'a>(kind: u32, addend: i64, at: usize, ends: impl FnOnce() -> &'a [u
     }
 }
 
+/// An object's relocations by the index of the section they apply to, each as
+/// (offset, symbol, type, addend).
+type Relocations = HashMap<usize, Vec<(u64, u32, u32, i64)>>;
+
 /// What relocation target `target` refers to: a named symbol by its name; a section,
 /// or a compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section — in a
 /// pooled section, by the bytes of the constant at offset `reads()` (when known; asked
-/// only then).
+/// only then); a panic location by its file alone (see [`location_file`]).
 fn referent(
     data: &[u8],
     sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
@@ -205,6 +209,7 @@ fn referent(
     endian: Endianness,
     target: u32,
     reads: impl FnOnce() -> Option<i64>,
+    relocations: &Relocations,
 ) -> Result<Referent> {
     let sym = symtab.symbol(SymbolIndex(target as usize))?;
     let name = symtab.symbol_name(endian, sym)?;
@@ -231,7 +236,45 @@ fn referent(
         0 => bytes,
         _ => bytes.get(start..start + size).unwrap_or(bytes),
     };
+    let own = relocations.get(&(sym.st_shndx(endian) as usize)).map(Vec::as_slice).unwrap_or_default();
+    let within = |r: &&(u64, u32, u32, i64)| r.0 >= start as u64 && r.0 < (start + content.len()) as u64;
+    let own: Vec<_> = own.iter().filter(within).map(|&(offset, t, k, a)| (offset - start as u64, t, k, a)).collect();
+    let location = location_file(content, &own, |target, addend, len| {
+        let sym = symtab.symbol(SymbolIndex(target as usize)).ok()?;
+        let section = sections.section(SectionIndex(sym.st_shndx(endian) as usize)).ok()?;
+        let from = usize::try_from(sym.st_value(endian) as i64 + addend).ok()?;
+        section.data(endian, data).ok()?.get(from..from.checked_add(len)?).map(<[u8]>::to_vec)
+    });
+    if location.is_some() {
+        // Not by its file either: a patch's stubs are compiled from files of their own.
+        return Ok(Referent::Exact(hotreload_protocol::record::fnv1a(b"panic location")));
+    }
     Ok(Referent::Exact(hotreload_protocol::record::fnv1a(content)))
+}
+
+/// The file of a `core::panic::Location` (`{ file: &str, line: u32, col: u32 }`: a
+/// relocated pointer, a length, two `u32`s; rustc 1.95), given the data `content`, its
+/// `relocations` (offsets from the content's start) and a reader of `len` bytes at a
+/// relocation's target and addend; only a file whose name ends in `.rs` counts. Code
+/// whose only change is the place its `unwrap()` or index would report (lines added
+/// above it) is the same code: compared by its location's line, every function below
+/// an edit counted as changed and was redirected (a running `main` was said to keep
+/// its old code). Its panics name the old line until it changes for real.
+fn location_file(
+    content: &[u8],
+    relocations: &[(u64, u32, u32, i64)],
+    read: impl FnOnce(u32, i64, usize) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let [(0, target, elf::R_X86_64_64, addend)] = *relocations else { return None };
+    if content.len() != 24 {
+        return None;
+    }
+    let len = usize::try_from(u64::from_le_bytes(content[8..16].try_into().ok()?)).ok()?;
+    if !(3..=4096).contains(&len) {
+        return None;
+    }
+    let file = read(target, addend, len)?;
+    (std::str::from_utf8(&file).is_ok() && file.ends_with(b".rs")).then_some(file)
 }
 
 /// The constant of pooled section `bytes` at `offset`, with where in it `offset` is:
@@ -398,6 +441,33 @@ mod tests {
         // `f`'s constant changed.
         let diff = before.diff(&pooled_object(b"zer0v100"));
         assert_eq!(diff.changed, ["f".to_string()].into());
+    }
+
+    /// The functions rustc compiles from `source`, as an rlib of crate `loc`.
+    fn compiled(source: &str) -> Functions {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("loc.rs"), source).unwrap();
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let status = std::process::Command::new(rustc)
+            .args(["--edition", "2021", "--crate-type", "rlib", "-C", "debuginfo=0", "loc.rs"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Functions::read_rlib(&dir.path().join("libloc.rlib")).unwrap()
+    }
+
+    #[test]
+    fn a_panic_location_that_only_moved_is_no_change() {
+        let code = "pub fn f(x: Option<u32>) -> u32 {\n    x.unwrap() + 1\n}\n";
+        let before = compiled(code);
+        let moved = compiled(&format!("// Lines added above.\n\n{code}"));
+        assert!(before.diff(&moved).changed.is_empty(), "{:?}", before.diff(&moved));
+        let other = compiled(&code.replace("+ 1", "+ 2"));
+        assert_eq!(before.diff(&other).changed.len(), 1);
+        // The same shape of constant that is not a location: its numbers count.
+        let data = "pub fn t() -> &'static (&'static str, u32, u32) { &(\"abc\", 1, 2) }\n";
+        assert_eq!(compiled(data).diff(&compiled(&data.replace("1, 2", "1, 3"))).changed.len(), 1);
     }
 
     #[test]

@@ -373,6 +373,9 @@ struct Running {
     generations: Vec<std::sync::Arc<crate::link::image::CodeImage>>,
     /// The rlib of its newest applied linked patch: crates above it compile against it.
     rlib: Option<PathBuf>,
+    /// Functions an applied patch removed, by symbol: one that comes back is the
+    /// program's function again (see the entry stage).
+    removed: BTreeSet<String>,
 }
 
 /// What builds of a crate found, by the content hash of its sources.

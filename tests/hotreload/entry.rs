@@ -271,6 +271,23 @@ fn a_function_a_thread_is_running_is_named_when_it_switches() {
     s.wait_stderr("Exited `app` (exit status: 0)", RELOAD);
 }
 
+/// Lines added above code that can panic move the lines its panic locations name, and
+/// nothing else: that code (here `main`, whose `unwrap()`s moved) is not counted as
+/// changed. It was, and every function below an edit was redirected.
+#[test]
+fn lines_added_above_are_no_change_of_the_code_below() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.edit("app/src/main.rs", |src| {
+        assert!(src.contains("use std::os") && src.contains("\"bin-old\""));
+        src.replacen("use std::os", "// A note\n// on two lines.\nuse std::os", 1).replace("\"bin-old\"", "\"bin-new\"")
+    });
+    s.wait_stdout("value=1 label=bin-new", RELOAD);
+    let line = s.wait_stderr("Reloaded app", RELOAD);
+    assert!(line.contains("Reloaded app: 1 updated, 0 added, 0 removed"), "{line}");
+}
+
 /// A package with a binary only: its functions reload, and the session does not start
 /// by saying nothing can be.
 #[test]

@@ -115,11 +115,13 @@ impl Driver {
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
         copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
-        // A function new to the running code that a copy of runs all the same (removed
-        // by an earlier patch and now back; its callers kept the old copy): its entries
-        // are redirected like a changed function's, or they would run the old copy forever.
+        // A function an earlier patch removed, now back, of which a copy runs all the
+        // same (its callers kept the old one): its entries are redirected like a changed
+        // function's, or they would run the old copy forever.
+        let removed = &self.state(&plan.krate.package).running.removed;
         let runs = |name: &String| copies_in.iter().any(|c| c.function(name).is_some() || c.ambiguous(name));
-        let (revived, added): (BTreeSet<String>, BTreeSet<String>) = diff.added.iter().cloned().partition(runs);
+        let back = |name: &String| removed.contains(name) && runs(name);
+        let (revived, added): (BTreeSet<String>, BTreeSet<String>) = diff.added.iter().cloned().partition(back);
         let changed: BTreeSet<&String> = diff.changed.iter().chain(&revived).collect();
         let hot: std::collections::HashSet<String> =
             plan.scanned.as_ref().map(|s| super::plan::hot_ids(s).collect()).unwrap_or_default();
@@ -238,9 +240,9 @@ impl Driver {
         if plan.krate.kind != CrateKind::Bin || !entries.updated.contains(&main) {
             return Ok(());
         }
-        // Its compiled code also changes when only the lines of what it calls moved (its
-        // panic locations name them): in a debug build, only an edit of its own source
-        // counts. In a release build, a callee LLVM inlined into it changes it too.
+        // In a debug build, only an edit of its own source counts (its compiled code
+        // changes with the layout of what it calls, say). In a release build, a callee
+        // LLVM inlined into it changes it too.
         let edited = plan.edited.as_ref().is_none_or(|edited| edited.contains(&main));
         if !edited && !self.profile.release {
             return Ok(());
