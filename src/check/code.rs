@@ -70,6 +70,12 @@ impl Functions {
         CodeDiff { changed: self.fingerprints.keys().cloned().collect(), ..CodeDiff::default() }
     }
 
+    /// The functions among these that `new` does not have, by symbol.
+    pub fn missing_from(&self, new: &Functions) -> impl Iterator<Item = &String> + '_ {
+        let new = new.fingerprints.clone();
+        self.fingerprints.keys().filter(move |n| !new.contains_key(*n))
+    }
+
     /// Whether a function of this name is among them.
     pub fn contains(&self, name: &str) -> bool {
         self.fingerprints.contains_key(name)

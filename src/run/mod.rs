@@ -376,6 +376,10 @@ struct Running {
     /// Functions an applied patch removed, by symbol: one that comes back is the
     /// program's function again (see the entry stage).
     removed: BTreeSet<String>,
+    /// Every function, the crate's own or an instance of another's, that its code had
+    /// and an applied patch's has not, by symbol: a copy the program still has, but
+    /// that the crate's new code no longer calls (it calls an upstream crate's copy).
+    dropped: BTreeSet<String>,
 }
 
 /// What builds of a crate found, by the content hash of its sources.

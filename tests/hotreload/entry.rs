@@ -288,6 +288,23 @@ fn lines_added_above_are_no_change_of_the_code_below() {
     assert!(line.contains("Reloaded app: 1 updated, 0 added, 0 removed"), "{line}");
 }
 
+/// An `async fn` only the binary polls: the binary's build compiled its state machine,
+/// so its first edit rebuilds the binary; that build calls the library patch's copy
+/// instead of compiling its own. Later edits switch through that copy alone, and the
+/// binary's dropped copy, which nothing calls any more, is not said to keep old code.
+#[test]
+fn an_async_fn_only_the_binary_polls_reloads_edit_after_edit() {
+    let fx = Fixture::new("asyncbin");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("reply=old-1", RELOAD);
+    for (from, to) in [("old", "v1"), ("v1", "v2"), ("v2", "v3")] {
+        fx.replace("work/src/lib.rs", &format!("\"{from}-{{n}}\""), &format!("\"{to}-{{n}}\""));
+        s.wait_stdout(&format!("reply={to}-1"), RELOAD);
+    }
+    s.assert_stderr_count("keeps its old code", 0);
+    s.assert_stderr_count("restart needed", 0);
+}
+
 /// A package with a binary only: its functions reload, and the session does not start
 /// by saying nothing can be.
 #[test]

@@ -205,7 +205,9 @@ impl Driver {
     /// Notes which crates compiled `copies` of changed function `shown`, for them to be
     /// rebuilt once the patch applies (or, when the settings hold them, once `now` asks);
     /// a copy that no reloadable crate, or only a skipped one, holds is named as keeping
-    /// its old code.
+    /// its old code. A copy a patched crate's new code dropped is held only if that code
+    /// still calls it: otherwise nothing that runs reaches it (the crate now calls its
+    /// upstream crate's copy, which the patch redirects).
     fn find_holders(&self, plan: &Plan, shown: &str, copies: &[&String], entries: &mut Entries) {
         let mut held = vec![false; copies.len()];
         for (name, state) in &self.crates {
@@ -214,7 +216,10 @@ impl Driver {
                 continue;
             }
             for (i, copy) in copies.iter().enumerate() {
-                if code.contains(copy) {
+                let dropped = !code.contains(copy) && state.running.dropped.contains(*copy);
+                if dropped && !self.still_calls(name, copy) {
+                    held[i] = true;
+                } else if code.contains(copy) || dropped {
                     held[i] = true;
                     entries.holders.entry(name.clone()).or_default().push(shown.to_string());
                 }
@@ -226,6 +231,14 @@ impl Driver {
         for names in entries.holders.values_mut() {
             names.dedup();
         }
+    }
+
+    /// Whether the code crate `package` runs now calls (or takes the address of)
+    /// function `symbol`; unknown counts as calling.
+    fn still_calls(&self, package: &str, symbol: &str) -> bool {
+        let Some(objects) = self.running_objects(package) else { return true };
+        let symbols = std::collections::BTreeSet::from([symbol.to_string()]);
+        crate::check::code::uses_of(&objects, &symbols).map_or(true, |used| !used.is_empty())
     }
 
     /// A binary's changed `main` is redirected like any function, but nothing calls it

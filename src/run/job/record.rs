@@ -78,6 +78,9 @@ impl Driver {
                 let _ = std::fs::remove_dir_all(dir);
             }
             running.rlib = entries.rlib;
+            if let Some(old) = &running.code {
+                running.dropped.extend(old.missing_from(&entries.code).cloned());
+            }
             running.code = Some(entries.code);
             running.generations.push(entries.image);
             updated.extend(entries.updated);
