@@ -46,9 +46,11 @@ impl Driver {
 
     fn take_settings(&mut self, request: ControlRequest) -> Vec<String> {
         let ControlRequest::Settings { mode, reload, skip } = request else { return Vec::new() };
-        self.steer.settings = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
-        self.shell.status("Mode", format_args!("{mode} (set by `cargo hotreload`)"));
-        vec![format!("the running session (pid {}) now uses mode {mode}", std::process::id())]
+        let new = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
+        let changes = new.changes_from(&self.steer.settings);
+        self.steer.settings = new;
+        self.shell.status("Settings", format_args!("{changes} (set by `cargo hotreload`)"));
+        vec![format!("the running session (pid {}): {changes}", std::process::id())]
     }
 
     /// Takes settings changes that arrived while a patch was built, so a crate skipped

@@ -61,6 +61,34 @@ pub fn parse_aimport(args: &[String]) -> Result<Vec<Mark>> {
 }
 
 impl Settings {
+    /// What differs in these settings from `old`, in words (`mode explicit`, `reloads
+    /// \`logic\``, `no longer skips \`net\``); `nothing changed (mode all)` when nothing.
+    pub fn changes_from(&self, old: &Settings) -> String {
+        let listed = |names: Vec<&String>| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut changes = Vec::new();
+        if self.mode != old.mode {
+            changes.push(format!("mode {}", self.mode));
+        }
+        let sets = [
+            (&self.reload, &old.reload, "reloads", "no longer reloads"),
+            (&self.skip, &old.skip, "skips", "no longer skips"),
+        ];
+        for (new, old, added, removed) in sets {
+            let gained: Vec<&String> = new.difference(old).collect();
+            let lost: Vec<&String> = old.difference(new).collect();
+            if !gained.is_empty() {
+                changes.push(format!("{added} {}", listed(gained)));
+            }
+            if !lost.is_empty() {
+                changes.push(format!("{removed} {}", listed(lost)));
+            }
+        }
+        match changes.is_empty() {
+            true => format!("nothing changed (mode {})", self.mode),
+            false => changes.join("; "),
+        }
+    }
+
     /// The settings a running session reports in its status.
     pub fn from_status(status: &hotreload_protocol::control::Status) -> Settings {
         let marked =
@@ -236,6 +264,17 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_are_said_as_what_changed() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+        let old = Settings { mode: Mode::Explicit, reload: names(&["a"]), skip: names(&["z"]) };
+        let marked = Settings { reload: names(&["a", "b"]), ..old.clone() };
+        assert_eq!(marked.changes_from(&old), "reloads `b`");
+        let new = Settings { mode: Mode::All, reload: names(&[]), skip: names(&["y"]) };
+        assert_eq!(new.changes_from(&old), "mode all; no longer reloads `a`; skips `y`; no longer skips `z`");
+        assert_eq!(old.changes_from(&old), "nothing changed (mode explicit)");
+    }
 
     #[test]
     fn a_manifest_is_replaced_whole_and_keeps_its_permissions() {

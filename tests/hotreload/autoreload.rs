@@ -133,6 +133,9 @@ fn a_copy_an_unmarked_crate_holds_waits_for_now() {
     s.wait_stdout("wrapped=(2) ", RELOAD);
     let out = hotreload(&fx, &["aimport", "logic"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // What changed is said, not the mode, which did not.
+    assert!(out.stderr.contains("reloads `logic`") && !out.stderr.contains("now uses mode"), "{}", out.stderr);
+    s.wait_stderr("Settings reloads `logic` (set by `cargo hotreload`)", RELOAD);
     fx.replace("logic/src/lib.rs", "format!(\"({t})\")", "format!(\"[{t}]\")");
     s.wait_stderr("Holding `app`, which holds copies of `logic::wrap` (mode explicit; `cargo hotreload now`", RELOAD);
     s.assert_no_stderr_for("(hot patch)", QUIET);
