@@ -111,6 +111,10 @@ pub struct SourceDiff {
     /// Something that decides type layouts changed ([`Snapshot::shape`]): the patch
     /// must be built with debug info and its layouts compared.
     pub layouts_may_change: bool,
+    /// Thread-locals the running program does not have: a linked patch refuses them (the
+    /// program's threads have no storage for them); a self-contained one gives them
+    /// fresh storage, which the caller warns of.
+    pub new_thread_locals: Vec<String>,
 }
 
 /// Reads a crate from its root file, following `mod` declarations, as the compiler
@@ -571,7 +575,9 @@ pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff 
             diff.not_hot.push((id.clone(), reason));
         }
         let Some(before) = old.items.get(id) else {
-            if matches!(entry, Entry::Static { .. }) {
+            if matches!(entry, Entry::Static { thread_local: true, .. }) {
+                diff.new_thread_locals.push(id.clone());
+            } else if matches!(entry, Entry::Static { .. }) {
                 diff.warnings.push(format!(
                     "static `{id}` is new: the running program has no storage for it, so reloaded code gets a \
                      fresh copy with each reload until the program restarts"
@@ -805,6 +811,10 @@ mod tests {
         assert!(reinit.warnings.iter().any(|w| w.starts_with("thread-local `logic::CALLS`")), "{reinit:?}");
         let added = compare(&old, &snapshot(&format!("{STATE} static FRESH: u8 = 0;")));
         assert!(added.warnings[0].contains("`logic::FRESH` is new"), "{added:?}");
+        let tls = "thread_local! { static SEEN: std::cell::Cell<u8> = const { std::cell::Cell::new(0) }; }";
+        let added = compare(&old, &snapshot(&format!("{STATE} {tls}")));
+        assert!(added.warnings.is_empty(), "{added:?}");
+        assert_eq!(added.new_thread_locals, ["logic::SEEN"]);
         let docs = compare(&old, &snapshot(&STATE.replace("/// Calls.", "/// Calls so far.")));
         assert_eq!(docs, SourceDiff { bodies_only: true, ..SourceDiff::default() });
     }

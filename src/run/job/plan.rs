@@ -117,6 +117,16 @@ impl Driver {
         for warning in &diff.warnings {
             self.shell.warn(warning);
         }
+        // A linked patch refuses them, with its reason: warning of fresh copies first
+        // contradicted that.
+        if !self.linked_open(&plan.krate) {
+            for id in &diff.new_thread_locals {
+                self.shell.warn(format_args!(
+                    "thread-local `{id}` is new: the running program's threads have no storage for it, so \
+                     reloaded code gets a fresh copy with each reload until the program restarts"
+                ));
+            }
+        }
         // A crate holding copies of another's changed code, calling a function it
         // removed, or retried after a failure is rebuilt unchanged.
         let against_new = self.copies_held.contains_key(&name) || self.rebuild_unchanged.contains(&name);
