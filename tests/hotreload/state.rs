@@ -35,6 +35,10 @@ fn reloaded_code_shares_statics_thread_locals_logger_and_subscriber() {
         let reloaded = s.wait_stderr_nth("Reloaded shared", i as usize, RELOAD);
         assert!(reloaded.contains("linked, 3 statics and 1 thread-local shared"), "{reloaded}");
     }
+    // `-v` counts the call sites `tracing` declares for the new code, on one line each
+    // reload, instead of listing them.
+    s.wait_stderr_nth("own copy of 1 `tracing` call-site static (", 5, RELOAD);
+    s.assert_stderr_count("CALLSITE", 0);
 }
 
 /// The same edit through self-contained libraries: every static starts afresh. This

@@ -60,8 +60,15 @@ impl Driver {
     fn report_functions(&self, report: &Report) {
         let verified = &report.applied.verified;
         if let Placed::Linked(l, ..) = &verified.route {
-            for path in &l.fresh {
+            // `tracing`'s macros declare two per event or span: listed, they were most
+            // of a reload's lines.
+            let (sites, others): (Vec<&String>, Vec<&String>) = l.fresh.iter().partition(|p| is_call_site(p));
+            for path in others {
                 self.shell.status("own copy", format_args!("{path} (a static the program does not share)"));
+            }
+            if !sites.is_empty() {
+                let sites = plural(sites.len(), "`tracing` call-site static");
+                self.shell.status("own copy", format_args!("of {sites} (they describe the new code, registered anew)"));
             }
             if l.reused > 0 {
                 let n = l.reused;
@@ -111,6 +118,32 @@ impl Driver {
 
 /// `3 statics and 1 thread-local shared` for the `Reloaded` line.
 fn shared_state(linked: &Linked) -> String {
-    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     format!("{} and {} shared", plural(linked.statics, "static"), plural(linked.thread_locals, "thread-local"))
+}
+
+/// `1 static`, `2 statics`.
+fn plural(n: usize, one: &str) -> String {
+    format!("{n} {one}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Whether static `path` (demangled) is one of the records `tracing`'s macros declare
+/// for each event and span (`…::__CALLSITE`, `…::CALLSITE`, `…::CALLSITE::META`).
+fn is_call_site(path: &str) -> bool {
+    let path = path.strip_suffix("::META").unwrap_or(path);
+    path.ends_with("::CALLSITE") || path.ends_with("::__CALLSITE")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_call_site;
+
+    #[test]
+    fn tracing_call_sites_are_told_apart() {
+        assert!(is_call_site("mini_redis::db::Db::get::CALLSITE"));
+        assert!(is_call_site("mini_redis::db::Db::get::{{closure}}::CALLSITE::META"));
+        assert!(!is_call_site("logic::COUNTER"));
+        assert!(is_call_site("shared::traced::__hotreload_body::__CALLSITE"));
+        assert!(!is_call_site("logic::CALLSITES"));
+        assert!(!is_call_site("logic::META"));
+    }
 }
