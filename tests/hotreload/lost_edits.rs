@@ -133,6 +133,23 @@ fn a_function_removed_and_restored_takes_later_edits() {
     s.wait_stdout("value=41 label=bin-old", RELOAD);
 }
 
+/// A library whose broken edit is reverted is back to the code that runs: the crates
+/// that waited for it build again (they were held for good, and `now` said "build
+/// failed").
+#[test]
+fn reverting_a_broken_library_lets_the_crates_above_it_build() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    1 + \"x\"\n}");
+    s.wait_stderr("could not compile `logic`", RELOAD);
+    fx.replace("app/src/main.rs", "\"bin-old\"", "\"bin-new\"");
+    s.wait_stderr("`app` will be rebuilt once `logic` builds again", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1 + \"x\"\n}", "    1\n}");
+    s.wait_stdout("value=1 label=bin-new", RELOAD);
+    s.assert_stderr_count("will be rebuilt once", 1);
+}
+
 /// A session whose first build fails waits for the fix, as it does after the program
 /// exits, instead of ending: the save that fixes it starts the program.
 #[test]

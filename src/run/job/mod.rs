@@ -220,6 +220,9 @@ impl Driver {
                 Outcome::Unchanged
             }
             Stop::Unchanged(why) => {
+                // Back to what the program runs (an edit that failed, reverted): it builds,
+                // and the crates that waited for it may build again.
+                self.state(name).cache.failed = None;
                 self.shell.verbose_status("Unchanged", format_args!("{name}: {why}"));
                 Outcome::Unchanged
             }
