@@ -75,11 +75,16 @@ impl CodeImage {
     /// The symbols of item `path` as the source names it (`logic::Wrapper::get`): those
     /// [`CodeImage::named`] finds, else those whose demangled name is `path` once both
     /// leave their generic arguments out (`logic::Wrapper<T>::get` for
-    /// `logic::Wrapper<U>::get`, a method of a generic impl).
+    /// `logic::Wrapper<U>::get`, a method of a generic impl); a trait impl's method
+    /// (`logic::Point~Named::name`) by [`is_trait_method`].
     pub fn named_in_source(&self, path: &str) -> Vec<&String> {
         let exact = self.named(path);
         if !exact.is_empty() {
             return exact.iter().collect();
+        }
+        if path.contains('~') {
+            let found = self.by_path.iter().filter(|(shown, _)| is_trait_method(path, shown));
+            return found.flat_map(|(_, names)| names).collect();
         }
         let path = without_generics(path);
         let loose = self.by_path.iter().filter(|(shown, _)| shown.contains('<') && without_generics(shown) == path);
@@ -99,6 +104,28 @@ impl CodeImage {
         let _ = size;
         self.map.get(start..start + len as usize)
     }
+}
+
+/// Whether demangled name `shown` (`<logic::Point as logic::Named>::name`) is the
+/// method that source id `id` (`logic::Point~Named::name`, see
+/// [`hotreload_protocol::record::impl_id`]) names: the same method, self type and trait
+/// by their last path segments, generic arguments aside, in the id's crate.
+fn is_trait_method(id: &str, shown: &str) -> bool {
+    let Some((left, right)) = id.split_once('~') else { return false };
+    let Some((trait_path, method)) = right.rsplit_once("::") else { return false };
+    // The id spells generic arguments as dots (`Wrapper.T.`).
+    let last = |path: &str| -> String {
+        let bare = without_generics(path);
+        let segment = bare.rsplit("::").next().unwrap_or(&bare).to_string();
+        segment.split('.').next().unwrap_or_default().to_string()
+    };
+    let Some(inner) = shown.strip_prefix('<').and_then(|s| s.strip_suffix(&format!(">::{method}"))) else {
+        return false;
+    };
+    let Some((self_ty, shown_trait)) = inner.split_once(" as ") else { return false };
+    let krate = hotreload_protocol::record::crate_of(id);
+    let in_crate = self_ty.starts_with(&format!("{krate}::")) || shown_trait.starts_with(&format!("{krate}::"));
+    in_crate && last(self_ty) == last(left) && last(shown_trait) == last(trait_path)
 }
 
 /// `path` without its generic arguments (`a::B<T>::c` → `a::B::c`).
@@ -152,6 +179,25 @@ fn parse(data: &[u8]) -> Result<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trait_methods_id_finds_its_demangled_name() {
+        assert!(is_trait_method(
+            "shop_core::Standard~Pricing::label",
+            "<shop_core::Standard as shop_core::Pricing>::label"
+        ));
+        assert!(is_trait_method("logic::Wrapper.T.~Named::name", "<logic::Wrapper<u8> as logic::Named>::name"));
+        assert!(!is_trait_method(
+            "shop_core::Standard~Pricing::label",
+            "<shop_core::Discount as shop_core::Pricing>::label"
+        ));
+        assert!(!is_trait_method(
+            "shop_core::Standard~Pricing::label",
+            "<shop_core::Standard as shop_core::Pricing>::price"
+        ));
+        assert!(!is_trait_method("shop_core::Standard~Pricing::label", "<other::Standard as other::Pricing>::label"));
+        assert!(!is_trait_method("shop_core::Standard::label", "<shop_core::Standard as shop_core::Pricing>::label"));
+    }
 
     #[test]
     fn generic_arguments_are_left_out_at_any_depth() {

@@ -240,6 +240,11 @@ fn release_builds_reload_too() {
     // that is said by name (it was "the patch changes no function", at `-v` only).
     fx.replace("src/lib.rs", "    17\n", "    18\n");
     s.wait_stderr("`single::factor` keeps its old code: no copy of it runs on its own", RELOAD);
+    // A trait object's method has a copy of its own (the vtable's), which switches: it
+    // is not said to be inlined (its id, `Standard~Rule::label`, found no copy).
+    fx.replace("src/lib.rs", "format!(\"std-{}\", 1)", "format!(\"std-{}\", 2)");
+    s.wait_stdout("rule=std-2", RELOAD);
+    s.assert_stderr_count("keeps its old code", 1);
 }
 
 /// In a terminal cargo colours its status words, `Running` included: the tool must
