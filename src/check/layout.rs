@@ -456,10 +456,12 @@ fn constant(value: Option<AttributeValue<Reader<'_>>>) -> String {
 }
 
 /// Whether two shapes agree. A field type one side could not name (`?`: a reference
-/// into another unit, which optimised builds make) agrees with any, and so does a
+/// into another unit, which optimised builds make) agrees with any, and so do a
 /// pointer to nothing named (`*()`: optimised builds describe a slice's `data_ptr`
-/// so in some units) with any pointer: its offset, the size of the whole and the other
-/// fields still decide (a pointee's own layout is compared where the program holds it).
+/// so in some units) with any pointer, and an array of nothing named (`[(); 1]`, as
+/// they describe an array of a dependency's type) with any array of as many elements:
+/// its offset, the size of the whole and the other fields still decide (a pointee's or
+/// element's own layout is compared where the program holds it).
 fn agree(a: &Shape, b: &Shape) -> bool {
     let parts = |field: &str| {
         let (head, rest) = field.split_once(": ").unwrap_or((field, ""));
@@ -469,10 +471,12 @@ fn agree(a: &Shape, b: &Shape) -> bool {
     let fields_agree = |x: &String, y: &String| {
         let ((xh, xt, xa), (yh, yt, ya)) = (parts(x), parts(y));
         let untyped_pointer = |t: &str, other: &str| t == "*()" && other.starts_with('*');
-        x == y
-            || xh == yh
-                && xa == ya
-                && (xt == "?" || yt == "?" || untyped_pointer(&xt, &yt) || untyped_pointer(&yt, &xt))
+        let untyped_array = |t: &str, other: &str| {
+            let count = |t: &str| t.strip_suffix(']').and_then(|t| t.rsplit_once("; ")).map(|(_, n)| n.to_string());
+            t.starts_with("[(); ") && other.starts_with('[') && count(t).is_some() && count(t) == count(other)
+        };
+        let untyped = |t: &str, other: &str| t == "?" || untyped_pointer(t, other) || untyped_array(t, other);
+        x == y || xh == yh && xa == ya && (untyped(&xt, &yt) || untyped(&yt, &xt))
     };
     a.size == b.size
         && a.align == b.align
@@ -512,6 +516,12 @@ mod tests {
         assert!(agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&[boxed])));
         assert!(!agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&["data_ptr@0: usize align 8"])));
         assert!(!agree(&shape(&["data_ptr@0: *() align 8"]), &shape(&["data_ptr@8: *u8 align 8"])));
+        // A second trial's: an array of a dependency's type, described as of `()`.
+        let headers = "__0@0: [(http::header::name::HeaderName, http::header::value::HeaderValue); 1] align 8";
+        assert!(agree(&shape(&["__0@0: [(); 1] align 8"]), &shape(&[headers])));
+        assert!(agree(&shape(&[headers]), &shape(&["__0@0: [(); 1] align 8"])));
+        assert!(!agree(&shape(&["__0@0: [(); 2] align 8"]), &shape(&[headers])));
+        assert!(!agree(&shape(&["__0@0: [(); 1] align 8"]), &shape(&["__0@0: usize align 8"])));
     }
 
     #[test]
