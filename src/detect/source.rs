@@ -579,8 +579,9 @@ pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff 
                 diff.new_thread_locals.push(id.clone());
             } else if matches!(entry, Entry::Static { .. }) {
                 diff.warnings.push(format!(
-                    "static `{id}` is new: the running program has no storage for it, so reloaded code gets a \
-                     fresh copy with each reload until the program restarts"
+                    "static `{id}` is new: the running program has no storage for it, so it starts at its \
+                     initial value in this patch (later linked patches share that copy; a self-contained one \
+                     gets its own)"
                 ));
             }
             continue;

@@ -1,7 +1,7 @@
 //! Binding a patch's objects to the running program: what they define and need, and
 //! the linker script that sets each need to the program's address.
 
-use super::image::CodeImage;
+use super::image::{CodeImage, Function};
 use super::program::ProgramImage;
 use super::{demangle, tls::new_thread_local};
 use anyhow::{bail, Result};
@@ -199,6 +199,16 @@ impl Plan {
                 _ if slot => {
                     self.own_slots.insert(path);
                 }
+                // A static an earlier patch added: the copy its code has used since.
+                None if module_level || !pointers => match earlier.static_copy(name) {
+                    Some(copy) if copy.size == *size => {
+                        self.bindings.insert(name.clone(), copy.address);
+                        self.bound_statics += 1;
+                    }
+                    _ => {
+                        self.fresh.insert(path);
+                    }
+                },
                 _ => {
                     self.fresh.insert(path);
                 }
@@ -253,24 +263,36 @@ impl Plan {
 /// The newest copy of each function the earlier patches define, read once per link:
 /// a patch holds only what changed, so this is small, while a search of every
 /// generation for each of the crate's functions grew with the session.
-pub(super) struct Newest(HashMap<String, u64>);
+pub(super) struct Newest {
+    functions: HashMap<String, u64>,
+    statics: HashMap<String, Function>,
+}
 
 impl Newest {
     /// From `earlier`, oldest first: a later patch's copy replaces an earlier one's; a
     /// name a patch defines at several addresses leaves the older copy in place.
     pub(super) fn of(earlier: &[Arc<CodeImage>]) -> Newest {
-        let mut copies = HashMap::new();
+        let (mut functions, mut statics) = (HashMap::new(), HashMap::new());
         for image in earlier {
             for (name, f) in image.functions() {
-                copies.insert(name.to_string(), f.address);
+                functions.insert(name.to_string(), f.address);
+            }
+            for (name, s) in image.statics() {
+                statics.insert(name.to_string(), s);
             }
         }
-        Newest(copies)
+        Newest { functions, statics }
     }
 
     /// The address of function `name` in the newest earlier patch that defines it.
     pub(super) fn copy(&self, name: &str) -> Option<u64> {
-        self.0.get(name).copied()
+        self.functions.get(name).copied()
+    }
+
+    /// Static `name` as the newest earlier patch that has its own copy defines it (a
+    /// static the program lacks: later patches bind to that copy, not defining theirs).
+    pub(super) fn static_copy(&self, name: &str) -> Option<Function> {
+        self.statics.get(name).copied()
     }
 }
 

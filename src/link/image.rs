@@ -9,10 +9,10 @@ use object::{elf, Endianness};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// One function's copy in an image.
+/// One function's copy in an image (or a static's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Function {
-    /// Its entry address.
+    /// Its entry address (a static's address).
     pub address: u64,
     /// Its size in bytes, as the symbol table says.
     pub size: u64,
@@ -30,6 +30,9 @@ pub struct CodeImage {
     /// Symbol names by demangled name (without the hash): the copies of one function
     /// that several crates compiled.
     by_path: HashMap<String, Vec<String>>,
+    /// Data objects it defines itself (a static the program does not have), by symbol
+    /// name; `None` for a name defined at several addresses.
+    statics: HashMap<String, Option<Function>>,
 }
 
 impl CodeImage {
@@ -40,7 +43,7 @@ impl CodeImage {
         // nothing changes while the session runs; a change would only make the
         // comparison wrong, never unsafe in this process.
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("failed to map {}", path.display()))?;
-        let (loads, functions) = parse(&map).with_context(|| format!("failed to read {}", path.display()))?;
+        let (loads, functions, statics) = parse(&map).with_context(|| format!("failed to read {}", path.display()))?;
         let mut starts: Vec<u64> = functions.values().flatten().map(|f| f.address).collect();
         starts.sort_unstable();
         starts.dedup();
@@ -48,7 +51,12 @@ impl CodeImage {
         for name in functions.keys() {
             by_path.entry(super::demangle(name)).or_default().push(name.clone());
         }
-        Ok(CodeImage { map, loads, functions, starts, by_path })
+        Ok(CodeImage { map, loads, functions, starts, by_path, statics })
+    }
+
+    /// Every data object defined at one address (its address and size), by symbol name.
+    pub fn statics(&self) -> impl Iterator<Item = (&str, Function)> {
+        self.statics.iter().filter_map(|(name, f)| Some((name.as_str(), (*f)?)))
     }
 
     /// The function named `name`, when exactly one copy of it is defined.
@@ -143,7 +151,8 @@ fn without_generics(path: &str) -> String {
     out
 }
 
-type Parsed = (Vec<(u64, u64, u64)>, HashMap<String, Option<Function>>);
+type Symbols = HashMap<String, Option<Function>>;
+type Parsed = (Vec<(u64, u64, u64)>, Symbols, Symbols);
 
 fn parse(data: &[u8]) -> Result<Parsed> {
     let header = elf::FileHeader64::<Endianness>::parse(data)?;
@@ -156,15 +165,17 @@ fn parse(data: &[u8]) -> Result<Parsed> {
         .collect();
     let sections = header.sections(endian, data)?;
     let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
-    let mut functions: HashMap<String, Option<Function>> = HashMap::new();
-    // A function a patch binds to a running copy is an absolute symbol there: not its code.
+    let (mut functions, mut statics) = (Symbols::new(), Symbols::new());
+    // What a patch binds to a running copy is an absolute symbol there: not its own.
     let defined = |s: &&elf::Sym64<Endianness>| {
-        s.st_type() == elf::STT_FUNC && !matches!(s.st_shndx(endian), elf::SHN_UNDEF | elf::SHN_ABS)
+        matches!(s.st_type(), elf::STT_FUNC | elf::STT_OBJECT)
+            && !matches!(s.st_shndx(endian), elf::SHN_UNDEF | elf::SHN_ABS)
     };
     for sym in symtab.iter().filter(defined) {
         let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
         let new = Function { address: sym.st_value(endian), size: sym.st_size(endian) };
-        functions
+        let table = if sym.st_type() == elf::STT_FUNC { &mut functions } else { &mut statics };
+        table
             .entry(name.to_string())
             .and_modify(|old| {
                 if *old != Some(new) {
@@ -173,7 +184,7 @@ fn parse(data: &[u8]) -> Result<Parsed> {
             })
             .or_insert(Some(new));
     }
-    Ok((loads, functions))
+    Ok((loads, functions, statics))
 }
 
 #[cfg(test)]

@@ -87,3 +87,28 @@ fn a_static_or_thread_local_of_another_type_is_refused_by_name() {
     s.wait_stderr("static `shared::COUNTER`: only its initialiser changed; the running program keeps", RELOAD);
     s.wait_stdout("tick: v1 count=2", RELOAD);
 }
+
+/// A static an edit adds lives in that edit's patch, from its initial value; later
+/// patches share that copy instead of each starting a fresh one (a `OnceLock` set by
+/// the first keeps its value through the next, whose initialiser differs).
+#[test]
+fn a_static_a_patch_adds_is_shared_by_later_patches() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.edit("logic/src/lib.rs", |src| {
+        assert!(src.contains("fn helper() -> u32 {\n    1\n}"));
+        src.replace(
+            "fn helper() -> u32 {\n    1\n}",
+            "static FIRST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();\n\n\
+             fn helper() -> u32 {\n    1 + *FIRST.get_or_init(|| 4)\n}",
+        )
+    });
+    s.wait_stdout("value=5 label=bin-old", RELOAD);
+    s.wait_stderr("static `logic::FIRST` is new", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1 + *FIRST.get_or_init(|| 4)", "    2 + *FIRST.get_or_init(|| 8)");
+    // 2 + 4: the copy the first patch set; a fresh one would say 2 + 8.
+    s.wait_stdout("value=6 label=bin-old", RELOAD);
+    let line = s.wait_stderr_nth("Reloaded logic", 2, RELOAD);
+    assert!(line.contains("linked, 2 statics"), "{line}");
+}
