@@ -43,7 +43,7 @@ pub fn build_agent(shell: &Shell) -> Result<PathBuf, BuildError> {
         return Ok(library);
     }
     if !library.is_file() {
-        shell.status("Preparing", "the agent library (once per version of cargo-hotreload)");
+        shell.status("Preparing", "the agent library (once per installation of cargo-hotreload)");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
