@@ -22,7 +22,8 @@
 //! same crates without `#[hot]` and without a hotreload dependency (every changed
 //! function switches at its entry), `unannotated-outside` edits a `const` of the
 //! unannotated `mid` crate, and `unannotated-apply` a `const` that each of 1,000
-//! functions reads: the time to redirect 1,000 functions.
+//! functions reads: the time to redirect 1,000 functions. `startup` times a session's
+//! start against `cargo run`, after a plain `cargo build`.
 //!
 //! `LATENCY_EDITS` sets the edits per size (10); `LATENCY_VERBOSE` prints the tool's
 //! timing line for each edit. With `BENCHMARKS_MD=FILE`, the results
@@ -74,6 +75,9 @@ fn main() {
     }
     if wanted.is_empty() || wanted.iter().any(|w| w == "load") {
         report += &run_load(&repo);
+    }
+    if wanted.is_empty() || wanted.iter().any(|w| w == "startup") {
+        report += &run_startup(&repo);
     }
     std::fs::write(results.join("latency.md"), &report).unwrap();
     if let Ok(path) = std::env::var("BENCHMARKS_MD") {
@@ -239,6 +243,98 @@ fn run_size(repo: &Path, size: &Size, edits: usize) -> String {
     summary.push('\n');
     println!("{}", summary.trim());
     out + &summary + &memory + "\n"
+}
+
+/// Start-up against `cargo run`, on `preloaded-small` (a workspace that never mentions
+/// the tool) after a plain `cargo build`: the program's first line, timed from the
+/// command's start. Each case runs `STARTUP_RUNS` times (5); the first-session case in
+/// a fresh target directory each time.
+fn run_startup(repo: &Path) -> String {
+    let runs: usize = std::env::var("STARTUP_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let work = tempfile::tempdir().unwrap();
+    let ws = work.path().join("startup");
+    let size = Size { name: "startup", fns: 5, lines_per_fn: 18, hot: false, outside: false, preloaded: true };
+    generate(repo, &ws, &size);
+    let manifest = ws.join("Cargo.toml");
+    let lib = ws.join("gen/src/lib.rs");
+    println!("== startup: preloaded-small after `cargo build`, {runs} runs each");
+    let cargo_build = |target: &Path| {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target)
+            .status()
+            .unwrap();
+        assert!(built.success(), "cargo build of the startup workspace failed");
+    };
+    let first_line = |mut cmd: Command| -> f64 {
+        let started = Instant::now();
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let took = ms(started.elapsed());
+        assert!(line.starts_with("probe="), "the program printed {line:?}");
+        // SIGTERM: the tool stops the program's process group too.
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
+        took
+    };
+    let cargo_run = |target: &Path| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["run", "--quiet", "--manifest-path"]).arg(&manifest).env("CARGO_TARGET_DIR", target);
+        first_line(cmd)
+    };
+    let hotreload_run = |target: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
+        // cargo's target directory, which the tool's own (`--target-dir`) is below.
+        cmd.args(["hotreload", "run", "-q", "--manifest-path"]).arg(&manifest).env("CARGO_TARGET_DIR", target);
+        first_line(cmd)
+    };
+    // The agent library is built once per installation, not per session: not timed.
+    let shared = work.path().join("target");
+    cargo_build(&shared);
+    hotreload_run(&shared);
+    let (mut run, mut first, mut later, mut edited, mut run_edited) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..runs {
+        run.push(cargo_run(&shared));
+        later.push(hotreload_run(&shared));
+        let fresh = work.path().join(format!("fresh-{i}"));
+        cargo_build(&fresh);
+        first.push(hotreload_run(&fresh));
+        // An edit the user built with `cargo build`, then ran both ways.
+        let src = std::fs::read_to_string(&lib).unwrap();
+        std::fs::write(&lib, src.replace(&format!("\"v{i}\""), &format!("\"v{}\"", i + 1))).unwrap();
+        cargo_build(&shared);
+        run_edited.push(cargo_run(&shared));
+        cargo_build(&shared);
+        edited.push(hotreload_run(&shared));
+    }
+    let mut out = format!(
+        "## Start-up (`preloaded-small`, after `cargo build`, {runs} runs)\n\n\
+         Time to the program's first line, from the command's start.\n\n\
+         | ms | median | p90 | max | / `cargo run` |\n|---|---:|---:|---:|---:|\n"
+    );
+    let base = stats(run.clone()).0;
+    let rows = [
+        ("`cargo run`", run),
+        ("`cargo hotreload run`, first session after `cargo build`", first),
+        ("`cargo hotreload run`, a later session, nothing changed", later),
+        ("`cargo run` after a `cargo build` of an edit", run_edited),
+        ("`cargo hotreload run` after a `cargo build` of an edit", edited),
+    ];
+    for (name, values) in rows {
+        let (median, p90, max) = stats(values);
+        let _ = writeln!(out, "| {name} | {median:.1} | {p90:.1} | {max:.1} | {:.1}× |", median / base);
+        println!("{name:<60} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
+    }
+    out.push_str(
+        "\nThe hot build compiles the binary's own crate position-dependent, so a session after \
+         a plain `cargo build` of an edit compiles it again; the first session in a target \
+         directory also rebuilds the workspace's libraries once, after the program started, to \
+         record their rustc commands. `cargo run`'s first run after a session links the program \
+         again (the hot build left its own executable in `target/debug`): its max.\n\n",
+    );
+    out
 }
 
 /// Threads calling reloaded code (`LOAD_THREADS`).
