@@ -487,14 +487,34 @@ fn agree(a: &Shape, b: &Shape) -> bool {
 /// Of mismatches sorted by item, those not inside another one: an `async` body's
 /// environment changed is one change, not one more per state it can be in
 /// (`{async_fn_env#0}::Suspend0`, `::Returned`, …).
+///
+/// Nor those whose generic arguments name another mismatched type: std's wrappers of a
+/// changed type (`ManuallyDrop<logic::Item>`, `MaybeUninit<[logic::Item; 2]>`) change
+/// with it, and naming each said one change seven times.
 fn outermost(sorted: Vec<Mismatch>) -> Vec<Mismatch> {
     let mut kept: Vec<Mismatch> = Vec::with_capacity(sorted.len());
-    for m in sorted {
+    for m in &sorted {
         if !kept.iter().any(|k| m.item.starts_with(&format!("{}::", k.item))) {
-            kept.push(m);
+            kept.push(m.clone());
         }
     }
+    let wraps = |m: &Mismatch, k: &Mismatch| {
+        let Some((_, args)) = m.item.split_once('<') else { return false };
+        m.item != k.item && !k.item.contains('<') && contains_path(args, &k.item)
+    };
+    let all = kept.clone();
+    kept.retain(|m| !all.iter().any(|k| wraps(m, k)));
     kept
+}
+
+/// Whether `text` names type `path` whole (not `logic::Items` for `logic::Item`).
+fn contains_path(text: &str, path: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    text.match_indices(path).any(|(at, _)| {
+        let before = text[..at].chars().next_back().is_none_or(|c| !ident(c));
+        let after = text[at + path.len()..].chars().next().is_none_or(|c| !ident(c));
+        before && after
+    })
 }
 
 #[cfg(test)]
@@ -531,6 +551,15 @@ mod tests {
             ["a::f::{async_fn_env#0}", "a::f::{async_fn_env#0}::Returned", "a::f::{async_fn_env#0}::Suspend0", "a::g"];
         let kept: Vec<String> = outermost(found.map(m).to_vec()).into_iter().map(|m| m.item).collect();
         assert_eq!(kept, ["a::f::{async_fn_env#0}", "a::g"]);
+        let wrappers = [
+            "core::mem::manually_drop::ManuallyDrop<shop::Item>",
+            "core::mem::maybe_uninit::MaybeUninit<[shop::Item; 2]>",
+            "shop::Item",
+            "shop::Items",
+            "std::vec::Vec<shop::Items>",
+        ];
+        let kept: Vec<String> = outermost(wrappers.map(m).to_vec()).into_iter().map(|m| m.item).collect();
+        assert_eq!(kept, ["shop::Item", "shop::Items"]);
     }
 
     fn shape(size: u64, fields: &[&str]) -> Shape {
