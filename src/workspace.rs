@@ -161,10 +161,15 @@ impl Workspace {
     }
 
     /// The binary's crate, as a patch job knows it: named after its package, or
-    /// `package (bin)` when the package also has a library (which keeps the name).
+    /// `package (bin)` when the package also has a library (which keeps the name); an
+    /// example after itself, `hello (example)`.
     pub fn binary_crate(&self, binary: &Binary) -> HotCrate {
         let has_lib = self.members.get(&binary.package).is_some_and(|m| m.lib.is_some());
-        let package = if has_lib { format!("{} (bin)", binary.package) } else { binary.package.clone() };
+        let package = match (binary.kind, has_lib) {
+            ("example", _) => format!("{} (example)", binary.name),
+            (_, true) => format!("{} (bin)", binary.package),
+            (_, false) => binary.package.clone(),
+        };
         let src = binary.src.parent().map_or_else(|| binary.src.clone(), Path::to_path_buf);
         HotCrate {
             package,

@@ -327,6 +327,9 @@ fn an_example_reloads_and_other_targets_are_left_alone() {
     fx.replace("src/main.rs", "\"old\"", "\"other\"");
     fx.replace("examples/hello.rs", "\"old\"", "\"new\"");
     s.wait_stdout("example=new", RELOAD);
+    // Named as the example, not as the package's binary.
+    s.wait_stderr("Reloaded hello (example): 1 updated", RELOAD);
+    s.assert_stderr_count("Reloaded binonly", 0);
     s.assert_stderr_count("restart needed", 0);
     s.assert_stderr_count("nothing can be reloaded", 0);
 }
