@@ -82,9 +82,9 @@ pub struct GlobalArgs {
     /// Path to the workspace's (or a member's) Cargo.toml.
     #[arg(long, global = true, value_name = "PATH", display_order = 103)]
     pub manifest_path: Option<PathBuf>,
-    /// Directory for patches and sessions; the program itself builds in cargo's target
-    /// directory (default: `<target-dir>/hotreload`).
-    #[arg(long, global = true, value_name = "DIR", env = "CARGO_HOTRELOAD_TARGET_DIR", display_order = 104)]
+    /// Directory for all generated artifacts, as cargo's `--target-dir`; patches and
+    /// sessions go in `<DIR>/hotreload` (or `CARGO_HOTRELOAD_TARGET_DIR`).
+    #[arg(long, global = true, value_name = "DIR", display_order = 104)]
     pub target_dir: Option<PathBuf>,
 }
 

@@ -66,7 +66,7 @@ pub enum Error {
     #[error(
         "cannot write to the hot target directory {}{origin}; {}",
         dir.display(),
-        target_dir_hint(source.kind())
+        target_dir_hint(source.kind(), !origin.is_empty())
     )]
     TargetDir {
         /// The directory.
@@ -118,12 +118,15 @@ impl Error {
     }
 }
 
-/// What to do about a hot target directory that failed with `kind`.
-fn target_dir_hint(kind: std::io::ErrorKind) -> &'static str {
+/// What to do about a hot target directory that failed with `kind`, set by
+/// `CARGO_HOTRELOAD_TARGET_DIR` (`from_env`) or below cargo's target directory.
+fn target_dir_hint(kind: std::io::ErrorKind, from_env: bool) -> &'static str {
     use std::io::ErrorKind::*;
-    match kind {
-        StorageFull | QuotaExceeded => "free some space, or choose another with `--target-dir DIR`",
-        _ => "choose another with `--target-dir DIR`",
+    match (kind, from_env) {
+        (StorageFull | QuotaExceeded, true) => "free some space, or choose another with `CARGO_HOTRELOAD_TARGET_DIR`",
+        (StorageFull | QuotaExceeded, false) => "free some space, or choose another with `--target-dir DIR`",
+        (_, true) => "choose another with `CARGO_HOTRELOAD_TARGET_DIR`",
+        (_, false) => "choose another with `--target-dir DIR`",
     }
 }
 

@@ -98,11 +98,16 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Reads the workspace with `cargo metadata`.
-    pub fn load(manifest_path: Option<&Path>) -> Result<Workspace> {
+    /// Reads the workspace with `cargo metadata`, whose target directory is
+    /// `target_dir` when given (`--target-dir`, as cargo takes it).
+    pub fn load(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Result<Workspace> {
         let mut command = MetadataCommand::new();
         if let Some(path) = manifest_path {
             command.manifest_path(path);
+        }
+        if let Some(dir) = target_dir {
+            // Relative to where the command runs, as cargo reads it.
+            command.env("CARGO_TARGET_DIR", std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
         }
         let metadata = command.exec().context("failed to read the workspace with `cargo metadata`")?;
         let member_ids: BTreeSet<_> = metadata.workspace_members.iter().collect();

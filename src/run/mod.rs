@@ -93,7 +93,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         crate::detect::cfg::Cfg::for_build(&rustc, debug_assertions)
     });
-    let ws = Workspace::load(global.manifest_path.as_deref())?;
+    let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
     // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
     let binary = ws
         .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
@@ -111,7 +111,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     }
     let profile = Profile {
         manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
-        target_dir: hot_target_dir(global, &ws),
+        target_dir: hot_target_dir(&ws),
         cargo_target_dir: ws.target_dir.clone(),
         release: args.release,
         members: ws.members.keys().cloned().collect(),
@@ -302,14 +302,19 @@ fn writable(dir: &Path) -> Result<(), Error> {
     let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b"probe"));
     let _ = std::fs::remove_file(&probe);
     // Set long ago in a shell profile, the variable is easily forgotten: name it.
-    let from_env = std::env::var_os("CARGO_HOTRELOAD_TARGET_DIR").is_some_and(|v| Path::new(&v) == dir);
+    let from_env = std::env::var_os("CARGO_HOTRELOAD_TARGET_DIR")
+        .is_some_and(|v| Path::new(&v) == dir || std::path::absolute(&v).is_ok_and(|v| v == dir));
     let origin = if from_env { " (set by CARGO_HOTRELOAD_TARGET_DIR)".to_string() } else { String::new() };
     written.map_err(|source| Error::TargetDir { dir: dir.to_path_buf(), origin, source })
 }
 
-/// `--target-dir`, or `<cargo's target dir>/hotreload`.
-pub fn hot_target_dir(global: &GlobalArgs, ws: &Workspace) -> PathBuf {
-    global.target_dir.clone().unwrap_or_else(|| ws.target_dir.join("hotreload"))
+/// `CARGO_HOTRELOAD_TARGET_DIR`, or `<cargo's target dir>/hotreload` (which
+/// `--target-dir` moves with cargo's).
+pub fn hot_target_dir(ws: &Workspace) -> PathBuf {
+    match std::env::var_os("CARGO_HOTRELOAD_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir)),
+        None => ws.target_dir.join("hotreload"),
+    }
 }
 
 /// `--log`: the tool's reload lines through the `log` facade, printed at info.

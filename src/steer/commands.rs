@@ -23,9 +23,9 @@ struct Target {
 }
 
 fn target(global: &GlobalArgs) -> Result<Target, Error> {
-    let here = Workspace::load(global.manifest_path.as_deref());
+    let here = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref());
     if let Ok(ws) = &here {
-        if let Some(session) = session::find(&hot_target_dir(global, ws), &ws.root) {
+        if let Some(session) = session::find(&hot_target_dir(ws), &ws.root) {
             return Ok(Target::of(here?, Some(session))?);
         }
     }
@@ -36,7 +36,7 @@ fn target(global: &GlobalArgs) -> Result<Target, Error> {
             session::running().into_iter().filter(|r| r.workspace.starts_with(&dir)).collect();
         match below.as_slice() {
             [one] => {
-                let ws = Workspace::load(Some(&one.workspace.join("Cargo.toml")))?;
+                let ws = Workspace::load(Some(&one.workspace.join("Cargo.toml")), global.target_dir.as_deref())?;
                 return Ok(Target::of(ws, Some(one.clone()))?);
             }
             // Neither in a workspace nor above a session: nothing to talk to.

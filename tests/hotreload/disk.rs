@@ -130,7 +130,7 @@ fn a_read_only_target_dir_is_named_with_the_cause_at_start() {
     let out = crate::harness::hotreload_with_env(&fx, &["run", "-p", "app"], &[("CARGO_HOTRELOAD_TARGET_DIR", &dir)]);
     assert_eq!(out.code, Some(6), "{}", out.stderr);
     assert!(
-        out.stderr.starts_with(&format!("error: cannot write to the hot target directory {dir} (set by CARGO_HOTRELOAD_TARGET_DIR); choose another with `--target-dir DIR`\n\nCaused by:\n  Read-only file system")),
+        out.stderr.starts_with(&format!("error: cannot write to the hot target directory {dir} (set by CARGO_HOTRELOAD_TARGET_DIR); choose another with `CARGO_HOTRELOAD_TARGET_DIR`\n\nCaused by:\n  Read-only file system")),
         "{}",
         out.stderr
     );

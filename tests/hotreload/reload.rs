@@ -227,11 +227,15 @@ fn eight_threads_calling_redirected_code_survive_200_patches() {
 #[test]
 fn release_builds_reload_too() {
     let fx = Fixture::new("single");
-    // Release artifacts share nothing with the debug ones: a directory of their own, so
-    // this long first build holds no other test's build lock.
+    // Release artifacts share nothing with the debug ones: a target directory of their
+    // own, so this long first build holds no other test's build lock.
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixture-builds-release");
-    let s = Session::start(&fx, &["--release", "--target-dir", dir.to_str().unwrap()]);
+    let hot = dir.join("hotreload");
+    let env = [("CARGO_HOTRELOAD_TARGET_DIR", hot.to_str().unwrap())];
+    let s = Session::start_with_env(&fx, &["--release", "--target-dir", dir.to_str().unwrap()], &env);
     s.wait_stdout("message=one", RELOAD);
+    // `--target-dir` as cargo takes it: the program was built there.
+    assert!(dir.join("release/single").is_file(), "no program in {}", dir.display());
     fx.replace("src/lib.rs", "\"one\"", "\"optimised\"");
     s.wait_stdout("message=optimised", RELOAD);
     s.wait_stderr("Reloaded single", RELOAD);
