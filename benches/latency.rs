@@ -286,7 +286,6 @@ fn run_startup(repo: &Path) -> String {
     };
     let hotreload_run = |target: &Path| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
-        // cargo's target directory, which the tool's own (`--target-dir`) is below.
         cmd.args(["hotreload", "run", "-q", "--manifest-path"]).arg(&manifest).env("CARGO_TARGET_DIR", target);
         first_line(cmd)
     };
