@@ -423,7 +423,8 @@ fn a_socket_directory_open_to_others_is_refused() {
 
 /// A tool killed mid-session (SIGKILL: nothing cleaned up) leaves its session directory,
 /// socket and records behind; the next session on the workspace starts, removes them,
-/// and reloads.
+/// and reloads. The program is killed first: its agent would otherwise clean up after
+/// the tool, sooner or later (a race this test lost once).
 #[test]
 fn the_next_session_after_a_killed_tool_starts_clean() {
     let fx = Fixture::new("basic");
@@ -435,6 +436,11 @@ fn the_next_session_after_a_killed_tool_starts_clean() {
     let running = first.wait_stderr("Running `", RELOAD);
     let executable = PathBuf::from(running.split('`').nth(1).unwrap());
     let session_dir = executable.parent().unwrap().to_path_buf();
+    let connected = first.wait_stderr("Connected to process ", RELOAD);
+    let pid: i32 = connected.split("process ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    // SAFETY: signalling the program this session started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    first.wait_stderr("Exited `app`", RELOAD);
     first.kill_tool();
     assert!(session_dir.is_dir() && socket.exists(), "a killed tool cleans nothing up");
 
