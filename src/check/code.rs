@@ -71,9 +71,8 @@ impl Functions {
     }
 
     /// The functions among these that `new` does not have, by symbol.
-    pub fn missing_from(&self, new: &Functions) -> impl Iterator<Item = &String> + '_ {
-        let new = new.fingerprints.clone();
-        self.fingerprints.keys().filter(move |n| !new.contains_key(*n))
+    pub fn missing_from<'a>(&'a self, new: &'a Functions) -> impl Iterator<Item = &'a String> + 'a {
+        self.fingerprints.keys().filter(|n| !new.fingerprints.contains_key(*n))
     }
 
     /// Whether a function of this name is among them.
@@ -207,7 +206,7 @@ type Relocations = HashMap<usize, Vec<(u64, u32, u32, i64)>>;
 /// What relocation target `target` refers to: a named symbol by its name; a section,
 /// or a compiler-numbered local (`.L…`, `anon.…`), by the bytes of its section — in a
 /// pooled section, by the bytes of the constant at offset `reads()` (when known; asked
-/// only then); a panic location by its file alone (see [`location_file`]).
+/// only then); any panic location alike (see [`is_location`]).
 fn referent(
     data: &[u8],
     sections: &object::read::elf::SectionTable<'_, elf::FileHeader64<Endianness>>,
@@ -245,42 +244,37 @@ fn referent(
     let own = relocations.get(&(sym.st_shndx(endian) as usize)).map(Vec::as_slice).unwrap_or_default();
     let within = |r: &&(u64, u32, u32, i64)| r.0 >= start as u64 && r.0 < (start + content.len()) as u64;
     let own: Vec<_> = own.iter().filter(within).map(|&(offset, t, k, a)| (offset - start as u64, t, k, a)).collect();
-    let location = location_file(content, &own, |target, addend, len| {
+    let location = is_location(content, &own, |target, addend, len| {
         let sym = symtab.symbol(SymbolIndex(target as usize)).ok()?;
         let section = sections.section(SectionIndex(sym.st_shndx(endian) as usize)).ok()?;
         let from = usize::try_from(sym.st_value(endian) as i64 + addend).ok()?;
         section.data(endian, data).ok()?.get(from..from.checked_add(len)?).map(<[u8]>::to_vec)
     });
-    if location.is_some() {
+    if location {
         // Not by its file either: a patch's stubs are compiled from files of their own.
         return Ok(Referent::Exact(hotreload_protocol::record::fnv1a(b"panic location")));
     }
     Ok(Referent::Exact(hotreload_protocol::record::fnv1a(content)))
 }
 
-/// The file of a `core::panic::Location` (`{ file: &str, line: u32, col: u32 }`: a
-/// relocated pointer, a length, two `u32`s; rustc 1.95), given the data `content`, its
+/// Whether data `content` is a `core::panic::Location` (`{ file: &str, line: u32, col:
+/// u32 }`: a relocated pointer, a length, two `u32`s; rustc 1.95), given its
 /// `relocations` (offsets from the content's start) and a reader of `len` bytes at a
 /// relocation's target and addend; only a file whose name ends in `.rs` counts. Code
 /// whose only change is the place its `unwrap()` or index would report (lines added
 /// above it) is the same code: compared by its location's line, every function below
 /// an edit counted as changed and was redirected (a running `main` was said to keep
 /// its old code). Its panics name the old line until it changes for real.
-fn location_file(
+fn is_location(
     content: &[u8],
     relocations: &[(u64, u32, u32, i64)],
     read: impl FnOnce(u32, i64, usize) -> Option<Vec<u8>>,
-) -> Option<Vec<u8>> {
-    let [(0, target, elf::R_X86_64_64, addend)] = *relocations else { return None };
-    if content.len() != 24 {
-        return None;
-    }
-    let len = usize::try_from(u64::from_le_bytes(content[8..16].try_into().ok()?)).ok()?;
-    if !(3..=4096).contains(&len) {
-        return None;
-    }
-    let file = read(target, addend, len)?;
-    (std::str::from_utf8(&file).is_ok() && file.ends_with(b".rs")).then_some(file)
+) -> bool {
+    let [(0, target, elf::R_X86_64_64, addend)] = *relocations else { return false };
+    let Some(len) = content.get(8..16).filter(|_| content.len() == 24) else { return false };
+    let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    let Some(len) = usize::try_from(len).ok().filter(|len| (3..=4096).contains(len)) else { return false };
+    read(target, addend, len).is_some_and(|file| std::str::from_utf8(&file).is_ok() && file.ends_with(b".rs"))
 }
 
 /// The constant of pooled section `bytes` at `offset`, with where in it `offset` is:

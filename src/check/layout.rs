@@ -493,9 +493,9 @@ fn agree(a: &Shape, b: &Shape) -> bool {
 /// with it, and naming each said one change seven times.
 fn outermost(sorted: Vec<Mismatch>) -> Vec<Mismatch> {
     let mut kept: Vec<Mismatch> = Vec::with_capacity(sorted.len());
-    for m in &sorted {
+    for m in sorted {
         if !kept.iter().any(|k| m.item.starts_with(&format!("{}::", k.item))) {
-            kept.push(m.clone());
+            kept.push(m);
         }
     }
     let wraps = |m: &Mismatch, k: &Mismatch| {

@@ -378,12 +378,10 @@ struct Running {
     generations: Vec<std::sync::Arc<crate::link::image::CodeImage>>,
     /// The rlib of its newest applied linked patch: crates above it compile against it.
     rlib: Option<PathBuf>,
-    /// Functions an applied patch removed, by symbol: one that comes back is the
-    /// program's function again (see the entry stage).
-    removed: BTreeSet<String>,
     /// Every function, the crate's own or an instance of another's, that its code had
     /// and an applied patch's has not, by symbol: a copy the program still has, but
-    /// that the crate's new code no longer calls (it calls an upstream crate's copy).
+    /// that the crate's new code no longer calls (it calls an upstream crate's copy),
+    /// or a function of its own removed (which, back, is the program's again).
     dropped: BTreeSet<String>,
 }
 
@@ -1255,7 +1253,6 @@ impl Driver {
         let mut outcomes = Vec::new();
         let mut retry = BTreeSet::new();
         let mut updating = BTreeSet::new();
-        let mut held_back = Vec::new();
         let mut order = self.ws.dependency_order(&self.pending);
         // The binary depends on the libraries, and nothing on it: last.
         if let Some(binary) = self.binary_crate() {
@@ -1313,13 +1310,10 @@ impl Driver {
                             let why = format!("mode {mode}; `cargo hotreload now` applies it");
                             self.shell
                                 .status("Holding", format_args!("`{holder}`, which holds copies of {listed} ({why})"));
-                            held_back.push(holder.clone());
+                            self.pending_since.entry(holder.clone()).or_insert(saved);
                         }
                         updating.insert(holder.clone());
                     }
-                }
-                for holder in held_back.drain(..) {
-                    self.pending_since.entry(holder).or_insert(saved);
                 }
             }
             outcomes.push((name, outcome));

@@ -115,18 +115,18 @@ impl Driver {
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
         copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
-        // A function an earlier patch removed, now back, of which a copy runs all the
-        // same (its callers kept the old one): its entries are redirected like a changed
-        // function's, or they would run the old copy forever.
-        let removed = &self.state(&plan.krate.package).running.removed;
-        let runs = |name: &String| copies_in.iter().any(|c| c.function(name).is_some() || c.ambiguous(name));
-        let back = |name: &String| removed.contains(name) && runs(name);
-        let (revived, added): (BTreeSet<String>, BTreeSet<String>) = diff.added.iter().cloned().partition(back);
-        let changed: BTreeSet<&String> = diff.changed.iter().chain(&revived).collect();
         let hot: std::collections::HashSet<String> =
             plan.scanned.as_ref().map(|s| super::plan::hot_ids(s).collect()).unwrap_or_default();
         let own_prefix = format!("{}::", plan.krate.crate_name);
         let own = |shown: &String| shown.contains(&own_prefix);
+        // A function of its own an earlier patch removed, now back, of which a copy runs
+        // all the same (its callers kept the old one): its entries are redirected like a
+        // changed function's, or they would run the old copy forever.
+        let dropped = &self.state(&plan.krate.package).running.dropped;
+        let runs = |name: &String| copies_in.iter().any(|c| c.function(name).is_some() || c.ambiguous(name));
+        let back = |name: &String| dropped.contains(name) && own(&demangle(name)) && runs(name);
+        let (revived, added): (BTreeSet<String>, BTreeSet<String>) = diff.added.iter().cloned().partition(back);
+        let changed: BTreeSet<&String> = diff.changed.iter().chain(&revived).collect();
         let mut entries = Entries {
             redirects: Vec::new(),
             updated: Vec::new(),
@@ -216,11 +216,12 @@ impl Driver {
                 continue;
             }
             for (i, copy) in copies.iter().enumerate() {
-                let dropped = !code.contains(copy) && state.running.dropped.contains(*copy);
-                if dropped && !self.still_calls(name, copy) {
-                    held[i] = true;
-                } else if code.contains(copy) || dropped {
-                    held[i] = true;
+                let compiled = code.contains(copy);
+                if !compiled && !state.running.dropped.contains(*copy) {
+                    continue;
+                }
+                held[i] = true;
+                if compiled || self.still_calls(name, copy) {
                     entries.holders.entry(name.clone()).or_default().push(shown.to_string());
                 }
             }

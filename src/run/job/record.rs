@@ -87,7 +87,6 @@ impl Driver {
             added.extend(entries.added.into_iter().filter(|n| !added.contains(n)).collect::<Vec<_>>());
             removed.extend(entries.removed.into_iter().filter(|n| !removed.contains(n)).collect::<Vec<_>>());
             kept = entries.kept;
-            running.removed.extend(entries.removed_symbols.iter().cloned());
             self.removed_symbols.insert(plan.krate.package.clone(), entries.removed_symbols);
             holders = entries.holders.len();
             for (holder, names) in entries.holders {
