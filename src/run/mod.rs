@@ -1287,34 +1287,7 @@ impl Driver {
             self.copies_held.remove(&name);
             self.rebuild_unchanged.remove(&name);
             if let Outcome::Applied { .. } = outcome {
-                // Not those still pending in this round: they build against the new code
-                // anyway (`now` said `Retrying` of a crate it had just applied).
-                let failed = self.failed_dependents(&name);
-                retry.extend(failed.into_iter().filter(|d| !self.pending.contains(d)));
-                for (caller, calls) in self.callers_of_removed(&name) {
-                    if !self.pending.contains(&caller) && !retry.contains(&caller) && updating.insert(caller.clone()) {
-                        self.rebuild_unchanged.insert(caller.clone());
-                        let listed = calls.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
-                        self.shell
-                            .status("Updating", format_args!("`{caller}`, which calls {listed}, gone from `{name}`"));
-                    }
-                }
-                for (holder, functions) in &self.copies_held {
-                    if !self.pending.contains(holder) && !retry.contains(holder) {
-                        let listed = functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
-                        if self.steer.settings.allows(holder, force) {
-                            self.shell.status("Updating", format_args!("`{holder}`, which holds copies of {listed}"));
-                        } else {
-                            // Pending, as a saved change of its own would be.
-                            let mode = &self.steer.settings.mode;
-                            let why = format!("mode {mode}; `cargo hotreload now` applies it");
-                            self.shell
-                                .status("Holding", format_args!("`{holder}`, which holds copies of {listed} ({why})"));
-                            self.pending_since.entry(holder.clone()).or_insert(saved);
-                        }
-                        updating.insert(holder.clone());
-                    }
-                }
+                self.after_applied(&name, saved, force, (&mut retry, &mut updating));
             }
             outcomes.push((name, outcome));
         }
@@ -1329,6 +1302,44 @@ impl Driver {
             outcomes.extend(self.apply_pending(saved, force));
         }
         outcomes
+    }
+
+    /// What follows the applied patch of `name`: crates whose last build failed are to be
+    /// retried (`retry`), and those calling a function it removed or holding copies of
+    /// its changed code rebuilt (`updating`; held ones wait for `now`, as said).
+    fn after_applied(
+        &mut self,
+        name: &str,
+        saved: Instant,
+        force: bool,
+        (retry, updating): (&mut BTreeSet<String>, &mut BTreeSet<String>),
+    ) {
+        // Not those still pending in this round: they build against the new code
+        // anyway (`now` said `Retrying` of a crate it had just applied).
+        let failed = self.failed_dependents(name);
+        retry.extend(failed.into_iter().filter(|d| !self.pending.contains(d)));
+        for (caller, calls) in self.callers_of_removed(name) {
+            if !self.pending.contains(&caller) && !retry.contains(&caller) && updating.insert(caller.clone()) {
+                self.rebuild_unchanged.insert(caller.clone());
+                let listed = calls.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+                self.shell.status("Updating", format_args!("`{caller}`, which calls {listed}, gone from `{name}`"));
+            }
+        }
+        for (holder, functions) in &self.copies_held {
+            if !self.pending.contains(holder) && !retry.contains(holder) {
+                let listed = functions.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+                if self.steer.settings.allows(holder, force) {
+                    self.shell.status("Updating", format_args!("`{holder}`, which holds copies of {listed}"));
+                } else {
+                    // Pending, as a saved change of its own would be.
+                    let mode = &self.steer.settings.mode;
+                    let why = format!("mode {mode}; `cargo hotreload now` applies it");
+                    self.shell.status("Holding", format_args!("`{holder}`, which holds copies of {listed} ({why})"));
+                    self.pending_since.entry(holder.clone()).or_insert(saved);
+                }
+                updating.insert(holder.clone());
+            }
+        }
     }
 
     /// Marks `name` as changed; one that the settings hold is said so once per change,
