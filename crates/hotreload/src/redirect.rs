@@ -183,7 +183,7 @@ pub(crate) unsafe fn write_sites(sites: &[Site], running: &[(u64, u64)]) -> Resu
     let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let signal = stop_signal()?;
     let files = Files::open()?;
-    let stacks = Stacks::read();
+    let mut stacks = Stacks::read();
     // Sorted, for a binary search per stack word while the threads wait.
     let mut ranges: Vec<(u64, u64, usize)> = running.iter().enumerate().map(|(i, &(s, e))| (s, e, i)).collect();
     ranges.sort_unstable();
@@ -201,9 +201,9 @@ pub(crate) unsafe fn write_sites(sites: &[Site], running: &[(u64, u64)]) -> Resu
         let clear = outcome.is_ok() && !stopped.ips().any(|ip| sites.iter().any(|s| s.holds(ip)));
         let written = if clear { Some(write_all(&files, &spans)) } else { None };
         if let Some(Ok(())) = written {
-            // SAFETY: the other threads are stopped, and their stacks stay mapped
-            // while they wait in the handler.
-            unsafe { stacks.find_running(&ranges, &mut running_now) };
+            if !ranges.is_empty() {
+                stacks.find_running(&files, &ranges, &mut running_now);
+            }
         }
         stats.held_micros = started.elapsed().as_micros() as u64;
         release(gen);
@@ -223,14 +223,20 @@ pub(crate) unsafe fn write_sites(sites: &[Site], running: &[(u64, u64)]) -> Resu
 }
 
 /// Where threads' stacks may be: the process's readable, writable, private mappings,
-/// read from `/proc/self/maps` before a stop (reading allocates).
+/// read from `/proc/self/maps` before a stop (reading allocates), and a buffer their
+/// words are read into during it.
 struct Stacks {
     /// `[start, end)`, sorted.
     mappings: Vec<(u64, u64)>,
+    /// Words read from `/proc/self/mem`, [`SCAN_CHUNK`] at a time.
+    buffer: Vec<u64>,
 }
 
 /// The most of one stack that is looked through.
 const STACK_SCAN: u64 = 8 << 20;
+
+/// Words read per `pread` of a stack: 64 KiB.
+const SCAN_CHUNK: usize = 8 << 10;
 
 impl Stacks {
     fn read() -> Stacks {
@@ -247,17 +253,17 @@ impl Stacks {
             })
             .collect();
         mappings.sort_unstable();
-        Stacks { mappings }
+        Stacks { mappings, buffer: vec![0; SCAN_CHUNK] }
     }
 
     /// Marks `found[i]` for each range `(start, end, i)` of `ranges` (sorted, not
     /// overlapping) that a stopped thread's instruction pointer, or a word of its stack
-    /// or of this thread's, lies in (`start < word < end`). Allocates nothing.
-    ///
-    /// # Safety
-    /// Every other thread must be stopped (their stacks not written meanwhile), and the
-    /// mappings read before the stop must still be mapped.
-    unsafe fn find_running(&self, ranges: &[(u64, u64, usize)], found: &mut [bool]) {
+    /// or of this thread's, lies in (`start < word < end`). Allocates nothing. Meant
+    /// for while every other thread is stopped, so that their stacks hold still; words
+    /// are read through `files.mem`, so a mapping unmapped since [`Stacks::read`] (a
+    /// thread that exited meanwhile, its stack freed) ends the scan rather than the
+    /// process.
+    fn find_running(&mut self, files: &Files, ranges: &[(u64, u64, usize)], found: &mut [bool]) {
         let mut mark = |word: u64| {
             let at = ranges.partition_point(|&(start, _, _)| start < word);
             if let Some(&(_, end, i)) = at.checked_sub(1).map(|i| &ranges[i]) {
@@ -268,22 +274,18 @@ impl Stacks {
         };
         let here = 0u64;
         let own = std::ptr::addr_of!(here) as u64;
-        // SAFETY: this thread's own stack, above its current frame.
-        unsafe { self.scan(own, &mut mark) };
+        self.scan(files, own, &mut mark);
         let arrived = ARRIVED.load(Ordering::Acquire).min(MAX_THREADS);
         for arrival in &ARRIVALS[..arrived] {
             mark(arrival.ip.load(Ordering::Acquire));
-            // SAFETY: the caller's contract; the thread waits in the handler, below the
-            // frames it was interrupted in.
-            unsafe { self.scan(arrival.sp.load(Ordering::Acquire), &mut mark) };
+            // The thread waits in the handler, below the frames it was interrupted in.
+            self.scan(files, arrival.sp.load(Ordering::Acquire), &mut mark);
         }
     }
 
-    /// Calls `f` with each word from `sp` to the end of the mapping holding it.
-    ///
-    /// # Safety
-    /// That mapping must still be mapped and readable.
-    unsafe fn scan(&self, sp: u64, f: &mut impl FnMut(u64)) {
+    /// Calls `f` with each word from `sp` to the end of the mapping that held it when
+    /// the mappings were read, as far as it is still mapped.
+    fn scan(&mut self, files: &Files, sp: u64, f: &mut impl FnMut(u64)) {
         let at = self.mappings.partition_point(|&(start, _)| start <= sp);
         let Some(&(_, end)) = at.checked_sub(1).and_then(|i| self.mappings.get(i)).filter(|m| sp < m.1) else {
             return;
@@ -291,9 +293,19 @@ impl Stacks {
         let end = end.min(sp.saturating_add(STACK_SCAN));
         let mut word = sp.next_multiple_of(8);
         while word + 8 <= end {
-            // SAFETY: inside a readable mapping (the caller's contract), aligned.
-            f(unsafe { std::ptr::read_volatile(word as *const u64) });
-            word += 8;
+            let want = (((end - word) / 8) as usize).min(self.buffer.len());
+            // SAFETY: `pread` writes at most `want * 8` bytes into the buffer, which holds
+            // `want` words; the kernel reads this process's memory and fails on an
+            // unmapped page instead of faulting.
+            let n = unsafe {
+                libc::pread(files.mem.as_raw_fd(), self.buffer.as_mut_ptr().cast(), want * 8, word as libc::off_t)
+            };
+            let words = if n > 0 { n as usize / 8 } else { 0 };
+            if words == 0 {
+                return;
+            }
+            self.buffer[..words].iter().for_each(|w| f(*w));
+            word += words as u64 * 8;
         }
     }
 }
@@ -302,7 +314,7 @@ impl Stacks {
 struct Files {
     /// `/proc/self/task`, listed with `getdents64`.
     task: OwnedFd,
-    /// `/proc/self/mem`, written with `pwrite`.
+    /// `/proc/self/mem`, written with `pwrite`, and stacks read with `pread`.
     mem: OwnedFd,
 }
 
@@ -708,6 +720,46 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         assert!(looping.join().unwrap() > 0);
         assert_eq!(stats.running, [true, false]);
+    }
+
+    /// A stack scanned after its mapping went away (a thread that exited between the
+    /// reading of the mappings and the stop; threads started and joined in a loop
+    /// crashed the process about once in ten runs): the scan ends where the memory
+    /// does, and reads what is still there.
+    #[test]
+    fn a_stack_unmapped_since_the_mappings_were_read_ends_the_scan() {
+        let files = Files::open().unwrap();
+        let len = 4 * SCAN_CHUNK * 8;
+        // SAFETY: a fresh anonymous mapping, written and unmapped by this test only.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let start = base as u64;
+        // SAFETY: inside the mapping just made.
+        unsafe { *(base as *mut u64) = 0x1234 };
+        let mut stacks = Stacks { mappings: vec![(start, start + len as u64)], buffer: vec![0; SCAN_CHUNK] };
+        let mut seen = Vec::new();
+        stacks.scan(&files, start, &mut |w| seen.push(w));
+        assert_eq!((seen.len(), seen[0]), (len / 8, 0x1234));
+        // The last half goes away, then all of it.
+        // SAFETY: unmapping pages of the mapping made above.
+        unsafe { libc::munmap((start + len as u64 / 2) as *mut libc::c_void, len / 2) };
+        seen.clear();
+        stacks.scan(&files, start, &mut |w| seen.push(w));
+        assert_eq!(seen.len(), len / 16);
+        // SAFETY: as above.
+        unsafe { libc::munmap(base, len / 2) };
+        seen.clear();
+        stacks.scan(&files, start, &mut |w| seen.push(w));
+        assert!(seen.is_empty());
     }
 
     /// 8 threads call the function through a `fn` pointer in tight loops while its
