@@ -327,7 +327,7 @@ fn run_startup(repo: &Path) -> String {
         println!("{name:<60} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
     }
     out.push_str(
-        "\nThe hot build compiles the binary's own crate position-dependent, so a session after \
+        "\nThe hot build compiles the binary's own crate with every function kept, so a session after \
          a plain `cargo build` of an edit compiles it again; the first session in a target \
          directory also rebuilds the workspace's libraries once, after the program started, to \
          record their rustc commands. `cargo run`'s first run after a session links the program \

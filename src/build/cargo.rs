@@ -27,8 +27,8 @@ pub struct ProgramBuild {
     pub unrecorded: HashMap<String, PathBuf>,
 }
 
-/// Builds the program with `--cfg hotreload` (`cargo rustc`, so the position-dependent
-/// flags reach only the executable), and records how rustc was run for each library.
+/// Builds the program with `--cfg hotreload` (`cargo rustc`, so `-C link-dead-code`
+/// reaches only the executable), and records how rustc was run for each library.
 /// A `quiet` build shows none of cargo's output: one run only to record commands, of
 /// sources the user's own build already compiled.
 pub fn build_program(

@@ -51,10 +51,14 @@ impl From<std::io::Error> for BuildError {
 }
 
 /// Whether patches can be linked against the program on this platform (see
-/// [`crate::link`]): the program is then built position-dependent.
+/// [`crate::link`]): the program is then built with every function kept.
 pub const LINKED_PATCHES: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
-/// Flags for the program's own crate when patches are linked against it: a fixed
-/// load address, and every function of every crate kept (new code may call one the
-/// program never did).
-const PROGRAM_LINK_FLAGS: [&str; 4] = ["-C", "relocation-model=static", "-C", "link-dead-code"];
+/// Flags for the program's own crate when patches are linked against it: every
+/// function of every crate kept (new code may call one the program never did). The
+/// program stays a position-independent executable, as cargo builds it.
+const PROGRAM_LINK_FLAGS: [&str; 2] = ["-C", "link-dead-code"];
+
+/// Flags for a linked patch's crate (see [`crate::link`]): code for an executable, and
+/// every static kept global.
+const PATCH_LINK_FLAGS: [&str; 4] = ["-C", "relocation-model=pie", "-C", "link-dead-code"];

@@ -1,7 +1,7 @@
 //! One crate's rustc command as cargo ran it, changed for a patch, and run directly.
 
 use super::output::strip_ansi;
-use super::{BuildError, PROGRAM_LINK_FLAGS};
+use super::{BuildError, PATCH_LINK_FLAGS};
 use crate::shell::Shell;
 use crate::workspace::CrateKind;
 use anyhow::Context;
@@ -135,8 +135,8 @@ impl Invocation {
     }
 
     /// This invocation turned into the build of a linked patch (see [`crate::link`]):
-    /// written to `out_dir` with its own incremental cache, position-dependent, every
-    /// static kept global. A library is built as an rlib; a binary keeps its crate type
+    /// written to `out_dir` with its own incremental cache, as code for an executable
+    /// (`-C relocation-model=pie`), every static kept global. A library is built as an rlib; a binary keeps its crate type
     /// (which is part of its symbols' hashes) and is compiled to one object file per
     /// codegen unit, not linked. Its debug info is the caller's choice
     /// ([`Invocation::with_debuginfo`]).
@@ -150,7 +150,7 @@ impl Invocation {
         while let Some(word) = words.next() {
             if word == "--crate-type" {
                 // Only the rlib: a `crate-type = ["cdylib"]` of the crate's own would
-                // link std, and cannot link position-dependent code at all.
+                // link std, and cannot link code built for an executable.
                 words.next();
             } else if word.starts_with("--emit=") {
                 args.push(emit.to_string());
@@ -171,7 +171,7 @@ impl Invocation {
             }
         }
         args.extend(["--crate-type", crate_type].map(String::from));
-        args.extend(PROGRAM_LINK_FLAGS.iter().map(|s| s.to_string()));
+        args.extend(PATCH_LINK_FLAGS.iter().map(|s| s.to_string()));
         Invocation { env: self.env.clone(), program: self.program.clone(), args }
     }
 }
@@ -386,7 +386,7 @@ mod tests {
         assert!(args.contains("-C incremental=/p/inc") && args.contains("-C debuginfo=2"), "{args}");
         assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
         assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
-        assert!(args.ends_with("--crate-type rlib -C relocation-model=static -C link-dead-code"), "{args}");
+        assert!(args.ends_with("--crate-type rlib -C relocation-model=pie -C link-dead-code"), "{args}");
         assert_eq!(patch.env, program.env);
     }
 
@@ -402,7 +402,7 @@ mod tests {
         assert!(args.contains("--emit=obj") && args.contains("--out-dir /p/app-bin/objects"), "{args}");
         assert!(args.contains("-C metadata=abc -C extra-filename=-abc"), "{args}");
         assert_eq!(args.matches("--crate-type").count(), 1, "{args}");
-        assert!(args.contains("--crate-type bin -C relocation-model=static -C link-dead-code"), "{args}");
+        assert!(args.contains("--crate-type bin -C relocation-model=pie -C link-dead-code"), "{args}");
     }
 
     #[test]

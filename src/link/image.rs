@@ -36,14 +36,21 @@ pub struct CodeImage {
 }
 
 impl CodeImage {
-    /// Reads the image at `path`.
+    /// Reads the image at `path`, at its link-time addresses (a patch's).
     pub fn read(path: &Path) -> Result<CodeImage> {
+        CodeImage::read_loaded(path, 0)
+    }
+
+    /// Reads the image at `path` as loaded with `bias` added to its link-time addresses
+    /// (the program's executable, see [`crate::link::program::load_bias`]).
+    pub fn read_loaded(path: &Path, bias: u64) -> Result<CodeImage> {
         let file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
         // SAFETY: a file this session wrote (a patch) or built (the program), which
         // nothing changes while the session runs; a change would only make the
         // comparison wrong, never unsafe in this process.
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("failed to map {}", path.display()))?;
-        let (loads, functions, statics) = parse(&map).with_context(|| format!("failed to read {}", path.display()))?;
+        let (loads, functions, statics) =
+            parse(&map, bias).with_context(|| format!("failed to read {}", path.display()))?;
         let mut starts: Vec<u64> = functions.values().flatten().map(|f| f.address).collect();
         starts.sort_unstable();
         starts.dedup();
@@ -154,14 +161,14 @@ fn without_generics(path: &str) -> String {
 type Symbols = HashMap<String, Option<Function>>;
 type Parsed = (Vec<(u64, u64, u64)>, Symbols, Symbols);
 
-fn parse(data: &[u8]) -> Result<Parsed> {
+fn parse(data: &[u8], bias: u64) -> Result<Parsed> {
     let header = elf::FileHeader64::<Endianness>::parse(data)?;
     let endian = header.endian()?;
     let loads = header
         .program_headers(endian, data)?
         .iter()
         .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
-        .map(|ph| (ph.p_vaddr(endian), ph.p_offset(endian), ph.p_filesz(endian)))
+        .map(|ph| (ph.p_vaddr(endian).wrapping_add(bias), ph.p_offset(endian), ph.p_filesz(endian)))
         .collect();
     let sections = header.sections(endian, data)?;
     let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB)?;
@@ -173,7 +180,7 @@ fn parse(data: &[u8]) -> Result<Parsed> {
     };
     for sym in symtab.iter().filter(defined) {
         let Ok(name) = std::str::from_utf8(symtab.symbol_name(endian, sym)?) else { continue };
-        let new = Function { address: sym.st_value(endian), size: sym.st_size(endian) };
+        let new = Function { address: sym.st_value(endian).wrapping_add(bias), size: sym.st_size(endian) };
         let table = if sym.st_type() == elf::STT_FUNC { &mut functions } else { &mut statics };
         table
             .entry(name.to_string())

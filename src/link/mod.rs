@@ -5,16 +5,19 @@
 //! holds only the crate's own code and resolves everything else to the program:
 //!
 //! 1. the crate is compiled as the program's build compiled it (same `-C metadata`,
-//!    so the same symbol names), plus `-C relocation-model=static` (every address
-//!    fits in 32 bits next to a non-PIE program) and `-C link-dead-code` (private
-//!    statics keep global symbols, so the linker can rebind them);
+//!    so the same symbol names), plus `-C relocation-model=pie` (code for an
+//!    executable: direct calls, thread-locals by initial- or local-exec, which
+//!    [`tls`] can rewrite) and `-C link-dead-code` (private statics keep global
+//!    symbols, so the linker can rebind them);
 //! 2. [`link`] reads its objects, and writes a linker script that sets every
 //!    undefined symbol, and every mutable static the program also has, to the
 //!    program's address (see [`crate::link::program`]); thread-local accesses are rewritten
 //!    in the objects to the program's thread-pointer offsets; calls to shared
 //!    libraries go through stubs that jump via the program's GOT;
-//! 3. `rust-lld` links it as a static executable at a free address below 2 GiB,
-//!    which the agent maps there itself (see `hotreload::loader`).
+//! 3. `rust-lld` links it as a static executable at a free address within 2 GiB of
+//!    the program's start (the program is a PIE, wherever the kernel loaded it:
+//!    [`ProgramImage::window`]), which the agent maps there itself (see
+//!    `hotreload::loader`).
 //!
 //! Anything this cannot bind is a reason to fall back to the self-contained route.
 //! Linux x86-64 only.
@@ -54,7 +57,7 @@ pub enum Error {
     #[error("{0}")]
     Unlinkable(String),
     /// The program has no free address range below [`ADDRESS_LIMIT`] for it.
-    #[error("the program has no room for the patch below 2 GiB")]
+    #[error("the program has no room for the patch within 2 GiB of its code")]
     NoRoom,
     /// Reading, writing or running the linker failed.
     #[error(transparent)]
@@ -122,10 +125,11 @@ pub struct Linked {
 /// linked once at the first free address, and once more where the program has room
 /// if the image turned out larger than that gap.
 pub fn link_in_room(mut request: Request<'_>, pid: u32) -> Result<Linked, Error> {
-    request.base = free_range(pid, request.base, PLACEMENT)?.ok_or(Error::NoRoom)?;
+    let limit = request.program.window().1;
+    request.base = free_range(pid, request.base, PLACEMENT, limit)?.ok_or(Error::NoRoom)?;
     for _ in 0..2 {
         let linked = link(&request)?;
-        let free = free_range(pid, linked.start, linked.end - linked.start)?.ok_or(Error::NoRoom)?;
+        let free = free_range(pid, linked.start, linked.end - linked.start, limit)?.ok_or(Error::NoRoom)?;
         if free == linked.start {
             return Ok(linked);
         }
@@ -164,7 +168,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     fs_err::write(&script, plan.script())?;
     run_linker(request, &script, &inputs)?;
     let data = fs_err::read(request.output)?;
-    let (start, end) = check_output(&data).map_err(Error::Unlinkable)?;
+    let (start, end) = check_output(&data, request.program.range().0).map_err(Error::Unlinkable)?;
     Ok(Linked {
         start,
         end,
@@ -266,8 +270,9 @@ fn run_linker(request: &Request, script: &Path, inputs: &[PathBuf]) -> Result<()
 
 /// Checks what the linker wrote against the rules the agent's loader applies again
 /// ([`hotreload_protocol::image`]): a static image in the address window with no
-/// interpreter, dynamic section, TLS or initialisers. Returns its address range.
-fn check_output(data: &[u8]) -> Result<(u64, u64), String> {
+/// interpreter, dynamic section, TLS or initialisers, within reach of the program
+/// starting at `program`. Returns its address range.
+fn check_output(data: &[u8], program: u64) -> Result<(u64, u64), String> {
     let fail = |e: object::Error| e.to_string();
     let header = elf::FileHeader64::<Endianness>::parse(data).map_err(fail)?;
     let endian = header.endian().map_err(fail)?;
@@ -290,7 +295,7 @@ fn check_output(data: &[u8]) -> Result<(u64, u64), String> {
             return Err(format!("the new code cannot be loaded: {why}"));
         }
     }
-    match rules::out_of_range(start, end) {
+    match rules::out_of_range(start, end, program) {
         Some(why) => Err(why),
         None => Ok((start, end)),
     }
@@ -315,8 +320,9 @@ pub fn find_linker(rustc: &str) -> Option<PathBuf> {
 }
 
 /// The lowest address at or above `from` where `size` bytes are free in process
-/// `pid`, below [`ADDRESS_LIMIT`], aligned to [`PLACEMENT`]; `None` when there is none.
-pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
+/// `pid`, ending at or below `limit` (see [`ProgramImage::window`]), aligned to
+/// [`PLACEMENT`]; `None` when there is none.
+pub fn free_range(pid: u32, from: u64, size: u64, limit: u64) -> Result<Option<u64>> {
     let maps = fs_err::read_to_string(format!("/proc/{pid}/maps")).context("cannot read the program's memory map")?;
     let mut used: Vec<(u64, u64)> = maps
         .lines()
@@ -338,7 +344,7 @@ pub fn free_range(pid: u32, from: u64, size: u64) -> Result<Option<u64>> {
         }
         candidate = b.next_multiple_of(ALIGN);
     }
-    if candidate + size > ADDRESS_LIMIT {
+    if candidate.saturating_add(size) > limit {
         return Ok(None);
     }
     Ok(Some(candidate))
@@ -357,7 +363,7 @@ mod tests {
     #[test]
     fn free_ranges_skip_mappings() {
         let pid = std::process::id();
-        let base = free_range(pid, FIRST_BASE, 1 << 20).unwrap().unwrap();
+        let base = free_range(pid, FIRST_BASE, 1 << 20, ADDRESS_LIMIT).unwrap().unwrap();
         assert!(base >= FIRST_BASE && base % PLACEMENT == 0 && base + (1 << 20) <= ADDRESS_LIMIT);
         // Map something at that address; the next answer avoids it.
         // SAFETY: a fresh anonymous mapping at an address reported free.
@@ -372,8 +378,8 @@ mod tests {
             )
         };
         assert_eq!(p as u64, base);
-        assert_ne!(free_range(pid, base, 1 << 20).unwrap(), Some(base));
-        assert_eq!(free_range(pid, ADDRESS_LIMIT - 4096, 1 << 20).unwrap(), None);
+        assert_ne!(free_range(pid, base, 1 << 20, ADDRESS_LIMIT).unwrap(), Some(base));
+        assert_eq!(free_range(pid, ADDRESS_LIMIT - 4096, 1 << 20, ADDRESS_LIMIT).unwrap(), None);
         // SAFETY: unmapping what was mapped above.
         unsafe { libc::munmap(p, 4096) };
     }

@@ -5,8 +5,10 @@
 //! resolved to an address in the program. Those addresses come from here: the
 //! executable's full symbol table (private statics and functions are local symbols,
 //! absent from the dynamic table), the GOT slots of the functions it imports from
-//! shared libraries, and its TLS segment. Only a position-dependent (non-PIE) x86-64
-//! ELF executable has addresses that hold in the running process.
+//! shared libraries, and its TLS segment. A position-independent executable (PIE)
+//! lies in the process at its link-time addresses plus a *load bias* chosen at every
+//! start; [`load_bias`] reads it from the process, and [`ProgramImage::loaded_at`]
+//! adds it to every address. x86-64 ELF only.
 
 use anyhow::{bail, Context, Result};
 use object::elf;
@@ -31,15 +33,24 @@ pub struct ProgramSymbol {
     pub ambiguous: bool,
 }
 
-/// The program's executable, read once per session.
+/// The program's executable, read once per program start.
 #[derive(Debug, Default)]
 pub struct ProgramImage {
+    /// At link-time addresses.
     symbols: HashMap<String, ProgramSymbol>,
-    /// GOT slots of imported functions (`_Unwind_Resume`, libc), by name: fixed
-    /// addresses in a non-PIE program that the dynamic linker fills at start-up.
+    /// GOT slots of imported functions (`_Unwind_Resume`, libc), by name, at link-time
+    /// addresses: slots the dynamic linker fills at start-up.
     imports: HashMap<String, u64>,
-    /// Where the image ends: patches go above it.
-    pub end: u64,
+    /// The lowest and one past the highest link-time address of its loaded segments.
+    span: (u64, u64),
+    /// Its entry point's link-time address (`e_entry`), by which [`load_bias`] finds
+    /// where it was loaded.
+    pub entry: u64,
+    /// Position-independent (`ET_DYN`): loaded at a bias chosen at every start.
+    pub pie: bool,
+    /// What was added to every link-time address when it was loaded: zero for a
+    /// position-dependent executable.
+    bias: u64,
 }
 
 impl ProgramImage {
@@ -56,14 +67,19 @@ impl ProgramImage {
         if header.e_machine(endian) != elf::EM_X86_64 {
             bail!("not an x86-64 executable");
         }
-        if header.e_type(endian) != elf::ET_EXEC {
-            bail!("the program is position-independent (PIE), so its addresses change at every start");
-        }
-        let mut end = 0;
+        let pie = match header.e_type(endian) {
+            elf::ET_EXEC => false,
+            elf::ET_DYN => true,
+            _ => bail!("not an executable"),
+        };
+        let (mut start, mut end) = (u64::MAX, 0);
         let mut tls = None;
         for ph in header.program_headers(endian, data)? {
             match ph.p_type(endian) {
-                elf::PT_LOAD => end = end.max(ph.p_vaddr(endian) + ph.p_memsz(endian)),
+                elf::PT_LOAD => {
+                    start = start.min(ph.p_vaddr(endian));
+                    end = end.max(ph.p_vaddr(endian) + ph.p_memsz(endian));
+                }
                 elf::PT_TLS => {
                     let block =
                         TlsBlock { vaddr: ph.p_vaddr(endian), memsz: ph.p_memsz(endian), align: ph.p_align(endian) };
@@ -75,18 +91,78 @@ impl ProgramImage {
         let sections = header.sections(endian, data)?;
         let symbols = symbols(&sections, endian, data, tls)?;
         let imports = imports(&sections, endian, data)?;
-        Ok(ProgramImage { symbols, imports, end })
+        if start > end {
+            bail!("the executable has no loadable segment");
+        }
+        let entry = header.e_entry(endian);
+        Ok(ProgramImage { symbols, imports, span: (start, end), entry, pie, bias: 0 })
     }
 
-    /// A defined symbol named `name`.
-    pub fn symbol(&self, name: &str) -> Option<&ProgramSymbol> {
-        self.symbols.get(name)
+    /// This image as loaded with `bias` added to its link-time addresses (see
+    /// [`load_bias`]); a position-dependent executable is always loaded at zero.
+    pub fn loaded_at(mut self, bias: u64) -> Result<ProgramImage> {
+        if bias != 0 && !self.pie {
+            bail!("a position-dependent executable was loaded {bias:#x} bytes away from its addresses");
+        }
+        self.bias = bias;
+        Ok(self)
     }
 
-    /// The GOT slot through which the program calls the imported function `name`.
+    /// A defined symbol named `name`, at its address in the running process (a
+    /// thread-local's offset is the same in every process).
+    pub fn symbol(&self, name: &str) -> Option<ProgramSymbol> {
+        let mut symbol = *self.symbols.get(name)?;
+        if !symbol.tls {
+            symbol.address = symbol.address.wrapping_add(self.bias);
+        }
+        Some(symbol)
+    }
+
+    /// The GOT slot, in the running process, through which the program calls the
+    /// imported function `name`.
     pub fn import(&self, name: &str) -> Option<u64> {
-        self.imports.get(name).copied()
+        Some(self.imports.get(name)?.wrapping_add(self.bias))
     }
+
+    /// Where the loaded program starts and ends, in the running process.
+    pub fn range(&self) -> (u64, u64) {
+        (self.span.0.wrapping_add(self.bias), self.span.1.wrapping_add(self.bias))
+    }
+
+    /// What was added to every link-time address (zero unless a PIE).
+    pub fn bias(&self) -> u64 {
+        self.bias
+    }
+
+    /// Where patches go in the running process: the first address to try, and one past
+    /// the last one usable (see [`hotreload_protocol::image::out_of_range`]). Beside a
+    /// position-dependent program, 1 GiB to 2 GiB; beside a PIE, 1 GiB above its start to
+    /// 2 GiB above it, leaving its heap, which `brk` grows from just above it, room.
+    pub fn window(&self) -> (u64, u64) {
+        use hotreload_protocol::image::{ADDRESS_LIMIT, REACH};
+        let (start, end) = self.range();
+        match self.pie {
+            false => (super::FIRST_BASE.max(end), ADDRESS_LIMIT),
+            true => (start.saturating_add(super::FIRST_BASE).max(end), start.saturating_add(REACH)),
+        }
+    }
+}
+
+/// The load bias of process `pid`'s executable, whose entry point's link-time address
+/// is `entry`: the kernel's `AT_ENTRY` for the process (`/proc/PID/auxv`, readable by
+/// the same user) less `entry`.
+pub fn load_bias(pid: u32, entry: u64) -> Result<u64> {
+    let auxv = fs_err::read(format!("/proc/{pid}/auxv")).context("cannot read the program's auxiliary vector")?;
+    let at_entry = auxv
+        .chunks_exact(16)
+        .map(|pair| {
+            let word = |at: usize| u64::from_ne_bytes(pair[at..at + 8].try_into().expect("8 bytes"));
+            (word(0), word(8))
+        })
+        .find(|(kind, _)| *kind == libc::AT_ENTRY)
+        .map(|(_, value)| value)
+        .context("the program's auxiliary vector has no entry point")?;
+    Ok(at_entry.wrapping_sub(entry))
 }
 
 type Sections<'data> = object::read::elf::SectionTable<'data, elf::FileHeader64<Endianness>>;
@@ -191,12 +267,43 @@ fn imports(sections: &Sections<'_>, endian: Endianness, data: &[u8]) -> Result<H
 mod tests {
     use super::*;
 
+    /// A function whose address the test takes in this process.
+    #[inline(never)]
+    fn marker() -> u32 {
+        7
+    }
+
     #[test]
-    fn position_independent_programs_are_refused() {
+    fn a_pie_s_symbols_are_found_where_they_run() {
         // The test binary itself is a PIE (cargo's default).
         let exe = std::env::current_exe().unwrap();
-        let err = ProgramImage::read(&exe).unwrap_err();
-        assert!(format!("{err:#}").contains("position-independent"), "{err:#}");
+        let image = ProgramImage::read(&exe).unwrap();
+        assert!(image.pie);
+        let bias = load_bias(std::process::id(), image.entry).unwrap();
+        assert_ne!(bias, 0, "the kernel loads a PIE away from zero");
+        let image = image.loaded_at(bias).unwrap();
+        let name = image
+            .symbols
+            .keys()
+            .find(|n| crate::link::demangle(n).ends_with("program::tests::marker"))
+            .expect("the marker's symbol")
+            .clone();
+        let at = marker as *const () as u64;
+        assert_eq!(image.symbol(&name).unwrap().address, at);
+        let (start, end) = image.range();
+        assert!(start <= at && at < end);
+        let (first, limit) = image.window();
+        assert!(first >= end && limit == start + (1 << 31), "{first:#x} {limit:#x}");
+        // Its GOT slots are where the process keeps them: the dynamic linker filled
+        // each with its library's function.
+        let (slot_name, slot) = image.imports.iter().next().map(|(n, s)| (n.clone(), *s)).expect("an import");
+        assert_eq!(image.import(&slot_name), Some(slot + bias));
+    }
+
+    #[test]
+    fn a_position_dependent_program_is_not_moved() {
+        let image = ProgramImage { span: (0x40_0000, 0x50_0000), ..Default::default() };
+        assert!(image.loaded_at(0x1000).is_err());
     }
 
     #[test]

@@ -226,6 +226,22 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// Makes `command` start its process, and the processes it starts, with address space
+/// randomization off (`personality(ADDR_NO_RANDOMIZE)`, inherited across exec).
+pub fn without_aslr(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `personality` is async-signal-safe and touches only the child's own flags.
+    unsafe {
+        command.pre_exec(|| {
+            let current = libc::personality(0xffff_ffff);
+            match libc::personality((current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong) {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        })
+    };
+}
+
 /// Runs `cargo hotreload ARGS` to completion in the fixture (the control commands).
 pub fn hotreload(fixture: &Fixture, args: &[&str]) -> Output {
     hotreload_in(&fixture.root, args)
@@ -326,8 +342,23 @@ impl Session {
     }
 
     pub fn spawn(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
+        Session::spawn_command(Command::new(env!("CARGO_BIN_EXE_cargo-hotreload")), fixture, args, env)
+    }
+
+    /// [`Session::start`] with address space randomization off for the tool and the
+    /// program it runs (see [`without_aslr`]): another process of the same executable,
+    /// started so too, has the same addresses, so a patch linked for one fits the other.
+    pub fn start_without_aslr(fixture: &Fixture, args: &[&str]) -> Session {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
+        without_aslr(&mut command);
+        let session = Session::spawn_command(command, fixture, args, &[]);
+        session.wait_stderr("Watching", STARTUP);
+        session
+    }
+
+    fn spawn_command(mut command: Command, fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
         // `env` last: a test may give a session a target directory of its own.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"))
+        let mut child = command
             .arg("hotreload")
             .arg("run")
             .args(args)

@@ -1,6 +1,6 @@
 //! Edits and messages that must not be applied, and what happens instead.
 
-use crate::harness::{Fixture, Session, RELOAD};
+use crate::harness::{without_aslr, Fixture, Session, RELOAD};
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, RefusalKind, ToolMessage};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -184,7 +184,9 @@ fn hostile_lines(sample: &LoadRequest, n: usize) -> Vec<Vec<u8>> {
 #[test]
 fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     let fx = Fixture::new("basic");
-    let s = Session::start(&fx, &["-p", "app"]);
+    // A patch is linked for the addresses of the process it is built for: this test's
+    // own process of the same executable gets the same ones with randomization off.
+    let s = Session::start_without_aslr(&fx, &["-p", "app"]);
     let exe = PathBuf::from(quoted(&s.wait_stderr("Running", RELOAD)));
 
     let dir = tempfile::tempdir().unwrap();
@@ -194,7 +196,9 @@ fn the_agent_refuses_bad_requests_and_applies_a_good_one() {
     std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = dir.path().join("test.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let mut app = Command::new(&exe)
+    let mut app = Command::new(&exe);
+    without_aslr(&mut app);
+    let mut app = app
         .env(hotreload_protocol::ENV_SOCKET, &socket)
         .env(hotreload_protocol::ENV_SESSION_DIR, &session_dir)
         .stdin(Stdio::piped())

@@ -5,9 +5,14 @@
 //! again before it maps one (the runtime's `loader`), since the file crosses a trust
 //! boundary. Both read the rules from here.
 
-/// One past the highest address a patch may occupy: code there reaches the (non-PIE)
-/// program, and the program reaches it, with a signed 32-bit displacement.
+/// One past the highest address a patch beside a position-dependent (non-PIE) program
+/// may occupy: code there reaches the program, and the program reaches it, with a
+/// signed 32-bit displacement, and its own addresses fit a sign-extended 32-bit field.
 pub const ADDRESS_LIMIT: u64 = 0x8000_0000;
+
+/// How far above the start of a position-independent (PIE) program a patch may end:
+/// a signed 32-bit displacement's reach, so a call or a `jmp rel32` either way arrives.
+pub const REACH: u64 = 1 << 31;
 
 /// The lowest address a patch may occupy: above the null-page guard.
 pub const LOWEST_ADDRESS: u64 = 0x10000;
@@ -47,10 +52,15 @@ pub fn forbidden_section(name: &[u8]) -> Option<&'static str> {
 }
 
 /// Why an image whose lowest address is `start` and whose end is `end` cannot be
-/// mapped, if it cannot.
-pub fn out_of_range(start: u64, end: u64) -> Option<String> {
-    (start < LOWEST_ADDRESS || end > ADDRESS_LIMIT || start >= end)
-        .then(|| format!("the image ({start:#x}..{end:#x}) does not fit between 64 KiB and 2 GiB"))
+/// mapped into a program whose code starts at `program`, if it cannot. It fits below
+/// 2 GiB ([`ADDRESS_LIMIT`]) beside a program loaded there, or above the program within
+/// [`REACH`] of its start (beside a PIE, wherever it was loaded); never below 64 KiB.
+pub fn out_of_range(start: u64, end: u64, program: u64) -> Option<String> {
+    let low = end <= ADDRESS_LIMIT && program < ADDRESS_LIMIT;
+    let near = start >= program && end <= program.saturating_add(REACH);
+    (start < LOWEST_ADDRESS || start >= end || !(low || near)).then(|| {
+        format!("the image ({start:#x}..{end:#x}) lies neither below 2 GiB nor within 2 GiB above the program ({program:#x})")
+    })
 }
 
 #[cfg(test)]
@@ -61,8 +71,19 @@ mod tests {
     fn initialisers_and_addresses_outside_the_window_are_refused() {
         assert!(forbidden_section(b".init_array").is_some());
         assert!(forbidden_section(b".text").is_none());
-        assert!(out_of_range(0x4000_0000, 0x4020_0000).is_none());
-        assert!(out_of_range(0x4000_0000, ADDRESS_LIMIT + 1).is_some());
-        assert!(out_of_range(0, 0x1000).is_some());
+        // Beside a non-PIE program at 4 MiB.
+        let low = 0x40_0000;
+        assert!(out_of_range(0x4000_0000, 0x4020_0000, low).is_none());
+        assert!(out_of_range(0x4000_0000, low + REACH + 1, low).is_some());
+        assert!(out_of_range(0, 0x1000, low).is_some());
+        assert!(out_of_range(0x2000, 0x1000, low).is_some());
+        // Beside a PIE: above it, within reach of its start.
+        let pie = 0x5555_5555_4000;
+        assert!(out_of_range(pie + (1 << 30), pie + (1 << 30) + 0x1000, pie).is_none());
+        assert!(out_of_range(pie + REACH - 0x1000, pie + REACH, pie).is_none());
+        assert!(out_of_range(pie + REACH - 0x1000, pie + REACH + 1, pie).is_some());
+        assert!(out_of_range(pie - 0x10_0000, pie - 0x1000, pie).is_some());
+        assert!(out_of_range(0x4000_0000, 0x4020_0000, pie).is_some());
+        assert!(out_of_range(u64::MAX - 0x1000, u64::MAX, u64::MAX - 0x2000).is_none());
     }
 }

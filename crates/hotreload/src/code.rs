@@ -60,6 +60,12 @@ fn program_code() -> Vec<(u64, u64)> {
     ranges
 }
 
+/// Where the program's own code starts: patches are mapped within reach of it (see
+/// [`hotreload_protocol::image::out_of_range`]).
+pub(crate) fn program_start() -> u64 {
+    program_code().iter().map(|r| r.0).min().unwrap_or(0)
+}
+
 /// The sites that write `redirects`, each checked: its old entry lies, with the whole
 /// jump, in the program's code or an earlier patch's, and its new entry in
 /// `new_code`, the code of the patch being loaded. Each redirect writes its function's

@@ -55,8 +55,8 @@ impl Mapped {
 /// mapped, as failed.
 pub(crate) fn map(path: &Path) -> Result<Mapped, Refusal> {
     let data = std::fs::read(path).map_err(|e| Refusal::failed(format!("cannot read {}: {e}", path.display())))?;
-    let image =
-        Image::parse(&data).map_err(|e| Refusal::invalid(format!("{} is not a linked patch: {e}", path.display())))?;
+    let image = Image::parse(&data, crate::code::program_start())
+        .map_err(|e| Refusal::invalid(format!("{} is not a linked patch: {e}", path.display())))?;
     let register = register_frame().ok_or_else(|| Refusal::failed("the unwinder has no `__register_frame`"))?;
     map_image(&image, &data, register).map_err(Refusal::failed)
 }
@@ -149,14 +149,15 @@ struct Image {
 impl Image {
     /// Reads and checks a linked patch: the rules of [`hotreload_protocol::image`],
     /// which the tool checked too, checked again since the file crosses a trust
-    /// boundary.
-    fn parse(data: &[u8]) -> Result<Image, String> {
+    /// boundary. `program` is where the program's code starts (see
+    /// [`image::out_of_range`]).
+    fn parse(data: &[u8], program: u64) -> Result<Image, String> {
         let err = |e: object::read::Error| e.to_string();
         let header = elf::FileHeader64::<LE>::parse(data).map_err(err)?;
         if header.e_type(LE) != elf::ET_EXEC || header.e_machine(LE) != elf::EM_X86_64 {
             return Err("not an x86-64 static image".into());
         }
-        let segments = segments(header, data)?;
+        let segments = segments(header, data, program)?;
         let start = segments.iter().map(|s| s.address).min().ok_or("no segments")? / PAGE * PAGE;
         let end = segments.iter().map(|s| s.address + s.memory_size).max().unwrap_or(start).next_multiple_of(PAGE);
         let sections = Sections::read(header, data)?;
@@ -212,8 +213,9 @@ impl Image {
     }
 }
 
-/// The loadable segments, each inside the file and the address window.
-fn segments(header: &elf::FileHeader64<LE>, data: &[u8]) -> Result<Vec<Segment>, String> {
+/// The loadable segments, each inside the file and the address window beside a
+/// program whose code starts at `program`.
+fn segments(header: &elf::FileHeader64<LE>, data: &[u8], program: u64) -> Result<Vec<Segment>, String> {
     let mut segments = Vec::new();
     for ph in header.program_headers(LE, data).map_err(|e| e.to_string())? {
         match ph.p_type(LE) {
@@ -226,8 +228,10 @@ fn segments(header: &elf::FileHeader64<LE>, data: &[u8]) -> Result<Vec<Segment>,
                     flags: ph.p_flags(LE),
                 };
                 let in_file = s.offset.checked_add(s.file_size).is_some_and(|e| e <= data.len() as u64);
-                let in_range =
-                    s.address.checked_add(s.memory_size).is_some_and(|e| image::out_of_range(s.address, e).is_none());
+                let in_range = s
+                    .address
+                    .checked_add(s.memory_size)
+                    .is_some_and(|e| image::out_of_range(s.address, e, program).is_none());
                 if !in_file || !in_range || s.file_size > s.memory_size {
                     return Err("a segment lies outside the file or the allowed range".into());
                 }
@@ -308,12 +312,15 @@ mod tests {
         ranges
     }
 
+    /// Where a non-PIE program's code starts: the seeds were linked below 2 GiB.
+    const LOW_PROGRAM: u64 = 0x40_0000;
+
     /// The invariants `map_image` relies on, checked independently of `Image::parse`.
     fn sound(image: &Image, len: usize) -> Result<(), String> {
         if image.start % PAGE != 0 || image.end <= image.start || image.end % PAGE != 0 {
             return Err(format!("bounds {:#x}..{:#x}", image.start, image.end));
         }
-        if image::out_of_range(image.start, image.end).is_some() {
+        if image::out_of_range(image.start, image.end, LOW_PROGRAM).is_some() {
             return Err("outside the address window".into());
         }
         for s in &image.segments {
@@ -348,8 +355,11 @@ mod tests {
         for seed in SEEDS {
             // Read as the agent reads a file: into a heap buffer, aligned for ELF headers.
             let seed = seed.to_vec();
-            let image = Image::parse(&seed).unwrap();
+            let image = Image::parse(&seed, LOW_PROGRAM).unwrap();
             sound(&image, seed.len()).unwrap();
+            // Linked for a program loaded low: out of reach of one loaded elsewhere.
+            let err = Image::parse(&seed, 0x5555_5555_4000).unwrap_err();
+            assert!(err.contains("outside the file or the allowed range"), "{err}");
             let _one = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
             let mapped_image = map_image(&image, &seed, not_registered).unwrap();
             assert!(mapped(image.start, image.end));
@@ -380,7 +390,7 @@ mod tests {
             if let Some(cut) = cut {
                 data.truncate(cut.index(data.len()));
             }
-            if let Ok(image) = Image::parse(&data) {
+            if let Ok(image) = Image::parse(&data, LOW_PROGRAM) {
                 prop_assert_eq!(sound(&image, data.len()), Ok(()));
                 let _one = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
                 if let Ok(mapped_image) = map_image(&image, &data, not_registered) {
@@ -393,9 +403,9 @@ mod tests {
 
     #[test]
     fn other_files_are_refused() {
-        assert!(Image::parse(b"\x7fELF but not really").is_err());
+        assert!(Image::parse(b"\x7fELF but not really", LOW_PROGRAM).is_err());
         // This test binary is a PIE: an ET_DYN, not a linked patch.
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(Image::parse(&exe).unwrap_err().contains("static image"));
+        assert!(Image::parse(&exe, LOW_PROGRAM).unwrap_err().contains("static image"));
     }
 }

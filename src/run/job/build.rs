@@ -9,6 +9,7 @@ use crate::detect::sources_hash;
 use crate::link::{self, program::ProgramImage};
 use crate::run::Driver;
 use crate::workspace::{CrateKind, HotCrate};
+use anyhow::Context as _;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ pub(crate) enum Closed {
     NoLinker,
     /// The patch cannot be bound to the program's symbols.
     Unlinkable(String),
-    /// No free address range below 2 GiB in the program.
+    /// No free address range within reach of the program.
     NoRoom,
 }
 
@@ -62,7 +63,7 @@ impl fmt::Display for Closed {
             Closed::NotRunning => f.write_str("the program is not running"),
             Closed::Program(why) | Closed::Unlinkable(why) => f.write_str(why),
             Closed::NoLinker => f.write_str("no `rust-lld` in the toolchain, nor `ld.lld` on PATH"),
-            Closed::NoRoom => f.write_str("the program has no room for the patch below 2 GiB"),
+            Closed::NoRoom => f.write_str("the program has no room for the patch within 2 GiB of its code"),
         }
     }
 }
@@ -447,10 +448,20 @@ impl Driver {
         }
     }
 
-    /// The running program's executable as patches bind to it, read once per program.
-    fn program_image(&mut self) -> &Result<ProgramImage, String> {
+    /// The running program's executable as patches bind to it, at its addresses in the
+    /// running process, read once per program start.
+    pub(super) fn program_image(&mut self) -> &Result<ProgramImage, String> {
         let executable = self.program.as_ref().map(|h| h.executable.clone()).unwrap_or_default();
-        self.linking.image.get_or_insert_with(|| ProgramImage::read(&executable).map_err(|e| format!("{e:#}")))
+        let pid = self.app.as_ref().map(|a| a.pid());
+        self.linking.image.get_or_insert_with(|| {
+            let read = || {
+                let image = ProgramImage::read(&executable)?;
+                let pid = pid.context("the program is not running")?;
+                let bias = link::program::load_bias(pid, image.entry)?;
+                image.loaded_at(bias)
+            };
+            read().map_err(|e| format!("{e:#}"))
+        })
     }
 
     /// Starts rustc on the crate's linked patch and returns while it compiles.
@@ -505,7 +516,7 @@ impl Driver {
             return Err(anyhow::anyhow!("the program's image was read before the build").into());
         };
         let output = out_dir.join("patch.elf");
-        let base = self.linking.next_base.max(image.end).max(link::FIRST_BASE);
+        let base = self.linking.next_base.max(image.window().0);
         let earlier: Vec<_> = self.crates.values().flat_map(|c| c.running.generations.iter().cloned()).collect();
         // Read once here for the entry stage too. Functions compiled as the running ones
         // are bound to them, not mapped again.

@@ -296,7 +296,11 @@ impl Driver {
             return Ok(code.clone());
         }
         let executable = self.program.as_ref().map(|p| p.executable.clone()).context("no program")?;
-        let code = Arc::new(CodeImage::read(&executable)?);
+        let bias = match self.program_image() {
+            Ok(image) => image.bias(),
+            Err(why) => return Err(anyhow::anyhow!("{why}").into()),
+        };
+        let code = Arc::new(CodeImage::read_loaded(&executable, bias)?);
         self.linking.code = Some(code.clone());
         Ok(code)
     }
