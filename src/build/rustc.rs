@@ -136,9 +136,9 @@ impl Invocation {
 
     /// This invocation turned into the build of a linked patch (see [`crate::link`]):
     /// written to `out_dir` with its own incremental cache, as code for an executable
-    /// (`-C relocation-model=pie`), every static kept global. A library is built as an rlib; a binary keeps its crate type
-    /// (which is part of its symbols' hashes) and is compiled to one object file per
-    /// codegen unit, not linked. Its debug info is the caller's choice
+    /// (`-C relocation-model=pie`), every static kept global. A library is built as an
+    /// rlib; a binary keeps its crate type (which is part of its symbols' hashes) and is
+    /// compiled to one object file per codegen unit, not linked. Its debug info is the caller's choice
     /// ([`Invocation::with_debuginfo`]).
     pub fn for_linked_patch(&self, out_dir: &Path, incremental: &Path, kind: CrateKind) -> Invocation {
         let (crate_type, emit) = match kind {

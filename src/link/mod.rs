@@ -7,7 +7,7 @@
 //! 1. the crate is compiled as the program's build compiled it (same `-C metadata`,
 //!    so the same symbol names), plus `-C relocation-model=pie` (code for an
 //!    executable: direct calls, thread-locals by initial- or local-exec, which
-//!    [`tls`] can rewrite) and `-C link-dead-code` (private statics keep global
+//!    the `tls` module can rewrite) and `-C link-dead-code` (private statics keep global
 //!    symbols, so the linker can rebind them);
 //! 2. [`link`] reads its objects, and writes a linker script that sets every
 //!    undefined symbol, and every mutable static the program also has, to the
@@ -40,8 +40,9 @@ use std::process::{Command, Stdio};
 
 pub use hotreload_protocol::image::ADDRESS_LIMIT;
 
-/// Where the first patch goes when the program leaves room: 1 GiB, far above the
-/// program and below its heap's usual reach.
+/// How far up the first patch goes: to 1 GiB beside a program loaded low, to 1 GiB
+/// above the start of a PIE; far above the program and below its heap's usual reach
+/// (see [`ProgramImage::window`]).
 pub const FIRST_BASE: u64 = 0x4000_0000;
 
 /// How patches are aligned, and the least room looked for first: 64 KiB, so that the
@@ -56,7 +57,8 @@ pub enum Error {
     /// thread-local access of an unknown form, ...): the reason.
     #[error("{0}")]
     Unlinkable(String),
-    /// The program has no free address range below [`ADDRESS_LIMIT`] for it.
+    /// The program has no free address range in its window for it (see
+    /// [`ProgramImage::window`]).
     #[error("the program has no room for the patch within 2 GiB of its code")]
     NoRoom,
     /// Reading, writing or running the linker failed.
