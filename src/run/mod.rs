@@ -371,6 +371,9 @@ struct Running {
     current: BTreeSet<String>,
     /// Content hash of the sources when the running program's build started.
     built_from: u64,
+    /// Content hash of the sources of the last patch sent to the program, applied or
+    /// not (it may have crashed the program).
+    sent: Option<u64>,
     /// Its compiled functions, once read (from the program's build, then each patch's).
     code: Option<crate::check::code::Functions>,
     /// The images of its applied linked patches, oldest first: each holds a copy of
@@ -1151,6 +1154,11 @@ impl Driver {
         let changes = self.classify(&batch.paths);
         if self.app.is_none() {
             let why = match self.exited_pid {
+                Some(_) if self.all_taken(&changes) => {
+                    let what = "the program that exited had taken the change";
+                    self.shell.verbose_status("Ignored", format_args!("a save seen after the exit: {what}"));
+                    return;
+                }
                 Some(_) => "a change was saved after it exited",
                 None => "a change was saved after its build failed",
             };
@@ -1178,6 +1186,19 @@ impl Driver {
             self.make_pending(name);
         }
         self.apply_pending(batch.first_event, false);
+    }
+
+    /// Whether the program that exited had already taken every change in `changes`:
+    /// built from it, or sent it as a patch (which may be what crashed it). Such a
+    /// save, seen only after the exit, is no reason to restart.
+    fn all_taken(&self, changes: &Changes) -> bool {
+        changes.restart.is_empty()
+            && !changes.settings
+            && changes.crates.iter().all(|name| {
+                let (Some(krate), Some(state)) = (self.krate(name), self.crates.get(name)) else { return false };
+                let now = crate::detect::sources_hash(&krate.src);
+                now == state.running.built_from || Some(now) == state.running.sent
+            })
     }
 
     /// Queues `event` behind the exit of the program, whose status is already set: its

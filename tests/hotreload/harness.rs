@@ -404,6 +404,14 @@ impl Session {
         }
     }
 
+    /// Waits for a tool output line containing any of `needles`; returns it.
+    pub fn wait_stderr_any(&self, needles: &[&str], timeout: Duration) -> String {
+        match self.stderr.wait(0, timeout, |l| needles.iter().any(|n| l.contains(n))) {
+            Some((_, line)) => line,
+            None => self.fail(&format!("cargo hotreload printed none of {needles:?}")),
+        }
+    }
+
     /// Waits for the `n`th tool output line containing `needle` (1-based).
     pub fn wait_stderr_nth(&self, needle: &str, n: usize, timeout: Duration) -> String {
         let mut from = 0;

@@ -1,6 +1,6 @@
 //! Edits and messages that must not be applied, and what happens instead.
 
-use crate::harness::{without_aslr, Fixture, Session, RELOAD};
+use crate::harness::{without_aslr, Fixture, Session, RELOAD, STARTUP};
 use hotreload_protocol::message::{self, AgentMessage, FunctionInfo, LoadRequest, RefusalKind, ToolMessage};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -87,6 +87,33 @@ fn a_crashed_program_is_reported_and_restarted_on_the_next_change() {
     let logic = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "logic").unwrap().clone();
     assert_eq!(logic["generation"], 0, "{logic}");
     assert!(logic["last_result"].is_null(), "{logic}");
+}
+
+/// A save the program took as it connected (the catch-up of a save made while the
+/// tool was still starting), whose patch crashed it, is seen by the watcher only
+/// after the exit: it is no new change, so the program stays stopped until one
+/// comes, which then restarts it once, on a build of that change.
+#[test]
+fn a_save_the_crashed_program_already_took_does_not_restart_it() {
+    let fx = Fixture::new("basic");
+    // The watcher's batch comes long after the catch-up at the connection.
+    let s = Session::spawn(&fx, &["-p", "app", "-v", "--debounce", "4000"], &[]);
+    s.wait_stderr("Running", STARTUP);
+    fx.replace("logic/src/lib.rs", "points * 2", "std::process::abort()");
+    s.wait_stderr("Exited `app` (signal: 6 (SIGABRT))", RELOAD);
+    // The batch, once it comes: taken after the exit (or, if the program was slow to
+    // call the new code, before it, as nothing new) — never a restart.
+    let seen = ["a save seen after the exit", "Unchanged logic", "Restarting"];
+    let line = s.wait_stderr_any(&seen, RELOAD);
+    assert!(!line.contains("Restarting"), "restarted for the change that crashed it: {line}");
+    fx.replace("logic/src/lib.rs", "std::process::abort()", "points * 3");
+    s.wait_stdout("score=9 ptr=9", RELOAD);
+    s.assert_stderr_count("Restarting", 1);
+    s.assert_stderr_count("Exited", 1);
+    let status = crate::harness::hotreload(&fx, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let logic = json["crates"].as_array().unwrap().iter().find(|c| c["name"] == "logic").unwrap().clone();
+    assert_eq!(logic["generation"], 0, "the restart was built from the fix: {logic}");
 }
 
 #[test]

@@ -64,6 +64,8 @@ impl Driver {
         }
         let Some(agent) = self.agent.as_mut() else { return Err(Stop::Waiting) };
         let sent = agent.writer.write_all(&line);
+        // Sent, it may crash the program: the save is then not news to a restart.
+        self.state(&plan.krate.package).running.sent = Some(plan.sources);
         sent.context("failed to send the patch to the program")?;
         match self.wait_reply(request)? {
             AgentMessage::Applied { switched, load_micros, apply_micros, redirected, held_micros, running, .. } => {
@@ -104,9 +106,12 @@ impl Driver {
                     self.agent = None;
                     bail!("the program disconnected before applying the patch");
                 }
-                Ok(event @ Event::AppExited { .. }) => {
-                    self.events.deferred.push_back(event);
-                    bail!("the program exited before applying the patch");
+                Ok(Event::AppExited { pid, status }) => {
+                    self.events.deferred.push_back(Event::AppExited { pid, status });
+                    // A program stopped for a restart may report its exit late.
+                    if self.app.as_ref().map(|app| app.pid()) == Some(pid) {
+                        bail!("the program exited before applying the patch");
+                    }
                 }
                 Ok(event) => self.events.deferred.push_back(event),
                 Err(RecvTimeoutError::Timeout) => bail!(
