@@ -327,11 +327,11 @@ fn run_startup(repo: &Path) -> String {
         println!("{name:<60} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
     }
     out.push_str(
-        "\nThe hot build compiles the binary's own crate with every function kept, so a session after \
-         a plain `cargo build` of an edit compiles it again; the first session in a target \
-         directory also rebuilds the workspace's libraries once, after the program started, to \
-         record their rustc commands. `cargo run`'s first run after a session links the program \
-         again (the hot build left its own executable in `target/debug`): its max.\n\n",
+        "\nNothing is compiled before the program starts in any of these rows (the hot build \
+         passes no flags of its own); what remains is a `cargo metadata` and a fresh `cargo build` \
+         one after the other, and the session's set-up. The first session in a target directory \
+         compiles the workspace's crates once more after the program started, to record their \
+         rustc commands.\n\n",
     );
     out
 }

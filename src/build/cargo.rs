@@ -1,7 +1,7 @@
 //! cargo builds: the program, and the libraries self-contained patches link.
 
 use super::output::{run_with, Forward};
-use super::{BuildError, Features, Invocation, Profile, LINKED_PATCHES, PROGRAM_LINK_FLAGS};
+use super::{BuildError, Features, Invocation, Profile, LINKED_PATCHES};
 use crate::shell::Shell;
 use anyhow::Context;
 use cargo_metadata::Message;
@@ -27,8 +27,9 @@ pub struct ProgramBuild {
     pub unrecorded: HashMap<String, PathBuf>,
 }
 
-/// Builds the program with `--cfg hotreload` (`cargo rustc`, so `-C link-dead-code`
-/// reaches only the executable), and records how rustc was run for each library.
+/// Builds the program as `cargo build` does (the same flags, so a plain `cargo build`
+/// left nothing to compile), with the runtime's hot build, and records how rustc was
+/// run for each crate it compiled.
 /// A `quiet` build shows none of cargo's output: one run only to record commands, of
 /// sources the user's own build already compiled.
 pub fn build_program(
@@ -39,13 +40,12 @@ pub fn build_program(
     shell: &Shell,
     quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
-    let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
-    let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, subcommand);
+    let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, "build");
     cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
     features.add_to(&mut cmd);
     if LINKED_PATCHES {
         // `-vv`: cargo prints each rustc invocation with its environment.
-        cmd.arg("-vv").arg("--").args(PROGRAM_LINK_FLAGS);
+        cmd.arg("-vv");
     }
     let mut executable = None;
     let mut rlibs = HashMap::new();
@@ -129,21 +129,23 @@ impl Records<'_> {
 }
 
 /// Builds the program again, quietly, so that cargo runs (and prints) rustc for the
-/// libraries whose `rlibs` are given, and records how it compiles them: each rlib is
-/// set aside first (cargo compiles a library whose output is missing; `cargo clean -p`
-/// would delete every artifact of the package, its other binaries too), and put back
-/// if the build did not write it again. Dependencies keep their artifacts.
+/// crates whose `outputs` are given (a library's rlib, the binary's executable in
+/// `deps/`), and records how it compiles them: each output is set aside first (cargo
+/// compiles a crate whose output is missing; `cargo clean -p` would delete every
+/// artifact of the package, its other binaries too), and put back if the build did not
+/// write it again. Dependencies keep their artifacts.
 pub fn record_fresh(
     profile: &Profile,
     package: &str,
     target: (&str, &str),
     features: &Features,
     shell: &Shell,
-    rlibs: &[PathBuf],
+    outputs: &[PathBuf],
 ) -> Result<ProgramBuild, BuildError> {
     let mut aside = Vec::new();
-    for rlib in rlibs {
-        let moved = rlib.with_extension("rlib.hotreload-aside");
+    for rlib in outputs {
+        let name = rlib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let moved = rlib.with_file_name(format!("{name}.hotreload-aside"));
         match std::fs::rename(rlib, &moved) {
             Ok(()) => aside.push((rlib, moved)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -159,6 +161,22 @@ pub fn record_fresh(
         };
     }
     built
+}
+
+/// The file in `deps/` that rustc wrote and cargo linked to `executable`
+/// (`target/debug/app` is a hard link to `target/debug/deps/app-HASH`): what a build
+/// must find missing to compile the binary's crate again.
+pub fn compiled_executable(executable: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(executable).ok()?.ino();
+    let stem = executable.file_name()?.to_string_lossy().replace('-', "_");
+    let deps = executable.parent()?.join("deps");
+    std::fs::read_dir(deps).ok()?.flatten().map(|e| e.path()).find(|path| {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.starts_with(&format!("{stem}-"))
+            && !name.contains('.')
+            && std::fs::metadata(path).is_ok_and(|m| m.ino() == inode)
+    })
 }
 
 /// Builds the program's libraries in the patch directory, with the runtime's patch

@@ -24,7 +24,7 @@ pub mod rlib;
 mod rustc;
 
 pub use agent::build_agent;
-pub use cargo::{build_patch_deps, build_program, record_fresh, ProgramBuild};
+pub use cargo::{build_patch_deps, build_program, compiled_executable, record_fresh, ProgramBuild};
 pub use lock::BuildLock;
 pub use profile::{Features, Profile};
 pub use rustc::{build_direct, Invocation, Rustc};
@@ -51,13 +51,8 @@ impl From<std::io::Error> for BuildError {
 }
 
 /// Whether patches can be linked against the program on this platform (see
-/// [`crate::link`]): the program is then built with every function kept.
+/// [`crate::link`]).
 pub const LINKED_PATCHES: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
-
-/// Flags for the program's own crate when patches are linked against it: every
-/// function of every crate kept (new code may call one the program never did). The
-/// program stays a position-independent executable, as cargo builds it.
-const PROGRAM_LINK_FLAGS: [&str; 2] = ["-C", "link-dead-code"];
 
 /// Flags for a linked patch's crate (see [`crate::link`]): code for an executable, and
 /// every static kept global.

@@ -58,6 +58,16 @@ pub fn objects(path: &Path) -> Result<Vec<Member>> {
     Ok(objects)
 }
 
+/// The object file at archive offset `offset` of the rlib at `path` (an offset its
+/// archive index gives for a symbol).
+pub fn member_at(path: &Path, offset: u64) -> Result<Member> {
+    let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let archive = object::read::archive::ArchiveFile::parse(&*data)
+        .with_context(|| format!("{} is not an rlib", path.display()))?;
+    let member = archive.member(object::read::archive::ArchiveOffset(offset))?;
+    Ok(Member::new(String::from_utf8_lossy(member.name()).into_owned(), member.data(&*data)?))
+}
+
 fn directory_objects(dir: &Path) -> Result<Vec<Member>> {
     let mut objects = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {

@@ -103,6 +103,20 @@ impl Invocation {
         Some(Path::new(dir).join(format!("lib{crate_name}{extra}.rlib")))
     }
 
+    /// The rlibs its `--extern` options name (`--extern name=path.rlib`; an `.rmeta`
+    /// stands for the rlib beside it).
+    pub fn extern_rlibs(&self) -> Vec<PathBuf> {
+        let mut rlibs = Vec::new();
+        for pair in self.args.windows(2).filter(|w| w[0] == "--extern") {
+            let Some((_, path)) = pair[1].split_once('=') else { continue };
+            let stem = path.strip_suffix(".rmeta").or_else(|| path.strip_suffix(".rlib"));
+            if let Some(stem) = stem {
+                rlibs.push(PathBuf::from(format!("{stem}.rlib")));
+            }
+        }
+        rlibs
+    }
+
     /// The executable a binary invocation writes (`deps/app-1234abcd`).
     pub fn output_executable(&self, crate_name: &str) -> Option<PathBuf> {
         let dir = self.value("--out-dir")?;

@@ -1,9 +1,9 @@
 //! Binding a patch's objects to the running program: what they define and need, and
 //! the linker script that sets each need to the program's address.
 
+use super::demangle;
 use super::image::{CodeImage, Function};
 use super::program::ProgramImage;
-use super::{demangle, tls::new_thread_local};
 use anyhow::{bail, Result};
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
@@ -17,6 +17,13 @@ use std::sync::Arc;
 /// `__register_frame` looks for (a shared object gets one from crtend.o; this is no
 /// shared object).
 const EH_FRAME_END: &str = include_str!("../../templates/bind.ld");
+
+/// What the script adds when objects of libraries are pulled in (see
+/// [`super::provide`]): their initialisers discarded.
+const PULLED_INITS: &str = include_str!("../../templates/pulled.ld");
+
+/// How the copies of pulled objects are named, for [`PULLED_INITS`] to find them.
+pub(super) const PULLED_PREFIX: &str = "hotreload-pulled-";
 
 /// What binding a patch's objects to the program takes, read from the objects.
 #[derive(Default)]
@@ -43,6 +50,8 @@ pub(super) struct Plan {
     pub(super) own_slots: BTreeSet<String>,
     /// Statics the new code has its own copy of.
     pub(super) fresh: BTreeSet<String>,
+    /// Objects of libraries outside the workspace are linked (see [`super::provide`]).
+    pulled: bool,
     /// Functions bound to their running copy.
     pub(super) reused: usize,
 }
@@ -135,7 +144,9 @@ impl Plan {
                 || earlier.copy(name).is_some()
                 || program.import(name).is_some()
         };
-        self.undefined.iter().filter(|(name, weak)| !**weak && !provided(name)).map(|(n, _)| n.clone()).collect()
+        let needed = |name: &String| name != super::provide::TLS_GET_ADDR;
+        let missing = self.undefined.iter().filter(|(name, weak)| !**weak && needed(name) && !provided(name));
+        missing.map(|(n, _)| n.clone()).collect()
     }
 
     /// Decides every binding; `Err` names what the program lacks.
@@ -146,7 +157,8 @@ impl Plan {
         module_statics: &HashSet<String>,
     ) -> Result<(), String> {
         for (name, weak) in &self.undefined {
-            if self.defined.contains(name) || self.tls.contains(name) {
+            // `__tls_get_addr`: its calls are rewritten away (see `tls::rewrite_tls`).
+            if self.defined.contains(name) || self.tls.contains(name) || name == super::provide::TLS_GET_ADDR {
                 continue;
             }
             // A function only an earlier patch has: a generic instance that a rebuilt
@@ -174,11 +186,8 @@ impl Plan {
                 },
             }
         }
-        for name in &self.tls {
-            if !program.symbol(name).is_some_and(|s| s.tls) {
-                return Err(new_thread_local(&demangle(name)));
-            }
-        }
+        // A thread-local the program lacks is refused only if live code uses it (see
+        // `tls::rewrite_tls`).
         for (name, (size, pointers)) in &self.statics {
             let path = demangle(name);
             let module_level = module_statics.contains(&path);
@@ -215,6 +224,28 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// Takes in what linking objects pulled from libraries takes: what they define and
+    /// need, and their symbols bound to running copies (a binding the patch's own
+    /// objects made stays).
+    pub(super) fn take_pulled(&mut self, pulled: &super::provide::Pulled) {
+        self.pulled |= !pulled.objects.is_empty();
+        self.defined.extend(pulled.defined.iter().cloned());
+        for name in &pulled.needs {
+            self.undefined.entry(name.clone()).or_insert(false);
+        }
+        for (name, address) in &pulled.bindings {
+            self.bindings.entry(name.clone()).or_insert(*address);
+        }
+    }
+
+    /// Keeps as roots of the image only the functions of which a copy runs (the
+    /// program's, or an earlier patch's): those a redirect or a trampoline can switch
+    /// to. The others — code the program's link dropped as unused, which the patch's
+    /// `-C link-dead-code` compiled again — are linked only if live code calls them.
+    pub(super) fn root_running(&mut self, program: &ProgramImage, earlier: &Newest) {
+        self.functions.retain(|name| program.symbol(name).is_some_and(|s| !s.tls) || earlier.copy(name).is_some());
     }
 
     /// Binds each function of `unchanged` that the objects define to its running copy
@@ -256,6 +287,9 @@ impl Plan {
             let _ = writeln!(script, "EXTERN(\"{name}\")");
         }
         script.push_str(&EH_FRAME_END.replace("{eh_end}", hotreload_protocol::image::EH_END_SECTION));
+        if self.pulled {
+            script.push_str(&PULLED_INITS.replace("{prefix}", PULLED_PREFIX));
+        }
         script
     }
 }

@@ -19,13 +19,20 @@
 //!    [`ProgramImage::window`]), which the agent maps there itself (see
 //!    `hotreload::loader`).
 //!
-//! Anything this cannot bind is a reason to fall back to the self-contained route.
+//! The program is the user's own build, whose link kept only the code it reaches:
+//! a function the new code calls and the program lacks is pulled from the workspace
+//! library that defines it, else from the libraries outside the workspace
+//! ([`provide`]). Anything this cannot bind is a reason to fall back to the
+//! self-contained route.
 //! Linux x86-64 only.
 
 mod bind;
 pub mod image;
 pub mod program;
+mod provide;
 mod tls;
+
+pub use provide::Providers;
 
 use anyhow::{Context, Result};
 use bind::Plan;
@@ -100,6 +107,8 @@ pub struct Request<'a> {
     /// newest patch's rlib, else the program's): where a function the new code calls
     /// and the program never linked is found.
     pub libraries: &'a [PathBuf],
+    /// The libraries outside the workspace, where such a function is looked for next.
+    pub providers: &'a Providers,
 }
 
 /// A linked patch.
@@ -149,15 +158,28 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     }
     let earlier = bind::Newest::of(request.earlier);
     let running_elsewhere = pull_missing(&mut plan, &mut objects, request, &earlier)?;
+    let missing: std::collections::BTreeSet<String> = plan.missing(request.program, &earlier).into_iter().collect();
+    let pulled = match missing.is_empty() {
+        true => provide::Pulled::default(),
+        false => request.providers.pull(&missing, request.program, &earlier).map_err(Error::Unlinkable)?,
+    };
+    plan.take_pulled(&pulled);
     plan.resolve(request.program, &earlier, request.module_statics).map_err(Error::Unlinkable)?;
     let mut unchanged = request.unchanged.clone();
     unchanged.extend(running_elsewhere);
     plan.reuse(request.program, &earlier, &unchanged).map_err(Error::Unlinkable)?;
+    plan.root_running(request.program, &earlier);
     empty_dir(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {
         tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
         let path = request.work_dir.join(object.name.replace('/', "_"));
+        fs_err::write(&path, object.bytes())?;
+        inputs.push(path);
+    }
+    for (i, mut object) in pulled.objects.into_iter().enumerate() {
+        tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
+        let path = request.work_dir.join(format!("{}{i}-{}", bind::PULLED_PREFIX, object.name.replace('/', "_")));
         fs_err::write(&path, object.bytes())?;
         inputs.push(path);
     }
@@ -168,7 +190,15 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     }
     let script = request.work_dir.join("bind.ld");
     fs_err::write(&script, plan.script())?;
-    run_linker(request, &script, &inputs)?;
+    run_linker(request, &script, &inputs).map_err(|e| match e {
+        Error::Unlinkable(why) => match undefined_symbol(&why) {
+            // Live code reaches a thread-local the program lacks, which nothing defines.
+            Some(name) if plan.tls.contains(name) => Error::Unlinkable(tls::new_thread_local(&demangle(name))),
+            Some(name) => Error::Unlinkable(format!("the linker found `{}` undefined", demangle(name))),
+            None => Error::Unlinkable(why),
+        },
+        e => e,
+    })?;
     let data = fs_err::read(request.output)?;
     let (start, end) = check_output(&data, request.program.range().0).map_err(Error::Unlinkable)?;
     Ok(Linked {
@@ -235,6 +265,12 @@ fn pull_missing(
     Ok(elsewhere)
 }
 
+/// The symbol a linker error says is undefined (`… undefined symbol: NAME`).
+fn undefined_symbol(error: &str) -> Option<&str> {
+    let name = error.split("undefined symbol: ").nth(1)?;
+    Some(name.split_whitespace().next().unwrap_or(name))
+}
+
 /// Makes `dir` an empty directory. The linker's inputs are the rlib's members, whose
 /// names rustc makes unique per invocation: kept, every reload would add its objects.
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
@@ -251,7 +287,7 @@ fn run_linker(request: &Request, script: &Path, inputs: &[PathBuf]) -> Result<()
     let status = Command::new(request.linker)
         // Sections nothing uses are dropped (the crate's own thread-local storage, whose
         // accesses now reach the program's); every function is kept by the script.
-        .args(["-flavor", "gnu", "-static", "--no-dynamic-linker", "-e", "0", "--gc-sections"])
+        .args(["-flavor", "gnu", "-static", "--no-dynamic-linker", "-e", "0", "--gc-sections", "--no-demangle"])
         .args(["-z", "nostart-stop-gc", "-z", "noexecstack", "-z", "norelro", "--build-id=none", "--strip-debug"])
         .args(["-u", TABLE_START, "-u", TABLE_STOP])
         .arg(format!("--image-base={:#x}", request.base))
@@ -285,7 +321,7 @@ fn check_output(data: &[u8], program: u64) -> Result<(u64, u64), String> {
                 start = start.min(ph.p_vaddr(endian));
                 end = end.max(ph.p_vaddr(endian) + ph.p_memsz(endian));
             }
-            elf::PT_TLS => return Err("the new code defines thread-locals the program does not have".into()),
+            elf::PT_TLS => return Err(new_thread_locals(header, endian, data)),
             elf::PT_INTERP | elf::PT_DYNAMIC => return Err("the linker produced a dynamic image".into()),
             _ => {}
         }
@@ -300,6 +336,21 @@ fn check_output(data: &[u8], program: u64) -> Result<(u64, u64), String> {
     match rules::out_of_range(start, end, program) {
         Some(why) => Err(why),
         None => Ok((start, end)),
+    }
+}
+
+/// Why an image with a TLS segment cannot be loaded, naming a thread-local in it: the
+/// program's threads have no storage for one the program never had.
+fn new_thread_locals(header: &elf::FileHeader64<Endianness>, endian: Endianness, data: &[u8]) -> String {
+    let named = || -> Option<String> {
+        let sections = header.sections(endian, data).ok()?;
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).ok()?;
+        let tls = symtab.iter().find(|s| s.st_type() == elf::STT_TLS)?;
+        Some(demangle(std::str::from_utf8(symtab.symbol_name(endian, tls).ok()?).ok()?))
+    };
+    match named() {
+        Some(name) => tls::new_thread_local(&name),
+        None => "the new code defines thread-locals the program does not have".into(),
     }
 }
 

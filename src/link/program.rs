@@ -150,9 +150,11 @@ impl ProgramImage {
 
 /// The load bias of process `pid`'s executable, whose entry point's link-time address
 /// is `entry`: the kernel's `AT_ENTRY` for the process (`/proc/PID/auxv`, readable by
-/// the same user) less `entry`.
-pub fn load_bias(pid: u32, entry: u64) -> Result<u64> {
-    let auxv = fs_err::read(format!("/proc/{pid}/auxv")).context("cannot read the program's auxiliary vector")?;
+/// the same user) less `entry`; else, from `/proc/PID/maps`, where the mapping of
+/// `executable` at file offset 0 starts, less `start` (the image's lowest link-time
+/// address). Both are empty once the process has exited.
+pub fn load_bias(pid: u32, image: &ProgramImage, executable: &Path) -> Result<u64> {
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).unwrap_or_default();
     let at_entry = auxv
         .chunks_exact(16)
         .map(|pair| {
@@ -160,9 +162,29 @@ pub fn load_bias(pid: u32, entry: u64) -> Result<u64> {
             (word(0), word(8))
         })
         .find(|(kind, _)| *kind == libc::AT_ENTRY)
-        .map(|(_, value)| value)
-        .context("the program's auxiliary vector has no entry point")?;
-    Ok(at_entry.wrapping_sub(entry))
+        .map(|(_, value)| value);
+    if let Some(at_entry) = at_entry {
+        return Ok(at_entry.wrapping_sub(image.entry));
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let path = executable.to_string_lossy();
+    let mapped = maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (range, _, offset) = (fields.next()?, fields.next()?, fields.next()?);
+        let file = fields.nth(2)?;
+        (file == path && u64::from_str_radix(offset, 16).ok()? == 0)
+            .then(|| u64::from_str_radix(range.split_once('-')?.0, 16).ok())
+            .flatten()
+    });
+    match mapped {
+        Some(start) => Ok(start.wrapping_sub(image.span.0 & !0xfff)),
+        None => bail!(
+            "cannot tell where process {pid} loaded {} ({} bytes of auxiliary vector, no mapping of it; has it \
+             exited?)",
+            executable.display(),
+            auxv.len()
+        ),
+    }
 }
 
 type Sections<'data> = object::read::elf::SectionTable<'data, elf::FileHeader64<Endianness>>;
@@ -279,7 +301,12 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let image = ProgramImage::read(&exe).unwrap();
         assert!(image.pie);
-        let bias = load_bias(std::process::id(), image.entry).unwrap();
+        let bias = load_bias(std::process::id(), &image, &exe).unwrap();
+        // From the mappings, as when the auxiliary vector says nothing.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps.lines().find(|l| l.ends_with(&*exe.to_string_lossy())).expect("the test binary is mapped");
+        let start = u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+        assert_eq!(start.wrapping_sub(image.span.0 & !0xfff), bias);
         assert_ne!(bias, 0, "the kernel loads a PIE away from zero");
         let image = image.loaded_at(bias).unwrap();
         let name = image

@@ -3,8 +3,10 @@
 //! The program's threads have their thread-local blocks already; a patch gets none of
 //! its own. Each access in the patch's objects is rewritten, before linking, to the
 //! program's offset from the thread pointer: local-exec offsets (`%fs:OFFSET`) are
-//! written in, and initial-exec loads from the GOT become immediate moves (the
-//! linker's own IE→LE relaxation, with the program's offsets).
+//! written in, initial-exec loads from the GOT become immediate moves, and the
+//! general- and local-dynamic sequences of position-independent libraries (a call of
+//! `__tls_get_addr`) become reads of the thread pointer: the linker's own relaxations
+//! to local-exec (x86-64 psABI, "Thread-Local Storage"), with the program's offsets.
 
 use super::demangle;
 use super::program::ProgramImage;
@@ -12,28 +14,36 @@ use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader};
 use object::{Endianness, SectionIndex, SymbolIndex};
 
-/// One rewrite: bytes at `place`, and the relocation at `rela_at` that no longer applies.
+/// One rewrite: bytes at `place`, and the relocation at `rela_at` that no longer
+/// applies, with the `__tls_get_addr` call's (`also`) of a dynamic sequence.
 #[derive(Debug)]
 struct Edit {
     rela_at: usize,
     place: usize,
     bytes: Vec<u8>,
+    also: Option<usize>,
 }
 
 /// Rewrites, in place, every thread-local access of one relocatable object `data` so
-/// that it reaches the program's thread-local. `Err` names an access that cannot be:
-/// a thread-local the program lacks, or an instruction form this does not know.
+/// that it reaches the program's thread-local. An access to one the program lacks is
+/// left to the linker: in code nothing live reaches (the program's link dropped that
+/// code and its thread-local; the patch compiles every function), it goes with that
+/// code; from live code, the image gets a TLS segment of its own or the linker finds
+/// the thread-local undefined, both of which [`super::link`] refuses by name. `Err`
+/// names an access of an instruction form this does not know.
 pub(super) fn rewrite_tls(data: &mut [u8], program: &ProgramImage) -> Result<(), String> {
     let edits = tls_edits(data, program).map_err(|e| match e {
         Why::Object(e) => e.to_string(),
         Why::Refused(why) => why,
     })?;
-    for Edit { rela_at, place, bytes } in edits {
+    for Edit { rela_at, place, bytes, also } in edits {
         data[place..place + bytes.len()].copy_from_slice(&bytes);
         // r_info = symbol << 32 | type: R_X86_64_NONE against no symbol, so the
         // patch's own copy of the thread-local is unreferenced and collected.
-        let info_at = rela_at + 8;
-        data[info_at..info_at + 8].copy_from_slice(&0u64.to_le_bytes());
+        for rela_at in std::iter::once(rela_at).chain(also) {
+            let info_at = rela_at + 8;
+            data[info_at..info_at + 8].copy_from_slice(&0u64.to_le_bytes());
+        }
     }
     Ok(())
 }
@@ -63,6 +73,8 @@ fn tls_edits(data: &[u8], program: &ProgramImage) -> Result<Vec<Edit>, Why> {
             continue; // debug info: dropped by --strip-debug
         }
         let relas = section.data_as_array::<elf::Rela64<Endianness>, _>(endian, data)?;
+        let rela_at =
+            |i: usize| section.sh_offset(endian) as usize + i * std::mem::size_of::<elf::Rela64<Endianness>>();
         for (i, rela) in relas.iter().enumerate() {
             let r_type = rela.r_type(endian, false);
             if !is_tls(r_type) {
@@ -70,15 +82,16 @@ fn tls_edits(data: &[u8], program: &ProgramImage) -> Result<Vec<Edit>, Why> {
             }
             let sym = symtab.symbol(SymbolIndex(rela.r_sym(endian, false) as usize))?;
             let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym)?).into_owned();
-            let Some(tls) = program.symbol(&name).filter(|s| s.tls) else {
-                return Err(Why::Refused(new_thread_local(&demangle(&name))));
-            };
+            let Some(tls) = program.symbol(&name).filter(|s| s.tls) else { continue };
+            // The relocation after a dynamic sequence's: its `__tls_get_addr` call.
+            let call = relas.get(i + 1).map(|next| (rela_at(i + 1), next.r_offset(endian) - rela.r_offset(endian)));
             let access = Access {
-                rela_at: section.sh_offset(endian) as usize + i * std::mem::size_of::<elf::Rela64<Endianness>>(),
+                rela_at: rela_at(i),
                 place: target.sh_offset(endian) as usize + rela.r_offset(endian) as usize,
                 offset: tls.address as i64,
                 addend: rela.r_addend(endian),
                 name: &name,
+                call,
             };
             edits.push(access.rewrite(r_type, data).map_err(Why::Refused)?);
         }
@@ -112,6 +125,9 @@ struct Access<'a> {
     offset: i64,
     addend: i64,
     name: &'a str,
+    /// The next relocation of the section: where its entry is, and how far past this
+    /// one's place it applies.
+    call: Option<(usize, u64)>,
 }
 
 impl Access<'_> {
@@ -120,9 +136,37 @@ impl Access<'_> {
         let out_of_range = || format!("thread-local `{}` is out of range", self.name);
         let unknown = || format!("an access to thread-local `{}` has an unknown form", demangle(self.name));
         match r_type {
-            elf::R_X86_64_TPOFF32 => {
+            elf::R_X86_64_TPOFF32 | elf::R_X86_64_DTPOFF32 => {
+                // A local-dynamic access's offset in the block becomes the offset from
+                // the thread pointer, which its sequence now starts from.
                 let value = i32::try_from(self.offset + self.addend).map_err(|_| out_of_range())?;
-                Ok(Edit { rela_at: self.rela_at, place: self.place, bytes: value.to_le_bytes().to_vec() })
+                Ok(Edit { rela_at: self.rela_at, place: self.place, bytes: value.to_le_bytes().to_vec(), also: None })
+            }
+            elf::R_X86_64_TLSGD => {
+                // lea x@tlsgd(%rip), %rdi; call __tls_get_addr (66 48 8d 3d R, 66 66 48 e8 R)
+                // → mov %fs:0, %rax; lea x@tpoff(%rax), %rax
+                let start = self.place.checked_sub(4).ok_or_else(unknown)?;
+                let call = self.call.filter(|(_, distance)| *distance == 8).ok_or_else(unknown)?;
+                let sequence = data.get(start..self.place + 8).ok_or_else(unknown)?;
+                if sequence[..4] != [0x66, 0x48, 0x8d, 0x3d] || sequence[8..] != [0x66, 0x66, 0x48, 0xe8] {
+                    return Err(unknown());
+                }
+                let offset = i32::try_from(self.offset).map_err(|_| out_of_range())?;
+                let mut bytes = vec![0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80];
+                bytes.extend_from_slice(&offset.to_le_bytes());
+                Ok(Edit { rela_at: self.rela_at, place: start, bytes, also: Some(call.0) })
+            }
+            elf::R_X86_64_TLSLD => {
+                // lea x@tlsld(%rip), %rdi; call __tls_get_addr (48 8d 3d R, e8 R)
+                // → mov %fs:0, %rax, padded; each `x@dtpoff` then reads from there.
+                let start = self.place.checked_sub(3).ok_or_else(unknown)?;
+                let call = self.call.filter(|(_, distance)| *distance == 5).ok_or_else(unknown)?;
+                let sequence = data.get(start..self.place + 5).ok_or_else(unknown)?;
+                if sequence[..3] != [0x48, 0x8d, 0x3d] || sequence[7] != 0xe8 {
+                    return Err(unknown());
+                }
+                let bytes = vec![0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0];
+                Ok(Edit { rela_at: self.rela_at, place: start, bytes, also: Some(call.0) })
             }
             elf::R_X86_64_GOTTPOFF if self.place >= 3 => {
                 // mov/add foo@gottpoff(%rip), %reg  →  mov/add $offset, %reg
@@ -140,7 +184,7 @@ impl Access<'_> {
                 let offset = i32::try_from(self.offset).map_err(|_| out_of_range())?;
                 let mut bytes = vec![rex, opcode, modrm];
                 bytes.extend_from_slice(&offset.to_le_bytes());
-                Ok(Edit { rela_at: self.rela_at, place: self.place - 3, bytes })
+                Ok(Edit { rela_at: self.rela_at, place: self.place - 3, bytes, also: None })
             }
             _ => Err(format!(
                 "an access to thread-local `{}` of a kind linked patches do not handle (relocation {r_type})",
@@ -180,7 +224,7 @@ mod tests {
     fn an_initial_exec_load_becomes_an_immediate_move() {
         // mov foo@gottpoff(%rip), %rax: 48 8b 05 <rel32>
         let data = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
-        let access = Access { rela_at: 0, place: 3, offset: -16, addend: -4, name: "foo" };
+        let access = Access { rela_at: 0, place: 3, offset: -16, addend: -4, name: "foo", call: None };
         let edit = access.rewrite(elf::R_X86_64_GOTTPOFF, &data).unwrap();
         // mov $-16, %rax: 48 c7 c0 f0 ff ff ff
         assert_eq!((edit.place, edit.bytes), (0, vec![0x48, 0xc7, 0xc0, 0xf0, 0xff, 0xff, 0xff]));
@@ -188,7 +232,32 @@ mod tests {
         assert_eq!(local.bytes, (-20i32).to_le_bytes());
         let other = [0x48, 0x8d, 0x05, 0, 0, 0, 0]; // lea: not a form the linker relaxes
         assert!(access.rewrite(elf::R_X86_64_GOTTPOFF, &other).unwrap_err().contains("unknown form"));
-        assert!(access.rewrite(elf::R_X86_64_TLSGD, &data).unwrap_err().contains("do not handle"));
+        assert!(access.rewrite(elf::R_X86_64_TLSGD, &data).unwrap_err().contains("unknown form"));
+        assert!(access.rewrite(elf::R_X86_64_TLSDESC_CALL, &data).unwrap_err().contains("do not handle"));
+    }
+
+    #[test]
+    fn dynamic_sequences_become_thread_pointer_reads() {
+        // General dynamic, as std's objects have it: lea x@tlsgd(%rip), %rdi at 0,
+        // its relocation at 4, then the call of __tls_get_addr (relocated at 12).
+        let gd = [0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x66, 0x66, 0x48, 0xe8, 0, 0, 0, 0];
+        let access = Access { rela_at: 0, place: 4, offset: -16, addend: -4, name: "x", call: Some((24, 8)) };
+        let edit = access.rewrite(elf::R_X86_64_TLSGD, &gd).unwrap();
+        // mov %fs:0, %rax; lea -16(%rax), %rax
+        let le = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80, 0xf0, 0xff, 0xff, 0xff];
+        assert_eq!((edit.place, edit.bytes.as_slice(), edit.also), (0, &le[..], Some(24)));
+        // Without its call right after, the sequence is not the one known.
+        let far = Access { call: Some((24, 9)), ..access };
+        assert!(far.rewrite(elf::R_X86_64_TLSGD, &gd).unwrap_err().contains("unknown form"));
+        // Local dynamic: lea x@tlsld(%rip), %rdi at 0 (relocated at 3), call at 7 (8).
+        let ld = [0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0];
+        let access = Access { rela_at: 0, place: 3, offset: -16, addend: -4, name: "x", call: Some((24, 5)) };
+        let edit = access.rewrite(elf::R_X86_64_TLSLD, &ld).unwrap();
+        assert_eq!(edit.bytes, [0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]);
+        assert_eq!((edit.place, edit.bytes.len(), edit.also), (0, ld.len(), Some(24)));
+        // Each x@dtpoff after it: the offset from the thread pointer.
+        let dtpoff = Access { rela_at: 0, place: 0, offset: -16, addend: 8, name: "x", call: None };
+        assert_eq!(dtpoff.rewrite(elf::R_X86_64_DTPOFF32, &[0; 4]).unwrap().bytes, (-8i32).to_le_bytes());
     }
 
     #[test]

@@ -780,9 +780,19 @@ impl Driver {
     /// rlib).
     fn unrecorded(&self, program: &ProgramBuild) -> Vec<(String, PathBuf)> {
         let unrecorded = self.reloadable_libs().filter(|(_, crate_name)| !program.invocations.contains_key(crate_name));
-        unrecorded
+        let mut unrecorded: Vec<(String, PathBuf)> = unrecorded
             .filter_map(|(package, crate_name)| Some((package, program.unrecorded.get(&crate_name)?.clone())))
-            .collect()
+            .collect();
+        // The binary's own crate, which patches of its functions are compiled as.
+        if program.binary.is_none() && self.binary_crate().is_some() {
+            let package = &self.binary.package;
+            if let Some(built) = build::compiled_executable(&program.executable) {
+                if !unrecorded.iter().any(|(p, _)| p == package) {
+                    unrecorded.push((package.clone(), built));
+                }
+            }
+        }
+        unrecorded
     }
 
     /// The program's reloadable libraries whose rustc command patches need (every one,
@@ -810,11 +820,11 @@ impl Driver {
         self.shell
             .status("Recording", format_args!("how cargo compiles {listed} for patches (rebuilding {them} once)"));
         let target = (self.binary.kind, self.binary.name.as_str());
-        let rlibs: Vec<PathBuf> = unrecorded.iter().map(|(_, rlib)| rlib.clone()).collect();
+        let outputs: Vec<PathBuf> = unrecorded.iter().map(|(_, output)| output.clone()).collect();
         let recorded =
             build::BuildLock::acquire(&self.profile.program_lock_dir()).map_err(BuildError::Tool).and_then(|_lock| {
                 let (features, shell) = (&self.config.features, &self.shell);
-                build::record_fresh(&self.profile, &self.binary.package, target, features, shell, &rlibs)
+                build::record_fresh(&self.profile, &self.binary.package, target, features, shell, &outputs)
             });
         let recorded = match recorded {
             Ok(recorded) => recorded,
@@ -881,6 +891,7 @@ impl Driver {
         // A new program: its addresses are read again when a patch is linked.
         self.linking.image = None;
         self.linking.code = None;
+        self.linking.providers = None;
         self.linking.next_base = 0;
         self.app = Some(app);
         self.agent = None;

@@ -128,6 +128,8 @@ pub(crate) struct Linking {
     pub(crate) patch_deps: Option<BTreeMap<String, u64>>,
     /// The program's executable as redirects find its functions; reset at every start.
     pub(crate) code: Option<std::sync::Arc<crate::link::image::CodeImage>>,
+    /// Where functions the program's link left out are found; reset at every start.
+    pub(crate) providers: Option<link::Providers>,
 }
 
 /// A built patch, not yet placed.
@@ -457,7 +459,7 @@ impl Driver {
             let read = || {
                 let image = ProgramImage::read(&executable)?;
                 let pid = pid.context("the program is not running")?;
-                let bias = link::program::load_bias(pid, image.entry)?;
+                let bias = link::program::load_bias(pid, &image, &executable)?;
                 image.loaded_at(bias)
             };
             read().map_err(|e| format!("{e:#}"))
@@ -530,6 +532,7 @@ impl Driver {
             _ => HashSet::new(),
         };
         let libraries = self.running_libraries(&build.package);
+        let providers = self.linking.providers.get_or_insert_with(|| providers(self.program.as_ref(), &self.ws));
         let request = link::Request {
             rlib: &rlib,
             program: image,
@@ -541,6 +544,7 @@ impl Driver {
             module_statics: statics,
             linker: &linker,
             libraries: &libraries,
+            providers,
         };
         let linked = link::link_in_room(request, pid).map_err(|e| match e {
             link::Error::Unlinkable(why) => RouteError::Closed(Closed::Unlinkable(why)),
@@ -551,6 +555,28 @@ impl Driver {
         let link_time = started.elapsed() - compiled;
         Ok(LinkedBuild { file: output, rlib, code, debuginfo, linked, started, compiled, link_time, _lock: lock })
     }
+}
+
+/// The rlibs outside the workspace that `program` links: the ones the crates whose
+/// rustc command it recorded name as `--extern`, then the toolchain's.
+fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Workspace) -> link::Providers {
+    let Some(program) = program else { return link::Providers::default() };
+    let invocations = program.invocations.values().chain(program.binary.as_ref());
+    // A member's rlib (`liblogic-HASH.rlib`) is one of the workspace libraries,
+    // looked in first, as the program runs them.
+    let member = |rlib: &std::path::Path| {
+        let file = rlib.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        ws.members.values().filter_map(|m| m.lib.as_ref()).any(|(name, _)| file.starts_with(&format!("lib{name}-")))
+    };
+    let mut rlibs: Vec<std::path::PathBuf> = Vec::new();
+    for rlib in invocations.flat_map(|i| i.extern_rlibs()) {
+        if !rlibs.contains(&rlib) && !member(&rlib) {
+            rlibs.push(rlib);
+        }
+    }
+    let rustc = program.invocations.values().chain(program.binary.as_ref()).next().map(|i| i.program().to_string());
+    rlibs.extend(link::Providers::toolchain_rlibs(rustc.as_deref().unwrap_or("rustc")));
+    link::Providers::new(rlibs)
 }
 
 impl Driver {

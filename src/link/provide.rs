@@ -1,0 +1,365 @@
+//! Library functions the program's link left out, taken from the rlibs outside the
+//! workspace: the toolchain's (std, core, alloc, …) and the program's other
+//! dependencies.
+//!
+//! A plain build links only the code its program reaches (`--gc-sections`), so new
+//! code may call a library function the running program does not contain. The rlib's
+//! object holds it: the patch links that object too, the linker's garbage collection
+//! keeps only what the new calls reach, and every global symbol of the object that a
+//! running copy has is bound to that copy by the linker script — the program's
+//! statics stay the only ones. The walk the linker's collection makes is made here
+//! first, to refuse by name what would not be the program's: private state (a
+//! `static` of std's that the program has, now copied) or a thread-local.
+
+use super::bind::Newest;
+use super::demangle;
+use super::program::ProgramImage;
+use crate::build::rlib::{self, Member};
+use object::elf;
+use object::read::archive::ArchiveFile;
+use object::read::elf::{FileHeader, SectionHeader, Sym};
+use object::{Endianness, SectionIndex, SymbolIndex};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The rlibs outside the workspace the program links, and which of their objects
+/// defines each global symbol (their archive indexes), read on first need.
+#[derive(Default)]
+pub struct Providers {
+    rlibs: Vec<PathBuf>,
+    index: OnceCell<HashMap<String, (usize, u64)>>,
+}
+
+impl Providers {
+    /// Functions are looked for in `rlibs`, in this order.
+    pub fn new(rlibs: Vec<PathBuf>) -> Providers {
+        Providers { rlibs, index: OnceCell::new() }
+    }
+
+    /// The toolchain's rlibs (`SYSROOT/lib/rustlib/HOST/lib/*.rlib`) of `rustc`.
+    pub fn toolchain_rlibs(rustc: &str) -> Vec<PathBuf> {
+        let output =
+            std::process::Command::new(rustc).args(["--print", "sysroot"]).stdin(std::process::Stdio::null()).output();
+        let Ok(output) = output else { return Vec::new() };
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let dir = sysroot.join("lib/rustlib").join(host).join("lib");
+        let mut rlibs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| is_rlib(p)).collect())
+            .unwrap_or_default();
+        rlibs.sort();
+        rlibs
+    }
+
+    /// Which rlib and member defines each global symbol.
+    fn index(&self) -> &HashMap<String, (usize, u64)> {
+        self.index.get_or_init(|| {
+            let mut index = HashMap::new();
+            for (i, path) in self.rlibs.iter().enumerate() {
+                let Ok(data) = std::fs::read(path) else { continue };
+                let Ok(archive) = ArchiveFile::parse(&*data) else { continue };
+                let Ok(Some(symbols)) = archive.symbols() else { continue };
+                for symbol in symbols.flatten() {
+                    let name = String::from_utf8_lossy(symbol.name()).into_owned();
+                    index.entry(name).or_insert((i, symbol.offset().0));
+                }
+            }
+            index
+        })
+    }
+
+    /// The objects that define `missing` and what they reach, with what linking them
+    /// takes. `Err` says why a function cannot come this way.
+    pub(super) fn pull(
+        &self,
+        missing: &BTreeSet<String>,
+        program: &ProgramImage,
+        earlier: &Newest,
+    ) -> Result<Pulled, String> {
+        let index = self.index();
+        let mut walk =
+            Walk { program, earlier, objects: Vec::new(), by_key: HashMap::new(), pulled: Pulled::default() };
+        let mut queue = Vec::new();
+        for name in missing {
+            let Some(&key) = index.get(name) else { return Err(not_linked(name)) };
+            let object = walk.object(&self.rlibs, key)?;
+            queue.push((object, walk.objects[object].section_of(name)?));
+            walk.pulled.defined.insert(name.clone());
+        }
+        let mut seen = BTreeSet::new();
+        while let Some((object, section)) = queue.pop() {
+            if !seen.insert((object, section)) {
+                continue;
+            }
+            walk.visit(object, section, &mut queue, &self.rlibs, index)?;
+        }
+        let Walk { objects, mut pulled, .. } = walk;
+        for object in &objects {
+            for name in object.globals()? {
+                if let Some(address) = running_copy(&name, program, earlier) {
+                    pulled.bindings.insert(name, address);
+                }
+            }
+        }
+        pulled.objects = objects.into_iter().map(|o| o.member).collect();
+        Ok(pulled)
+    }
+}
+
+/// The function a position-independent library's thread-local accesses call, which
+/// the rewrite to the program's thread-locals removes (see `tls::rewrite_tls`).
+pub(super) const TLS_GET_ADDR: &str = "__tls_get_addr";
+
+/// What linking pulled objects takes.
+#[derive(Default)]
+pub(super) struct Pulled {
+    /// The objects, linked like the patch's own.
+    pub(super) objects: Vec<Member>,
+    /// Names their linked part defines for the patch (functions the program lacks).
+    pub(super) defined: BTreeSet<String>,
+    /// Names their linked part needs from outside them: bound as the patch's needs are.
+    pub(super) needs: BTreeSet<String>,
+    /// Every global symbol of theirs that a running copy has, with its address: bound
+    /// to it, so the linker uses that copy.
+    pub(super) bindings: BTreeMap<String, u64>,
+}
+
+/// The address of `name`'s running copy: the newest earlier patch's, else the program's.
+fn running_copy(name: &str, program: &ProgramImage, earlier: &Newest) -> Option<u64> {
+    earlier.copy(name).or_else(|| program.symbol(name).filter(|s| !s.tls).map(|s| s.address))
+}
+
+fn not_linked(name: &str) -> String {
+    format!("the running program does not contain `{}` (new code calls what the program never linked)", demangle(name))
+}
+
+fn is_rlib(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "rlib")
+}
+
+/// The walk over sections the linker's garbage collection makes.
+struct Walk<'a> {
+    program: &'a ProgramImage,
+    earlier: &'a Newest,
+    objects: Vec<Object>,
+    by_key: HashMap<(usize, u64), usize>,
+    pulled: Pulled,
+}
+
+impl Walk<'_> {
+    /// The object at `key` (rlib, member offset), read once.
+    fn object(&mut self, rlibs: &[PathBuf], key: (usize, u64)) -> Result<usize, String> {
+        if let Some(&i) = self.by_key.get(&key) {
+            return Ok(i);
+        }
+        let member = rlib::member_at(&rlibs[key.0], key.1).map_err(|e| format!("{e:#}"))?;
+        let object = Object::read(member)?;
+        self.objects.push(object);
+        self.by_key.insert(key, self.objects.len() - 1);
+        Ok(self.objects.len() - 1)
+    }
+
+    /// Follows the relocations of `section` of object `at`.
+    fn visit(
+        &mut self,
+        at: usize,
+        section: usize,
+        queue: &mut Vec<(usize, usize)>,
+        rlibs: &[PathBuf],
+        index: &HashMap<String, (usize, u64)>,
+    ) -> Result<(), String> {
+        self.objects[at].check_state(section, self.program)?;
+        for target in self.objects[at].targets(section)? {
+            match target {
+                Target::Section(s) => queue.push((at, s)),
+                Target::Global(name, s) => {
+                    if running_copy(&name, self.program, self.earlier).is_none() {
+                        self.pulled.defined.insert(name);
+                        queue.push((at, s));
+                    }
+                }
+                // Its calls are rewritten away with their sequences.
+                Target::Undefined(name, _) if name == TLS_GET_ADDR => {}
+                Target::Undefined(name, weak) => {
+                    let runs = running_copy(&name, self.program, self.earlier).is_some()
+                        || self.program.import(&name).is_some();
+                    if runs {
+                        self.pulled.needs.insert(name);
+                    } else if let Some(&key) = index.get(&name) {
+                        let object = self.object(rlibs, key)?;
+                        let s = self.objects[object].section_of(&name)?;
+                        self.pulled.defined.insert(name);
+                        queue.push((object, s));
+                    } else if !weak {
+                        return Err(not_linked(&name));
+                    }
+                }
+                // Rewritten to the program's (see `tls::rewrite_tls`), if it has it.
+                Target::ThreadLocal(name) if self.program.symbol(&name).is_some_and(|s| s.tls) => {}
+                Target::ThreadLocal(name) => {
+                    return Err(format!(
+                        "new code calls library code the program never linked that uses thread-local `{}`, which the \
+                         running program's threads have no storage for",
+                        demangle(&name)
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where one relocation leads.
+enum Target {
+    /// A section of the same object (a local symbol's, or the section itself).
+    Section(usize),
+    /// A global symbol the object defines, in that section.
+    Global(String, usize),
+    /// A symbol defined elsewhere; whether the reference is weak.
+    Undefined(String, bool),
+    /// A thread-local, however defined.
+    ThreadLocal(String),
+}
+
+type Header = elf::FileHeader64<Endianness>;
+
+/// One pulled object.
+struct Object {
+    member: Member,
+    /// For each section with relocations, the index of its `SHT_RELA` section.
+    relas: HashMap<usize, usize>,
+}
+
+impl Object {
+    fn read(member: Member) -> Result<Object, String> {
+        let mut relas = HashMap::new();
+        {
+            let data = member.bytes();
+            let (header, endian) = parse(data)?;
+            let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+            for (i, section) in sections.iter().enumerate() {
+                if section.sh_type(endian) == elf::SHT_RELA {
+                    relas.insert(section.sh_info(endian) as usize, i);
+                }
+            }
+        }
+        Ok(Object { member, relas })
+    }
+
+    /// The section global `name` is defined in.
+    fn section_of(&self, name: &str) -> Result<usize, String> {
+        let data = self.member.bytes();
+        let (header, endian) = parse(data)?;
+        let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(|e| e.to_string())?;
+        for sym in symtab.iter() {
+            let shndx = sym.st_shndx(endian);
+            let defined = sym.st_bind() != elf::STB_LOCAL && shndx != elf::SHN_UNDEF && shndx < elf::SHN_LORESERVE;
+            if defined && symtab.symbol_name(endian, sym).map_err(|e| e.to_string())? == name.as_bytes() {
+                return Ok(shndx as usize);
+            }
+        }
+        Err(format!("{} does not define `{}` as its index says", self.member.name, demangle(name)))
+    }
+
+    /// Every global symbol the object defines.
+    fn globals(&self) -> Result<Vec<String>, String> {
+        let data = self.member.bytes();
+        let (header, endian) = parse(data)?;
+        let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(|e| e.to_string())?;
+        let mut names = Vec::new();
+        for sym in symtab.iter() {
+            let shndx = sym.st_shndx(endian);
+            let defined = shndx != elf::SHN_UNDEF && shndx < elf::SHN_LORESERVE;
+            if sym.st_bind() != elf::STB_LOCAL && defined && sym.st_type() != elf::STT_TLS {
+                names.push(String::from_utf8_lossy(symtab.symbol_name(endian, sym).map_err(|e| e.to_string())?).into());
+            }
+        }
+        Ok(names)
+    }
+
+    /// Refuses a writable section whose symbols the program has: the linked copy would
+    /// be state of its own, beside the program's (a local symbol cannot be bound).
+    fn check_state(&self, section: usize, program: &ProgramImage) -> Result<(), String> {
+        let data = self.member.bytes();
+        let (header, endian) = parse(data)?;
+        let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+        let header_of = sections.section(SectionIndex(section)).map_err(|e| e.to_string())?;
+        let flags = header_of.sh_flags(endian);
+        let name = sections.section_name(endian, header_of).unwrap_or_default();
+        let writable = flags & u64::from(elf::SHF_WRITE) != 0 && !name.starts_with(b".data.rel.ro");
+        if flags & u64::from(elf::SHF_TLS) != 0 {
+            return Err("new code calls library code the program never linked that uses thread-locals".into());
+        }
+        if !writable {
+            return Ok(());
+        }
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(|e| e.to_string())?;
+        for sym in symtab.iter().filter(|s| s.st_shndx(endian) as usize == section) {
+            let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym).map_err(|e| e.to_string())?);
+            if !name.is_empty() && program.symbol(&name).is_some() {
+                return Err(format!(
+                    "new code calls library code the program never linked, which would get its own copy of `{}`",
+                    demangle(&name)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where each relocation of `section` leads.
+    fn targets(&self, section: usize) -> Result<Vec<Target>, String> {
+        let Some(&rela_section) = self.relas.get(&section) else { return Ok(Vec::new()) };
+        let data = self.member.bytes();
+        let fail = |e: object::Error| e.to_string();
+        let (header, endian) = parse(data)?;
+        let sections = header.sections(endian, data).map_err(fail)?;
+        let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(fail)?;
+        let rela = sections.section(SectionIndex(rela_section)).map_err(fail)?;
+        let mut targets = Vec::new();
+        for r in rela.data_as_array::<elf::Rela64<Endianness>, _>(endian, data).map_err(fail)? {
+            let index = r.r_sym(endian, false) as usize;
+            if index == 0 {
+                continue;
+            }
+            let sym = symtab.symbol(SymbolIndex(index)).map_err(fail)?;
+            let name = || String::from_utf8_lossy(symtab.symbol_name(endian, sym).unwrap_or_default()).into_owned();
+            let shndx = sym.st_shndx(endian);
+            let target = if sym.st_type() == elf::STT_TLS || is_tls(r.r_type(endian, false)) {
+                Target::ThreadLocal(name())
+            } else if shndx == elf::SHN_UNDEF {
+                Target::Undefined(name(), sym.st_bind() == elf::STB_WEAK)
+            } else if shndx >= elf::SHN_LORESERVE {
+                continue;
+            } else if sym.st_bind() == elf::STB_LOCAL {
+                Target::Section(shndx as usize)
+            } else {
+                Target::Global(name(), shndx as usize)
+            };
+            targets.push(target);
+        }
+        Ok(targets)
+    }
+}
+
+fn parse(data: &[u8]) -> Result<(&Header, Endianness), String> {
+    let header = Header::parse(data).map_err(|e| e.to_string())?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    Ok((header, endian))
+}
+
+fn is_tls(r_type: u32) -> bool {
+    matches!(
+        r_type,
+        elf::R_X86_64_TPOFF32
+            | elf::R_X86_64_GOTTPOFF
+            | elf::R_X86_64_TLSGD
+            | elf::R_X86_64_TLSLD
+            | elf::R_X86_64_DTPOFF32
+            | elf::R_X86_64_DTPOFF64
+            | elf::R_X86_64_GOTPC32_TLSDESC
+            | elf::R_X86_64_TLSDESC_CALL
+    )
+}
