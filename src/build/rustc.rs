@@ -103,6 +103,13 @@ impl Invocation {
         Some(Path::new(dir).join(format!("lib{crate_name}{extra}.rlib")))
     }
 
+    /// The directories its `-L dependency=DIR` options name: where cargo put the
+    /// libraries of every crate the program links.
+    pub fn dependency_dirs(&self) -> Vec<PathBuf> {
+        let values = self.args.windows(2).filter(|w| w[0] == "-L").map(|w| w[1].as_str());
+        values.filter_map(|v| v.strip_prefix("dependency=")).map(PathBuf::from).collect()
+    }
+
     /// The rlibs its `--extern` options name (`--extern name=path.rlib`; an `.rmeta`
     /// stands for the rlib beside it).
     pub fn extern_rlibs(&self) -> Vec<PathBuf> {

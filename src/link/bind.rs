@@ -18,13 +18,6 @@ use std::sync::Arc;
 /// shared object).
 const EH_FRAME_END: &str = include_str!("../../templates/bind.ld");
 
-/// What the script adds when objects of libraries are pulled in (see
-/// [`super::provide`]): their initialisers discarded.
-const PULLED_INITS: &str = include_str!("../../templates/pulled.ld");
-
-/// How the copies of pulled objects are named, for [`PULLED_INITS`] to find them.
-pub(super) const PULLED_PREFIX: &str = "hotreload-pulled-";
-
 /// What binding a patch's objects to the program takes, read from the objects.
 #[derive(Default)]
 pub(super) struct Plan {
@@ -50,8 +43,6 @@ pub(super) struct Plan {
     pub(super) own_slots: BTreeSet<String>,
     /// Statics the new code has its own copy of.
     pub(super) fresh: BTreeSet<String>,
-    /// Objects of libraries outside the workspace are linked (see [`super::provide`]).
-    pulled: bool,
     /// Functions bound to their running copy.
     pub(super) reused: usize,
 }
@@ -156,7 +147,7 @@ impl Plan {
         earlier: &Newest,
         module_statics: &HashSet<String>,
     ) -> Result<(), String> {
-        for (name, weak) in &self.undefined {
+        for name in self.undefined.keys() {
             // `__tls_get_addr`: its calls are rewritten away (see `tls::rewrite_tls`).
             if self.defined.contains(name) || self.tls.contains(name) || name == super::provide::TLS_GET_ADDR {
                 continue;
@@ -172,18 +163,13 @@ impl Plan {
                 None if in_earlier().is_some() => {
                     self.bindings.insert(name.clone(), in_earlier().expect("found"));
                 }
-                None => match program.import(name) {
-                    Some(got) => {
+                // Left undefined: the linker refuses it if live code names it (see
+                // `provide::Providers::pull`).
+                None => {
+                    if let Some(got) = program.import(name) {
                         self.stubs.insert(name.clone(), got);
                     }
-                    None if *weak => {}
-                    None => {
-                        return Err(format!(
-                            "the running program does not contain `{}` (new code calls what the program never linked)",
-                            demangle(name)
-                        ))
-                    }
-                },
+                }
             }
         }
         // A thread-local the program lacks is refused only if live code uses it (see
@@ -230,7 +216,6 @@ impl Plan {
     /// need, and their symbols bound to running copies (a binding the patch's own
     /// objects made stays).
     pub(super) fn take_pulled(&mut self, pulled: &super::provide::Pulled) {
-        self.pulled |= !pulled.objects.is_empty();
         self.defined.extend(pulled.defined.iter().cloned());
         for name in &pulled.needs {
             self.undefined.entry(name.clone()).or_insert(false);
@@ -287,9 +272,6 @@ impl Plan {
             let _ = writeln!(script, "EXTERN(\"{name}\")");
         }
         script.push_str(&EH_FRAME_END.replace("{eh_end}", hotreload_protocol::image::EH_END_SECTION));
-        if self.pulled {
-            script.push_str(&PULLED_INITS.replace("{prefix}", PULLED_PREFIX));
-        }
         script
     }
 }

@@ -159,11 +159,12 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     let earlier = bind::Newest::of(request.earlier);
     let running_elsewhere = pull_missing(&mut plan, &mut objects, request, &earlier)?;
     let missing: std::collections::BTreeSet<String> = plan.missing(request.program, &earlier).into_iter().collect();
-    let pulled = match missing.is_empty() {
+    let mut pulled = match missing.is_empty() {
         true => provide::Pulled::default(),
-        false => request.providers.pull(&missing, request.program, &earlier).map_err(Error::Unlinkable)?,
+        false => request.providers.pull(&missing, request.program, &earlier),
     };
     plan.take_pulled(&pulled);
+    let declined = std::mem::take(&mut pulled.declined);
     plan.resolve(request.program, &earlier, request.module_statics).map_err(Error::Unlinkable)?;
     let mut unchanged = request.unchanged.clone();
     unchanged.extend(running_elsewhere);
@@ -179,7 +180,8 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     }
     for (i, mut object) in pulled.objects.into_iter().enumerate() {
         tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
-        let path = request.work_dir.join(format!("{}{i}-{}", bind::PULLED_PREFIX, object.name.replace('/', "_")));
+        provide::exclude_initialisers(object.bytes_mut()).map_err(Error::Unlinkable)?;
+        let path = request.work_dir.join(format!("pulled-{i}-{}", object.name.replace('/', "_")));
         fs_err::write(&path, object.bytes())?;
         inputs.push(path);
     }
@@ -191,10 +193,10 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     let script = request.work_dir.join("bind.ld");
     fs_err::write(&script, plan.script())?;
     run_linker(request, &script, &inputs).map_err(|e| match e {
+        // Live code names what nothing here defines.
         Error::Unlinkable(why) => match undefined_symbol(&why) {
-            // Live code reaches a thread-local the program lacks, which nothing defines.
             Some(name) if plan.tls.contains(name) => Error::Unlinkable(tls::new_thread_local(&demangle(name))),
-            Some(name) => Error::Unlinkable(format!("the linker found `{}` undefined", demangle(name))),
+            Some(name) => Error::Unlinkable(declined.get(name).cloned().unwrap_or_else(|| provide::not_linked(name))),
             None => Error::Unlinkable(why),
         },
         e => e,

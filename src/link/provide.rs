@@ -5,8 +5,9 @@
 //! A plain build links only the code its program reaches (`--gc-sections`), so new
 //! code may call a library function the running program does not contain. The rlib's
 //! object holds it: the patch links that object too, the linker's garbage collection
-//! keeps only what the new calls reach, and every global symbol of the object that a
-//! running copy has is bound to that copy by the linker script — the program's
+//! keeps only what the new calls reach (its initialiser arrays left out), and every
+//! global symbol of the object that a running copy has is bound to that copy by the
+//! linker script — the program's
 //! statics stay the only ones. The walk the linker's collection makes is made here
 //! first, to refuse by name what would not be the program's: private state (a
 //! `static` of std's that the program has, now copied) or a thread-local.
@@ -16,7 +17,6 @@ use super::demangle;
 use super::program::ProgramImage;
 use crate::build::rlib::{self, Member};
 use object::elf;
-use object::read::archive::ArchiveFile;
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::{Endianness, SectionIndex, SymbolIndex};
 use std::cell::OnceCell;
@@ -57,12 +57,8 @@ impl Providers {
         self.index.get_or_init(|| {
             let mut index = HashMap::new();
             for (i, path) in self.rlibs.iter().enumerate() {
-                let Ok(data) = std::fs::read(path) else { continue };
-                let Ok(archive) = ArchiveFile::parse(&*data) else { continue };
-                let Ok(Some(symbols)) = archive.symbols() else { continue };
-                for symbol in symbols.flatten() {
-                    let name = String::from_utf8_lossy(symbol.name()).into_owned();
-                    index.entry(name).or_insert((i, symbol.offset().0));
+                for (name, offset) in archive_index(path).unwrap_or_default() {
+                    index.entry(name).or_insert((i, offset));
                 }
             }
             index
@@ -70,46 +66,106 @@ impl Providers {
     }
 
     /// The objects that define `missing` and what they reach, with what linking them
-    /// takes. `Err` says why a function cannot come this way.
-    pub(super) fn pull(
-        &self,
-        missing: &BTreeSet<String>,
-        program: &ProgramImage,
-        earlier: &Newest,
-    ) -> Result<Pulled, String> {
+    /// takes. Each missing name is walked on its own: one that cannot come this way
+    /// (found nowhere, or reaching state or a thread-local it cannot share) is declined
+    /// with the reason and left undefined, since the patch's code that names it may be
+    /// code nothing live reaches, which the linker drops; the linker's error for a live
+    /// one is then told with that reason.
+    pub(super) fn pull(&self, missing: &BTreeSet<String>, program: &ProgramImage, earlier: &Newest) -> Pulled {
         let index = self.index();
-        let mut walk =
-            Walk { program, earlier, objects: Vec::new(), by_key: HashMap::new(), pulled: Pulled::default() };
-        let mut queue = Vec::new();
+        let (mut objects, mut by_key) = (Vec::new(), HashMap::new());
+        let mut pulled = Pulled::default();
+        let mut used = BTreeSet::new();
         for name in missing {
-            let Some(&key) = index.get(name) else { return Err(not_linked(name)) };
-            let object = walk.object(&self.rlibs, key)?;
-            queue.push((object, walk.objects[object].section_of(name)?));
-            walk.pulled.defined.insert(name.clone());
-        }
-        let mut seen = BTreeSet::new();
-        while let Some((object, section)) = queue.pop() {
-            if !seen.insert((object, section)) {
-                continue;
+            let mut walk =
+                Walk { program, earlier, objects: &mut objects, by_key: &mut by_key, found: Found::default() };
+            match walk.from(name, &self.rlibs, index) {
+                Ok(()) => {
+                    let found = walk.found;
+                    pulled.defined.extend(found.defined);
+                    pulled.needs.extend(found.needs);
+                    used.extend(found.objects);
+                }
+                Err(why) => {
+                    pulled.declined.insert(name.clone(), why);
+                }
             }
-            walk.visit(object, section, &mut queue, &self.rlibs, index)?;
         }
-        let Walk { objects, mut pulled, .. } = walk;
+        let objects: Vec<Object> =
+            objects.into_iter().enumerate().filter(|(i, _)| used.contains(i)).map(|(_, o)| o).collect();
         for object in &objects {
-            for name in object.globals()? {
+            for name in object.globals().unwrap_or_default() {
                 if let Some(address) = running_copy(&name, program, earlier) {
                     pulled.bindings.insert(name, address);
                 }
             }
         }
         pulled.objects = objects.into_iter().map(|o| o.member).collect();
-        Ok(pulled)
+        pulled
     }
 }
 
 /// The function a position-independent library's thread-local accesses call, which
 /// the rewrite to the program's thread-locals removes (see `tls::rewrite_tls`).
 pub(super) const TLS_GET_ADDR: &str = "__tls_get_addr";
+
+/// The archive index of the rlib at `path` (its first member, in the GNU format rustc
+/// writes: a big-endian count, as many member offsets, then as many NUL-terminated
+/// names), read alone: a dependency directory holds hundreds of rlibs, and a member is
+/// read only when it is pulled. `None` for a file that has none.
+fn archive_index(path: &Path) -> Option<Vec<(String, u64)>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut head = [0u8; 8 + 60];
+    file.read_exact(&mut head).ok()?;
+    let (magic, header) = head.split_at(8);
+    let wide = match &header[..16] {
+        b"/               " => false,
+        b"/SYM64/         " => true,
+        _ => return None,
+    };
+    if magic != b"!<arch>\n" {
+        return None;
+    }
+    let size: usize = std::str::from_utf8(&header[48..58]).ok()?.trim().parse().ok()?;
+    let mut table = vec![0u8; size];
+    file.read_exact(&mut table).ok()?;
+    let width = if wide { 8 } else { 4 };
+    let word = |at: usize| -> Option<u64> {
+        let bytes = table.get(at..at + width)?;
+        Some(bytes.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)))
+    };
+    let count = usize::try_from(word(0)?).ok()?;
+    let names_at = width.checked_mul(count.checked_add(1)?)?;
+    let names = table.get(names_at..)?.split(|b| *b == 0);
+    let mut index = Vec::with_capacity(count.min(1 << 20));
+    for (i, name) in names.take(count).enumerate() {
+        index.push((String::from_utf8_lossy(name).into_owned(), word(width * (i + 1))?));
+    }
+    Some(index)
+}
+
+/// Marks the initialiser arrays of pulled object `data` `SHF_EXCLUDE`, which the
+/// linker leaves out (it keeps them otherwise, unreached or not): they ran in the
+/// program at start-up, for the program's copy of the state the patch binds to, and
+/// nothing in a patch runs them again.
+pub(super) fn exclude_initialisers(data: &mut [u8]) -> Result<(), String> {
+    let (shoff, size, count) = {
+        let (header, endian) = parse(data)?;
+        (header.e_shoff(endian) as usize, header.e_shentsize(endian) as usize, header.e_shnum(endian) as usize)
+    };
+    for i in 0..count {
+        let at = shoff + i * size;
+        let Some(kind) = data.get(at + 4..at + 8) else { return Err("a section header lies outside the object".into()) };
+        let kind = u32::from_le_bytes(kind.try_into().expect("4 bytes"));
+        if matches!(kind, elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY) {
+            let flags = &mut data[at + 8..at + 16];
+            let value = u64::from_le_bytes((&*flags).try_into().expect("8 bytes")) | u64::from(elf::SHF_EXCLUDE);
+            flags.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+    Ok(())
+}
 
 /// What linking pulled objects takes.
 #[derive(Default)]
@@ -123,6 +179,17 @@ pub(super) struct Pulled {
     /// Every global symbol of theirs that a running copy has, with its address: bound
     /// to it, so the linker uses that copy.
     pub(super) bindings: BTreeMap<String, u64>,
+    /// Missing names not pulled, with why.
+    pub(super) declined: BTreeMap<String, String>,
+}
+
+/// What one missing name's walk found.
+#[derive(Default)]
+struct Found {
+    defined: BTreeSet<String>,
+    needs: BTreeSet<String>,
+    /// Indexes of the objects it reached.
+    objects: BTreeSet<usize>,
 }
 
 /// The address of `name`'s running copy: the newest earlier patch's, else the program's.
@@ -130,7 +197,7 @@ fn running_copy(name: &str, program: &ProgramImage, earlier: &Newest) -> Option<
     earlier.copy(name).or_else(|| program.symbol(name).filter(|s| !s.tls).map(|s| s.address))
 }
 
-fn not_linked(name: &str) -> String {
+pub(super) fn not_linked(name: &str) -> String {
     format!("the running program does not contain `{}` (new code calls what the program never linked)", demangle(name))
 }
 
@@ -138,16 +205,33 @@ fn is_rlib(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "rlib")
 }
 
-/// The walk over sections the linker's garbage collection makes.
+/// The walk over sections the linker's garbage collection makes, from one missing
+/// name; objects read are kept for the next walks.
 struct Walk<'a> {
     program: &'a ProgramImage,
     earlier: &'a Newest,
-    objects: Vec<Object>,
-    by_key: HashMap<(usize, u64), usize>,
-    pulled: Pulled,
+    objects: &'a mut Vec<Object>,
+    by_key: &'a mut HashMap<(usize, u64), usize>,
+    found: Found,
 }
 
 impl Walk<'_> {
+    /// Walks from the definition of `name`.
+    fn from(&mut self, name: &str, rlibs: &[PathBuf], index: &HashMap<String, (usize, u64)>) -> Result<(), String> {
+        let &key = index.get(name).ok_or_else(|| not_linked(name))?;
+        let object = self.object(rlibs, key)?;
+        let mut queue = vec![(object, self.objects[object].section_of(name)?)];
+        self.found.defined.insert(name.to_string());
+        let mut seen = BTreeSet::new();
+        while let Some((object, section)) = queue.pop() {
+            if seen.insert((object, section)) {
+                self.found.objects.insert(object);
+                self.visit(object, section, &mut queue, rlibs, index)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The object at `key` (rlib, member offset), read once.
     fn object(&mut self, rlibs: &[PathBuf], key: (usize, u64)) -> Result<usize, String> {
         if let Some(&i) = self.by_key.get(&key) {
@@ -175,7 +259,7 @@ impl Walk<'_> {
                 Target::Section(s) => queue.push((at, s)),
                 Target::Global(name, s) => {
                     if running_copy(&name, self.program, self.earlier).is_none() {
-                        self.pulled.defined.insert(name);
+                        self.found.defined.insert(name);
                         queue.push((at, s));
                     }
                 }
@@ -185,11 +269,11 @@ impl Walk<'_> {
                     let runs = running_copy(&name, self.program, self.earlier).is_some()
                         || self.program.import(&name).is_some();
                     if runs {
-                        self.pulled.needs.insert(name);
+                        self.found.needs.insert(name);
                     } else if let Some(&key) = index.get(&name) {
                         let object = self.object(rlibs, key)?;
                         let s = self.objects[object].section_of(&name)?;
-                        self.pulled.defined.insert(name);
+                        self.found.defined.insert(name);
                         queue.push((object, s));
                     } else if !weak {
                         return Err(not_linked(&name));
@@ -362,4 +446,23 @@ fn is_tls(r_type: u32) -> bool {
             | elf::R_X86_64_GOTPC32_TLSDESC
             | elf::R_X86_64_TLSDESC_CALL
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rlibs_index_names_the_member_of_each_symbol() {
+        let rlibs = Providers::toolchain_rlibs("rustc");
+        let alloc = rlibs.iter().find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("liballoc-")));
+        let std = alloc.expect("the toolchain's alloc");
+        let index = archive_index(std).expect("an index");
+        let (name, offset) = index.iter().find(|(n, _)| demangle(n).contains("to_uppercase")).expect("to_uppercase");
+        let member = rlib::member_at(std, *offset).unwrap();
+        assert!(member.name.ends_with(".o"), "{}", member.name);
+        let object = Object::read(member).unwrap();
+        assert!(object.section_of(name).is_ok());
+        assert!(archive_index(Path::new("/dev/null")).is_none());
+    }
 }

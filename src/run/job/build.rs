@@ -270,6 +270,17 @@ impl Driver {
         if let Some(refusal) = split_state(&why, &plan.statics) {
             return Err(Stop::Refused(vec![format!("`{}`: {refusal}", plan.krate.package)]));
         }
+        // A self-contained library is loaded through the runtime's entry point, which
+        // only a crate that depends on the runtime (or a workspace crate below it does)
+        // compiles in.
+        let package = &plan.krate.package;
+        let mut below = std::iter::once(package.clone()).chain(self.ws.dependencies_of(package));
+        if !below.any(|p| self.ws.members.get(&p).is_some_and(|m| m.runtime_name.is_some())) {
+            return Err(Stop::Refused(vec![format!(
+                "`{package}`: {why}, and a self-contained library, the other way in, needs `hotreload-runtime` in its \
+                 dependencies"
+            )]));
+        }
         self.say_self_contained(&plan.krate.package, &why);
         let lock = BuildLock::acquire(&self.profile.patch_dir())?;
         let started = Instant::now();
@@ -558,7 +569,8 @@ impl Driver {
 }
 
 /// The rlibs outside the workspace that `program` links: the ones the crates whose
-/// rustc command it recorded name as `--extern`, then the toolchain's.
+/// rustc command it recorded name as `--extern`, then every other one in their
+/// dependency directories (transitive dependencies), then the toolchain's.
 fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Workspace) -> link::Providers {
     let Some(program) = program else { return link::Providers::default() };
     let invocations = program.invocations.values().chain(program.binary.as_ref());
@@ -568,8 +580,22 @@ fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Works
         let file = rlib.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         ws.members.values().filter_map(|m| m.lib.as_ref()).any(|(name, _)| file.starts_with(&format!("lib{name}-")))
     };
+    let invocations: Vec<&build::Invocation> = invocations.collect();
     let mut rlibs: Vec<std::path::PathBuf> = Vec::new();
-    for rlib in invocations.flat_map(|i| i.extern_rlibs()) {
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for invocation in &invocations {
+        dirs.extend(invocation.dependency_dirs().into_iter().filter(|d| !dirs.contains(d)).collect::<Vec<_>>());
+    }
+    let in_dirs = dirs.iter().flat_map(|dir| {
+        let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rlib")).collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    });
+    for rlib in invocations.iter().flat_map(|i| i.extern_rlibs()).chain(in_dirs) {
         if !rlibs.contains(&rlib) && !member(&rlib) {
             rlibs.push(rlib);
         }
