@@ -226,11 +226,18 @@ impl Plan {
     }
 
     /// Keeps as roots of the image only the functions of which a copy runs (the
-    /// program's, or an earlier patch's): those a redirect or a trampoline can switch
-    /// to. The others — code the program's link dropped as unused, which the patch's
-    /// `-C link-dead-code` compiled again — are linked only if live code calls them.
+    /// program's, or an earlier patch's), by symbol or by path: those a redirect can
+    /// switch to, or that another crate's patch, rebuilt against this one, binds in
+    /// place of its own copy (a closure or generic instance the program has under
+    /// another crate's hash). The others — code the program's link dropped as unused,
+    /// which the patch's `-C link-dead-code` compiled again — are linked only if live
+    /// code calls them.
     pub(super) fn root_running(&mut self, program: &ProgramImage, earlier: &Newest) {
-        self.functions.retain(|name| program.symbol(name).is_some_and(|s| !s.tls) || earlier.copy(name).is_some());
+        self.functions.retain(|name| {
+            program.symbol(name).is_some_and(|s| !s.tls)
+                || earlier.copy(name).is_some()
+                || program.has_path(&super::demangle(name))
+        });
     }
 
     /// Binds each function of `unchanged` that the objects define to its running copy
@@ -368,6 +375,23 @@ mod tests {
             hotreload_protocol::image::EH_END_SECTION
         );
         assert!(script.trim_end().ends_with(&end), "{script}");
+    }
+
+    /// mini-redis's `Ping::apply` closure: the binary compiled its own copy (its hash),
+    /// and the program's link dropped the library's. The library's patch must still
+    /// hold its copy, which the binary's patch then binds to and a later patch of the
+    /// library redirects; code no copy of which runs is left to the linker's gc.
+    #[test]
+    fn roots_are_the_functions_of_which_a_copy_runs_by_symbol_or_by_path() {
+        let closure = |hash: &str| format!("_ZN5logic3run28_$u7b$$u7b$closure$u7d$$u7d$17h{hash}E");
+        let used = "_ZN5logic4used17h2222222222222222E".to_string();
+        let dead = "_ZN5logic4dead17h4444444444444444E".to_string();
+        let in_binary = closure("1111111111111111");
+        let program = ProgramImage::with_functions(&[(&in_binary, 0x1000), (&used, 0x2000)]);
+        let own = closure("3333333333333333");
+        let mut plan = Plan { functions: [own.clone(), used.clone(), dead].into(), ..Plan::default() };
+        plan.root_running(&program, &Newest::of(&[]));
+        assert_eq!(plan.functions, [own, used].into());
     }
 
     #[test]

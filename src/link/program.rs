@@ -51,6 +51,8 @@ pub struct ProgramImage {
     /// What was added to every link-time address when it was loaded: zero for a
     /// position-dependent executable.
     bias: u64,
+    /// The demangled paths (without the hash) of its functions, built when first asked.
+    paths: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
 impl ProgramImage {
@@ -95,7 +97,7 @@ impl ProgramImage {
             bail!("the executable has no loadable segment");
         }
         let entry = header.e_entry(endian);
-        Ok(ProgramImage { symbols, imports, span: (start, end), entry, pie, bias: 0 })
+        Ok(ProgramImage { symbols, imports, span: (start, end), entry, pie, bias: 0, paths: Default::default() })
     }
 
     /// This image as loaded with `bias` added to its link-time addresses (see
@@ -116,6 +118,25 @@ impl ProgramImage {
             symbol.address = symbol.address.wrapping_add(self.bias);
         }
         Some(symbol)
+    }
+
+    /// An image holding only the functions `named` (symbol name, address), for tests.
+    #[cfg(test)]
+    pub(super) fn with_functions(named: &[(&str, u64)]) -> ProgramImage {
+        let symbol = |address| ProgramSymbol { address, size: 1, tls: false, writable: false, ambiguous: false };
+        let symbols = named.iter().map(|(name, address)| (name.to_string(), symbol(*address))).collect();
+        ProgramImage { symbols, ..Default::default() }
+    }
+
+    /// Whether a function whose demangled path (without the hash) is `path` runs in the
+    /// program: a closure or generic instance another crate compiled has the path of
+    /// the item, and another symbol hash.
+    pub fn has_path(&self, path: &str) -> bool {
+        let paths = self.paths.get_or_init(|| {
+            let functions = self.symbols.iter().filter(|(_, s)| !s.tls && !s.writable);
+            functions.map(|(name, _)| super::demangle(name)).collect()
+        });
+        paths.contains(path)
     }
 
     /// The GOT slot, in the running process, through which the program calls the

@@ -156,7 +156,9 @@ pub(super) fn exclude_initialisers(data: &mut [u8]) -> Result<(), String> {
     };
     for i in 0..count {
         let at = shoff + i * size;
-        let Some(kind) = data.get(at + 4..at + 8) else { return Err("a section header lies outside the object".into()) };
+        let Some(kind) = data.get(at + 4..at + 8) else {
+            return Err("a section header lies outside the object".into());
+        };
         let kind = u32::from_le_bytes(kind.try_into().expect("4 bytes"));
         if matches!(kind, elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY) {
             let flags = &mut data[at + 8..at + 16];

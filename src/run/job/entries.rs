@@ -147,6 +147,7 @@ impl Driver {
             }
             match redirect_of(name, &shown, &image, &copies_in) {
                 Ok(redirect) => {
+                    let redirected = redirect.is_some();
                     entries.redirects.extend(redirect);
                     let own = shown.contains(&format!("{}::", plan.krate.crate_name));
                     // Copies of the same path the crate does not compile itself: other
@@ -158,7 +159,11 @@ impl Driver {
                     if own && !others.is_empty() && !hot.contains(&shown) {
                         self.find_holders(plan, &shown, &others, &mut entries);
                     }
-                    entries.updated.push(shown);
+                    // Not run at all, its change reaches the program only through the
+                    // holders of other copies, rebuilt next.
+                    if redirected {
+                        entries.updated.push(shown);
+                    }
                 }
                 Err(why) => entries.kept.push((shown, why)),
             }
@@ -317,7 +322,6 @@ fn redirect_of(
     image: &CodeImage,
     copies_in: &[Arc<CodeImage>],
 ) -> Result<Option<Redirect>, &'static str> {
-    let to = image.function(name).ok_or("the patch holds no single copy of it")?;
     let mut newest: Option<crate::link::image::Function> = None;
     for old in copies_in {
         if old.ambiguous(name) {
@@ -329,7 +333,11 @@ fn redirect_of(
         }
         newest = Some(from);
     }
-    Ok(newest.map(|from| Redirect { name: shown.to_string(), from: from.address, to: to.address, len: from.size }))
+    // No copy runs (the program's link left it out: other crates' copies run, if
+    // any), so none is redirected, and the image need not hold it.
+    let Some(from) = newest else { return Ok(None) };
+    let to = image.function(name).ok_or("the patch holds no single copy of it")?;
+    Ok(Some(Redirect { name: shown.to_string(), from: from.address, to: to.address, len: from.size }))
 }
 
 #[cfg(test)]
