@@ -1,7 +1,7 @@
 //! cargo builds: the program, and the libraries self-contained patches link.
 
 use super::output::{run_with, Forward};
-use super::{BuildError, Features, Invocation, Profile, LINKED_PATCHES, PROGRAM_LINK_FLAGS};
+use super::{BuildError, Features, Invocation, Profile, LINKED_PATCHES};
 use crate::shell::Shell;
 use anyhow::Context;
 use cargo_metadata::Message;
@@ -27,9 +27,9 @@ pub struct ProgramBuild {
     pub unrecorded: HashMap<String, PathBuf>,
 }
 
-/// Builds the program with the runtime's hot build (`cargo rustc`, so that
-/// `-C link-dead-code` reaches only the executable), and records how rustc was run
-/// for each crate it compiled.
+/// Builds the program as `cargo build` does (the same flags, so a plain `cargo build`
+/// left nothing to compile), with the runtime's hot build, and records how rustc was
+/// run for each crate it compiled.
 /// A `quiet` build shows none of cargo's output: one run only to record commands, of
 /// sources the user's own build already compiled.
 pub fn build_program(
@@ -40,13 +40,12 @@ pub fn build_program(
     shell: &Shell,
     quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
-    let subcommand = if LINKED_PATCHES { "rustc" } else { "build" };
-    let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, subcommand);
+    let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, "build");
     cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
     features.add_to(&mut cmd);
     if LINKED_PATCHES {
         // `-vv`: cargo prints each rustc invocation with its environment.
-        cmd.arg("-vv").arg("--").args(PROGRAM_LINK_FLAGS);
+        cmd.arg("-vv");
     }
     let mut executable = None;
     let mut rlibs = HashMap::new();

@@ -54,14 +54,6 @@ impl From<std::io::Error> for BuildError {
 /// [`crate::link`]).
 pub const LINKED_PATCHES: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
-/// Flags for the program's own crate when patches are linked against it: every
-/// function of every object it links kept, so that new code finds what it calls in the
-/// running program. The patch linker can take what a plain build's link left out from
-/// the rlibs (see `crate::link`), but an `async` handler's edit in tokio-rs/mini-redis
-/// did not switch on a plain build (its poll closure named as having no single copy in
-/// the patch): until that is understood, the program keeps every function.
-const PROGRAM_LINK_FLAGS: [&str; 2] = ["-C", "link-dead-code"];
-
 /// Flags for a linked patch's crate (see [`crate::link`]): code for an executable, and
 /// every static kept global.
 const PATCH_LINK_FLAGS: [&str; 4] = ["-C", "relocation-model=pie", "-C", "link-dead-code"];
