@@ -225,18 +225,20 @@ impl Plan {
         }
     }
 
-    /// Keeps as roots of the image only the functions of which a copy runs (the
-    /// program's, or an earlier patch's), by symbol or by path: those a redirect can
-    /// switch to, or that another crate's patch, rebuilt against this one, binds in
-    /// place of its own copy (a closure or generic instance the program has under
-    /// another crate's hash). The others — code the program's link dropped as unused,
-    /// which the patch's `-C link-dead-code` compiled again — are linked only if live
-    /// code calls them.
-    pub(super) fn root_running(&mut self, program: &ProgramImage, earlier: &Newest) {
+    /// Keeps as roots of the image only the functions of which a copy runs: the
+    /// program's or an earlier patch's, by symbol, or — for a changed function — by
+    /// path, a closure or generic instance another crate compiled (its hash is that
+    /// crate's). A redirect switches the first kind; the second is what that crate's
+    /// patch, rebuilt against this one, binds in place of its own copy, and what later
+    /// patches redirect. The others — code the program's link dropped as unused, which
+    /// the patch's `-C link-dead-code` compiled again — are linked only if live code
+    /// calls them: as roots, their references would reach state the program never
+    /// linked (an unchanged thread-local's accessor of another crate's hash).
+    pub(super) fn root_running(&mut self, program: &ProgramImage, earlier: &Newest, unchanged: &HashSet<String>) {
         self.functions.retain(|name| {
             program.symbol(name).is_some_and(|s| !s.tls)
                 || earlier.copy(name).is_some()
-                || program.has_path(&super::demangle(name))
+                || !unchanged.contains(name) && program.has_path(&super::demangle(name))
         });
     }
 
@@ -378,9 +380,9 @@ mod tests {
     }
 
     /// mini-redis's `Ping::apply` closure: the binary compiled its own copy (its hash),
-    /// and the program's link dropped the library's. The library's patch must still
-    /// hold its copy, which the binary's patch then binds to and a later patch of the
-    /// library redirects; code no copy of which runs is left to the linker's gc.
+    /// and the program's link dropped the library's. Changed, the library's patch must
+    /// still hold its copy, which the binary's patch then binds to and a later patch of
+    /// the library redirects; code no copy of which runs is left to the linker's gc.
     #[test]
     fn roots_are_the_functions_of_which_a_copy_runs_by_symbol_or_by_path() {
         let closure = |hash: &str| format!("_ZN5logic3run28_$u7b$$u7b$closure$u7d$$u7d$17h{hash}E");
@@ -389,9 +391,14 @@ mod tests {
         let in_binary = closure("1111111111111111");
         let program = ProgramImage::with_functions(&[(&in_binary, 0x1000), (&used, 0x2000)]);
         let own = closure("3333333333333333");
-        let mut plan = Plan { functions: [own.clone(), used.clone(), dead].into(), ..Plan::default() };
-        plan.root_running(&program, &Newest::of(&[]));
-        assert_eq!(plan.functions, [own, used].into());
+        let functions: BTreeSet<String> = [own.clone(), used.clone(), dead].into();
+        let mut plan = Plan { functions: functions.clone(), ..Plan::default() };
+        plan.root_running(&program, &Newest::of(&[]), &HashSet::new());
+        assert_eq!(plan.functions, [own.clone(), used.clone()].into());
+        // Unchanged, the library's copy stays out: its callers run the binary's.
+        let mut plan = Plan { functions, ..Plan::default() };
+        plan.root_running(&program, &Newest::of(&[]), &[own].into());
+        assert_eq!(plan.functions, [used].into());
     }
 
     #[test]

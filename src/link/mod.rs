@@ -169,7 +169,7 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     let mut unchanged = request.unchanged.clone();
     unchanged.extend(running_elsewhere);
     plan.reuse(request.program, &earlier, &unchanged).map_err(Error::Unlinkable)?;
-    plan.root_running(request.program, &earlier);
+    plan.root_running(request.program, &earlier, &unchanged);
     empty_dir(request.work_dir)?;
     let mut inputs = Vec::new();
     for object in &mut objects {
