@@ -98,10 +98,14 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Reads the workspace with `cargo metadata`, whose target directory is
-    /// `target_dir` when given (`--target-dir`, as cargo takes it).
+    /// Reads the workspace with `cargo metadata --no-deps`, whose target directory is
+    /// `target_dir` when given (`--target-dir`, as cargo takes it). Only the members
+    /// are read: without the dependency graph cargo neither resolves it nor waits for
+    /// the package cache another cargo holds (10–20 ms instead of 25–150 ms on
+    /// tokio-rs/mini-redis, on every session's start).
     pub fn load(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Result<Workspace> {
         let mut command = MetadataCommand::new();
+        command.no_deps();
         if let Some(path) = manifest_path {
             command.manifest_path(path);
         }

@@ -23,7 +23,7 @@ mod profile;
 pub mod rlib;
 mod rustc;
 
-pub use agent::build_agent;
+pub use agent::{build_agent, built_agent};
 pub use cargo::{build_patch_deps, build_program, compiled_executable, record_fresh, ProgramBuild};
 pub use lock::BuildLock;
 pub use profile::{Features, Profile};

@@ -7,6 +7,31 @@ use std::process::Command;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Meta, Token};
 
+/// The target's cfgs ([`Cfg::for_build`]), read by a thread started with the session:
+/// the first use waits for it, so that `rustc --print cfg` (~20 ms) runs while cargo
+/// reads the workspace and builds the program.
+#[derive(Debug)]
+pub struct PendingCfg {
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<Cfg>>>,
+    cfg: std::sync::OnceLock<Cfg>,
+}
+
+impl PendingCfg {
+    /// Starts reading the cfgs of `rustc` (see [`Cfg::for_build`]).
+    pub fn spawn(rustc: String, debug_assertions: bool) -> PendingCfg {
+        let thread = std::thread::spawn(move || Cfg::for_build(&rustc, debug_assertions));
+        PendingCfg { thread: std::sync::Mutex::new(Some(thread)), cfg: std::sync::OnceLock::new() }
+    }
+
+    /// The cfgs, once the thread has read them (only the `RUSTFLAGS` ones if it failed).
+    pub fn get(&self) -> &Cfg {
+        self.cfg.get_or_init(|| {
+            let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            thread.and_then(|t| t.join().ok()).unwrap_or_default()
+        })
+    }
+}
+
 /// A set of active cfgs: names (`unix`, `debug_assertions`) and name-value pairs
 /// (`target_os = "linux"`, `feature = "big"`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -74,8 +74,9 @@ struct BuiltProgram {
     program: ProgramBuild,
     /// Each manifest and build script of the workspace as the build read it.
     restart_files: RestartFiles,
-    /// Each hot crate's package name, source snapshot and source hash, taken before the build.
-    sources: Vec<ScannedCrate>,
+    /// Each hot crate's package name, source snapshot and source hash, hashed before the
+    /// build, scanned while it ran (joined once the program started).
+    sources: std::thread::JoinHandle<Vec<ScannedCrate>>,
 }
 
 /// A crate's package name, source snapshot and source hash.
@@ -87,12 +88,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the session until interrupted (or until the program exits, with
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
-    // A rustc run of ~20 ms, while cargo reads the workspace.
-    let debug_assertions = !args.release;
-    let base_cfg = std::thread::spawn(move || {
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        crate::detect::cfg::Cfg::for_build(&rustc, debug_assertions)
-    });
+    // A rustc run of ~20 ms, while cargo reads the workspace and builds the program.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
+    // Whether the agent library is built, in case the program needs it preloaded.
+    let agent_built = std::thread::spawn(build::built_agent);
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
     // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
     let binary = ws
@@ -140,10 +140,10 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     if preload {
         warn_runtime_without_agent(&ws, &binary, shell);
     }
-    let base_cfg = base_cfg.join().unwrap_or_default();
     let mut driver = Driver::new(ws, binary, profile, settings, base_cfg, session, (tx, rx), args, shell);
     if preload {
-        let library = build::build_agent(shell).map_err(|e| match e {
+        let built = agent_built.join().ok().flatten().map(Ok);
+        let library = built.unwrap_or_else(|| build::build_agent(shell)).map_err(|e| match e {
             BuildError::Failed => "the agent library did not compile".to_string(),
             e => format!("{e:#}"),
         });
@@ -472,7 +472,7 @@ struct Config {
     /// The program's feature selection.
     features: Features,
     /// The target's and the profile's cfgs, for the source scan.
-    base_cfg: crate::detect::cfg::Cfg,
+    base_cfg: std::sync::Arc<crate::detect::cfg::PendingCfg>,
     /// Where the program's agent comes from.
     agent: AgentSource,
 }
@@ -556,7 +556,7 @@ impl Driver {
         binary: Binary,
         profile: Profile,
         settings: Settings,
-        base_cfg: crate::detect::cfg::Cfg,
+        base_cfg: std::sync::Arc<crate::detect::cfg::PendingCfg>,
         session: Session,
         (tx, rx): (Sender<Event>, Receiver<Event>),
         args: &RunArgs,
@@ -658,21 +658,31 @@ impl Driver {
     }
 
     /// Builds the program from the sources as they are now. Each hot crate's source is
-    /// scanned *before* the build starts: a save that lands during the build is then
-    /// newer than what the program runs, and is patched once it connects.
+    /// hashed, and scanned on a thread, as the build starts: a save that lands during
+    /// the build is then newer than what the program runs, and is patched once it
+    /// connects. The scan (and the target's cfgs it needs) is off the start's path.
     fn build_program(&mut self) -> Result<BuiltProgram, BuildError> {
         let entries = self.entries_enabled();
         let mut hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         hot.extend(self.binary_crate());
-        let sources = hot
+        let to_scan: Vec<(HotCrate, Vec<String>, u64)> = hot
             .into_iter()
             .map(|krate| {
                 let hash = crate::detect::sources_hash(&krate.src);
-                let cfg = self.cfg_of(&krate.crate_name);
-                let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
-                (krate.package, snapshot, hash)
+                let invocation = self.program.as_ref().and_then(|h| h.invocations.get(&krate.crate_name));
+                let features = invocation.into_iter().flat_map(build::Invocation::features).map(String::from);
+                (krate, features.collect(), hash)
             })
             .collect();
+        let base = self.config.base_cfg.clone();
+        let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
+            let scan_one = |(krate, features, hash): (HotCrate, Vec<String>, u64)| {
+                let cfg = base.get().with_features(features.iter().map(String::as_str));
+                let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
+                (krate.package, snapshot, hash)
+            };
+            to_scan.into_iter().map(scan_one).collect()
+        });
         let restart_files = self.restart_files();
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
@@ -689,7 +699,6 @@ impl Driver {
         // rebuilt to record it once the program runs (see `record_unrecorded`), so the
         // program starts as soon as its own build is done.
         self.unrecorded = self.unrecorded(&program);
-        let sources = self.rescan_with_features(sources, &program);
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -701,7 +710,7 @@ impl Driver {
                 started.elapsed().as_secs_f64()
             ),
         );
-        Ok(BuiltProgram { program, restart_files, sources })
+        Ok(BuiltProgram { program, restart_files, sources: scan })
     }
 
     /// Scans again, with the features the build compiled each crate with, the crates
@@ -874,9 +883,6 @@ impl Driver {
         self.restart_said.clear();
         self.pending.clear();
         self.pending_since.clear();
-        for (name, snapshot, built_from) in sources {
-            self.take_crate(name, snapshot, built_from);
-        }
         self.shell.status("Running", format_args!("`{}`", program.executable.display()));
         let tx = self.events.tx.clone();
         let mut env: Vec<(&str, OsString)> =
@@ -885,6 +891,11 @@ impl Driver {
         let app = App::spawn(&program.executable, &self.config.args, &env, move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
+        // The program starts first; its events wait in the channel until this is done.
+        let sources = sources.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        for (name, snapshot, built_from) in self.rescan_with_features(sources, &program) {
+            self.take_crate(name, snapshot, built_from);
+        }
         self.connect_deadline(app.pid(), false);
         self.layouts = layout::ProgramLayouts::read(&program.executable);
         self.program = Some(program);
@@ -1091,7 +1102,7 @@ impl Driver {
     /// The cfgs of a crate `invocation` compiles: the target's, the profile's and its
     /// features.
     fn cfg_compiled_by(&self, invocation: Option<&build::Invocation>) -> crate::detect::cfg::Cfg {
-        self.config.base_cfg.with_features(invocation.into_iter().flat_map(build::Invocation::features))
+        self.config.base_cfg.get().with_features(invocation.into_iter().flat_map(build::Invocation::features))
     }
 
     /// Each workspace crate's source hash, by package name.
