@@ -305,6 +305,24 @@ fn an_async_fn_only_the_binary_polls_reloads_edit_after_edit() {
     s.assert_stderr_count("restart needed", 0);
 }
 
+/// An async block behind a generic wrapper that only the binary instantiates (as
+/// `#[instrument]` wraps tokio-rs/mini-redis's handlers): the program runs the binary's
+/// copy of it. Each edit switches it: the first through the binary's rebuild, the later
+/// ones through the library's copy that rebuild binds to (the second edit was lost when
+/// the library's patch left that copy out).
+#[test]
+fn an_async_block_only_the_binary_wraps_reloads_edit_after_edit() {
+    let fx = Fixture::new("asyncbin");
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("wrapped=w-old-1", RELOAD);
+    for (from, to) in [("old", "v1"), ("v1", "v2"), ("v2", "v3")] {
+        fx.replace("work/src/lib.rs", &format!("\"w-{from}-{{n}}\""), &format!("\"w-{to}-{{n}}\""));
+        s.wait_stdout(&format!("wrapped=w-{to}-1"), RELOAD);
+    }
+    s.assert_stderr_count("keeps its old code", 0);
+    s.assert_stderr_count("restart needed", 0);
+}
+
 /// A package with a binary only: its functions reload, and the session does not start
 /// by saying nothing can be.
 #[test]
