@@ -376,9 +376,6 @@ struct Running {
     sent: Option<u64>,
     /// Its compiled functions, once read (from the program's build, then each patch's).
     code: Option<crate::check::code::Functions>,
-    /// The images of its applied linked patches, oldest first: each holds a copy of
-    /// every function of the crate, which a later change redirects too.
-    generations: Vec<std::sync::Arc<crate::link::image::CodeImage>>,
     /// The rlib of its newest applied linked patch: crates above it compile against it.
     rlib: Option<PathBuf>,
     /// Every function, the crate's own or an instance of another's, that its code had
@@ -904,6 +901,7 @@ impl Driver {
         self.linking.code = None;
         self.linking.providers = None;
         self.linking.next_base = 0;
+        self.linking.generations.clear();
         self.app = Some(app);
         self.agent = None;
         Ok(())

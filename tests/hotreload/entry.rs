@@ -309,15 +309,21 @@ fn an_async_fn_only_the_binary_polls_reloads_edit_after_edit() {
 /// `#[instrument]` wraps tokio-rs/mini-redis's handlers): the program runs the binary's
 /// copy of it. Each edit switches it: the first through the binary's rebuild, the later
 /// ones through the library's copy that rebuild binds to (the second edit was lost when
-/// the library's patch left that copy out).
+/// the library's patch left that copy out). A second such block, untouched until then,
+/// runs after that rebuild as the copy the binary's patch took from the library: its
+/// edits switch that copy (they were lost: "the patch changes no function").
 #[test]
 fn an_async_block_only_the_binary_wraps_reloads_edit_after_edit() {
     let fx = Fixture::new("asyncbin");
     let s = Session::start(&fx, &["-p", "app"]);
-    s.wait_stdout("wrapped=w-old-1", RELOAD);
+    s.wait_stdout("wrapped=w-old-1 too=x-old-1", RELOAD);
     for (from, to) in [("old", "v1"), ("v1", "v2"), ("v2", "v3")] {
         fx.replace("work/src/lib.rs", &format!("\"w-{from}-{{n}}\""), &format!("\"w-{to}-{{n}}\""));
         s.wait_stdout(&format!("wrapped=w-{to}-1"), RELOAD);
+    }
+    for (from, to) in [("old", "v1"), ("v1", "v2")] {
+        fx.replace("work/src/lib.rs", &format!("\"x-{from}-{{n}}\""), &format!("\"x-{to}-{{n}}\""));
+        s.wait_stdout(&format!("wrapped=w-v3-1 too=x-{to}-1"), RELOAD);
     }
     s.assert_stderr_count("keeps its old code", 0);
     s.assert_stderr_count("restart needed", 0);

@@ -130,6 +130,11 @@ pub(crate) struct Linking {
     pub(crate) code: Option<std::sync::Arc<crate::link::image::CodeImage>>,
     /// Where functions the program's link left out are found; reset at every start.
     pub(crate) providers: Option<link::Providers>,
+    /// The image of every applied linked patch, of every crate, in the order applied;
+    /// reset at every start. A crate's functions have copies in other crates' images
+    /// too (one a binary's patch took from the library, as the program had none), and
+    /// the last one applied is the newest.
+    pub(crate) generations: Vec<std::sync::Arc<crate::link::image::CodeImage>>,
 }
 
 /// A built patch, not yet placed.
@@ -530,7 +535,7 @@ impl Driver {
         };
         let output = out_dir.join("patch.elf");
         let base = self.linking.next_base.max(image.window().0);
-        let earlier: Vec<_> = self.crates.values().flat_map(|c| c.running.generations.iter().cloned()).collect();
+        let earlier = self.linking.generations.clone();
         // Read once here for the entry stage too. Functions compiled as the running ones
         // are bound to them, not mapped again.
         let code = match self.entries_enabled() {

@@ -114,7 +114,7 @@ impl Driver {
         };
         let image = Arc::new(CodeImage::read(&linked.file)?);
         let mut copies_in = vec![self.program_code()?];
-        copies_in.extend(self.state(&plan.krate.package).running.generations.iter().cloned());
+        copies_in.extend(self.linking.generations.iter().cloned());
         let hot: std::collections::HashSet<String> =
             plan.scanned.as_ref().map(|s| super::plan::hot_ids(s).collect()).unwrap_or_default();
         let own_prefix = format!("{}::", plan.krate.crate_name);
@@ -312,7 +312,7 @@ impl Driver {
 }
 
 /// The redirect of function `name` (shown as `shown`), when a copy of it runs: from
-/// its newest copy in `copies_in` (the program, then each earlier generation) to its
+/// its newest copy in `copies_in` (the program, then every applied patch's image) to its
 /// copy in `image`; the agent moves the older copies' jumps with it (see
 /// [`Redirect`]), so the request does not grow with the session. Every copy is checked. `Err` says why it keeps its
 /// old code: no copy in the patch, or a copy whose entry cannot take the jump.

@@ -82,12 +82,12 @@ impl Driver {
                 running.dropped.extend(old.missing_from(&entries.code).cloned());
             }
             running.code = Some(entries.code);
-            running.generations.push(entries.image);
             updated.extend(entries.updated);
             added.extend(entries.added.into_iter().filter(|n| !added.contains(n)).collect::<Vec<_>>());
             removed.extend(entries.removed.into_iter().filter(|n| !removed.contains(n)).collect::<Vec<_>>());
             kept = entries.kept;
             self.removed_symbols.insert(plan.krate.package.clone(), entries.removed_symbols);
+            self.linking.generations.push(entries.image);
             holders = entries.holders.len();
             for (holder, names) in entries.holders {
                 self.copies_held.entry(holder).or_default().extend(names);
