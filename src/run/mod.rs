@@ -1135,10 +1135,14 @@ impl Driver {
                             .collect();
                     }
                 }
-                self.shell.verbose_status(
-                    "Connected",
-                    format_args!("to process {} ({} hot functions)", peer.pid, known.len()),
-                );
+                // A preloaded program has no `#[hot]` slots: "0 hot functions" read as
+                // "nothing reloads" to a new user.
+                let what = match (known.len(), self.entries_enabled()) {
+                    (0, true) => "its functions reload at their entries".to_string(),
+                    (n, true) => format!("{n} `#[hot]` functions; the others reload at their entries"),
+                    (n, false) => format!("{n} `#[hot]` functions"),
+                };
+                self.shell.verbose_status("Connected", format_args!("to process {} ({what})", peer.pid));
                 let program = known.keys().cloned().collect();
                 self.agent = Some(Agent { conn, writer, known, program, toolchain });
                 self.connected_pid = Some(peer.pid);

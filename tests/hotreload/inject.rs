@@ -48,6 +48,7 @@ fn a_workspace_that_never_mentions_the_tool_reloads_through_the_preloaded_agent(
     let first = s.wait_stdout("value=1 label=bin-old child=clean sh=[]", RELOAD);
     let pid = program_pid(&s);
     assert_eq!(agents_in(pid), 1, "exactly one agent in the program");
+    s.wait_stderr("(its functions reload at their entries)", RELOAD);
     // A library crate, with its static.
     fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
     let line = s.wait_stdout("value=2 label=bin-old", RELOAD);
