@@ -374,6 +374,10 @@ struct Running {
     /// Content hash of the sources of the last patch sent to the program, applied or
     /// not (it may have crashed the program).
     sent: Option<u64>,
+    /// Content hash of the sources the last patch job read, whatever its outcome: a
+    /// save it already took (`now` right after the save) is no change when the
+    /// watcher reports it later.
+    seen: Option<u64>,
     /// Its compiled functions, once read (from the program's build, then each patch's).
     code: Option<crate::check::code::Functions>,
     /// The rlib of its newest applied linked patch: crates above it compile against it.
@@ -1206,23 +1210,45 @@ impl Driver {
             self.shell.status("Mode", format_args!("{} (set in Cargo.toml)", self.steer.settings.mode));
         }
         for name in changes.crates {
+            if self.taken(&name) {
+                continue;
+            }
             self.pending_since.entry(name.clone()).or_insert(batch.first_event);
             self.make_pending(name);
         }
         self.apply_pending(batch.first_event, false);
     }
 
-    /// Whether the program that exited had already taken every change in `changes`:
-    /// built from it, or sent it as a patch (which may be what crashed it). Such a
-    /// save, seen only after the exit, is no reason to restart.
+    /// Whether the program that exited had already taken every change in `changes`: its
+    /// last source of each crate, the last patch sent (which may be what crashed it) or
+    /// else the build, is the one on disk. Such a save, seen only after the exit, is no
+    /// reason to restart; a save back to the build's source after a patch is.
     fn all_taken(&self, changes: &Changes) -> bool {
         changes.restart.is_empty()
             && !changes.settings
             && changes.crates.iter().all(|name| {
                 let (Some(krate), Some(state)) = (self.krate(name), self.crates.get(name)) else { return false };
-                let now = crate::detect::sources_hash(&krate.src);
-                now == state.running.built_from || Some(now) == state.running.sent
+                let last = state.running.sent.unwrap_or(state.running.built_from);
+                crate::detect::sources_hash(&krate.src) == last
             })
+    }
+
+    /// Whether a patch job already read crate `name`'s sources as they are on disk: the
+    /// watcher's report of that save came after (`now` ran first).
+    fn taken(&self, name: &str) -> bool {
+        let (Some(krate), Some(state)) = (self.krate(name), self.crates.get(name)) else { return false };
+        state.running.seen == Some(crate::detect::sources_hash(&krate.src))
+    }
+
+    /// Crates whose sources on disk no patch job has read, nor the program's build: saved
+    /// since, though the watcher may not have said so yet.
+    pub(super) fn unseen_changes(&self) -> Vec<String> {
+        let unseen = |(name, state): (&String, &CrateState)| {
+            let krate = self.krate(name)?;
+            let seen = state.running.seen.unwrap_or(state.running.built_from);
+            (crate::detect::sources_hash(&krate.src) != seen).then(|| name.clone())
+        };
+        self.crates.iter().filter_map(unseen).collect()
     }
 
     /// Queues `event` behind the exit of the program, whose status is already set: its

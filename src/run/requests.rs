@@ -21,7 +21,14 @@ impl Driver {
                 self.apply_pending(Instant::now(), false);
             }
             ControlRequest::Now => {
-                let outcomes = self.apply_pending(Instant::now(), true);
+                // A save the watcher has not reported yet (its burst is still open) is
+                // one the user asked to apply.
+                let now = Instant::now();
+                for name in self.unseen_changes() {
+                    self.pending_since.entry(name.clone()).or_insert(now);
+                    self.pending.insert(name);
+                }
+                let outcomes = self.apply_pending(now, true);
                 // `now` asks for the change to be applied: one that waits is not.
                 let ok = outcomes.iter().all(|(_, o)| o.ok() && !matches!(o, Outcome::Waiting));
                 // None: nothing was pending, which the client says.

@@ -296,6 +296,23 @@ fn a_single_package_reloads_its_library_and_keeps_settings_in_package_metadata()
     s.wait_stdout("message=three", RELOAD);
 }
 
+/// `now` right after a save, before the watcher reports it (its burst still open),
+/// applies that save; the report that follows is no new change. It said "nothing to
+/// reload" (a CI failure under load, where the report came late).
+#[test]
+fn now_applies_a_save_the_watcher_has_not_reported_yet() {
+    let fx = Fixture::new("multi");
+    let s = Session::start(&fx, &["-p", "app", "--mode", "off", "--debounce", "4000"]);
+    s.wait_stdout("alpha=alpha-0 ", RELOAD);
+    fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
+    let out = hotreload(&fx, &["now"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("alpha: applied"), "{}", out.stderr);
+    s.wait_stdout("alpha=alpha-1 ", RELOAD);
+    // The watcher's report, 4 s after the save: held again, it would wait for a second `now`.
+    s.assert_no_stderr_for("Holding alpha", Duration::from_secs(6));
+}
+
 /// `now` times a reload from the save it applies, not from the command; `status` says
 /// when the program needs a restart, and forgets it once the source is back.
 #[test]

@@ -73,6 +73,7 @@ impl Driver {
         let early = self.start_on_guess(&krate);
         // Hashed before the scan reads the files (see `Plan::sources`).
         let sources = sources_hash(&krate.src);
+        self.state(&krate.package).running.seen = Some(sources);
         let scan_started = Instant::now();
         let scanned = source::scan(&krate.crate_name, &krate.root, &self.cfg_of(&krate.crate_name));
         let scan_time = scan_started.elapsed();
