@@ -22,7 +22,7 @@
 //! The program is the user's own build, whose link kept only the code it reaches:
 //! a function the new code calls and the program lacks is pulled from the workspace
 //! library that defines it, else from the libraries outside the workspace
-//! ([`provide`]). Anything this cannot bind is a reason to fall back to the
+//! (the `provide` module). Anything this cannot bind is a reason to fall back to the
 //! self-contained route.
 //! Linux x86-64 only.
 
@@ -288,7 +288,8 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 fn run_linker(request: &Request, script: &Path, inputs: &[PathBuf]) -> Result<(), Error> {
     let status = Command::new(request.linker)
         // Sections nothing uses are dropped (the crate's own thread-local storage, whose
-        // accesses now reach the program's); every function is kept by the script.
+        // accesses now reach the program's); the script keeps the image's roots (see
+        // `Plan::root_running`).
         .args(["-flavor", "gnu", "-static", "--no-dynamic-linker", "-e", "0", "--gc-sections", "--no-demangle"])
         .args(["-z", "nostart-stop-gc", "-z", "noexecstack", "-z", "norelro", "--build-id=none", "--strip-debug"])
         .args(["-u", TABLE_START, "-u", TABLE_STOP])

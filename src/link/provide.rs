@@ -413,7 +413,7 @@ impl Object {
             let sym = symtab.symbol(SymbolIndex(index)).map_err(fail)?;
             let name = || String::from_utf8_lossy(symtab.symbol_name(endian, sym).unwrap_or_default()).into_owned();
             let shndx = sym.st_shndx(endian);
-            let target = if sym.st_type() == elf::STT_TLS || is_tls(r.r_type(endian, false)) {
+            let target = if sym.st_type() == elf::STT_TLS || super::tls::is_tls(r.r_type(endian, false)) {
                 Target::ThreadLocal(name())
             } else if shndx == elf::SHN_UNDEF {
                 Target::Undefined(name(), sym.st_bind() == elf::STB_WEAK)
@@ -434,20 +434,6 @@ fn parse(data: &[u8]) -> Result<(&Header, Endianness), String> {
     let header = Header::parse(data).map_err(|e| e.to_string())?;
     let endian = header.endian().map_err(|e| e.to_string())?;
     Ok((header, endian))
-}
-
-fn is_tls(r_type: u32) -> bool {
-    matches!(
-        r_type,
-        elf::R_X86_64_TPOFF32
-            | elf::R_X86_64_GOTTPOFF
-            | elf::R_X86_64_TLSGD
-            | elf::R_X86_64_TLSLD
-            | elf::R_X86_64_DTPOFF32
-            | elf::R_X86_64_DTPOFF64
-            | elf::R_X86_64_GOTPC32_TLSDESC
-            | elf::R_X86_64_TLSDESC_CALL
-    )
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ fn tls_edits(data: &[u8], program: &ProgramImage) -> Result<Vec<Edit>, Why> {
 }
 
 /// Whether a relocation type is a thread-local access of any model.
-fn is_tls(r_type: u32) -> bool {
+pub(super) fn is_tls(r_type: u32) -> bool {
     matches!(
         r_type,
         elf::R_X86_64_TPOFF32

@@ -1465,18 +1465,11 @@ impl Driver {
         callers
     }
 
-    /// The program connected: every crate whose sources changed since its build began
-    /// (saves while it was built or starting) is applied now.
+    /// The program connected: every crate whose sources changed since its build began,
+    /// or since a patch job last read them (saves while it was built, starting, or
+    /// disconnected), is applied now.
     fn catch_up(&mut self) {
-        let changed: Vec<String> = self
-            .crates
-            .iter()
-            .filter(|(name, state)| {
-                self.krate(name).is_some_and(|k| crate::detect::sources_hash(&k.src) != state.running.built_from)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in changed {
+        for name in self.unseen_changes() {
             self.make_pending(name);
         }
         if !self.pending.is_empty() {

@@ -588,8 +588,10 @@ fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Works
     let invocations: Vec<&build::Invocation> = invocations.collect();
     let mut rlibs: Vec<std::path::PathBuf> = Vec::new();
     let mut dirs: Vec<std::path::PathBuf> = Vec::new();
-    for invocation in &invocations {
-        dirs.extend(invocation.dependency_dirs().into_iter().filter(|d| !dirs.contains(d)).collect::<Vec<_>>());
+    for dir in invocations.iter().flat_map(|i| i.dependency_dirs()) {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
     }
     let in_dirs = dirs.iter().flat_map(|dir| {
         let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
@@ -605,8 +607,8 @@ fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Works
             rlibs.push(rlib);
         }
     }
-    let rustc = program.invocations.values().chain(program.binary.as_ref()).next().map(|i| i.program().to_string());
-    rlibs.extend(link::Providers::toolchain_rlibs(rustc.as_deref().unwrap_or("rustc")));
+    let rustc = invocations.first().map_or("rustc", |i| i.program());
+    rlibs.extend(link::Providers::toolchain_rlibs(rustc));
     link::Providers::new(rlibs)
 }
 

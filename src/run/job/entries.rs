@@ -314,8 +314,9 @@ impl Driver {
 /// The redirect of function `name` (shown as `shown`), when a copy of it runs: from
 /// its newest copy in `copies_in` (the program, then every applied patch's image) to its
 /// copy in `image`; the agent moves the older copies' jumps with it (see
-/// [`Redirect`]), so the request does not grow with the session. Every copy is checked. `Err` says why it keeps its
-/// old code: no copy in the patch, or a copy whose entry cannot take the jump.
+/// [`Redirect`]), so the request does not grow with the session. Every copy is
+/// checked. `Err` says why it keeps its old code: no copy in the patch, or a copy
+/// whose entry cannot take the jump.
 fn redirect_of(
     name: &str,
     shown: &str,
