@@ -93,7 +93,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
     // Whether the agent library is built, in case the program needs it preloaded.
     let agent_built = std::thread::spawn(build::built_agent);
+    crate::tmark("before metadata");
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
+    crate::tmark("after metadata");
     // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
     let binary = ws
         .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
@@ -135,6 +137,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     })
     .context("failed to install the Ctrl-C handler")?;
     // Watch before building, so a save during the first build is not lost.
+    crate::tmark("before watch");
     let _watcher = watch_workspace(&ws, &binary, &profile, args, tx.clone())?;
     let preload = build::LINKED_PATCHES && binary.runtime.is_none();
     if preload {
@@ -149,6 +152,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         });
         driver.config.agent = AgentSource::Preloaded(library);
     }
+    crate::tmark("before build");
     match driver.build_and_start() {
         Ok(()) => driver.warm_patches(),
         // As after the program exits: the next save builds it again (a watcher that
@@ -684,9 +688,12 @@ impl Driver {
             };
             to_scan.into_iter().map(scan_one).collect()
         });
+        crate::tmark("scan spawned");
         let restart_files = self.restart_files();
+        crate::tmark("restart files");
         let started = Instant::now();
         let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
+        crate::tmark("lock");
         let target = (self.binary.kind, self.binary.name.as_str());
         let mut program = build::build_program(
             &self.profile,
@@ -699,7 +706,9 @@ impl Driver {
         // Libraries a plain `cargo build` left fresh printed no rustc command: they are
         // rebuilt to record it once the program runs (see `record_unrecorded`), so the
         // program starts as soon as its own build is done.
+        crate::tmark("built");
         self.unrecorded = self.unrecorded(&program);
+        crate::tmark("unrecorded");
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -888,10 +897,13 @@ impl Driver {
         let tx = self.events.tx.clone();
         let mut env: Vec<(&str, OsString)> =
             self.session.env().iter().map(|(k, v)| (*k, v.as_os_str().to_owned())).collect();
+        crate::tmark("env");
         env.extend(self.preload_env(&program.executable));
+        crate::tmark("spawn");
         let app = App::spawn(&program.executable, &self.config.args, &env, move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
+        crate::tmark("spawned");
         // The program starts first; its events wait in the channel until this is done.
         let sources = sources.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         for (name, snapshot, built_from) in self.rescan_with_features(sources, &program) {
@@ -1516,6 +1528,8 @@ mod tests {
             hot: false,
             runtime_name: None,
             depends_on: BTreeSet::new(),
+            runnables: Vec::new(),
+            binary_runtime: None,
         };
         let binary = |src: &str| Binary {
             package: "app".into(),

@@ -1,13 +1,19 @@
 //! The workspace as cargo sees it: which members are hot, which binary to run.
+//!
+//! Read with `cargo metadata` ([`Workspace::load`]), or sketched from the manifests
+//! alone ([`Workspace::sketch`]) so that the program's build can start before cargo
+//! answers.
+
+mod sketch;
 
 use anyhow::{bail, Context, Result};
-use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, TargetKind};
+use cargo_metadata::{DependencyKind, MetadataCommand, Package, TargetKind};
 use hotreload_protocol::{RUNTIME_LIB, RUNTIME_PACKAGE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// A workspace member.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     /// Package name (`my-crate`).
     pub name: String,
@@ -21,6 +27,11 @@ pub struct Member {
     pub runtime_name: Option<String>,
     /// Names of the workspace members it depends on.
     pub depends_on: BTreeSet<String>,
+    /// Its binaries and examples: `bin` or `example`, target name, root file.
+    pub runnables: Vec<(&'static str, String, PathBuf)>,
+    /// What it calls the runtime among its normal and dev dependencies (its name,
+    /// `hotreload-runtime`, or the rename): a binary's hot build turns on its `agent`.
+    pub binary_runtime: Option<String>,
 }
 
 impl Member {
@@ -86,7 +97,7 @@ pub struct Binary {
 }
 
 /// What `run` needs to know of the workspace.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Workspace {
     /// The workspace root.
     pub root: PathBuf,
@@ -94,7 +105,6 @@ pub struct Workspace {
     pub target_dir: PathBuf,
     /// Members by package name.
     pub members: BTreeMap<String, Member>,
-    metadata: Metadata,
 }
 
 impl Workspace {
@@ -137,6 +147,24 @@ impl Workspace {
                     .filter(|d| d.kind == DependencyKind::Normal && names.contains(&d.name) && d.path.is_some())
                     .map(|d| d.name.clone())
                     .collect();
+                let mut runnables: Vec<_> = p
+                    .targets
+                    .iter()
+                    .filter_map(|t| {
+                        let kind = match () {
+                            _ if t.kind.contains(&TargetKind::Bin) => "bin",
+                            _ if t.kind.contains(&TargetKind::Example) => "example",
+                            _ => return None,
+                        };
+                        Some((kind, t.name.clone(), t.src_path.clone().into_std_path_buf()))
+                    })
+                    .collect();
+                runnables.sort();
+                let binary_runtime = p
+                    .dependencies
+                    .iter()
+                    .find(|d| d.name == RUNTIME_PACKAGE && d.kind != DependencyKind::Build)
+                    .map(|d| d.rename.clone().unwrap_or_else(|| d.name.clone()));
                 let member = Member {
                     name: p.name.to_string(),
                     dir: p.manifest_path.parent().expect("a manifest has a directory").into(),
@@ -144,6 +172,8 @@ impl Workspace {
                     hot,
                     runtime_name,
                     depends_on,
+                    runnables,
+                    binary_runtime,
                 };
                 (member.name.clone(), member)
             })
@@ -152,7 +182,6 @@ impl Workspace {
             root: metadata.workspace_root.clone().into_std_path_buf(),
             target_dir: metadata.target_directory.clone().into_std_path_buf(),
             members,
-            metadata,
         })
     }
 
@@ -278,38 +307,27 @@ impl Workspace {
 
     /// Picks the binary to run, as `cargo run` would.
     pub fn binary(&self, package: Option<&str>, bin: Option<&str>, example: Option<&str>) -> Result<Binary> {
-        let member_ids: BTreeSet<_> = self.metadata.workspace_members.iter().collect();
-        let candidates: Vec<&Package> = self
-            .metadata
-            .packages
-            .iter()
-            .filter(|p| member_ids.contains(&p.id))
-            .filter(|p| package.is_none_or(|name| p.name.as_str() == name))
-            .collect();
+        let candidates: Vec<&Member> =
+            self.members.values().filter(|m| package.is_none_or(|name| m.name == name)).collect();
         if let Some(name) = package {
             if candidates.is_empty() {
                 bail!("package `{name}` is not a member of the workspace at {}", self.root.display());
             }
         }
-        let (kind, wanted, tk) = match (bin, example) {
-            (_, Some(e)) => ("example", Some(e), TargetKind::Example),
-            (b, None) => ("bin", b, TargetKind::Bin),
+        let (kind, wanted) = match (bin, example) {
+            (_, Some(e)) => ("example", Some(e)),
+            (b, None) => ("bin", b),
         };
         let mut found = Vec::new();
-        for p in &candidates {
-            let runtime = p
-                .dependencies
-                .iter()
-                .find(|d| d.name == RUNTIME_PACKAGE && d.kind != DependencyKind::Build)
-                .map(|d| d.rename.clone().unwrap_or_else(|| d.name.clone()));
-            for t in &p.targets {
-                if t.kind.contains(&tk) && wanted.is_none_or(|w| t.name == w) {
+        for m in &candidates {
+            for (k, name, src) in &m.runnables {
+                if *k == kind && wanted.is_none_or(|w| name == w) {
                     found.push(Binary {
-                        package: p.name.to_string(),
+                        package: m.name.clone(),
                         kind,
-                        name: t.name.clone(),
-                        src: t.src_path.clone().into_std_path_buf(),
-                        runtime: runtime.clone(),
+                        name: name.clone(),
+                        src: src.clone(),
+                        runtime: m.binary_runtime.clone(),
                     });
                 }
             }
@@ -320,8 +338,8 @@ impl Workspace {
                 Some(w) => {
                     let available: Vec<String> = candidates
                         .iter()
-                        .flat_map(|p| p.targets.iter().filter(|t| t.kind.contains(&tk)))
-                        .map(|t| t.name.clone())
+                        .flat_map(|m| m.runnables.iter().filter(|(k, ..)| *k == kind))
+                        .map(|(_, name, _)| name.clone())
                         .collect();
                     match available.is_empty() {
                         true => bail!("no {kind} target named `{w}` in the selected packages"),
