@@ -21,6 +21,7 @@
 //! and [`shell`] (status output in cargo's style).
 
 pub mod apply;
+mod background;
 pub mod build;
 pub mod check;
 pub mod cli;
@@ -38,7 +39,6 @@ use clap::Parser;
 /// Runs the subcommand with the process's arguments; returns the exit code (see
 /// [`error::exit`]).
 pub fn main() -> i32 {
-    T0.get_or_init(std::time::Instant::now);
     let cli::Cargo::Hotreload(args) = cli::Cargo::parse();
     let shell = shell::Shell::new(&args.global);
     let global = &args.global;
@@ -55,14 +55,5 @@ pub fn main() -> i32 {
             shell.error(e.render());
             e.process_exit_code()
         }
-    }
-}
-
-#[doc(hidden)]
-pub static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-#[doc(hidden)]
-pub fn tmark(what: &str) {
-    if std::env::var_os("HR_T").is_some() {
-        eprintln!("T {:6.1} {what}", T0.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0);
     }
 }

@@ -79,6 +79,13 @@ impl Shell {
         }
     }
 
+    /// A status line printed only with `-vv`.
+    pub fn very_verbose_status(&self, word: &str, message: impl Display) {
+        if self.verbosity >= Verbosity::VeryVerbose {
+            self.line(STATUS, &format!("{word:>12}"), " ", message);
+        }
+    }
+
     /// `note: ...`, not in quiet mode.
     pub fn note(&self, message: impl Display) {
         if self.verbosity >= Verbosity::Normal {

@@ -40,6 +40,18 @@ pub fn build_program(
     shell: &Shell,
     quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
+    let cmd = program_command(profile, package, target, features, shell);
+    run_program_build(cmd, profile, target.1, shell, quiet)
+}
+
+/// The cargo command that builds the program (see [`build_program`]).
+pub(super) fn program_command(
+    profile: &Profile,
+    package: &str,
+    target: (&str, &str),
+    features: &Features,
+    shell: &Shell,
+) -> Command {
     let mut cmd = cargo(profile, &profile.program_dir(), Build::Hot, shell, "build");
     cmd.args(["--package", package]).arg(format!("--{}", target.0)).arg(target.1);
     features.add_to(&mut cmd);
@@ -47,6 +59,17 @@ pub fn build_program(
         // `-vv`: cargo prints each rustc invocation with its environment.
         cmd.arg("-vv");
     }
+    cmd
+}
+
+/// Runs `cmd` (from [`program_command`]) for the executable `target`.
+pub(super) fn run_program_build(
+    cmd: Command,
+    profile: &Profile,
+    target: &str,
+    shell: &Shell,
+    quiet: bool,
+) -> Result<ProgramBuild, BuildError> {
     let mut executable = None;
     let mut rlibs = HashMap::new();
     let mut lines = Vec::new();
@@ -63,7 +86,7 @@ pub fn build_program(
                     }
                 }
                 if let Some(exe) = artifact.executable {
-                    if artifact.target.name == target.1 {
+                    if artifact.target.name == target {
                         executable = Some(exe.into_std_path_buf());
                     }
                 }
@@ -87,7 +110,7 @@ pub fn build_program(
                 }
             }
         }
-        let bin_crate = target.1.replace('-', "_");
+        let bin_crate = target.replace('-', "_");
         binary = records.take(&bin_crate, "bin", |d| d.output_executable(&bin_crate).is_some_and(|p| p.is_file()));
     }
     Ok(ProgramBuild { executable, invocations, binary, unrecorded })

@@ -12,6 +12,7 @@
 //! | one crate's rustc command, as cargo ran it, and running it | `rustc` |
 //! | what of cargo's output the user sees | `output` |
 //! | one build at a time per directory | `lock` |
+//! | the program's build started before `cargo metadata` answers | `speculate` |
 //! | the object files of a built rlib | `rlib` |
 //! | the agent library preloaded into programs without the runtime | `agent` |
 
@@ -22,12 +23,14 @@ mod output;
 mod profile;
 pub mod rlib;
 mod rustc;
+mod speculate;
 
 pub use agent::{build_agent, built_agent};
 pub use cargo::{build_patch_deps, build_program, compiled_executable, record_fresh, ProgramBuild};
 pub use lock::BuildLock;
 pub use profile::{Features, Profile};
 pub use rustc::{build_direct, Invocation, Rustc};
+pub use speculate::{Kept, Speculation};
 
 /// Why a build produced nothing.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 pub mod app;
 mod job;
 mod requests;
+mod start;
 
 use crate::apply::inject;
 use crate::apply::session::{Incoming, Session};
@@ -22,6 +23,7 @@ use anyhow::{Context, Result};
 use app::App;
 use hotreload_protocol::control::Mode;
 use job::{Outcome, Refusal};
+use start::{Early, ProgramPlan};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
@@ -88,18 +90,18 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the session until interrupted (or until the program exits, with
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
-    // A rustc run of ~20 ms, while cargo reads the workspace and builds the program.
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    // A rustc run of ~14 ms, while cargo reads the workspace and builds the program:
+    // the toolchain's own rustc beside cargo's, not rustup's proxy (~8 ms more).
+    let beside_cargo = std::env::var_os("CARGO").map(|c| Path::new(&c).with_file_name("rustc")).filter(|r| r.is_file());
+    let rustc = std::env::var("RUSTC").ok().or_else(|| Some(beside_cargo?.to_str()?.to_string()));
+    let rustc = rustc.unwrap_or_else(|| "rustc".into());
     let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
     // Whether the agent library is built, in case the program needs it preloaded.
-    let agent_built = std::thread::spawn(build::built_agent);
-    crate::tmark("before metadata");
+    let agent_built = crate::background::spawn(build::built_agent);
+    // The build starts from the manifests as they read, while cargo reads the workspace.
+    let early = start::Early::start(global, args, shell);
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
-    crate::tmark("after metadata");
-    // Every way to fail here is a selection the workspace cannot satisfy: exit code 2.
-    let binary = ws
-        .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
-        .map_err(|e| Error::Usage(format!("{e:#}")))?;
+    let ProgramPlan { binary, profile, features } = ProgramPlan::new(&ws, global, args)?;
     let entries = build::LINKED_PATCHES && !args.self_contained;
     // With entries redirected, the binary's own functions reload too.
     let binary_reloads = entries && matches!(binary.kind, "bin" | "example");
@@ -111,14 +113,6 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
              `hotreload-runtime` to a library's [dependencies] and mark functions with #[hotreload::hot]"
         });
     }
-    let profile = Profile {
-        manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
-        target_dir: hot_target_dir(&ws),
-        cargo_target_dir: ws.target_dir.clone(),
-        release: args.release,
-        members: ws.members.keys().cloned().collect(),
-        runtime_names: ws.runtime_names(),
-    };
     let settings = initial_settings(&ws.root.join("Cargo.toml"), args)?;
     if args.log {
         log::set_boxed_logger(Box::new(StderrLogger)).ok();
@@ -137,13 +131,13 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     })
     .context("failed to install the Ctrl-C handler")?;
     // Watch before building, so a save during the first build is not lost.
-    crate::tmark("before watch");
     let _watcher = watch_workspace(&ws, &binary, &profile, args, tx.clone())?;
     let preload = build::LINKED_PATCHES && binary.runtime.is_none();
     if preload {
         warn_runtime_without_agent(&ws, &binary, shell);
     }
-    let mut driver = Driver::new(ws, binary, profile, settings, base_cfg, session, (tx, rx), args, shell);
+    let plan = ProgramPlan { binary, profile, features };
+    let mut driver = Driver::new(ws, plan, settings, base_cfg, session, (tx, rx), args, shell);
     if preload {
         let built = agent_built.join().ok().flatten().map(Ok);
         let library = built.unwrap_or_else(|| build::build_agent(shell)).map_err(|e| match e {
@@ -152,8 +146,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
         });
         driver.config.agent = AgentSource::Preloaded(library);
     }
-    crate::tmark("before build");
-    match driver.build_and_start() {
+    match driver.build_and_start(early) {
         Ok(()) => driver.warm_patches(),
         // As after the program exits: the next save builds it again (a watcher that
         // quits over a typo is restarted by hand after every one).
@@ -182,6 +175,34 @@ fn warn_runtime_without_agent(ws: &Workspace, binary: &Binary, shell: &Shell) {
          reloads the program); add `hotreload-runtime` to `{}`'s [dependencies] to have them",
         binary.package, binary.package
     ));
+}
+
+/// The workspace's manifests and build scripts: files whose change needs a restart.
+fn restart_paths(ws: &Workspace) -> Vec<PathBuf> {
+    let files = ws.members.values().flat_map(|m| [m.dir.join("Cargo.toml"), m.dir.join("build.rs")]);
+    let all: BTreeSet<PathBuf> = files.chain([ws.root.join("Cargo.toml")]).collect();
+    all.into_iter().collect()
+}
+
+/// [`restart_paths`], each by a hash of its content (`None`: no such file).
+fn restart_files(ws: &Workspace) -> RestartFiles {
+    let root_manifest = ws.root.join("Cargo.toml");
+    restart_paths(ws)
+        .into_iter()
+        .map(|path| (restart_fingerprint(&path, &root_manifest), path))
+        .map(|(h, p)| (p, h))
+        .collect()
+}
+
+/// A hash of what in `path` needs a restart when it changes: all of it, but the root
+/// manifest's hotreload settings.
+fn restart_fingerprint(path: &Path, root_manifest: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = match path == root_manifest {
+        true => settings::without_settings(&text),
+        false => text,
+    };
+    Some(hotreload_protocol::record::fnv1a(text.as_bytes()))
 }
 
 /// The settings a session starts with: the manifest's, `--mode` over them.
@@ -558,8 +579,7 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     fn new(
         ws: Workspace,
-        binary: Binary,
-        profile: Profile,
+        ProgramPlan { binary, profile, features }: ProgramPlan,
         settings: Settings,
         base_cfg: std::sync::Arc<crate::detect::cfg::PendingCfg>,
         session: Session,
@@ -573,12 +593,7 @@ impl Driver {
             output: Output { print: args.print, log: args.log, hide_errors: args.hide_errors, check: args.check },
             restart: args.restart,
             args: args.args.clone(),
-            features: Features {
-                features: args.features.clone(),
-                all: args.all_features,
-                no_default: args.no_default_features,
-                runtime: binary.runtime.clone(),
-            },
+            features,
             base_cfg,
             agent: AgentSource::Own,
         };
@@ -653,9 +668,10 @@ impl Driver {
         }
     }
 
-    /// Builds the program, then starts it; on a build failure the program stays stopped.
-    fn build_and_start(&mut self) -> Result<(), crate::error::Error> {
-        let built = self.build_program().map_err(|e| match e {
+    /// Builds the program (or keeps the build `early` started, when it is the same),
+    /// then starts it; on a build failure the program stays stopped.
+    fn build_and_start(&mut self, early: Option<Early>) -> Result<(), crate::error::Error> {
+        let built = self.build_program(early).map_err(|e| match e {
             BuildError::Failed => crate::error::Error::BuildFailed { package: self.binary.package.clone() },
             e => crate::error::Error::Other(e.into()),
         })?;
@@ -666,21 +682,28 @@ impl Driver {
     /// hashed, and scanned on a thread, as the build starts: a save that lands during
     /// the build is then newer than what the program runs, and is patched once it
     /// connects. The scan (and the target's cfgs it needs) is off the start's path.
-    fn build_program(&mut self) -> Result<BuiltProgram, BuildError> {
+    /// A build `early` started from the workspace's sketch is kept when it ran the same
+    /// command, with the hashes taken before it.
+    fn build_program(&mut self, early: Option<Early>) -> Result<BuiltProgram, BuildError> {
+        let (speculation, early_hashes, early_restart) = match early {
+            Some(e) => (Some(e.build), e.hashes, Some(e.restart_files)),
+            None => (None, BTreeMap::new(), None),
+        };
         let entries = self.entries_enabled();
         let mut hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         hot.extend(self.binary_crate());
         let to_scan: Vec<(HotCrate, Vec<String>, u64)> = hot
             .into_iter()
             .map(|krate| {
-                let hash = crate::detect::sources_hash(&krate.src);
+                let hash = early_hashes.get(&krate.src).copied();
+                let hash = hash.unwrap_or_else(|| crate::detect::sources_hash(&krate.src));
                 let invocation = self.program.as_ref().and_then(|h| h.invocations.get(&krate.crate_name));
                 let features = invocation.into_iter().flat_map(build::Invocation::features).map(String::from);
                 (krate, features.collect(), hash)
             })
             .collect();
         let base = self.config.base_cfg.clone();
-        let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
+        let scan = crate::background::spawn(move || -> Vec<ScannedCrate> {
             let scan_one = |(krate, features, hash): (HotCrate, Vec<String>, u64)| {
                 let cfg = base.get().with_features(features.iter().map(String::as_str));
                 let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
@@ -688,27 +711,38 @@ impl Driver {
             };
             to_scan.into_iter().map(scan_one).collect()
         });
-        crate::tmark("scan spawned");
-        let restart_files = self.restart_files();
-        crate::tmark("restart files");
-        let started = Instant::now();
-        let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
-        crate::tmark("lock");
+        // The sketch's, when it names the same files.
+        let restart_files = match early_restart {
+            Some(files) if files.keys().eq(restart_paths(&self.ws).iter()) => files,
+            _ => restart_files(&self.ws),
+        };
         let target = (self.binary.kind, self.binary.name.as_str());
-        let mut program = build::build_program(
-            &self.profile,
-            &self.binary.package,
-            target,
-            &self.config.features,
-            &self.shell,
-            false,
-        )?;
+        let (profile, package, features, shell) =
+            (&self.profile, &self.binary.package, &self.config.features, &self.shell);
+        let speculated = speculation.is_some();
+        let kept = speculation.and_then(|s| s.keep(profile, package, target, features, shell));
+        if speculated {
+            let (word, verb) = if kept.is_some() { ("Kept", "the same") } else { ("Discarded", "another") };
+            let why =
+                format_args!("the build started from the manifests alone: `cargo metadata` asks for {verb} command");
+            shell.very_verbose_status(word, why);
+        }
+        let (started, built) = match kept {
+            Some((started, built)) => (started, built),
+            None => {
+                let started = Instant::now();
+                let built =
+                    build::BuildLock::acquire(&self.profile.program_lock_dir()).map_err(BuildError::from).and_then(
+                        |lock| Ok((lock, build::build_program(profile, package, target, features, shell, false)?)),
+                    );
+                (started, built)
+            }
+        };
+        let (lock, mut program) = built?;
         // Libraries a plain `cargo build` left fresh printed no rustc command: they are
         // rebuilt to record it once the program runs (see `record_unrecorded`), so the
         // program starts as soon as its own build is done.
-        crate::tmark("built");
         self.unrecorded = self.unrecorded(&program);
-        crate::tmark("unrecorded");
         program.executable = self.session.place_program(&program.executable)?;
         drop(lock);
         self.shell.status(
@@ -752,21 +786,6 @@ impl Driver {
             .collect()
     }
 
-    /// The workspace's manifests (the root one without its hotreload settings) and build
-    /// scripts, each by a hash of its content (`None`: no such file).
-    fn restart_files(&self) -> RestartFiles {
-        let mut files: Vec<PathBuf> =
-            self.ws.members.values().flat_map(|m| [m.dir.join("Cargo.toml"), m.dir.join("build.rs")]).collect();
-        files.push(self.steer.root_manifest.clone());
-        files
-            .into_iter()
-            .map(|path| {
-                let hash = self.restart_fingerprint(&path);
-                (path, hash)
-            })
-            .collect()
-    }
-
     /// Of `restart` (files and why they need a restart), those that differ from what the
     /// program was built from; one said to differ before and now back is noted.
     fn changed_since_build(&mut self, restart: Vec<(String, &'static str)>) -> Vec<(String, &'static str)> {
@@ -786,12 +805,7 @@ impl Driver {
 
     /// A hash of what in `path` needs a restart when it changes.
     fn restart_fingerprint(&self, path: &Path) -> Option<u64> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let text = match *path == self.steer.root_manifest {
-            true => settings::without_settings(&text),
-            false => text,
-        };
-        Some(hotreload_protocol::record::fnv1a(text.as_bytes()))
+        restart_fingerprint(path, &self.steer.root_manifest)
     }
 
     /// The reloadable libraries whose rustc command `program`'s build did not record
@@ -897,13 +911,10 @@ impl Driver {
         let tx = self.events.tx.clone();
         let mut env: Vec<(&str, OsString)> =
             self.session.env().iter().map(|(k, v)| (*k, v.as_os_str().to_owned())).collect();
-        crate::tmark("env");
         env.extend(self.preload_env(&program.executable));
-        crate::tmark("spawn");
         let app = App::spawn(&program.executable, &self.config.args, &env, move |pid, status| {
             let _ = tx.send(Event::AppExited { pid, status });
         })?;
-        crate::tmark("spawned");
         // The program starts first; its events wait in the channel until this is done.
         let sources = sources.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         for (name, snapshot, built_from) in self.rescan_with_features(sources, &program) {
@@ -1040,7 +1051,7 @@ impl Driver {
     /// new one. A build that fails leaves the running program as it is.
     fn restart(&mut self, why: &str) {
         self.shell.status("Restarting", format_args!("`{}`: {why}", self.binary.name));
-        match self.build_program() {
+        match self.build_program(None) {
             Ok(built) => {
                 if let Some(app) = self.app.take() {
                     app.stop(Duration::from_secs(3));

@@ -47,8 +47,10 @@ impl Workspace {
             let doc = if *dir == root { root_doc.clone() } else { read(&dir.join("Cargo.toml"))? };
             manifests.push((dir.clone(), doc));
         }
-        let names: BTreeSet<String> =
-            manifests.iter().map(|(_, doc)| Some(package(doc)?.get("name")?.as_str()?.to_string())).collect::<Option<_>>()?;
+        let names: BTreeSet<String> = manifests
+            .iter()
+            .map(|(_, doc)| Some(package(doc)?.get("name")?.as_str()?.to_string()))
+            .collect::<Option<_>>()?;
         let members = manifests
             .iter()
             .map(|(dir, doc)| {
@@ -58,7 +60,7 @@ impl Workspace {
             .collect::<Option<BTreeMap<_, _>>>()?;
         let target_dir = match target_dir.map(Path::to_path_buf).or_else(env_target_dir) {
             Some(dir) => cwd.join(dir),
-            None => root.join("target"),
+            None => config_target_dir(&cwd)?.unwrap_or_else(|| root.join("target")),
         };
         Some(Workspace { root, target_dir, members })
     }
@@ -80,6 +82,31 @@ fn env_target_dir() -> Option<PathBuf> {
         .into_iter()
         .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
         .map(PathBuf::from)
+}
+
+/// `build.target-dir` as cargo's configuration files set it, the nearest to `cwd`
+/// first, then `$CARGO_HOME`'s (relative to the directory holding `.cargo`): `Some(None)`
+/// when none sets it; `None` when a file cannot be read.
+fn config_target_dir(cwd: &Path) -> Option<Option<PathBuf>> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cargo")));
+    let dirs = cwd.ancestors().map(|d| d.join(".cargo")).chain(home);
+    for dir in dirs {
+        for name in ["config", "config.toml"] {
+            let file = dir.join(name);
+            if !file.is_file() {
+                continue;
+            }
+            let doc = read(&file)?;
+            if let Some(value) = doc.get("build").and_then(|b| b.get("target-dir")) {
+                return Some(Some(dir.parent()?.join(value.as_str()?)));
+            }
+            // Of `config` and `config.toml`, cargo reads the first.
+            break;
+        }
+    }
+    Some(None)
 }
 
 /// The nearest manifest above `package_manifest`'s directory with a `[workspace]`.
@@ -250,7 +277,9 @@ fn lib(dir: &Path, doc: &DocumentMut, package: &str, auto: bool) -> Option<Optio
     if table.is_none() && !(auto && path.is_file()) {
         return Some(None);
     }
-    let proc_macro = ["proc-macro", "proc_macro"].iter().any(|k| table.and_then(|t| t.get(k)).and_then(|v| v.as_bool()) == Some(true));
+    let proc_macro = ["proc-macro", "proc_macro"]
+        .iter()
+        .any(|k| table.and_then(|t| t.get(k)).and_then(|v| v.as_bool()) == Some(true));
     let kept = match table.and_then(|t| t.get("crate-type").or_else(|| t.get("crate_type"))) {
         Some(types) => types.as_array()?.iter().any(|t| matches!(t.as_str(), Some("lib" | "rlib" | "cdylib"))),
         None => !proc_macro,
@@ -265,7 +294,13 @@ fn lib(dir: &Path, doc: &DocumentMut, package: &str, auto: bool) -> Option<Optio
 /// The `bin` or `example` targets: declared (`[[bin]]`), and found where cargo looks
 /// (`src/main.rs`, `src/bin/*.rs`, `src/bin/*/main.rs`; `examples/…` alike) unless
 /// `auto` is off. `None` when the sketch cannot tell.
-fn targets(dir: &Path, doc: &DocumentMut, kind: &'static str, package: &str, auto: bool) -> Option<Vec<(&'static str, String, PathBuf)>> {
+fn targets(
+    dir: &Path,
+    doc: &DocumentMut,
+    kind: &'static str,
+    package: &str,
+    auto: bool,
+) -> Option<Vec<(&'static str, String, PathBuf)>> {
     let folder = if kind == "bin" { dir.join("src/bin") } else { dir.join("examples") };
     let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
     if auto {
@@ -291,7 +326,10 @@ fn targets(dir: &Path, doc: &DocumentMut, kind: &'static str, package: &str, aut
         let name = table.get("name")?.as_str()?.to_string();
         let path = match table.get("path") {
             Some(p) => dir.join(p.as_str()?),
-            None => found.get(&name).cloned().or_else(|| (kind == "bin" && name == package).then(|| dir.join("src/main.rs")))?,
+            None => found
+                .get(&name)
+                .cloned()
+                .or_else(|| (kind == "bin" && name == package).then(|| dir.join("src/main.rs")))?,
         };
         // A declared target takes the place of the one found at its path.
         found.retain(|n, p| *n != name && *p != path);
@@ -351,10 +389,19 @@ mod tests {
         assert_eq!(ws.members["extra"].lib, None, "a proc-macro is not a library a program links");
         let app = &ws.members["app"];
         assert_eq!(app.depends_on, BTreeSet::from(["extra".to_string(), "logic-core".to_string()]));
-        let runnables: Vec<_> = app.runnables.iter().map(|(k, n, p)| (*k, n.as_str(), p.strip_prefix(&root).unwrap().to_str().unwrap())).collect();
+        let runnables: Vec<_> = app
+            .runnables
+            .iter()
+            .map(|(k, n, p)| (*k, n.as_str(), p.strip_prefix(&root).unwrap().to_str().unwrap()))
+            .collect();
         assert_eq!(
             runnables,
-            [("bin", "app", "app/src/main.rs"), ("bin", "second", "app/src/bin/second.rs"), ("bin", "tool", "app/src/tool.rs"), ("example", "demo", "app/examples/demo/main.rs")]
+            [
+                ("bin", "app", "app/src/main.rs"),
+                ("bin", "second", "app/src/bin/second.rs"),
+                ("bin", "tool", "app/src/tool.rs"),
+                ("example", "demo", "app/examples/demo/main.rs")
+            ]
         );
         assert_eq!(ws.binary(None, Some("second"), None).unwrap().package, "app");
         assert_eq!(Workspace::load(Some(&root.join("app/Cargo.toml")), None).unwrap(), ws);
@@ -374,7 +421,8 @@ mod tests {
                     false => {
                         let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/hotreload");
                         let text = std::fs::read_to_string(&path).unwrap();
-                        let text = text.replace("\"../../crates/hotreload\"", &format!("{:?}", runtime.display().to_string()));
+                        let text =
+                            text.replace("\"../../crates/hotreload\"", &format!("{:?}", runtime.display().to_string()));
                         std::fs::write(to.join(name), text).unwrap();
                     }
                 }
@@ -399,7 +447,10 @@ mod tests {
     fn a_sketch_gives_up_on_what_it_does_not_follow() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        write(&root, &[("Cargo.toml", "[package]\nname = \"a\"\nworkspace = \"..\"\n"), ("b/Cargo.toml", "not toml [")]);
+        write(
+            &root,
+            &[("Cargo.toml", "[package]\nname = \"a\"\nworkspace = \"..\"\n"), ("b/Cargo.toml", "not toml [")],
+        );
         assert!(Workspace::sketch(Some(&root.join("Cargo.toml")), None).is_none());
         assert!(Workspace::sketch(Some(&root.join("b/Cargo.toml")), None).is_none());
     }

@@ -342,7 +342,7 @@ impl Session {
     }
 
     pub fn spawn(fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
-        Session::spawn_command(Command::new(env!("CARGO_BIN_EXE_cargo-hotreload")), fixture, args, env)
+        Session::spawn_command(Command::new(env!("CARGO_BIN_EXE_cargo-hotreload")), fixture, args, env, &[])
     }
 
     /// [`Session::start`] with address space randomization off for the tool and the
@@ -351,12 +351,30 @@ impl Session {
     pub fn start_without_aslr(fixture: &Fixture, args: &[&str]) -> Session {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
         without_aslr(&mut command);
-        let session = Session::spawn_command(command, fixture, args, &[]);
+        let session = Session::spawn_command(command, fixture, args, &[], &[]);
         session.wait_stderr("Watching", STARTUP);
         session
     }
 
-    fn spawn_command(mut command: Command, fixture: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Session {
+    /// [`Session::start`] with cargo's target directory left to the fixture's own
+    /// configuration (no `CARGO_TARGET_DIR`): a build from scratch.
+    pub fn start_in_configured_target(fixture: &Fixture, args: &[&str]) -> Session {
+        let command = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
+        let session = Session::spawn_command(command, fixture, args, &[], &["CARGO_TARGET_DIR"]);
+        session.wait_stderr("Watching", STARTUP);
+        session
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        fixture: &Fixture,
+        args: &[&str],
+        env: &[(&str, &str)],
+        remove: &[&str],
+    ) -> Session {
+        for name in remove {
+            command.env_remove(name);
+        }
         // `env` last: a test may give a session a target directory of its own.
         let mut child = command
             .arg("hotreload")
@@ -364,7 +382,7 @@ impl Session {
             .args(args)
             .current_dir(&fixture.root)
             .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
-            .env("CARGO_TARGET_DIR", cargo_target())
+            .envs(Some(("CARGO_TARGET_DIR", cargo_target())).filter(|_| !remove.contains(&"CARGO_TARGET_DIR")))
             .env("CARGO_TERM_COLOR", "never")
             .env_remove("RUSTFLAGS")
             .envs(env.iter().copied())

@@ -13,4 +13,5 @@ mod ordinary;
 mod reload;
 mod safety;
 mod scan;
+mod start;
 mod state;

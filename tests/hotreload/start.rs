@@ -1,0 +1,23 @@
+//! A session's start: the program's build begins from the manifests while cargo reads
+//! the workspace, and is kept only when cargo's reading asks for the same build.
+
+use crate::harness::{Fixture, Session, RELOAD};
+
+/// The build started from the manifests goes where cargo's configuration sends it:
+/// one that guessed `target/` would compile the program, and every dependency, where
+/// the user's builds never look.
+#[test]
+fn the_first_build_starts_from_the_manifests_and_goes_where_cargo_config_says() {
+    let fx = Fixture::new("plain");
+    std::fs::create_dir_all(fx.path(".cargo")).unwrap();
+    std::fs::write(fx.path(".cargo/config.toml"), "[build]\ntarget-dir = \"elsewhere\"\n").unwrap();
+    let s = Session::start_in_configured_target(&fx, &["-p", "app", "-vv"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    s.wait_stderr("Kept the build started from the manifests alone", RELOAD);
+    s.assert_stderr_count("Discarded", 0);
+    assert!(fx.path("elsewhere/debug/app").is_file(), "the program was not built in the configured directory");
+    assert!(!fx.path("target").exists(), "a build went to `target/`, which cargo's configuration does not use");
+    // And it reloads as any session does.
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+}
