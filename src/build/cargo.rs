@@ -40,8 +40,8 @@ pub fn build_program(
     shell: &Shell,
     quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
-    let cmd = program_command(profile, package, target, features, shell);
-    run_program_build(cmd, profile, target.1, shell, quiet)
+    let cargo = super::output::spawn(program_command(profile, package, target, features, shell), shell)?;
+    run_program_build(cargo, profile, target.1, shell, quiet)
 }
 
 /// The cargo command that builds the program (see [`build_program`]).
@@ -62,9 +62,9 @@ pub(super) fn program_command(
     cmd
 }
 
-/// Runs `cmd` (from [`program_command`]) for the executable `target`.
+/// Reads the build `cargo` runs (a [`program_command`]) of the executable `target`.
 pub(super) fn run_program_build(
-    cmd: Command,
+    cargo: std::process::Child,
     profile: &Profile,
     target: &str,
     shell: &Shell,
@@ -73,8 +73,8 @@ pub(super) fn run_program_build(
     let mut executable = None;
     let mut rlibs = HashMap::new();
     let mut lines = Vec::new();
-    run_with(
-        cmd,
+    super::output::read_with(
+        cargo,
         shell,
         if quiet { Forward::Nothing } else { Forward::Everything },
         |line| lines.push(line.to_string()),

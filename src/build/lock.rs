@@ -19,4 +19,12 @@ impl BuildLock {
             .expect("a waiting lock is always taken");
         Ok(BuildLock { _file: file })
     }
+
+    /// Takes the lock of `dir` if no one holds it: `Ok(None)` when someone does.
+    pub fn try_acquire(dir: &Path) -> Result<Option<BuildLock>> {
+        fs_err::create_dir_all(dir)?;
+        let file = crate::lockfile::lock(&dir.join(".hotreload-lock"), false)
+            .context("failed to lock the hot target directory")?;
+        Ok(file.map(|file| BuildLock { _file: file }))
+    }
 }

@@ -6,7 +6,7 @@ use crate::shell::{Shell, Verbosity};
 use anyhow::Context;
 use cargo_metadata::Message;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// Which of cargo's stderr to pass on.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,21 +46,32 @@ impl View {
 /// stdout to `on_message`; also shows every stderr line to `on_line` (on this thread,
 /// after cargo exits).
 pub(super) fn run_with(
-    mut cmd: Command,
+    cmd: Command,
+    shell: &Shell,
+    forward: Forward,
+    on_line: impl FnMut(&str),
+    on_message: impl FnMut(Message),
+) -> Result<(), BuildError> {
+    read_with(spawn(cmd, shell)?, shell, forward, on_line, on_message)
+}
+
+/// Starts cargo with its output piped, for [`read_with`].
+pub(super) fn spawn(mut cmd: Command, shell: &Shell) -> Result<Child, BuildError> {
+    if shell.verbosity() >= Verbosity::VeryVerbose {
+        shell.status("Running", format_args!("{cmd:?}"));
+    }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn();
+    Ok(child.context("failed to run cargo")?)
+}
+
+/// [`run_with`] for a cargo already started by [`spawn`].
+pub(super) fn read_with(
+    mut child: Child,
     shell: &Shell,
     forward: Forward,
     mut on_line: impl FnMut(&str),
     on_message: impl FnMut(Message),
 ) -> Result<(), BuildError> {
-    if shell.verbosity() >= Verbosity::VeryVerbose {
-        shell.status("Running", format_args!("{cmd:?}"));
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .context("failed to run cargo")?;
     let stderr = child.stderr.take().expect("piped");
     let view = View::new(shell, forward);
     let progress = progress_bar(shell, forward != Forward::Everything);

@@ -8,6 +8,7 @@
 //! processes writing what the next build reads) and the real build runs after it.
 
 use super::cargo::{program_command, run_program_build};
+use super::output::spawn;
 use super::{BuildError, BuildLock, Features, Profile, ProgramBuild};
 use crate::shell::Shell;
 use std::ffi::OsString;
@@ -41,18 +42,27 @@ pub type Kept = (Instant, Result<(BuildLock, ProgramBuild), BuildError>);
 
 impl Speculation {
     /// Starts building `package`'s `target` (`("bin", name)`) as
-    /// [`super::build_program`] would with these settings, on a thread, under the
-    /// program lock of `profile`'s hot directory; cargo's output is shown as it comes.
-    pub fn start(profile: &Profile, package: &str, target: (&str, &str), features: &Features, shell: &Shell) -> Self {
+    /// [`super::build_program`] would with these settings, under the program lock of
+    /// `profile`'s hot directory; cargo starts on this thread (before whatever the
+    /// caller starts next) and its output is read, and shown as it comes, on another.
+    /// `None` when the lock is taken (another session builds: waiting for it is the
+    /// real build's business) or cargo cannot be started.
+    pub fn start(
+        profile: &Profile,
+        package: &str,
+        target: (&str, &str),
+        features: &Features,
+        shell: &Shell,
+    ) -> Option<Self> {
+        let lock_dir = profile.program_lock_dir();
+        let lock = BuildLock::try_acquire(&lock_dir).ok()??;
         let cmd = program_command(profile, package, target, features, shell);
         let command = key(&cmd);
-        let lock_dir = profile.program_lock_dir();
-        let (profile, name, shell, dir) = (profile.clone(), target.1.to_string(), shell.clone(), lock_dir.clone());
-        let build = std::thread::spawn(move || {
-            let lock = BuildLock::acquire(&dir)?;
-            Ok((lock, run_program_build(cmd, &profile, &name, &shell, false)?))
-        });
-        Speculation { command, lock_dir, started: Instant::now(), build: Some(build) }
+        let started = Instant::now();
+        let cargo = spawn(cmd, shell).ok()?;
+        let (profile, name, shell) = (profile.clone(), target.1.to_string(), shell.clone());
+        let build = std::thread::spawn(move || Ok((lock, run_program_build(cargo, &profile, &name, &shell, false)?)));
+        Some(Speculation { command, lock_dir, started, build: Some(build) })
     }
 
     /// The build's outcome if it ran the command [`super::build_program`] runs with
@@ -105,13 +115,13 @@ mod tests {
         let (features, target) = (Features::default(), ("bin", "app"));
         // A sketch that missed a member: its command differs.
         let missed = Profile { members: vec!["app".into()], ..profile.clone() };
-        let speculation = Speculation::start(&missed, "app", target, &features, &shell);
+        let speculation = Speculation::start(&missed, "app", target, &features, &shell).unwrap();
         assert!(speculation.keep(&profile, "app", target, &features, &shell).is_none());
         // It ended, and let go of the lock, before `keep` answered.
         let lock = crate::lockfile::lock(&profile.program_lock_dir().join(".hotreload-lock"), false).unwrap();
         assert!(lock.is_some(), "the discarded build still holds the program lock");
         drop(lock);
-        let speculation = Speculation::start(&profile, "app", target, &features, &shell);
+        let speculation = Speculation::start(&profile, "app", target, &features, &shell).unwrap();
         let (_, outcome) =
             speculation.keep(&profile, "app", target, &features, &shell).expect("the same command is kept");
         let (_lock, program) = outcome.unwrap();

@@ -90,6 +90,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs the session until interrupted (or until the program exits, with
 /// `--exit-with-app`); returns the exit code.
 pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Error> {
+    // The build starts from the manifests as they read, while cargo reads the workspace.
+    let early = start::Early::start(global, args, shell);
     // A rustc run of ~14 ms, while cargo reads the workspace and builds the program:
     // the toolchain's own rustc beside cargo's, not rustup's proxy (~8 ms more).
     let beside_cargo = std::env::var_os("CARGO").map(|c| Path::new(&c).with_file_name("rustc")).filter(|r| r.is_file());
@@ -98,8 +100,6 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
     // Whether the agent library is built, in case the program needs it preloaded.
     let agent_built = crate::background::spawn(build::built_agent);
-    // The build starts from the manifests as they read, while cargo reads the workspace.
-    let early = start::Early::start(global, args, shell);
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
     let ProgramPlan { binary, profile, features } = ProgramPlan::new(&ws, global, args)?;
     let entries = build::LINKED_PATCHES && !args.self_contained;

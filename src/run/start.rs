@@ -68,7 +68,7 @@ impl Early {
         let dirs = sketch.members.values().map(|m| m.dir.join("src")).chain(binary_src);
         let hashes = dirs.map(|dir| (dir.clone(), crate::detect::sources_hash(&dir))).collect();
         let restart_files = super::restart_files(&sketch);
-        let build = Speculation::start(&plan.profile, &plan.binary.package, plan.target(), &plan.features, shell);
+        let build = Speculation::start(&plan.profile, &plan.binary.package, plan.target(), &plan.features, shell)?;
         Some(Early { build, hashes, restart_files })
     }
 }
