@@ -41,7 +41,7 @@ pub fn build_program(
     quiet: bool,
 ) -> Result<ProgramBuild, BuildError> {
     let cargo = super::output::spawn(program_command(profile, package, target, features, shell), shell)?;
-    run_program_build(cargo, profile, target.1, shell, quiet)
+    run_program_build(cargo, None, profile, target.1, shell, quiet)
 }
 
 /// The cargo command that builds the program (see [`build_program`]).
@@ -62,9 +62,11 @@ pub(super) fn program_command(
     cmd
 }
 
-/// Reads the build `cargo` runs (a [`program_command`]) of the executable `target`.
+/// Reads the build `cargo` runs (a [`program_command`]) of the executable `target`,
+/// its output past `gate`.
 pub(super) fn run_program_build(
     cargo: std::process::Child,
+    gate: Option<super::output::Gate>,
     profile: &Profile,
     target: &str,
     shell: &Shell,
@@ -77,6 +79,7 @@ pub(super) fn run_program_build(
         cargo,
         shell,
         if quiet { Forward::Nothing } else { Forward::Everything },
+        gate,
         |line| lines.push(line.to_string()),
         |message| {
             if let Message::CompilerArtifact(artifact) = message {

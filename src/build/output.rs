@@ -5,8 +5,102 @@ use super::BuildError;
 use crate::shell::{Shell, Verbosity};
 use anyhow::Context;
 use cargo_metadata::Message;
+use indicatif::ProgressBar;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Holds a build's output until it is known whether the build counts (a speculative
+/// build's, until the workspace `cargo metadata` reads agrees): then what it held is
+/// shown in order and the rest as it comes ([`Gate::open`]), or all of it is dropped
+/// ([`Gate::close`]).
+#[derive(Clone, Default)]
+pub struct Gate(Arc<Mutex<GateState>>);
+
+enum GateState {
+    /// Deciding: the lines so far, each a rendered diagnostic (`true`, printed as is)
+    /// or a line of cargo's stderr.
+    Holding(Vec<(bool, String)>),
+    Open,
+    Closed,
+}
+
+impl Default for GateState {
+    fn default() -> Self {
+        GateState::Holding(Vec::new())
+    }
+}
+
+impl Gate {
+    /// Shows what was held, and lets the rest through.
+    pub fn open(&self) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let GateState::Holding(lines) = std::mem::replace(&mut *state, GateState::Open) {
+            for (rendered, text) in lines {
+                match rendered {
+                    true => anstream::eprint!("{text}"),
+                    false => eprintln!("{text}"),
+                }
+            }
+        }
+    }
+
+    /// Drops what was held, and all that comes.
+    pub fn close(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = GateState::Closed;
+    }
+}
+
+/// Where the output a build shows goes: to stderr, through the progress bar when there
+/// is one, past a [`Gate`] when there is one.
+#[derive(Clone)]
+struct Out {
+    bar: Option<ProgressBar>,
+    gate: Option<Gate>,
+}
+
+impl Out {
+    /// A line of cargo's stderr (a `status` line also names what is being built).
+    fn line(&self, line: &str, status: bool) {
+        if self.held(false, line) {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => {
+                if status {
+                    bar.set_message(line.trim().to_string());
+                }
+                bar.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// A rendered diagnostic, which ends with its own newline.
+    fn diagnostic(&self, rendered: &str) {
+        if self.held(true, rendered) {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(rendered.trim_end()),
+            None => anstream::eprint!("{rendered}"),
+        }
+    }
+
+    /// Whether the gate took `text` (holding or dropping it).
+    fn held(&self, rendered: bool, text: &str) -> bool {
+        let Some(gate) = &self.gate else { return false };
+        let mut state = gate.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &mut *state {
+            GateState::Open => false,
+            GateState::Closed => true,
+            GateState::Holding(lines) => {
+                lines.push((rendered, text.to_string()));
+                true
+            }
+        }
+    }
+}
 
 /// Which of cargo's stderr to pass on.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,7 +146,7 @@ pub(super) fn run_with(
     on_line: impl FnMut(&str),
     on_message: impl FnMut(Message),
 ) -> Result<(), BuildError> {
-    read_with(spawn(cmd, shell)?, shell, forward, on_line, on_message)
+    read_with(spawn(cmd, shell)?, shell, forward, None, on_line, on_message)
 }
 
 /// Starts cargo with its output piped, for [`read_with`].
@@ -64,21 +158,23 @@ pub(super) fn spawn(mut cmd: Command, shell: &Shell) -> Result<Child, BuildError
     Ok(child.context("failed to run cargo")?)
 }
 
-/// [`run_with`] for a cargo already started by [`spawn`].
+/// [`run_with`] for a cargo already started by [`spawn`], its output past `gate`.
 pub(super) fn read_with(
     mut child: Child,
     shell: &Shell,
     forward: Forward,
+    gate: Option<Gate>,
     mut on_line: impl FnMut(&str),
     on_message: impl FnMut(Message),
 ) -> Result<(), BuildError> {
     let stderr = child.stderr.take().expect("piped");
     let view = View::new(shell, forward);
     let progress = progress_bar(shell, forward != Forward::Everything);
-    let bar = progress.clone();
-    let forwarding = std::thread::spawn(move || forward_stderr(stderr, view, bar.as_ref()));
+    let out = Out { bar: progress.clone(), gate };
+    let err_out = out.clone();
+    let forwarding = std::thread::spawn(move || forward_stderr(stderr, view, &err_out));
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
-    read_messages(stdout, view, progress.as_ref(), on_message)?;
+    read_messages(stdout, view, &out, on_message)?;
     let status = child.wait().context("failed to wait for cargo")?;
     for line in forwarding.join().unwrap_or_default() {
         on_line(&line);
@@ -100,22 +196,19 @@ pub(super) fn read_with(
 fn read_messages(
     stdout: impl BufRead,
     view: View,
-    progress: Option<&indicatif::ProgressBar>,
+    out: &Out,
     mut on_message: impl FnMut(Message),
 ) -> Result<(), BuildError> {
     for message in Message::parse_stream(stdout) {
         let message = message.context("failed to read cargo's output")?;
-        if let (Some(bar), Message::CompilerArtifact(a)) = (progress, &message) {
+        if let (Some(bar), Message::CompilerArtifact(a)) = (&out.bar, &message) {
             bar.inc(1);
             bar.set_message(a.target.name.clone());
         }
         if let Message::CompilerMessage(m) = &message {
             let ours = m.package_id.repr.starts_with("path+") || view.very_verbose;
             if let Some(rendered) = m.message.rendered.as_deref().filter(|_| ours && !view.hide_all) {
-                match progress {
-                    Some(bar) => bar.println(rendered.trim_end()),
-                    None => anstream::eprint!("{rendered}"),
-                }
+                out.diagnostic(rendered);
             }
         }
         on_message(message);
@@ -125,7 +218,7 @@ fn read_messages(
 
 /// Shows cargo's stderr as `view` says, and returns every `Running` command it printed
 /// (one entry per command, even when an environment value spans lines).
-fn forward_stderr(stderr: impl std::io::Read, view: View, bar: Option<&indicatif::ProgressBar>) -> Vec<String> {
+fn forward_stderr(stderr: impl std::io::Read, view: View, out: &Out) -> Vec<String> {
     let mut filter = StderrFilter::default();
     let mut lines = BufReader::new(stderr).lines().map_while(Result::ok).peekable();
     while let Some(line) = lines.next() {
@@ -135,14 +228,7 @@ fn forward_stderr(stderr: impl std::io::Read, view: View, bar: Option<&indicatif
         if view.hide_all || status && (view.quiet || !view.show_status) || chatter && !view.very_verbose {
             continue;
         }
-        match bar {
-            Some(bar) if status => {
-                bar.set_message(line.trim().to_string());
-                bar.println(&line);
-            }
-            Some(bar) => bar.println(&line),
-            None => eprintln!("{line}"),
-        }
+        out.line(&line, status);
     }
     filter.commands
 }
@@ -274,11 +360,11 @@ pub(super) fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn progress_bar(shell: &Shell, patch: bool) -> Option<indicatif::ProgressBar> {
+fn progress_bar(shell: &Shell, patch: bool) -> Option<ProgressBar> {
     if patch || !shell.interactive() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new_spinner();
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{prefix:>12.cyan.bold} [{elapsed}] {pos} crates built: {wide_msg}")
             .expect("valid template"),
@@ -291,6 +377,28 @@ fn progress_bar(shell: &Shell, patch: bool) -> Option<indicatif::ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gate_holds_lines_until_opened_and_drops_them_once_closed() {
+        let gate = Gate::default();
+        let out = Out { bar: None, gate: Some(gate.clone()) };
+        assert!(out.held(false, "   Compiling app"));
+        assert!(out.held(true, "error: no\n"));
+        let held = |gate: &Gate| match &*gate.0.lock().unwrap() {
+            GateState::Holding(lines) => lines.clone(),
+            _ => Vec::new(),
+        };
+        assert_eq!(held(&gate), [(false, "   Compiling app".to_string()), (true, "error: no\n".to_string())]);
+        gate.open();
+        assert!(held(&gate).is_empty());
+        assert!(!out.held(false, "shown at once"), "an open gate lets lines through");
+        let closed = Gate::default();
+        let out = Out { bar: None, gate: Some(closed.clone()) };
+        assert!(out.held(false, "a"));
+        closed.close();
+        assert!(held(&closed).is_empty() && out.held(false, "b"), "a closed gate drops everything");
+        assert!(!Out { bar: None, gate: None }.held(false, "c"), "no gate, nothing held");
+    }
 
     #[test]
     fn a_failed_commands_block_and_a_multi_line_command_are_chatter() {

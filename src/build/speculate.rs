@@ -5,10 +5,11 @@
 //! The sketch is never trusted: the build is kept only when the workspace cargo read
 //! asks for the very same command (program, arguments, environment) under the same
 //! lock. Otherwise it is waited for (stopping cargo midway could leave its rustc
-//! processes writing what the next build reads) and the real build runs after it.
+//! processes writing what the next build reads), its output is dropped, and the real
+//! build runs after it. Its output is held until then.
 
 use super::cargo::{program_command, run_program_build};
-use super::output::spawn;
+use super::output::{spawn, Gate};
 use super::{BuildError, BuildLock, Features, Profile, ProgramBuild};
 use crate::shell::Shell;
 use std::ffi::OsString;
@@ -22,6 +23,8 @@ pub struct Speculation {
     command: CommandKey,
     lock_dir: PathBuf,
     started: Instant,
+    /// Holds cargo's output until the build is kept (shown) or not (dropped).
+    gate: Gate,
     /// Taken by [`Speculation::keep`]; otherwise waited for on drop, so that no cargo
     /// outlives the session that started it.
     build: Option<JoinHandle<Result<(BuildLock, ProgramBuild), BuildError>>>,
@@ -60,9 +63,11 @@ impl Speculation {
         let command = key(&cmd);
         let started = Instant::now();
         let cargo = spawn(cmd, shell).ok()?;
-        let (profile, name, shell) = (profile.clone(), target.1.to_string(), shell.clone());
-        let build = std::thread::spawn(move || Ok((lock, run_program_build(cargo, &profile, &name, &shell, false)?)));
-        Some(Speculation { command, lock_dir, started, build: Some(build) })
+        let (profile, name, shell, gate) = (profile.clone(), target.1.to_string(), shell.clone(), Gate::default());
+        let output = Some(gate.clone());
+        let build =
+            std::thread::spawn(move || Ok((lock, run_program_build(cargo, output, &profile, &name, &shell, false)?)));
+        Some(Speculation { command, lock_dir, started, gate, build: Some(build) })
     }
 
     /// The build's outcome if it ran the command [`super::build_program`] runs with
@@ -77,6 +82,10 @@ impl Speculation {
     ) -> Option<Kept> {
         let same = key(&program_command(profile, package, target, features, shell)) == self.command
             && profile.program_lock_dir() == self.lock_dir;
+        match same {
+            true => self.gate.open(),
+            false => self.gate.close(),
+        }
         let build = self.build.take().expect("kept once");
         let outcome = build.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         same.then_some((self.started, outcome))
@@ -85,7 +94,10 @@ impl Speculation {
 
 impl Drop for Speculation {
     fn drop(&mut self) {
+        // Not kept: the session ends before its build (say, `cargo metadata` failed and
+        // told why; what cargo said of the same problem is not said twice).
         if let Some(build) = self.build.take() {
+            self.gate.close();
             let _ = build.join();
         }
     }

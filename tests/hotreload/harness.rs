@@ -357,10 +357,12 @@ impl Session {
     }
 
     /// [`Session::start`] with cargo's target directory left to the fixture's own
-    /// configuration (no `CARGO_TARGET_DIR`): a build from scratch.
+    /// configuration (no `CARGO_TARGET_DIR`), and the session's files in it: a build
+    /// from scratch, under locks no other test takes.
     pub fn start_in_configured_target(fixture: &Fixture, args: &[&str]) -> Session {
         let command = Command::new(env!("CARGO_BIN_EXE_cargo-hotreload"));
-        let session = Session::spawn_command(command, fixture, args, &[], &["CARGO_TARGET_DIR"]);
+        let remove = ["CARGO_TARGET_DIR", "CARGO_HOTRELOAD_TARGET_DIR"];
+        let session = Session::spawn_command(command, fixture, args, &[], &remove);
         session.wait_stderr("Watching", STARTUP);
         session
     }
@@ -381,7 +383,10 @@ impl Session {
             .arg("run")
             .args(args)
             .current_dir(&fixture.root)
-            .env("CARGO_HOTRELOAD_TARGET_DIR", shared_target())
+            .envs(
+                Some(("CARGO_HOTRELOAD_TARGET_DIR", shared_target()))
+                    .filter(|_| !remove.contains(&"CARGO_HOTRELOAD_TARGET_DIR")),
+            )
             .envs(Some(("CARGO_TARGET_DIR", cargo_target())).filter(|_| !remove.contains(&"CARGO_TARGET_DIR")))
             .env("CARGO_TERM_COLOR", "never")
             .env_remove("RUSTFLAGS")

@@ -21,3 +21,14 @@ fn the_first_build_starts_from_the_manifests_and_goes_where_cargo_config_says() 
     fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
     s.wait_stdout("value=2 label=bin-old", RELOAD);
 }
+
+/// A manifest cargo rejects: the build started from the manifests fails on it too, and
+/// its output is dropped: the user reads cargo's error once, not twice.
+#[test]
+fn a_manifest_cargo_rejects_is_reported_once() {
+    let fx = Fixture::new("plain");
+    fx.replace("app/Cargo.toml", "edition = \"2021\"", "edition = \"2077\"");
+    let out = crate::harness::hotreload(&fx, &["run", "-p", "app"]);
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("2077").count(), 1, "the error is said once:\n{}", out.stderr);
+}
