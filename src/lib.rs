@@ -21,7 +21,6 @@
 //! and [`shell`] (status output in cargo's style).
 
 pub mod apply;
-mod background;
 pub mod build;
 pub mod check;
 pub mod cli;

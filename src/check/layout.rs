@@ -163,9 +163,11 @@ impl ProgramLayouts {
     /// Starts reading `executable`.
     pub fn read(executable: &Path) -> ProgramLayouts {
         let executable = executable.to_path_buf();
-        // At the lowest priority: the program is starting beside it.
-        let reading = crate::background::spawn(move || Layouts::read_file(&executable).map_err(|e| format!("{e:#}")));
-        ProgramLayouts { reading: Some(reading), read: None }
+        let reading = std::thread::Builder::new()
+            .name("layouts".into())
+            .spawn(move || Layouts::read_file(&executable).map_err(|e| format!("{e:#}")))
+            .ok();
+        ProgramLayouts { reading, read: None }
     }
 
     /// The layouts, once read; or why they could not be.

@@ -19,7 +19,7 @@ pub struct PendingCfg {
 impl PendingCfg {
     /// Starts reading the cfgs of `rustc` (see [`Cfg::for_build`]).
     pub fn spawn(rustc: String, debug_assertions: bool) -> PendingCfg {
-        let thread = crate::background::spawn(move || Cfg::for_build(&rustc, debug_assertions));
+        let thread = std::thread::spawn(move || Cfg::for_build(&rustc, debug_assertions));
         PendingCfg { thread: std::sync::Mutex::new(Some(thread)), cfg: std::sync::OnceLock::new() }
     }
 

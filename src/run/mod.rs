@@ -99,7 +99,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     let rustc = rustc.unwrap_or_else(|| "rustc".into());
     let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
     // Whether the agent library is built, in case the program needs it preloaded.
-    let agent_built = crate::background::spawn(build::built_agent);
+    let agent_built = std::thread::spawn(build::built_agent);
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
     let ProgramPlan { binary, profile, features } = ProgramPlan::new(&ws, global, args)?;
     let entries = build::LINKED_PATCHES && !args.self_contained;
@@ -703,7 +703,7 @@ impl Driver {
             })
             .collect();
         let base = self.config.base_cfg.clone();
-        let scan = crate::background::spawn(move || -> Vec<ScannedCrate> {
+        let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
             let scan_one = |(krate, features, hash): (HotCrate, Vec<String>, u64)| {
                 let cfg = base.get().with_features(features.iter().map(String::as_str));
                 let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
