@@ -7,25 +7,41 @@ use std::process::Command;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Meta, Token};
 
-/// The target's cfgs ([`Cfg::for_build`]), read by a thread started with the session:
-/// the first use waits for it, so that `rustc --print cfg` (~20 ms) runs while cargo
-/// reads the workspace and builds the program.
+/// The target's cfgs ([`Cfg::for_build`]), read on a thread once [`PendingCfg::start`]
+/// is called (after the program's first build: `rustc --print cfg` beside the build
+/// slowed a small workspace's start by ~13 ms on 2 cores); the first use waits for it,
+/// starting it if no one has.
 #[derive(Debug)]
 pub struct PendingCfg {
+    /// The rustc to ask and whether `debug_assertions` is on, until started.
+    rustc: std::sync::Mutex<Option<(String, bool)>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<Cfg>>>,
     cfg: std::sync::OnceLock<Cfg>,
 }
 
 impl PendingCfg {
-    /// Starts reading the cfgs of `rustc` (see [`Cfg::for_build`]).
-    pub fn spawn(rustc: String, debug_assertions: bool) -> PendingCfg {
-        let thread = std::thread::spawn(move || Cfg::for_build(&rustc, debug_assertions));
-        PendingCfg { thread: std::sync::Mutex::new(Some(thread)), cfg: std::sync::OnceLock::new() }
+    /// The cfgs of `rustc` (see [`Cfg::for_build`]), not read yet.
+    pub fn new(rustc: String, debug_assertions: bool) -> PendingCfg {
+        PendingCfg {
+            rustc: std::sync::Mutex::new(Some((rustc, debug_assertions))),
+            thread: std::sync::Mutex::new(None),
+            cfg: std::sync::OnceLock::new(),
+        }
     }
 
-    /// The cfgs, once the thread has read them (only the `RUSTFLAGS` ones if it failed).
+    /// Starts reading them on a thread, unless that has started.
+    pub fn start(&self) {
+        let taken = self.rustc.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some((rustc, debug_assertions)) = taken {
+            let thread = std::thread::spawn(move || Cfg::for_build(&rustc, debug_assertions));
+            *self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
+        }
+    }
+
+    /// The cfgs, once read (only the `RUSTFLAGS` ones if rustc failed).
     pub fn get(&self) -> &Cfg {
         self.cfg.get_or_init(|| {
+            self.start();
             let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             thread.and_then(|t| t.join().ok()).unwrap_or_default()
         })

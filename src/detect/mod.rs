@@ -9,6 +9,23 @@ use std::path::{Path, PathBuf};
 /// A hash over every `.rs` file below `dir`, names and contents: whether a crate's
 /// sources are still those a build started from.
 pub fn sources_hash(dir: &Path) -> u64 {
+    read_sources(dir).hash
+}
+
+/// Every `.rs` file below a crate's source directory, as read at one moment: what a
+/// build started from, scanned later ([`source::scan_read`]) without reading the files
+/// again (they may have been saved since).
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// [`sources_hash`] of these files.
+    pub hash: u64,
+    /// Each file's text (files that are not UTF-8 are left out: the scan reads them,
+    /// and fails, as before).
+    pub texts: std::collections::BTreeMap<PathBuf, String>,
+}
+
+/// Reads every `.rs` file below `dir` (see [`Sources`]).
+pub fn read_sources(dir: &Path) -> Sources {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
@@ -23,10 +40,16 @@ pub fn sources_hash(dir: &Path) -> u64 {
     let mut files = Vec::new();
     walk(dir, &mut files);
     files.sort();
-    let mut text = Vec::new();
+    let mut named = Vec::new();
+    let mut texts = std::collections::BTreeMap::new();
     for file in files {
-        text.extend_from_slice(file.as_os_str().as_encoded_bytes());
-        text.extend_from_slice(&watch::content_hash(&file).unwrap_or(0).to_le_bytes());
+        named.extend_from_slice(file.as_os_str().as_encoded_bytes());
+        let bytes = std::fs::read(&file).ok();
+        let hash = bytes.as_deref().map(hotreload_protocol::record::fnv1a);
+        named.extend_from_slice(&hash.unwrap_or(0).to_le_bytes());
+        if let Some(text) = bytes.and_then(|b| String::from_utf8(b).ok()) {
+            texts.insert(file, text);
+        }
     }
-    hotreload_protocol::record::fnv1a(&text)
+    Sources { hash: hotreload_protocol::record::fnv1a(&named), texts }
 }

@@ -121,22 +121,51 @@ pub struct SourceDiff {
 /// sees it under `cfg`: items whose `#[cfg]` does not hold are left out, and a
 /// `#[cfg_attr(…, hotreload::hot)]` whose predicate holds makes its item hot.
 pub fn scan(crate_name: &str, root: &Path, cfg: &Cfg) -> Result<Snapshot, String> {
+    scan_read(crate_name, root, cfg, &BTreeMap::new())
+}
+
+/// [`scan`], with the files of `texts` as they were read into it (the others from disk).
+pub fn scan_read(
+    crate_name: &str,
+    root: &Path,
+    cfg: &Cfg,
+    texts: &BTreeMap<PathBuf, String>,
+) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::default();
-    let scanned = scan_file(root, crate_name, true, cfg, &mut snapshot);
+    let scanned = scan_file(root, crate_name, true, &Context { cfg, texts }, &mut snapshot);
     // Spans were only needed for body ranges: free the text proc-macro2 keeps for them.
     proc_macro2::extra::invalidate_current_thread_spans();
     scanned.map(|()| snapshot)
 }
 
-fn scan_file(file: &Path, module: &str, owns_dir: bool, cfg: &Cfg, out: &mut Snapshot) -> Result<(), String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+/// What a scan reads with: the build's cfgs, and the files read before it.
+struct Context<'a> {
+    cfg: &'a Cfg,
+    texts: &'a BTreeMap<PathBuf, String>,
+}
+
+impl Context<'_> {
+    fn read(&self, file: &Path) -> Result<String, String> {
+        match self.texts.get(file) {
+            Some(text) => Ok(text.clone()),
+            None => std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display())),
+        }
+    }
+
+    fn exists(&self, file: &Path) -> bool {
+        self.texts.contains_key(file) || file.is_file()
+    }
+}
+
+fn scan_file(file: &Path, module: &str, owns_dir: bool, cx: &Context<'_>, out: &mut Snapshot) -> Result<(), String> {
+    let text = cx.read(file)?;
     let parsed = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     out.files.push(file.to_path_buf());
     out.texts.insert(file.to_path_buf(), text.clone());
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
     let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
-    let scope = Scope { module, dir: &dir, file, in_hot: false, cfg };
+    let scope = Scope { module, dir: &dir, file, in_hot: false, cfg: cx.cfg, cx };
     scan_items(&parsed.items, &scope, out)
 }
 
@@ -152,6 +181,8 @@ struct Scope<'a> {
     in_hot: bool,
     /// The build's cfgs.
     cfg: &'a Cfg,
+    /// Where files are read.
+    cx: &'a Context<'a>,
 }
 
 fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(), String> {
@@ -280,11 +311,11 @@ fn scan_mod(m: &syn::ItemMod, scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
     let child = format!("{}::{}", scope.module, m.ident);
     if let Some((_, items)) = &m.content {
         let dir = scope.dir.join(m.ident.to_string());
-        let inner = Scope { module: &child, dir: &dir, file: scope.file, in_hot, cfg: scope.cfg };
+        let inner = Scope { module: &child, dir: &dir, file: scope.file, in_hot, cfg: scope.cfg, cx: scope.cx };
         scan_items(items, &inner, out)?;
     } else if !is_cfg_test(&m.attrs) {
-        let (file, owns_dir) = module_file(scope.dir, &m.ident.to_string(), &m.attrs)?;
-        scan_file(&file, &child, owns_dir, scope.cfg, out)?;
+        let (file, owns_dir) = module_file(scope.dir, &m.ident.to_string(), &m.attrs, scope.cx)?;
+        scan_file(&file, &child, owns_dir, scope.cx, out)?;
     }
     Ok(())
 }
@@ -353,7 +384,7 @@ fn push_rest(rest: &mut String, entry: &Entry) {
     }
 }
 
-fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, bool), String> {
+fn module_file(dir: &Path, name: &str, attrs: &[Attribute], cx: &Context<'_>) -> Result<(PathBuf, bool), String> {
     for attr in attrs {
         if attr.path().is_ident("path") {
             if let syn::Meta::NameValue(nv) = &attr.meta {
@@ -364,11 +395,11 @@ fn module_file(dir: &Path, name: &str, attrs: &[Attribute]) -> Result<(PathBuf, 
         }
     }
     let flat = dir.join(format!("{name}.rs"));
-    if flat.is_file() {
+    if cx.exists(&flat) {
         return Ok((flat, false));
     }
     let nested = dir.join(name).join("mod.rs");
-    if nested.is_file() {
+    if cx.exists(&nested) {
         return Ok((nested, true));
     }
     Err(format!("file not found for module `{name}` (looked for {})", flat.display()))
@@ -691,6 +722,26 @@ mod tests {
         #[hotreload::hot]
         impl Named for Point { fn name(&self) -> String { "p".into() } }
     "#;
+
+    #[test]
+    fn a_scan_of_sources_read_earlier_sees_them_as_read_not_as_saved_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("inner")).unwrap();
+        std::fs::write(src.join("lib.rs"), "pub mod inner;\npub fn one() -> u32 { 1 }\n").unwrap();
+        std::fs::write(src.join("inner/mod.rs"), "pub fn two() -> u32 { 2 }\n").unwrap();
+        let read = crate::detect::read_sources(&src);
+        assert_eq!(read.hash, crate::detect::sources_hash(&src));
+        // Saved after the build started: a module gone, a function added.
+        std::fs::remove_dir_all(src.join("inner")).unwrap();
+        std::fs::write(src.join("lib.rs"), "pub fn one() -> u32 { 1 }\npub fn three() -> u32 { 3 }\n").unwrap();
+        let cfg = Cfg::default();
+        let as_read = scan_read("logic", &src.join("lib.rs"), &cfg, &read.texts).unwrap();
+        assert!(as_read.items.contains_key("logic::inner::two") && !as_read.items.contains_key("logic::three"));
+        let now = scan("logic", &src.join("lib.rs"), &cfg).unwrap();
+        assert!(now.items.contains_key("logic::three") && !now.items.contains_key("logic::inner::two"));
+        assert_ne!(read.hash, crate::detect::sources_hash(&src));
+    }
 
     #[test]
     fn generic_impls_read_as_written() {

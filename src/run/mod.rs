@@ -15,6 +15,7 @@ use crate::check::layout;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::detect::source::{self, Snapshot};
 use crate::detect::watch::{self, Batch};
+use crate::detect::Sources;
 use crate::error::{exit, Error};
 use crate::shell::Shell;
 use crate::steer::settings::{self, Settings};
@@ -97,7 +98,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, shell: &Shell) -> Result<i32, Er
     let beside_cargo = std::env::var_os("CARGO").map(|c| Path::new(&c).with_file_name("rustc")).filter(|r| r.is_file());
     let rustc = std::env::var("RUSTC").ok().or_else(|| Some(beside_cargo?.to_str()?.to_string()));
     let rustc = rustc.unwrap_or_else(|| "rustc".into());
-    let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::spawn(rustc, !args.release));
+    let base_cfg = std::sync::Arc::new(crate::detect::cfg::PendingCfg::new(rustc, !args.release));
     // Whether the agent library is built, in case the program needs it preloaded.
     let agent_built = std::thread::spawn(build::built_agent);
     let ws = Workspace::load(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
@@ -678,39 +679,31 @@ impl Driver {
         Ok(self.start_program(built)?)
     }
 
-    /// Builds the program from the sources as they are now. Each hot crate's source is
-    /// hashed, and scanned on a thread, as the build starts: a save that lands during
-    /// the build is then newer than what the program runs, and is patched once it
-    /// connects. The scan (and the target's cfgs it needs) is off the start's path.
+    /// Builds the program from the sources as they are now. Each hot crate's sources are
+    /// read (and hashed) as the build starts, and scanned on a thread once it is done: a
+    /// save that lands during the build is then newer than what the program runs, and
+    /// is patched once it connects. The scan (and the target's cfgs it needs) is off the
+    /// start's path.
     /// A build `early` started from the workspace's sketch is kept when it ran the same
     /// command, with the hashes taken before it.
     fn build_program(&mut self, early: Option<Early>) -> Result<BuiltProgram, BuildError> {
-        let (speculation, early_hashes, early_restart) = match early {
-            Some(e) => (Some(e.build), e.hashes, Some(e.restart_files)),
+        let (speculation, mut early_sources, early_restart) = match early {
+            Some(e) => (Some(e.build), e.sources, Some(e.restart_files)),
             None => (None, BTreeMap::new(), None),
         };
         let entries = self.entries_enabled();
         let mut hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         hot.extend(self.binary_crate());
-        let to_scan: Vec<(HotCrate, Vec<String>, u64)> = hot
+        let to_scan: Vec<(HotCrate, Vec<String>, Sources)> = hot
             .into_iter()
             .map(|krate| {
-                let hash = early_hashes.get(&krate.src).copied();
-                let hash = hash.unwrap_or_else(|| crate::detect::sources_hash(&krate.src));
+                let sources = early_sources.remove(&krate.src);
+                let sources = sources.unwrap_or_else(|| crate::detect::read_sources(&krate.src));
                 let invocation = self.program.as_ref().and_then(|h| h.invocations.get(&krate.crate_name));
                 let features = invocation.into_iter().flat_map(build::Invocation::features).map(String::from);
-                (krate, features.collect(), hash)
+                (krate, features.collect(), sources)
             })
             .collect();
-        let base = self.config.base_cfg.clone();
-        let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
-            let scan_one = |(krate, features, hash): (HotCrate, Vec<String>, u64)| {
-                let cfg = base.get().with_features(features.iter().map(String::as_str));
-                let snapshot = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
-                (krate.package, snapshot, hash)
-            };
-            to_scan.into_iter().map(scan_one).collect()
-        });
         // The sketch's, when it names the same files.
         let restart_files = match early_restart {
             Some(files) if files.keys().eq(restart_paths(&self.ws).iter()) => files,
@@ -739,6 +732,18 @@ impl Driver {
             }
         };
         let (lock, mut program) = built?;
+        // The scan, of the sources as read before the build, and the cfgs it needs,
+        // while the program starts (beside the build they slowed it).
+        self.config.base_cfg.start();
+        let base = self.config.base_cfg.clone();
+        let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
+            let scan_one = |(krate, features, sources): (HotCrate, Vec<String>, Sources)| {
+                let cfg = base.get().with_features(features.iter().map(String::as_str));
+                let snapshot = source::scan_read(&krate.crate_name, &krate.root, &cfg, &sources.texts);
+                (krate.package, snapshot.unwrap_or_default(), sources.hash)
+            };
+            to_scan.into_iter().map(scan_one).collect()
+        });
         // Libraries a plain `cargo build` left fresh printed no rustc command: they are
         // rebuilt to record it once the program runs (see `record_unrecorded`), so the
         // program starts as soon as its own build is done.

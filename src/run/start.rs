@@ -4,6 +4,7 @@
 use super::{hot_target_dir, RestartFiles};
 use crate::build::{Features, Profile, Speculation};
 use crate::cli::{GlobalArgs, RunArgs};
+use crate::detect::Sources;
 use crate::error::Error;
 use crate::workspace::{Binary, Workspace};
 use std::collections::BTreeMap;
@@ -50,9 +51,9 @@ impl ProgramPlan {
 /// just before it started.
 pub(super) struct Early {
     pub build: Speculation,
-    /// [`crate::detect::sources_hash`] of each sketched member's `src` directory and of
-    /// the binary's, by directory.
-    pub hashes: BTreeMap<PathBuf, u64>,
+    /// Each sketched member's `src` directory, and the binary's, as read just before
+    /// the build started, by directory.
+    pub sources: BTreeMap<PathBuf, Sources>,
     /// The sketched workspace's files whose change needs a restart.
     pub restart_files: RestartFiles,
 }
@@ -66,9 +67,9 @@ impl Early {
         let plan = ProgramPlan::new(&sketch, global, args).ok()?;
         let binary_src = plan.binary.src.parent().map(PathBuf::from);
         let dirs = sketch.members.values().map(|m| m.dir.join("src")).chain(binary_src);
-        let hashes = dirs.map(|dir| (dir.clone(), crate::detect::sources_hash(&dir))).collect();
+        let sources = dirs.map(|dir| (dir.clone(), crate::detect::read_sources(&dir))).collect();
         let restart_files = super::restart_files(&sketch);
         let build = Speculation::start(&plan.profile, &plan.binary.package, plan.target(), &plan.features, shell)?;
-        Some(Early { build, hashes, restart_files })
+        Some(Early { build, sources, restart_files })
     }
 }
