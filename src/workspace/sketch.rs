@@ -32,7 +32,11 @@ impl Workspace {
         let (root_manifest, root_doc) = match start_doc.get("workspace") {
             Some(_) => (start.clone(), start_doc.clone()),
             None if package(&start_doc)?.get("workspace").is_some() => return None,
-            None => enclosing_workspace(&start).unwrap_or_else(|| (start.clone(), start_doc.clone())),
+            // A package the enclosing workspace excludes is a workspace of its own.
+            None => match enclosing_workspace(&start) {
+                Some((manifest, doc)) if !excluded(&manifest, &doc, start.parent()?) => (manifest, doc),
+                _ => (start.clone(), start_doc.clone()),
+            },
         };
         let root = root_manifest.parent()?.to_path_buf();
         let dirs = member_dirs(&root, &root_doc)?;
@@ -116,6 +120,13 @@ fn enclosing_workspace(package_manifest: &Path) -> Option<(PathBuf, DocumentMut)
         let doc = read(&m)?;
         doc.get("workspace").is_some().then_some((m, doc))
     })
+}
+
+/// Whether the workspace of `root_manifest` excludes `dir`.
+fn excluded(root_manifest: &Path, root_doc: &DocumentMut, dir: &Path) -> bool {
+    let Some(root) = root_manifest.parent() else { return false };
+    let exclude = root_doc.get("workspace").and_then(|w| w.get("exclude")).and_then(Item::as_array);
+    exclude.into_iter().flatten().filter_map(|e| e.as_str()).any(|e| dir.starts_with(normal(&root.join(e))))
 }
 
 /// Every member's directory: `members` expanded, less `exclude`, with the root package
@@ -441,6 +452,26 @@ mod tests {
             compared += 1;
         }
         assert!(compared >= 11, "only {compared} fixtures read");
+    }
+
+    #[test]
+    fn a_package_its_enclosing_workspace_excludes_is_a_workspace_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        write(
+            &root,
+            &[
+                ("Cargo.toml", "[workspace]\nmembers = [\"a\"]\nexclude = [\"tools\"]\n"),
+                ("a/Cargo.toml", "[package]\nname = \"a\"\n"),
+                ("a/src/lib.rs", ""),
+                ("tools/t/Cargo.toml", "[package]\nname = \"t\"\nedition = \"2021\"\n"),
+                ("tools/t/src/main.rs", "fn main() {}\n"),
+            ],
+        );
+        let manifest = root.join("tools/t/Cargo.toml");
+        let sketch = Workspace::sketch(Some(&manifest), None).unwrap();
+        assert_eq!(sketch.root, root.join("tools/t"));
+        assert_eq!(Workspace::load(Some(&manifest), None).unwrap(), sketch);
     }
 
     #[test]
