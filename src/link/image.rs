@@ -91,7 +91,7 @@ impl CodeImage {
     /// [`CodeImage::named`] finds, else those whose demangled name is `path` once both
     /// leave their generic arguments out (`logic::Wrapper<T>::get` for
     /// `logic::Wrapper<U>::get`, a method of a generic impl); a trait impl's method
-    /// (`logic::Point~Named::name`) by [`is_trait_method`].
+    /// (`logic::Point~Named::name`) by `is_trait_method`.
     pub fn named_in_source(&self, path: &str) -> Vec<&String> {
         let exact = self.named(path);
         if !exact.is_empty() {

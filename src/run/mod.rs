@@ -48,8 +48,8 @@ pub enum Event {
     },
     /// Ctrl-C or SIGTERM.
     Interrupt,
-    /// [`CONNECT_DEADLINE`] after the program with this pid started, or
-    /// [`RECONNECT_DEADLINE`] after its agent's connection closed while it ran.
+    /// `CONNECT_DEADLINE` (5 s) after the program with this pid started, or
+    /// `RECONNECT_DEADLINE` (1 s) after its agent's connection closed while it ran.
     ConnectDeadline {
         /// Its pid.
         pid: u32,
