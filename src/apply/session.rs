@@ -93,6 +93,13 @@ fn session_key(target_dir: &Path, workspace: &Path) -> PathBuf {
     target_dir.join("sessions").join(format!("{hash:016x}"))
 }
 
+/// Whether a session holds `workspace`'s session lock (one runs, or is starting).
+pub fn is_held(target_dir: &Path, workspace: &Path) -> bool {
+    let lock = session_key(target_dir, workspace).with_extension("lock");
+    // No lock file: no session ever ran here.
+    lock.is_file() && matches!(crate::lockfile::lock(&lock, false), Ok(None))
+}
+
 /// The running session of `workspace`, if there is one.
 pub fn find(target_dir: &Path, workspace: &Path) -> Option<SessionRecord> {
     let key = session_key(target_dir, workspace);

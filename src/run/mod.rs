@@ -1546,6 +1546,7 @@ mod tests {
             depends_on: BTreeSet::new(),
             runnables: Vec::new(),
             binary_runtime: None,
+            default_run: None,
         };
         let binary = |src: &str| Binary {
             package: "app".into(),

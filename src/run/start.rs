@@ -21,8 +21,11 @@ impl ProgramPlan {
     /// The binary the command line selects in `ws`, and how it is built. Every way to
     /// fail is a selection the workspace cannot satisfy ([`Error::Usage`]).
     pub fn new(ws: &Workspace, global: &GlobalArgs, args: &RunArgs) -> Result<ProgramPlan, Error> {
+        // The member the command runs in, as `cargo run` prefers its binaries.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let here = global.manifest_path.is_none().then(|| ws.owner_of(&cwd)).flatten().map(|m| m.name.as_str());
         let binary = ws
-            .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
+            .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref(), here)
             .map_err(|e| Error::Usage(format!("{e:#}")))?;
         let profile = Profile {
             manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),
@@ -64,6 +67,12 @@ impl Early {
     /// reading of it, as it always did).
     pub fn start(global: &GlobalArgs, args: &RunArgs, shell: &crate::shell::Shell) -> Option<Early> {
         let sketch = Workspace::sketch(global.manifest_path.as_deref(), global.target_dir.as_deref())?;
+        // Only into a target directory cargo made (a wrong sketch must not build where
+        // cargo never would; a first build is long enough not to miss 15 ms), and not
+        // while a session runs (this one will stop at that, before building).
+        if !sketch.target_dir.is_dir() || crate::apply::session::is_held(&hot_target_dir(&sketch), &sketch.root) {
+            return None;
+        }
         let plan = ProgramPlan::new(&sketch, global, args).ok()?;
         let binary_src = plan.binary.src.parent().map(PathBuf::from);
         let dirs = sketch.members.values().map(|m| m.dir.join("src")).chain(binary_src);

@@ -29,6 +29,8 @@ pub struct Member {
     pub depends_on: BTreeSet<String>,
     /// Its binaries and examples: `bin` or `example`, target name, root file.
     pub runnables: Vec<(&'static str, String, PathBuf)>,
+    /// `default-run`: the binary `cargo run` picks among several.
+    pub default_run: Option<String>,
     /// What it calls the runtime among its normal and dev dependencies (its name,
     /// `hotreload-runtime`, or the rename): a binary's hot build turns on its `agent`.
     pub binary_runtime: Option<String>,
@@ -166,6 +168,7 @@ impl Workspace {
                     .find(|d| d.name == RUNTIME_PACKAGE && d.kind != DependencyKind::Build)
                     .map(|d| d.rename.clone().unwrap_or_else(|| d.name.clone()));
                 let member = Member {
+                    default_run: p.default_run.clone(),
                     name: p.name.to_string(),
                     dir: p.manifest_path.parent().expect("a manifest has a directory").into(),
                     lib,
@@ -305,8 +308,16 @@ impl Workspace {
         pairs.into_iter().collect::<Vec<_>>().join(",")
     }
 
-    /// Picks the binary to run, as `cargo run` would.
-    pub fn binary(&self, package: Option<&str>, bin: Option<&str>, example: Option<&str>) -> Result<Binary> {
+    /// Picks the binary to run, as `cargo run` would: among several, the one
+    /// `default-run` names, or else the only one of the package `here` (the member the
+    /// command runs in).
+    pub fn binary(
+        &self,
+        package: Option<&str>,
+        bin: Option<&str>,
+        example: Option<&str>,
+        here: Option<&str>,
+    ) -> Result<Binary> {
         let candidates: Vec<&Member> =
             self.members.values().filter(|m| package.is_none_or(|name| m.name == name)).collect();
         if let Some(name) = package {
@@ -329,6 +340,15 @@ impl Workspace {
                         src: src.clone(),
                         runtime: m.binary_runtime.clone(),
                     });
+                }
+            }
+        }
+        if found.len() > 1 && wanted.is_none() {
+            let default_run = |b: &Binary| self.members[&b.package].default_run.as_deref() == Some(b.name.as_str());
+            let here = |b: &Binary| package.is_none() && here == Some(b.package.as_str());
+            for prefer in [&default_run as &dyn Fn(&Binary) -> bool, &here] {
+                if found.iter().filter(|b| prefer(b)).count() == 1 {
+                    found.retain(|b| prefer(b));
                 }
             }
         }

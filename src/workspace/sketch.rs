@@ -25,7 +25,7 @@ impl Workspace {
     pub fn sketch(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Option<Workspace> {
         let cwd = std::env::current_dir().ok()?;
         let start = match manifest_path {
-            Some(path) => cwd.join(path),
+            Some(path) => normal(&cwd.join(path)),
             None => cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|m| m.is_file())?,
         };
         let start_doc = read(&start)?;
@@ -33,10 +33,7 @@ impl Workspace {
             Some(_) => (start.clone(), start_doc.clone()),
             None if package(&start_doc)?.get("workspace").is_some() => return None,
             // A package the enclosing workspace excludes is a workspace of its own.
-            None => match enclosing_workspace(&start) {
-                Some((manifest, doc)) if !excluded(&manifest, &doc, start.parent()?) => (manifest, doc),
-                _ => (start.clone(), start_doc.clone()),
-            },
+            None => enclosing_workspace(&start).unwrap_or_else(|| (start.clone(), start_doc.clone())),
         };
         let root = root_manifest.parent()?.to_path_buf();
         let dirs = member_dirs(&root, &root_doc)?;
@@ -62,9 +59,11 @@ impl Workspace {
                 Some((member.name.clone(), member))
             })
             .collect::<Option<BTreeMap<_, _>>>()?;
-        let target_dir = match target_dir.map(Path::to_path_buf).or_else(env_target_dir) {
-            Some(dir) => cwd.join(dir),
-            None => config_target_dir(&cwd)?.unwrap_or_else(|| root.join("target")),
+        let target_dir = match (target_dir, env_target_dir()?) {
+            // As `Workspace::load` hands `--target-dir` to cargo.
+            (Some(dir), _) => std::path::absolute(dir).ok()?,
+            (None, Some(dir)) => cwd.join(dir),
+            (None, None) => config_target_dir(&cwd)?.unwrap_or_else(|| root.join("target")),
         };
         Some(Workspace { root, target_dir, members })
     }
@@ -80,12 +79,14 @@ fn package(doc: &DocumentMut) -> Option<&Table> {
     doc.get("package")?.as_table()
 }
 
-/// `CARGO_TARGET_DIR`, else `CARGO_BUILD_TARGET_DIR`, when set.
-fn env_target_dir() -> Option<PathBuf> {
-    ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
-        .into_iter()
-        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
-        .map(PathBuf::from)
+/// `CARGO_TARGET_DIR`, else `CARGO_BUILD_TARGET_DIR`: `Some(None)` when neither is
+/// set; `None` when the one that is set is empty (cargo refuses it).
+fn env_target_dir() -> Option<Option<PathBuf>> {
+    let set = ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"].into_iter().find_map(std::env::var_os);
+    match set {
+        Some(dir) if dir.is_empty() => None,
+        dir => Some(dir.map(PathBuf::from)),
+    }
 }
 
 /// `build.target-dir` as cargo's configuration files set it, the nearest to `cwd`
@@ -113,12 +114,13 @@ fn config_target_dir(cwd: &Path) -> Option<Option<PathBuf>> {
     Some(None)
 }
 
-/// The nearest manifest above `package_manifest`'s directory with a `[workspace]`.
+/// The nearest manifest above `package_manifest`'s directory with a `[workspace]`
+/// that does not exclude it (cargo looks further up past one that does).
 fn enclosing_workspace(package_manifest: &Path) -> Option<(PathBuf, DocumentMut)> {
     let dir = package_manifest.parent()?;
     dir.ancestors().skip(1).map(|d| d.join("Cargo.toml")).filter(|m| m.is_file()).find_map(|m| {
         let doc = read(&m)?;
-        doc.get("workspace").is_some().then_some((m, doc))
+        (doc.get("workspace").is_some() && !excluded(&m, &doc, dir)).then_some((m, doc))
     })
 }
 
@@ -141,17 +143,20 @@ fn member_dirs(root: &Path, root_doc: &DocumentMut) -> Option<BTreeSet<PathBuf>>
         }
     };
     let excluded: Vec<PathBuf> = strings("exclude")?.iter().map(|e| normal(&root.join(e))).collect();
+    let inherited = workspace.get("dependencies").and_then(Item::as_table_like);
     let mut dirs = BTreeSet::new();
     for pattern in strings("members")? {
         let full = root.join(&pattern);
-        let paths: Vec<PathBuf> = match pattern.contains(['*', '?', '[']) {
-            true => glob::glob(full.to_str()?).ok()?.collect::<Result<_, _>>().ok()?,
-            false => vec![full],
-        };
-        for path in paths {
-            let path = normal(&path);
-            if !excluded.iter().any(|e| path.starts_with(e)) {
-                dirs.insert(path);
+        match pattern.contains(['*', '?', '[']) {
+            // What a glob finds, `exclude` takes out (and files are no packages); a
+            // member listed by name stays one.
+            true => {
+                let found: Vec<PathBuf> = glob::glob(full.to_str()?).ok()?.collect::<Result<_, _>>().ok()?;
+                let found = found.iter().filter(|p| p.is_dir()).map(|p| normal(p));
+                dirs.extend(found.filter(|p| !excluded.iter().any(|e| p.starts_with(e))));
+            }
+            false => {
+                dirs.insert(normal(&full));
             }
         }
     }
@@ -163,9 +168,14 @@ fn member_dirs(root: &Path, root_doc: &DocumentMut) -> Option<BTreeSet<PathBuf>>
     while let Some(dir) = todo.pop() {
         let doc = if dir == root { root_doc.clone() } else { read(&dir.join("Cargo.toml"))? };
         for table in dependency_tables(&doc, &["dependencies", "dev-dependencies", "build-dependencies"]) {
-            for (_, spec) in table.iter() {
+            for (key, spec) in table.iter() {
+                // `workspace = true`: the path is the root's, relative to the root.
+                let (spec, base) = match spec.get("workspace").and_then(|w| w.as_bool()) {
+                    Some(true) => (inherited.and_then(|t| t.get(key)).unwrap_or(spec), root),
+                    _ => (spec, dir.as_path()),
+                };
                 let Some(path) = spec.get("path").and_then(|p| p.as_str()) else { continue };
-                let dep = normal(&dir.join(path));
+                let dep = normal(&base.join(path));
                 if dep.starts_with(root) && !excluded.iter().any(|e| dep.starts_with(e)) && dirs.insert(dep.clone()) {
                     todo.push(dep);
                 }
@@ -265,8 +275,13 @@ fn member(dir: &Path, doc: &DocumentMut, deps: &Dependencies, members: &BTreeSet
     let mut runnables = targets(dir, doc, "bin", &name, auto("autobins", "bin")?)?;
     runnables.extend(targets(dir, doc, "example", &name, auto("autoexamples", "example")?)?);
     runnables.sort();
+    let default_run = match pkg.get("default-run") {
+        Some(v) => Some(v.as_str()?.to_string()),
+        None => None,
+    };
     Some(Member {
         hot: lib.is_some() && runtime.is_some(),
+        default_run,
         lib,
         runtime_name,
         depends_on: depends_on.collect(),
@@ -313,21 +328,21 @@ fn targets(
     auto: bool,
 ) -> Option<Vec<(&'static str, String, PathBuf)>> {
     let folder = if kind == "bin" { dir.join("src/bin") } else { dir.join("examples") };
-    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
-    if auto {
-        if kind == "bin" && dir.join("src/main.rs").is_file() {
-            found.insert(package.to_string(), dir.join("src/main.rs"));
-        }
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let name = path.file_stem()?.to_str()?.to_string();
-            if path.extension().is_some_and(|e| e == "rs") && path.is_file() {
-                found.insert(name, path);
-            } else if path.join("main.rs").is_file() {
-                found.insert(name, path.join("main.rs"));
-            }
+    // Where cargo finds targets: also where a declared one without a `path` is.
+    let mut inferred: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if kind == "bin" && dir.join("src/main.rs").is_file() {
+        inferred.insert(package.to_string(), dir.join("src/main.rs"));
+    }
+    for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = path.file_stem()?.to_str()?.to_string();
+        if path.extension().is_some_and(|e| e == "rs") && path.is_file() {
+            inferred.insert(name, path);
+        } else if path.join("main.rs").is_file() {
+            inferred.insert(name, path.join("main.rs"));
         }
     }
+    let mut found = if auto { inferred.clone() } else { BTreeMap::new() };
     let declared = match doc.get(kind) {
         None => Vec::new(),
         Some(item) => item.as_array_of_tables()?.iter().collect(),
@@ -337,7 +352,7 @@ fn targets(
         let name = table.get("name")?.as_str()?.to_string();
         let path = match table.get("path") {
             Some(p) => dir.join(p.as_str()?),
-            None => found
+            None => inferred
                 .get(&name)
                 .cloned()
                 .or_else(|| (kind == "bin" && name == package).then(|| dir.join("src/main.rs")))?,
@@ -414,7 +429,7 @@ mod tests {
                 ("example", "demo", "app/examples/demo/main.rs")
             ]
         );
-        assert_eq!(ws.binary(None, Some("second"), None).unwrap().package, "app");
+        assert_eq!(ws.binary(None, Some("second"), None, None).unwrap().package, "app");
         assert_eq!(Workspace::load(Some(&root.join("app/Cargo.toml")), None).unwrap(), ws);
     }
 
@@ -472,6 +487,61 @@ mod tests {
         let sketch = Workspace::sketch(Some(&manifest), None).unwrap();
         assert_eq!(sketch.root, root.join("tools/t"));
         assert_eq!(Workspace::load(Some(&manifest), None).unwrap(), sketch);
+    }
+
+    /// Asserts the sketch of `manifest` is what `cargo metadata` reads.
+    fn same_as_cargo(manifest: &Path) {
+        let loaded = Workspace::load(Some(manifest), None).map_err(|e| format!("{e:#}")).unwrap();
+        assert_eq!(Workspace::sketch(Some(manifest), None), Some(loaded), "{}", manifest.display());
+    }
+
+    /// Layouts a new user's trial found the sketch reading otherwise than cargo.
+    #[test]
+    fn workspaces_a_trial_found_read_as_cargo_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let lib = |name: &str| format!("[package]\nname = \"{name}\"\nedition = \"2021\"\n");
+        write(
+            &root,
+            &[
+                // A member only through `[workspace.dependencies]`'s path.
+                (
+                    "p/Cargo.toml",
+                    "[workspace]\nmembers = [\"app\"]\n[workspace.dependencies]\nlogic = { path = \"logic\" }\n",
+                ),
+                ("p/app/Cargo.toml", &(lib("app") + "[dependencies]\nlogic.workspace = true\n")),
+                ("p/app/src/main.rs", ""),
+                ("p/logic/Cargo.toml", &lib("logic")),
+                ("p/logic/src/lib.rs", ""),
+                // Members listed by name inside an excluded folder; a file beside globbed packages.
+                ("g/Cargo.toml", "[workspace]\nmembers = [\"crates/a\", \"more/*\"]\nexclude = [\"crates\"]\n"),
+                ("g/crates/a/Cargo.toml", &lib("a")),
+                ("g/crates/a/src/lib.rs", ""),
+                ("g/more/b/Cargo.toml", &lib("b")),
+                ("g/more/b/src/lib.rs", ""),
+                ("g/more/README.md", ""),
+                // A nested workspace excluding the package: cargo looks further up.
+                ("h/Cargo.toml", "[workspace]\nmembers = [\"inner/tools/t\"]\n"),
+                ("h/inner/Cargo.toml", "[workspace]\nmembers = []\nexclude = [\"tools\"]\n"),
+                ("h/inner/tools/t/Cargo.toml", &lib("t")),
+                ("h/inner/tools/t/src/main.rs", ""),
+                // Edition 2015, a declared bin without a path; `default-run`.
+                ("n/Cargo.toml", "[package]\nname = \"n\"\ndefault-run = \"tool\"\n[[bin]]\nname = \"tool\"\n"),
+                ("n/src/bin/tool.rs", ""),
+                ("n/src/main.rs", ""),
+            ],
+        );
+        for manifest in ["p/Cargo.toml", "g/Cargo.toml", "h/inner/tools/t/Cargo.toml", "n/Cargo.toml"] {
+            same_as_cargo(&root.join(manifest));
+        }
+        // `..` in the path given, as cargo takes it out.
+        same_as_cargo(&root.join("g/more/../Cargo.toml"));
+        assert_eq!(
+            Workspace::sketch(Some(&root.join("h/inner/tools/t/Cargo.toml")), None).unwrap().root,
+            root.join("h")
+        );
+        let n = Workspace::sketch(Some(&root.join("n/Cargo.toml")), None).unwrap();
+        assert_eq!(n.binary(None, None, None, None).unwrap().name, "tool", "default-run picks among several");
     }
 
     #[test]
