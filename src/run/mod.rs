@@ -1547,6 +1547,7 @@ mod tests {
             runnables: Vec::new(),
             binary_runtime: None,
             default_run: None,
+            default_member: true,
         };
         let binary = |src: &str| Binary {
             package: "app".into(),

@@ -21,11 +21,8 @@ impl ProgramPlan {
     /// The binary the command line selects in `ws`, and how it is built. Every way to
     /// fail is a selection the workspace cannot satisfy ([`Error::Usage`]).
     pub fn new(ws: &Workspace, global: &GlobalArgs, args: &RunArgs) -> Result<ProgramPlan, Error> {
-        // The member the command runs in, as `cargo run` prefers its binaries.
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let here = global.manifest_path.is_none().then(|| ws.owner_of(&cwd)).flatten().map(|m| m.name.as_str());
         let binary = ws
-            .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref(), here)
+            .binary(args.package.as_deref(), args.bin.as_deref(), args.example.as_deref())
             .map_err(|e| Error::Usage(format!("{e:#}")))?;
         let profile = Profile {
             manifest_path: global.manifest_path.clone().unwrap_or_else(|| ws.root.join("Cargo.toml")),

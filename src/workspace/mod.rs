@@ -31,6 +31,9 @@ pub struct Member {
     pub runnables: Vec<(&'static str, String, PathBuf)>,
     /// `default-run`: the binary `cargo run` picks among several.
     pub default_run: Option<String>,
+    /// Whether it is a default member, what `cargo run` without `-p` looks at: the
+    /// package the command runs in, else `default-members`, else every member.
+    pub default_member: bool,
     /// What it calls the runtime among its normal and dev dependencies (its name,
     /// `hotreload-runtime`, or the rename): a binary's hot build turns on its `agent`.
     pub binary_runtime: Option<String>,
@@ -167,7 +170,9 @@ impl Workspace {
                     .iter()
                     .find(|d| d.name == RUNTIME_PACKAGE && d.kind != DependencyKind::Build)
                     .map(|d| d.rename.clone().unwrap_or_else(|| d.name.clone()));
+                let defaults = &metadata.workspace_default_members;
                 let member = Member {
+                    default_member: !defaults.is_available() || defaults.contains(&p.id),
                     default_run: p.default_run.clone(),
                     name: p.name.to_string(),
                     dir: p.manifest_path.parent().expect("a manifest has a directory").into(),
@@ -308,16 +313,10 @@ impl Workspace {
         pairs.into_iter().collect::<Vec<_>>().join(",")
     }
 
-    /// Picks the binary to run, as `cargo run` would: among several, the one
-    /// `default-run` names, or else the only one of the package `here` (the member the
-    /// command runs in).
-    pub fn binary(
-        &self,
-        package: Option<&str>,
-        bin: Option<&str>,
-        example: Option<&str>,
-        here: Option<&str>,
-    ) -> Result<Binary> {
+    /// Picks the binary to run, as `cargo run` would: among several, those of the
+    /// default members (the package the command runs in, when it runs in one), and of
+    /// those the one `default-run` names.
+    pub fn binary(&self, package: Option<&str>, bin: Option<&str>, example: Option<&str>) -> Result<Binary> {
         let candidates: Vec<&Member> =
             self.members.values().filter(|m| package.is_none_or(|name| m.name == name)).collect();
         if let Some(name) = package {
@@ -343,12 +342,13 @@ impl Workspace {
                 }
             }
         }
+        // Among several, as `cargo run` narrows them.
         if found.len() > 1 && wanted.is_none() {
+            let default = |b: &Binary| package.is_none() && self.members[&b.package].default_member;
             let default_run = |b: &Binary| self.members[&b.package].default_run.as_deref() == Some(b.name.as_str());
-            let here = |b: &Binary| package.is_none() && here == Some(b.package.as_str());
-            for prefer in [&default_run as &dyn Fn(&Binary) -> bool, &here] {
-                if found.iter().filter(|b| prefer(b)).count() == 1 {
-                    found.retain(|b| prefer(b));
+            for prefer in [&default as &dyn Fn(&Binary) -> bool, &default_run] {
+                if found.iter().any(prefer) {
+                    found.retain(prefer);
                 }
             }
         }

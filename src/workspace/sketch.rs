@@ -52,10 +52,12 @@ impl Workspace {
             .iter()
             .map(|(_, doc)| Some(package(doc)?.get("name")?.as_str()?.to_string()))
             .collect::<Option<_>>()?;
+        let defaults = default_members(&root, &root_doc, start.parent()?)?;
         let members = manifests
             .iter()
             .map(|(dir, doc)| {
-                let member = member(dir, doc, &Dependencies { doc, inherited, edition }, &names)?;
+                let mut member = member(dir, doc, &Dependencies { doc, inherited, edition }, &names)?;
+                member.default_member = defaults.as_ref().is_none_or(|d| d.contains(dir));
                 Some((member.name.clone(), member))
             })
             .collect::<Option<BTreeMap<_, _>>>()?;
@@ -122,6 +124,24 @@ fn enclosing_workspace(package_manifest: &Path) -> Option<(PathBuf, DocumentMut)
         let doc = read(&m)?;
         (doc.get("workspace").is_some() && !excluded(&m, &doc, dir)).then_some((m, doc))
     })
+}
+
+/// The default members' directories, as `cargo metadata` lists them for a command
+/// that names `start`: the package of `start` when it is a member's, else
+/// `default-members`, else the root package alone when there is one; `Some(None)`:
+/// every member; `None` when a pattern is a glob.
+fn default_members(root: &Path, root_doc: &DocumentMut, start: &Path) -> Option<Option<BTreeSet<PathBuf>>> {
+    if start != root {
+        return Some(Some(BTreeSet::from([start.to_path_buf()])));
+    }
+    match root_doc.get("workspace").and_then(|w| w.get("default-members")) {
+        Some(item) => {
+            let dirs = item.as_array()?.iter().map(|v| v.as_str().filter(|p| !p.contains(['*', '?', '['])));
+            Some(Some(dirs.map(|p| Some(normal(&root.join(p?)))).collect::<Option<_>>()?))
+        }
+        None if package(root_doc).is_some() => Some(Some(BTreeSet::from([root.to_path_buf()]))),
+        None => Some(None),
+    }
 }
 
 /// Whether the workspace of `root_manifest` excludes `dir`.
@@ -282,6 +302,7 @@ fn member(dir: &Path, doc: &DocumentMut, deps: &Dependencies, members: &BTreeSet
     Some(Member {
         hot: lib.is_some() && runtime.is_some(),
         default_run,
+        default_member: true,
         lib,
         runtime_name,
         depends_on: depends_on.collect(),
@@ -429,7 +450,7 @@ mod tests {
                 ("example", "demo", "app/examples/demo/main.rs")
             ]
         );
-        assert_eq!(ws.binary(None, Some("second"), None, None).unwrap().package, "app");
+        assert_eq!(ws.binary(None, Some("second"), None).unwrap().package, "app");
         assert_eq!(Workspace::load(Some(&root.join("app/Cargo.toml")), None).unwrap(), ws);
     }
 
@@ -525,13 +546,19 @@ mod tests {
                 ("h/inner/Cargo.toml", "[workspace]\nmembers = []\nexclude = [\"tools\"]\n"),
                 ("h/inner/tools/t/Cargo.toml", &lib("t")),
                 ("h/inner/tools/t/src/main.rs", ""),
+                // `default-members` picks among two binaries.
+                ("w/Cargo.toml", "[workspace]\nmembers = [\"x\", \"y\"]\ndefault-members = [\"y\"]\n"),
+                ("w/x/Cargo.toml", &lib("x")),
+                ("w/x/src/main.rs", ""),
+                ("w/y/Cargo.toml", &lib("y")),
+                ("w/y/src/main.rs", ""),
                 // Edition 2015, a declared bin without a path; `default-run`.
                 ("n/Cargo.toml", "[package]\nname = \"n\"\ndefault-run = \"tool\"\n[[bin]]\nname = \"tool\"\n"),
                 ("n/src/bin/tool.rs", ""),
                 ("n/src/main.rs", ""),
             ],
         );
-        for manifest in ["p/Cargo.toml", "g/Cargo.toml", "h/inner/tools/t/Cargo.toml", "n/Cargo.toml"] {
+        for manifest in ["p/Cargo.toml", "g/Cargo.toml", "h/inner/tools/t/Cargo.toml", "n/Cargo.toml", "w/Cargo.toml"] {
             same_as_cargo(&root.join(manifest));
         }
         // `..` in the path given, as cargo takes it out.
@@ -541,7 +568,13 @@ mod tests {
             root.join("h")
         );
         let n = Workspace::sketch(Some(&root.join("n/Cargo.toml")), None).unwrap();
-        assert_eq!(n.binary(None, None, None, None).unwrap().name, "tool", "default-run picks among several");
+        assert_eq!(n.binary(None, None, None).unwrap().name, "tool", "default-run picks among several");
+        let w = Workspace::sketch(Some(&root.join("w/Cargo.toml")), None).unwrap();
+        assert_eq!(w.binary(None, None, None).unwrap().name, "y", "so do the default members");
+        // From a member, that member is the default (`cargo run` in its directory).
+        same_as_cargo(&root.join("w/x/Cargo.toml"));
+        let x = Workspace::sketch(Some(&root.join("w/x/Cargo.toml")), None).unwrap();
+        assert_eq!(x.binary(None, None, None).unwrap().name, "x");
     }
 
     #[test]
