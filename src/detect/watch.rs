@@ -149,8 +149,9 @@ pub fn content_hash(path: &Path) -> Option<u64> {
     std::fs::read(path).ok().map(|bytes| hotreload_protocol::record::fnv1a(&bytes))
 }
 
-/// Directories to watch for a set of member directories and source roots: each
-/// member's `src/` (recursively) and its own directory (for `Cargo.toml` and `build.rs`).
+/// Directories to watch for a set of member directories and source folders: each
+/// member's `src/` (recursively) and its own directory (for `Cargo.toml` and `build.rs`),
+/// and each of `extra_dirs` (recursively, unless a member's directory is in it).
 pub fn roots(member_dirs: &[PathBuf], extra_dirs: &[PathBuf]) -> Vec<Root> {
     let mut roots = BTreeSet::new();
     for dir in member_dirs {
@@ -161,7 +162,9 @@ pub fn roots(member_dirs: &[PathBuf], extra_dirs: &[PathBuf]) -> Vec<Root> {
         }
     }
     for dir in extra_dirs {
-        roots.insert(Root { dir: dir.clone(), recursive: false });
+        // Not below a folder holding a package (its `target/` may be there).
+        let recursive = !member_dirs.iter().any(|m| m.starts_with(dir));
+        roots.insert(Root { dir: dir.clone(), recursive });
     }
     // A directory inside a recursive root is already watched.
     let recursive: Vec<PathBuf> = roots.iter().filter(|r| r.recursive).map(|r| r.dir.clone()).collect();
@@ -198,6 +201,16 @@ mod tests {
         assert_eq!(
             roots,
             vec![Root { dir: a.clone(), recursive: false }, Root { dir: a.join("src"), recursive: true }]
+        );
+        // A library's folder outside `src/` is watched below; a package's own folder not.
+        let roots = super::roots(std::slice::from_ref(&a), &[a.join("code"), a.clone()]);
+        assert_eq!(
+            roots,
+            vec![
+                Root { dir: a.clone(), recursive: false },
+                Root { dir: a.join("code"), recursive: true },
+                Root { dir: a.join("src"), recursive: true }
+            ]
         );
     }
 

@@ -225,7 +225,9 @@ fn watch_workspace(
     tx: Sender<Event>,
 ) -> Result<watch::Watcher> {
     let member_dirs: Vec<PathBuf> = ws.members.values().map(|m| m.dir.clone()).collect();
-    let extra: Vec<PathBuf> = binary.src.parent().map(Path::to_path_buf).into_iter().collect();
+    // The binary's folder, and libraries' folders outside `src/`.
+    let libs = ws.members.values().filter_map(crate::workspace::Member::lib_dir);
+    let extra: Vec<PathBuf> = binary.src.parent().map(Path::to_path_buf).into_iter().chain(libs).collect();
     let mut excluded = vec![ws.target_dir.clone(), profile.target_dir.clone()];
     excluded.dedup();
     let filter = watch::Filter::new(&ws.root, &member_dirs, excluded);
@@ -281,8 +283,10 @@ fn saved_file(
     if let Some(krate) = binary_crate.filter(|_| is_binary_source(member, binary, path)) {
         return SavedFile::HotSource(krate.package.clone());
     }
+    // Below `src/`, or below the library root's own folder when it is elsewhere.
+    let in_lib_dir = member.lib_dir().is_some_and(|dir| path.starts_with(dir));
     let is_lib_source = member.reloadable(entries)
-        && path.starts_with(&src)
+        && (path.starts_with(&src) || in_lib_dir)
         && path != binary.src
         && !path.starts_with(src.join("bin"))
         && !path.ends_with("main.rs");
@@ -1239,6 +1243,8 @@ impl Driver {
         }
         for name in changes.crates {
             if self.taken(&name) {
+                let why = "a patch already read this save (`now`, or the catch-up at the connection)";
+                self.shell.verbose_status("Unchanged", format_args!("{name}: {why}"));
                 continue;
             }
             self.pending_since.entry(name.clone()).or_insert(batch.first_event);

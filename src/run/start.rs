@@ -72,7 +72,7 @@ impl Early {
         }
         let plan = ProgramPlan::new(&sketch, global, args).ok()?;
         let binary_src = plan.binary.src.parent().map(PathBuf::from);
-        let dirs = sketch.members.values().map(|m| m.dir.join("src")).chain(binary_src);
+        let dirs = sketch.members.values().map(|m| m.lib_dir().unwrap_or_else(|| m.dir.join("src"))).chain(binary_src);
         let sources = dirs.map(|dir| (dir.clone(), crate::detect::read_sources(&dir))).collect();
         let restart_files = super::restart_files(&sketch);
         let build = Speculation::start(&plan.profile, &plan.binary.package, plan.target(), &plan.features, shell)?;

@@ -40,6 +40,15 @@ pub struct Member {
 }
 
 impl Member {
+    /// The folder of its library's root when that is not below `src/` (`[lib] path =
+    /// "code/logic.rs"`): its sources are there. Not the package's own folder, which
+    /// holds `target/` in a one-package workspace.
+    pub fn lib_dir(&self) -> Option<PathBuf> {
+        let (_, root) = self.lib.as_ref()?;
+        let dir = root.parent()?;
+        (!root.starts_with(self.dir.join("src")) && dir.starts_with(&self.dir) && dir != self.dir).then(|| dir.into())
+    }
+
     /// Whether a running program can take new code of its library (see
     /// [`Workspace::reloadable`]).
     pub fn reloadable(&self, entries: bool) -> bool {
@@ -201,8 +210,8 @@ impl Workspace {
             package: package.to_string(),
             kind: CrateKind::Lib,
             crate_name,
+            src: member.lib_dir().unwrap_or_else(|| member.dir.join("src")),
             root,
-            src: member.dir.join("src"),
         })
     }
 

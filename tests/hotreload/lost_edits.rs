@@ -162,3 +162,23 @@ fn a_first_build_that_fails_waits_for_the_fix() {
     s.wait_stderr("Restarting `app`: a change was saved after its build failed", RELOAD);
     s.wait_stdout("value=4 label=bin-old", RELOAD);
 }
+
+/// A library whose root is outside `src/` (`[lib] path = "code/logic.rs"`, a module
+/// beside it): its saves reach the program (they were ignored, silently).
+#[test]
+fn a_library_outside_src_reloads() {
+    let fx = Fixture::new("plain");
+    std::fs::create_dir_all(fx.path("logic/code")).unwrap();
+    let lib = std::fs::read_to_string(fx.path("logic/src/lib.rs")).unwrap();
+    let lib = lib.replace("fn helper() -> u32 {\n    1\n}", "mod inner;\nuse inner::helper;");
+    std::fs::write(fx.path("logic/code/logic.rs"), lib).unwrap();
+    std::fs::write(fx.path("logic/code/inner.rs"), "pub fn helper() -> u32 {\n    1\n}\n").unwrap();
+    std::fs::remove_dir_all(fx.path("logic/src")).unwrap();
+    fx.edit("logic/Cargo.toml", |t| format!("{t}\n[lib]\npath = \"code/logic.rs\"\n"));
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/code/inner.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2 label=bin-old", RELOAD);
+    fx.replace("logic/code/logic.rs", "    helper()\n}", "    helper() + 10\n}");
+    s.wait_stdout("value=12 label=bin-old", RELOAD);
+}
