@@ -16,18 +16,17 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A program build under way, from a sketch.
 pub struct Speculation {
     command: CommandKey,
     lock_dir: PathBuf,
-    started: Instant,
     /// Holds cargo's output until the build is kept (shown) or not (dropped).
     gate: Gate,
     /// Taken by [`Speculation::keep`]; otherwise waited for on drop, so that no cargo
     /// outlives the session that started it.
-    build: Option<JoinHandle<Result<(BuildLock, ProgramBuild), BuildError>>>,
+    build: Option<JoinHandle<Kept>>,
 }
 
 /// What a command runs: program, arguments, and the environment it sets.
@@ -39,9 +38,9 @@ fn key(cmd: &Command) -> CommandKey {
     (cmd.get_program().to_owned(), args, envs)
 }
 
-/// A speculative build that was kept: when it started, the lock it holds (until its
-/// executable is placed) and what it built.
-pub type Kept = (Instant, Result<(BuildLock, ProgramBuild), BuildError>);
+/// A speculative build's outcome: the lock it holds (until its executable is placed),
+/// what it built, and how long cargo took.
+pub type Kept = Result<(BuildLock, ProgramBuild, Duration), BuildError>;
 
 impl Speculation {
     /// Starts building `package`'s `target` (`("bin", name)`) as
@@ -65,9 +64,11 @@ impl Speculation {
         let cargo = spawn(cmd, shell).ok()?;
         let (profile, name, shell, gate) = (profile.clone(), target.1.to_string(), shell.clone(), Gate::default());
         let output = Some(gate.clone());
-        let build =
-            std::thread::spawn(move || Ok((lock, run_program_build(cargo, output, &profile, &name, &shell, false)?)));
-        Some(Speculation { command, lock_dir, started, gate, build: Some(build) })
+        let build = std::thread::spawn(move || {
+            let program = run_program_build(cargo, output, &profile, &name, &shell, false)?;
+            Ok((lock, program, started.elapsed()))
+        });
+        Some(Speculation { command, lock_dir, gate, build: Some(build) })
     }
 
     /// The build's outcome if it ran the command [`super::build_program`] runs with
@@ -88,7 +89,7 @@ impl Speculation {
         }
         let build = self.build.take().expect("kept once");
         let outcome = build.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        same.then_some((self.started, outcome))
+        same.then_some(outcome)
     }
 }
 
@@ -134,9 +135,8 @@ mod tests {
         assert!(lock.is_some(), "the discarded build still holds the program lock");
         drop(lock);
         let speculation = Speculation::start(&profile, "app", target, &features, &shell).unwrap();
-        let (_, outcome) =
-            speculation.keep(&profile, "app", target, &features, &shell).expect("the same command is kept");
-        let (_lock, program) = outcome.unwrap();
+        let outcome = speculation.keep(&profile, "app", target, &features, &shell).expect("the same command is kept");
+        let (_lock, program, _) = outcome.unwrap();
         assert!(program.executable.is_file());
     }
 }

@@ -724,18 +724,15 @@ impl Driver {
                 format_args!("the build started from the manifests alone: `cargo metadata` asks for {verb} command");
             shell.very_verbose_status(word, why);
         }
-        let (started, built) = match kept {
-            Some((started, built)) => (started, built),
+        let (lock, mut program, took) = match kept {
+            Some(outcome) => outcome?,
             None => {
                 let started = Instant::now();
-                let built =
-                    build::BuildLock::acquire(&self.profile.program_lock_dir()).map_err(BuildError::from).and_then(
-                        |lock| Ok((lock, build::build_program(profile, package, target, features, shell, false)?)),
-                    );
-                (started, built)
+                let lock = build::BuildLock::acquire(&self.profile.program_lock_dir())?;
+                let program = build::build_program(profile, package, target, features, shell, false)?;
+                (lock, program, started.elapsed())
             }
         };
-        let (lock, mut program) = built?;
         // The scan, of the sources as read before the build, and the cfgs it needs,
         // while the program starts (beside the build they slowed it).
         self.config.base_cfg.start();
@@ -760,7 +757,7 @@ impl Driver {
                 "`{}` hot build of `{}` in {:.2}s",
                 if self.profile.release { "release" } else { "dev" },
                 self.binary.name,
-                started.elapsed().as_secs_f64()
+                took.as_secs_f64()
             ),
         );
         Ok(BuiltProgram { program, restart_files, sources: scan })
