@@ -7,44 +7,27 @@ use std::process::Command;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Meta, Token};
 
-/// The target's cfgs ([`Cfg::for_build`]), read on a thread once [`PendingCfg::start`]
-/// is called (after the program's first build: `rustc --print cfg` beside the build
-/// slowed a small workspace's start by ~13 ms on 2 cores); the first use waits for it,
-/// starting it if no one has.
+/// The target's cfgs ([`Cfg::for_build`]), read by the first use (the source scan's
+/// thread, once the program's first build is done: `rustc --print cfg` beside the
+/// build slowed a small workspace's start by ~13 ms on 2 cores); later uses wait for it.
 #[derive(Debug)]
 pub struct PendingCfg {
-    /// The rustc to ask and whether `debug_assertions` is on, until started.
-    rustc: std::sync::Mutex<Option<(String, bool)>>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<Cfg>>>,
+    /// The rustc to ask.
+    rustc: String,
+    /// Whether `debug_assertions` is on.
+    debug_assertions: bool,
     cfg: std::sync::OnceLock<Cfg>,
 }
 
 impl PendingCfg {
     /// The cfgs of `rustc` (see [`Cfg::for_build`]), not read yet.
     pub fn new(rustc: String, debug_assertions: bool) -> PendingCfg {
-        PendingCfg {
-            rustc: std::sync::Mutex::new(Some((rustc, debug_assertions))),
-            thread: std::sync::Mutex::new(None),
-            cfg: std::sync::OnceLock::new(),
-        }
+        PendingCfg { rustc, debug_assertions, cfg: std::sync::OnceLock::new() }
     }
 
-    /// Starts reading them on a thread, unless that has started.
-    pub fn start(&self) {
-        let taken = self.rustc.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some((rustc, debug_assertions)) = taken {
-            let thread = std::thread::spawn(move || Cfg::for_build(&rustc, debug_assertions));
-            *self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
-        }
-    }
-
-    /// The cfgs, once read (only the `RUSTFLAGS` ones if rustc failed).
+    /// The cfgs, read on first use (only the `RUSTFLAGS` ones if rustc failed).
     pub fn get(&self) -> &Cfg {
-        self.cfg.get_or_init(|| {
-            self.start();
-            let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            thread.and_then(|t| t.join().ok()).unwrap_or_default()
-        })
+        self.cfg.get_or_init(|| Cfg::for_build(&self.rustc, self.debug_assertions))
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// A hash over every `.rs` file below `dir`, names and contents: whether a crate's
 /// sources are still those a build started from.
 pub fn sources_hash(dir: &Path) -> u64 {
-    read_sources(dir).hash
+    hash_sources(dir, |_, _| {})
 }
 
 /// Every `.rs` file below a crate's source directory, as read at one moment: what a
@@ -26,6 +26,17 @@ pub struct Sources {
 
 /// Reads every `.rs` file below `dir` (see [`Sources`]).
 pub fn read_sources(dir: &Path) -> Sources {
+    let mut texts = std::collections::BTreeMap::new();
+    let hash = hash_sources(dir, |file, bytes| {
+        if let Ok(text) = String::from_utf8(bytes) {
+            texts.insert(file, text);
+        }
+    });
+    Sources { hash, texts }
+}
+
+/// [`sources_hash`], handing each file's bytes to `keep` as it is read.
+fn hash_sources(dir: &Path, mut keep: impl FnMut(PathBuf, Vec<u8>)) -> u64 {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
@@ -41,15 +52,13 @@ pub fn read_sources(dir: &Path) -> Sources {
     walk(dir, &mut files);
     files.sort();
     let mut named = Vec::new();
-    let mut texts = std::collections::BTreeMap::new();
     for file in files {
         named.extend_from_slice(file.as_os_str().as_encoded_bytes());
         let bytes = std::fs::read(&file).ok();
-        let hash = bytes.as_deref().map(hotreload_protocol::record::fnv1a);
-        named.extend_from_slice(&hash.unwrap_or(0).to_le_bytes());
-        if let Some(text) = bytes.and_then(|b| String::from_utf8(b).ok()) {
-            texts.insert(file, text);
+        named.extend_from_slice(&bytes.as_deref().map_or(0, hotreload_protocol::record::fnv1a).to_le_bytes());
+        if let Some(bytes) = bytes {
+            keep(file, bytes);
         }
     }
-    Sources { hash: hotreload_protocol::record::fnv1a(&named), texts }
+    hotreload_protocol::record::fnv1a(&named)
 }

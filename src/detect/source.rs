@@ -165,7 +165,7 @@ fn scan_file(file: &Path, module: &str, owns_dir: bool, cx: &Context<'_>, out: &
     // Where `mod child;` looks: next to lib.rs/main.rs/mod.rs, else in a folder named
     // after this file.
     let dir = if owns_dir { file.parent().unwrap_or(Path::new(".")).to_path_buf() } else { file.with_extension("") };
-    let scope = Scope { module, dir: &dir, file, in_hot: false, cfg: cx.cfg, cx };
+    let scope = Scope { module, dir: &dir, file, in_hot: false, cx };
     scan_items(&parsed.items, &scope, out)
 }
 
@@ -179,16 +179,14 @@ struct Scope<'a> {
     file: &'a Path,
     /// Inside a hot module.
     in_hot: bool,
-    /// The build's cfgs.
-    cfg: &'a Cfg,
-    /// Where files are read.
+    /// The build's cfgs, and where files are read.
     cx: &'a Context<'a>,
 }
 
 fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(), String> {
     let module = scope.module;
     for item in items {
-        if !scope.cfg.enabled(attrs_of(item)) {
+        if !scope.cx.cfg.enabled(attrs_of(item)) {
             continue;
         }
         // `out.rest` gets every item's text, but only the signature of a hot function.
@@ -218,7 +216,7 @@ fn scan_items(items: &[Item], scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
                 out.items.insert(format!("{module}::{}", c.ident), Entry::Const(text));
             }
             Item::Fn(f) => {
-                let hot = scope.in_hot || has_hot(&f.attrs, scope.cfg);
+                let hot = scope.in_hot || has_hot(&f.attrs, scope.cx.cfg);
                 let public = matches!(f.vis, syn::Visibility::Public(_));
                 let entry = fn_entry(hot, &f.sig, item, public, false);
                 add_fn(out, scope.file, format!("{module}::{}", f.sig.ident), entry, &f.sig, &f.block);
@@ -243,7 +241,7 @@ fn add_fn(out: &mut Snapshot, file: &Path, id: String, entry: Entry, sig: &syn::
 /// An impl block's methods, by the ids the attribute gives them.
 fn scan_impl(imp: &syn::ItemImpl, scope: &Scope<'_>, out: &mut Snapshot) {
     let module = scope.module;
-    let hot = scope.in_hot || has_hot(&imp.attrs, scope.cfg);
+    let hot = scope.in_hot || has_hot(&imp.attrs, scope.cx.cfg);
     let trait_path = imp.trait_.as_ref().map(|(_, path, _)| path.to_token_stream().to_string());
     let mut header = imp.clone();
     header.items.clear();
@@ -263,7 +261,7 @@ fn scan_impl(imp: &syn::ItemImpl, scope: &Scope<'_>, out: &mut Snapshot) {
             push_both(out, &text_of(member));
             continue;
         };
-        if !scope.cfg.enabled(&m.attrs) {
+        if !scope.cx.cfg.enabled(&m.attrs) {
             continue;
         }
         let public = imp.trait_.is_some() || matches!(m.vis, syn::Visibility::Public(_));
@@ -293,7 +291,7 @@ fn scan_trait(t: &syn::ItemTrait, scope: &Scope<'_>, out: &mut Snapshot) {
     }
     type_entry(out, scope.module, &t.ident, &Item::Trait(definition));
     for (f, body) in defaults {
-        if !scope.cfg.enabled(&f.attrs) {
+        if !scope.cx.cfg.enabled(&f.attrs) {
             continue;
         }
         let whole = syn::TraitItemFn { default: Some(body.clone()), semi_token: None, ..f.clone() };
@@ -307,11 +305,11 @@ fn scan_mod(m: &syn::ItemMod, scope: &Scope<'_>, out: &mut Snapshot) -> Result<(
     let mut header = m.clone();
     header.content = None;
     push_both(out, &text_of(&header));
-    let in_hot = scope.in_hot || has_hot(&m.attrs, scope.cfg);
+    let in_hot = scope.in_hot || has_hot(&m.attrs, scope.cx.cfg);
     let child = format!("{}::{}", scope.module, m.ident);
     if let Some((_, items)) = &m.content {
         let dir = scope.dir.join(m.ident.to_string());
-        let inner = Scope { module: &child, dir: &dir, file: scope.file, in_hot, cfg: scope.cfg, cx: scope.cx };
+        let inner = Scope { module: &child, dir: &dir, file: scope.file, in_hot, cx: scope.cx };
         scan_items(items, &inner, out)?;
     } else if !is_cfg_test(&m.attrs) {
         let (file, owns_dir) = module_file(scope.dir, &m.ident.to_string(), &m.attrs, scope.cx)?;

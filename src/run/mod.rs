@@ -77,8 +77,8 @@ struct BuiltProgram {
     program: ProgramBuild,
     /// Each manifest and build script of the workspace as the build read it.
     restart_files: RestartFiles,
-    /// Each hot crate's package name, source snapshot and source hash, hashed before the
-    /// build, scanned while it ran (joined once the program started).
+    /// Each hot crate's package name, source snapshot and source hash: read before the
+    /// build, scanned on a thread once it was done (joined once the program started).
     sources: std::thread::JoinHandle<Vec<ScannedCrate>>,
 }
 
@@ -190,8 +190,10 @@ fn restart_files(ws: &Workspace) -> RestartFiles {
     let root_manifest = ws.root.join("Cargo.toml");
     restart_paths(ws)
         .into_iter()
-        .map(|path| (restart_fingerprint(&path, &root_manifest), path))
-        .map(|(h, p)| (p, h))
+        .map(|path| {
+            let hash = restart_fingerprint(&path, &root_manifest);
+            (path, hash)
+        })
         .collect()
 }
 
@@ -689,7 +691,7 @@ impl Driver {
     /// is patched once it connects. The scan (and the target's cfgs it needs) is off the
     /// start's path.
     /// A build `early` started from the workspace's sketch is kept when it ran the same
-    /// command, with the hashes taken before it.
+    /// command, with the sources read before it.
     fn build_program(&mut self, early: Option<Early>) -> Result<BuiltProgram, BuildError> {
         let (speculation, mut early_sources, early_restart) = match early {
             Some(e) => (Some(e.build), e.sources, Some(e.restart_files)),
@@ -698,14 +700,12 @@ impl Driver {
         let entries = self.entries_enabled();
         let mut hot: Vec<HotCrate> = self.ws.reloadable(entries).filter_map(|m| self.ws.hot_crate(&m.name)).collect();
         hot.extend(self.binary_crate());
-        let to_scan: Vec<(HotCrate, Vec<String>, Sources)> = hot
+        let read: Vec<(HotCrate, Sources)> = hot
             .into_iter()
             .map(|krate| {
                 let sources = early_sources.remove(&krate.src);
                 let sources = sources.unwrap_or_else(|| crate::detect::read_sources(&krate.src));
-                let invocation = self.program.as_ref().and_then(|h| h.invocations.get(&krate.crate_name));
-                let features = invocation.into_iter().flat_map(build::Invocation::features).map(String::from);
-                (krate, features.collect(), sources)
+                (krate, sources)
             })
             .collect();
         // The sketch's, when it names the same files.
@@ -733,9 +733,21 @@ impl Driver {
                 (lock, program, started.elapsed())
             }
         };
-        // The scan, of the sources as read before the build, and the cfgs it needs,
-        // while the program starts (beside the build they slowed it).
-        self.config.base_cfg.start();
+        // The scan, of the sources as read before the build, with the features it
+        // compiled each crate with (a `#[cfg(feature = …)]` twin would otherwise stand
+        // for the running code), and the cfgs it needs: while the program starts
+        // (beside the build they slowed it).
+        let to_scan: Vec<(HotCrate, Vec<String>, Sources)> = read
+            .into_iter()
+            .map(|(krate, sources)| {
+                let invocation = program.invocations.get(&krate.crate_name).or(match krate.kind {
+                    crate::workspace::CrateKind::Bin => program.binary.as_ref(),
+                    crate::workspace::CrateKind::Lib => None,
+                });
+                let features = invocation.into_iter().flat_map(build::Invocation::features).map(String::from);
+                (krate, features.collect(), sources)
+            })
+            .collect();
         let base = self.config.base_cfg.clone();
         let scan = std::thread::spawn(move || -> Vec<ScannedCrate> {
             let scan_one = |(krate, features, sources): (HotCrate, Vec<String>, Sources)| {
@@ -761,35 +773,6 @@ impl Driver {
             ),
         );
         Ok(BuiltProgram { program, restart_files, sources: scan })
-    }
-
-    /// Scans again, with the features the build compiled each crate with, the crates
-    /// scanned before it with others (a first build, which alone tells the features):
-    /// a `#[cfg(feature = …)]` twin would otherwise stand for the running code. A crate
-    /// saved during the build keeps its first scan, as the build may have read either.
-    fn rescan_with_features(&self, sources: Vec<ScannedCrate>, program: &ProgramBuild) -> Vec<ScannedCrate> {
-        let features = |crate_name: &str| {
-            let invocation = program.invocations.get(crate_name).or_else(|| {
-                let binary = self.binary_crate().filter(|b| b.crate_name == crate_name);
-                binary.and(program.binary.as_ref())
-            });
-            self.cfg_compiled_by(invocation)
-        };
-        sources
-            .into_iter()
-            .map(|(package, snapshot, hash)| {
-                let Some(krate) = self.krate(&package) else { return (package, snapshot, hash) };
-                let cfg = features(&krate.crate_name);
-                let unchanged = crate::detect::sources_hash(&krate.src) == hash;
-                match cfg != self.cfg_of(&krate.crate_name) && unchanged {
-                    true => {
-                        let rescanned = source::scan(&krate.crate_name, &krate.root, &cfg).unwrap_or_default();
-                        (package, rescanned, hash)
-                    }
-                    false => (package, snapshot, hash),
-                }
-            })
-            .collect()
     }
 
     /// Of `restart` (files and why they need a restart), those that differ from what the
@@ -888,8 +871,9 @@ impl Driver {
     }
 
     /// Scans `packages` again with the features their recorded command compiled them
-    /// with, when their sources are still the ones built (see
-    /// [`Driver::rescan_with_features`]).
+    /// with, when their sources are still the ones built: a `#[cfg(feature = …)]` twin
+    /// would otherwise stand for the running code (a first session after a plain `cargo
+    /// build` learns the features only now).
     fn rescan_recorded(&mut self, packages: &[String]) {
         for package in packages {
             let Some(krate) = self.krate(package) else { continue };
@@ -923,7 +907,7 @@ impl Driver {
         })?;
         // The program starts first; its events wait in the channel until this is done.
         let sources = sources.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        for (name, snapshot, built_from) in self.rescan_with_features(sources, &program) {
+        for (name, snapshot, built_from) in sources {
             self.take_crate(name, snapshot, built_from);
         }
         self.connect_deadline(app.pid(), false);

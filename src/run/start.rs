@@ -51,8 +51,8 @@ impl ProgramPlan {
 /// just before it started.
 pub(super) struct Early {
     pub build: Speculation,
-    /// Each sketched member's `src` directory, and the binary's, as read just before
-    /// the build started, by directory.
+    /// Each sketched member's sources folder, and the binary's, as read just before the
+    /// build started, by folder.
     pub sources: BTreeMap<PathBuf, Sources>,
     /// The sketched workspace's files whose change needs a restart.
     pub restart_files: RestartFiles,
@@ -72,7 +72,7 @@ impl Early {
         }
         let plan = ProgramPlan::new(&sketch, global, args).ok()?;
         let binary_src = plan.binary.src.parent().map(PathBuf::from);
-        let dirs = sketch.members.values().map(|m| m.lib_dir().unwrap_or_else(|| m.dir.join("src"))).chain(binary_src);
+        let dirs = sketch.members.values().map(crate::workspace::Member::src_dir).chain(binary_src);
         let sources = dirs.map(|dir| (dir.clone(), crate::detect::read_sources(&dir))).collect();
         let restart_files = super::restart_files(&sketch);
         let build = Speculation::start(&plan.profile, &plan.binary.package, plan.target(), &plan.features, shell)?;

@@ -40,6 +40,12 @@ pub struct Member {
 }
 
 impl Member {
+    /// Where its library's sources are: `src/`, or the library root's folder when
+    /// that is elsewhere (see [`Member::lib_dir`]).
+    pub fn src_dir(&self) -> PathBuf {
+        self.lib_dir().unwrap_or_else(|| self.dir.join("src"))
+    }
+
     /// The folder of its library's root when that is not below `src/` (`[lib] path =
     /// "code/logic.rs"`): its sources are there. Not the package's own folder, which
     /// holds `target/` in a one-package workspace.
@@ -78,7 +84,8 @@ pub struct HotCrate {
     pub crate_name: String,
     /// Its root file (`src/lib.rs`, `src/main.rs`).
     pub root: PathBuf,
-    /// Its `src` directory, whose files decide whether a build is still current.
+    /// The folder of its sources (`src/`, see [`Member::src_dir`]), whose files decide
+    /// whether a build is still current.
     pub src: PathBuf,
 }
 
@@ -206,13 +213,7 @@ impl Workspace {
     pub fn hot_crate(&self, package: &str) -> Option<HotCrate> {
         let member = self.members.get(package)?;
         let (crate_name, root) = member.lib.clone()?;
-        Some(HotCrate {
-            package: package.to_string(),
-            kind: CrateKind::Lib,
-            crate_name,
-            src: member.lib_dir().unwrap_or_else(|| member.dir.join("src")),
-            root,
-        })
+        Some(HotCrate { package: package.to_string(), kind: CrateKind::Lib, crate_name, src: member.src_dir(), root })
     }
 
     /// The binary's crate, as a patch job knows it: named after its package, or

@@ -19,9 +19,9 @@ use toml_edit::{DocumentMut, Item, Table};
 impl Workspace {
     /// Sketches the workspace whose manifest is `manifest_path` (else the one cargo
     /// would find from the current directory); cargo's target directory is `target_dir`
-    /// (`--target-dir`), else `CARGO_TARGET_DIR`, else `target` below the root (a
-    /// `build.target-dir` in cargo's configuration is not read: the sketch's build is
-    /// then not kept). `None` when the manifests use what the sketch does not follow.
+    /// (`--target-dir`), else `CARGO_TARGET_DIR` (or `CARGO_BUILD_TARGET_DIR`), else
+    /// `build.target-dir` of cargo's configuration files, else `target` below the root.
+    /// `None` when the manifests use what the sketch does not follow.
     pub fn sketch(manifest_path: Option<&Path>, target_dir: Option<&Path>) -> Option<Workspace> {
         let cwd = std::env::current_dir().ok()?;
         let start = match manifest_path {
@@ -36,21 +36,16 @@ impl Workspace {
             None => enclosing_workspace(&start).unwrap_or_else(|| (start.clone(), start_doc.clone())),
         };
         let root = root_manifest.parent()?.to_path_buf();
-        let dirs = member_dirs(&root, &root_doc)?;
-        if start != root_manifest && !dirs.contains(start.parent()?) {
+        let manifests = member_manifests(&root, &root_doc)?;
+        if start != root_manifest && !manifests.contains_key(start.parent()?) {
             return None;
         }
         let workspace = root_doc.get("workspace");
         let inherited = workspace.and_then(|w| w.get("dependencies")).and_then(Item::as_table_like);
         let edition = workspace.and_then(|w| w.get("package")?.get("edition")?.as_str());
-        let mut manifests = Vec::new();
-        for dir in &dirs {
-            let doc = if *dir == root { root_doc.clone() } else { read(&dir.join("Cargo.toml"))? };
-            manifests.push((dir.clone(), doc));
-        }
         let names: BTreeSet<String> = manifests
-            .iter()
-            .map(|(_, doc)| Some(package(doc)?.get("name")?.as_str()?.to_string()))
+            .values()
+            .map(|doc| Some(package(doc)?.get("name")?.as_str()?.to_string()))
             .collect::<Option<_>>()?;
         let defaults = default_members(&root, &root_doc, start.parent()?)?;
         let members = manifests
@@ -147,26 +142,42 @@ fn default_members(root: &Path, root_doc: &DocumentMut, start: &Path) -> Option<
 /// Whether the workspace of `root_manifest` excludes `dir`.
 fn excluded(root_manifest: &Path, root_doc: &DocumentMut, dir: &Path) -> bool {
     let Some(root) = root_manifest.parent() else { return false };
-    let exclude = root_doc.get("workspace").and_then(|w| w.get("exclude")).and_then(Item::as_array);
-    exclude.into_iter().flatten().filter_map(|e| e.as_str()).any(|e| dir.starts_with(normal(&root.join(e))))
+    exclude_dirs(root, root_doc).unwrap_or_default().iter().any(|e| dir.starts_with(e))
 }
 
-/// Every member's directory: `members` expanded, less `exclude`, with the root package
-/// and the path dependencies inside the root; `None` for a pattern the sketch does not
-/// follow or a member without a manifest.
-fn member_dirs(root: &Path, root_doc: &DocumentMut) -> Option<BTreeSet<PathBuf>> {
-    let Some(workspace) = root_doc.get("workspace") else { return Some(BTreeSet::from([root.to_path_buf()])) };
-    let strings = |key: &str| -> Option<Vec<String>> {
-        match workspace.get(key) {
-            None => Some(Vec::new()),
-            Some(item) => item.as_array()?.iter().map(|v| v.as_str().map(String::from)).collect(),
-        }
+/// The folders `[workspace] exclude` names, below `root`; `None` when one is not a
+/// string.
+fn exclude_dirs(root: &Path, root_doc: &DocumentMut) -> Option<Vec<PathBuf>> {
+    let Some(exclude) = root_doc.get("workspace").and_then(|w| w.get("exclude")) else { return Some(Vec::new()) };
+    exclude.as_array()?.iter().map(|e| Some(normal(&root.join(e.as_str()?)))).collect()
+}
+
+/// The dependency `key` as `spec` gives it, or for `workspace = true` as
+/// `[workspace.dependencies]` does, and whether it was inherited (its `path` is then the
+/// root's).
+fn inherit<'a>(key: &str, spec: &'a Item, inherited: Option<&'a dyn toml_edit::TableLike>) -> (&'a Item, bool) {
+    match spec.get("workspace").and_then(|w| w.as_bool()) {
+        Some(true) => inherited.and_then(|t| t.get(key)).map_or((spec, false), |i| (i, true)),
+        _ => (spec, false),
+    }
+}
+
+/// Every member's directory and manifest: `members` expanded, less `exclude`, with the
+/// root package and the path dependencies inside the root; `None` for a pattern the
+/// sketch does not follow or a member without a manifest.
+fn member_manifests(root: &Path, root_doc: &DocumentMut) -> Option<BTreeMap<PathBuf, DocumentMut>> {
+    let Some(workspace) = root_doc.get("workspace") else {
+        return Some(BTreeMap::from([(root.to_path_buf(), root_doc.clone())]));
     };
-    let excluded: Vec<PathBuf> = strings("exclude")?.iter().map(|e| normal(&root.join(e))).collect();
+    let excluded = exclude_dirs(root, root_doc)?;
     let inherited = workspace.get("dependencies").and_then(Item::as_table_like);
     let mut dirs = BTreeSet::new();
-    for pattern in strings("members")? {
-        let full = root.join(&pattern);
+    let members = match workspace.get("members") {
+        None => Vec::new(),
+        Some(item) => item.as_array()?.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>()?,
+    };
+    for pattern in members {
+        let full = root.join(pattern);
         match pattern.contains(['*', '?', '[']) {
             // What a glob finds, `exclude` takes out (and files are no packages); a
             // member listed by name stays one.
@@ -184,25 +195,23 @@ fn member_dirs(root: &Path, root_doc: &DocumentMut) -> Option<BTreeSet<PathBuf>>
         dirs.insert(root.to_path_buf());
     }
     // Path dependencies inside the root are members too, transitively.
+    let mut manifests = BTreeMap::new();
     let mut todo: Vec<PathBuf> = dirs.iter().cloned().collect();
     while let Some(dir) = todo.pop() {
         let doc = if dir == root { root_doc.clone() } else { read(&dir.join("Cargo.toml"))? };
         for table in dependency_tables(&doc, &["dependencies", "dev-dependencies", "build-dependencies"]) {
             for (key, spec) in table.iter() {
-                // `workspace = true`: the path is the root's, relative to the root.
-                let (spec, base) = match spec.get("workspace").and_then(|w| w.as_bool()) {
-                    Some(true) => (inherited.and_then(|t| t.get(key)).unwrap_or(spec), root),
-                    _ => (spec, dir.as_path()),
-                };
+                let (spec, from_root) = inherit(key, spec, inherited);
                 let Some(path) = spec.get("path").and_then(|p| p.as_str()) else { continue };
-                let dep = normal(&base.join(path));
+                let dep = normal(&if from_root { root } else { &dir }.join(path));
                 if dep.starts_with(root) && !excluded.iter().any(|e| dep.starts_with(e)) && dirs.insert(dep.clone()) {
                     todo.push(dep);
                 }
             }
         }
+        manifests.insert(dir, doc);
     }
-    Some(dirs)
+    Some(manifests)
 }
 
 /// `path` with `.` and `..` taken out, as cargo lists members' directories.
@@ -256,10 +265,7 @@ impl Dependencies<'_> {
         let mut out = Vec::new();
         for table in dependency_tables(self.doc, kinds) {
             for (key, spec) in table.iter() {
-                let spec = match spec.get("workspace").and_then(|w| w.as_bool()) {
-                    Some(true) => self.inherited.and_then(|t| t.get(key)).unwrap_or(spec),
-                    _ => spec,
-                };
+                let (spec, _) = inherit(key, spec, self.inherited);
                 let package = spec.get("package").and_then(|p| p.as_str()).unwrap_or(key).to_string();
                 out.push((key.to_string(), package, spec.get("path").is_some()));
             }
