@@ -270,31 +270,33 @@ fn run_startup(repo: &Path) -> String {
 const STARTUP_DEPENDENCIES: &str = "clap = { version = \"4\", features = [\"derive\"] }\nserde_json = \"1\"\n\
     toml_edit = \"0.22\"\nnotify = \"8\"\nindicatif = \"0.17\"\nignore = \"0.4\"\nsyn = { version = \"2\", features = [\"full\"] }\n";
 
+/// Writes the start-up workspace at `ws`: `preloaded-small`, with
+/// [`STARTUP_DEPENDENCIES`] when `dependencies`; returns its name.
+fn generate_startup(repo: &Path, ws: &Path, dependencies: bool) -> &'static str {
+    let size = Size { name: "startup", fns: 5, lines_per_fn: 18, hot: false, outside: false, preloaded: true };
+    generate(repo, ws, &size);
+    if !dependencies {
+        return "preloaded-small";
+    }
+    let manifest = ws.join("app/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap() + STARTUP_DEPENDENCIES;
+    std::fs::write(&manifest, text).unwrap();
+    // Each linked into the program, as a real one uses them.
+    let main = ws.join("app/src/main.rs");
+    let uses = "    let _ = (clap::Command::new(\"app\"), serde_json::json!(1), toml_edit::DocumentMut::new(), \
+        notify::Config::default(), indicatif::ProgressBar::hidden(), ignore::WalkBuilder::new(\".\"), \
+        syn::parse_str::<syn::Expr>(\"1\"));\n";
+    let text = std::fs::read_to_string(&main).unwrap().replacen("fn main() {\n", &format!("fn main() {{\n{uses}"), 1);
+    std::fs::write(&main, text).unwrap();
+    "preloaded-small with 7 crates.io dependencies"
+}
+
 /// One start-up table: `preloaded-small`, with [`STARTUP_DEPENDENCIES`] when
 /// `dependencies`.
 fn startup_rows(repo: &Path, runs: usize, dependencies: bool) -> String {
     let work = tempfile::tempdir().unwrap();
     let ws = work.path().join("startup");
-    let size = Size { name: "startup", fns: 5, lines_per_fn: 18, hot: false, outside: false, preloaded: true };
-    generate(repo, &ws, &size);
-    let name = match dependencies {
-        false => "preloaded-small",
-        true => {
-            let manifest = ws.join("app/Cargo.toml");
-            let text = std::fs::read_to_string(&manifest).unwrap() + STARTUP_DEPENDENCIES;
-            std::fs::write(&manifest, text).unwrap();
-            // Each linked into the program, as a real one uses them.
-            let main = ws.join("app/src/main.rs");
-            let uses =
-                "    let _ = (clap::Command::new(\"app\"), serde_json::json!(1), toml_edit::DocumentMut::new(), \
-                notify::Config::default(), indicatif::ProgressBar::hidden(), ignore::WalkBuilder::new(\".\"), \
-                syn::parse_str::<syn::Expr>(\"1\"));\n";
-            let text =
-                std::fs::read_to_string(&main).unwrap().replacen("fn main() {\n", &format!("fn main() {{\n{uses}"), 1);
-            std::fs::write(&main, text).unwrap();
-            "preloaded-small with 7 crates.io dependencies"
-        }
-    };
+    let name = generate_startup(repo, &ws, dependencies);
     let manifest = ws.join("Cargo.toml");
     let lib = ws.join("gen/src/lib.rs");
     println!("== startup: {name} after `cargo build`, {runs} runs each");
