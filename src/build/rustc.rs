@@ -297,6 +297,17 @@ impl Drop for Rustc {
     }
 }
 
+/// As cargo shows a command at `-vv`: `ENV=value ... rustc ARGS`, each word quoted
+/// for a POSIX shell where it needs it.
+impl std::fmt::Display for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env = self.env.iter().map(|(k, v)| format!("{k}={}", shell_words::quote(v)));
+        let words = std::iter::once(shell_words::quote(&self.program).into_owned())
+            .chain(self.args.iter().map(|a| shell_words::quote(a).into_owned()));
+        f.write_str(&env.chain(words).collect::<Vec<_>>().join(" "))
+    }
+}
+
 impl Rustc {
     /// Starts `direct` in `cwd`.
     pub fn spawn(direct: &Invocation, cwd: &Path) -> Result<Rustc, BuildError> {

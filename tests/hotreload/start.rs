@@ -64,3 +64,25 @@ fn a_second_run_while_a_session_runs_builds_nothing() {
     let now = std::fs::metadata(&executable).unwrap().modified().unwrap();
     assert_eq!(now, built, "the refused run built the program again");
 }
+
+/// The start warms rustc's incremental cache for each crate's patches; the first patch
+/// must be compiled with the very arguments it was warmed with, or rustc throws the
+/// cache away and the first reload is a whole compile (on mini-redis 2.6 s instead of
+/// 1.3 s). Priming used stub lint arguments a crate without `#[hot]` never gets.
+/// `-vv` shows each patch build's rustc command, as cargo shows its own.
+#[test]
+fn the_first_patch_compiles_with_the_arguments_the_start_warmed_its_cache_with() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app", "-vv"]);
+    s.wait_stdout("value=1", RELOAD);
+    fx.replace("logic/src/lib.rs", "    1\n}", "    2\n}");
+    s.wait_stdout("value=2", RELOAD);
+    let runs: Vec<String> = s
+        .stderr
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("Running `") && l.contains("--crate-name logic") && l.contains("linked"))
+        .collect();
+    assert_eq!(runs.len(), 2, "one warming compile and one patch of `logic`:\n{}", runs.join("\n"));
+    assert_eq!(runs[0], runs[1], "the patch's rustc arguments differ from the warming compile's");
+}
