@@ -340,11 +340,32 @@ fn startup_rows(repo: &Path, runs: usize, dependencies: bool) -> String {
         cmd.env("PATH", &path);
         first_line(cmd)
     };
+    // What no session can avoid: cargo's dispatch of the subcommand (before the tool
+    // runs), then a second cargo's check that the program is built.
+    let exit_time = |mut cmd: Command| -> f64 {
+        let started = Instant::now();
+        let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        assert!(status.success(), "{cmd:?} failed");
+        ms(started.elapsed())
+    };
+    let dispatch = || {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["hotreload", "--version"]).env("PATH", &path);
+        exit_time(cmd)
+    };
+    let check = || {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--offline", "-q", "--manifest-path"]).arg(&manifest).env("CARGO_TARGET_DIR", &target);
+        exit_time(cmd)
+    };
     // The agent library is built once per installation, not per session: not timed.
     cargo_build();
     hotreload_run();
     let (mut run, mut first, mut later, mut edited, mut run_edited) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut dispatched, mut checked) = (vec![], vec![]);
     for i in 0..runs {
+        dispatched.push(dispatch());
+        checked.push(check());
         run.push(cargo_run());
         later.push(hotreload_run());
         std::fs::remove_dir_all(target.join("hotreload")).unwrap();
@@ -374,6 +395,15 @@ fn startup_rows(repo: &Path, runs: usize, dependencies: bool) -> String {
         let _ = writeln!(out, "| {name} | {median:.1} | {p90:.1} | {max:.1} | {:.2}× |", median / base);
         println!("{name:<60} median {median:>8.1}  p90 {p90:>8.1}  max {max:>8.1}");
     }
+    let (dispatch, check) = (stats(dispatched).0, stats(checked).0);
+    let floor = dispatch + check;
+    let _ = writeln!(
+        out,
+        "\nThe floor: cargo's dispatch of `cargo hotreload --version` ({dispatch:.1} ms) plus a `cargo build` \
+         with nothing to do ({check:.1} ms) = {floor:.1} ms, {:.2}× `cargo run`, before the program starts.",
+        floor / base
+    );
+    println!("floor: dispatch {dispatch:.1} + build check {check:.1} = {floor:.1} ms ({:.2}x cargo run)", floor / base);
     out.push('\n');
     out
 }
