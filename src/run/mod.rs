@@ -301,6 +301,13 @@ fn saved_file(
         SavedFile::OtherTarget
     } else if path.ends_with("Cargo.toml") || path.ends_with("build.rs") {
         SavedFile::NeedsRestart("changed")
+    } else if member.lib.as_ref().is_some_and(|(_, root)| root.parent() == Some(member.dir.as_path())) {
+        // Its sources would be the whole package folder, `target/` and all: not read as
+        // the library's (`Member::lib_dir`).
+        SavedFile::NeedsRestart(
+            "is in a library whose root is in its package's own folder (`[lib] path = \"lib.rs\"`), which is \
+             not reloaded: move the library's files below a folder of their own (`src/`) to reload it",
+        )
     } else {
         SavedFile::NeedsRestart("is not in a reloadable library crate")
     }
@@ -1564,5 +1571,45 @@ mod tests {
         // Another package's files never are.
         let other = crate::workspace::Member { name: "logic".into(), ..member(false) };
         assert!(!is(&other, &main, "/w/app/src/main.rs"));
+    }
+
+    /// A library rooted in its package's own folder is not read as reloadable source:
+    /// its saves say so and what to do, not "not in a reloadable library crate".
+    #[test]
+    fn a_library_rooted_in_its_package_folder_says_what_to_do() {
+        let logic = crate::workspace::Member {
+            name: "logic".into(),
+            dir: "/w/logic".into(),
+            lib: Some(("logic".into(), "/w/logic/lib.rs".into())),
+            hot: false,
+            runtime_name: None,
+            depends_on: BTreeSet::new(),
+            runnables: Vec::new(),
+            binary_runtime: None,
+            default_run: None,
+            default_member: false,
+        };
+        let ws = Workspace {
+            root: "/w".into(),
+            target_dir: "/w/target".into(),
+            members: [("logic".to_string(), logic)].into(),
+        };
+        let app = Binary {
+            package: "app".into(),
+            kind: "bin",
+            name: "app".into(),
+            src: "/w/app/src/main.rs".into(),
+            runtime: None,
+        };
+        for file in ["/w/logic/lib.rs", "/w/logic/shapes.rs", "/w/logic/shapes/circle.rs"] {
+            match saved_file(&ws, &app, None, Path::new(file), true) {
+                SavedFile::NeedsRestart(why) => assert!(why.contains("package's own folder"), "{file}: {why}"),
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            saved_file(&ws, &app, None, Path::new("/w/logic/build.rs"), true),
+            SavedFile::NeedsRestart("changed")
+        );
     }
 }
