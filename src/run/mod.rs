@@ -419,13 +419,27 @@ struct Running {
     seen: Option<u64>,
     /// Its compiled functions, once read (from the program's build, then each patch's).
     code: Option<crate::check::code::Functions>,
-    /// The rlib of its newest applied linked patch: crates above it compile against it.
+    /// The rlib of its newest linked patch that applied or changed no function (a new
+    /// `const` or type): crates above it compile against it.
     rlib: Option<PathBuf>,
     /// Every function, the crate's own or an instance of another's, that its code had
     /// and an applied patch's has not, by symbol: a copy the program still has, but
     /// that the crate's new code no longer calls (it calls an upstream crate's copy),
     /// or a function of its own removed (which, back, is the program's again).
     dropped: BTreeSet<String>,
+}
+
+impl Running {
+    /// Makes `new` the rlib crates above compile against. Only the newest is compiled
+    /// against: the older copy's folder goes, unless `new` was kept in it (a patch that
+    /// changed no function took the next generation's folder, as the next applied one does).
+    fn replace_rlib(&mut self, new: Option<PathBuf>) {
+        let new_dir = new.as_deref().and_then(Path::parent);
+        if let Some(dir) = self.rlib.as_deref().and_then(Path::parent).filter(|d| Some(*d) != new_dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        self.rlib = new;
+    }
 }
 
 /// What builds of a crate found, by the content hash of its sources.

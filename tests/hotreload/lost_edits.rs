@@ -182,3 +182,23 @@ fn a_library_outside_src_reloads() {
     fx.replace("logic/code/logic.rs", "    helper()\n}", "    helper() + 10\n}");
     s.wait_stdout("value=12 label=bin-old", RELOAD);
 }
+
+/// A library edit that changes no function (a new `pub const`, a new type) builds but
+/// loads nothing; the crates above it must still compile against that build. They
+/// compiled against the program's own build of the library: `cannot find value `BONUS`
+/// in crate `logic`` on every save of the binary, until a function of the library changed.
+#[test]
+fn a_crate_above_a_library_edit_that_changes_no_function_compiles_against_it() {
+    let fx = Fixture::new("plain");
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.edit("logic/src/lib.rs", |t| format!("{t}\n/// New, used by no function yet.\npub const BONUS: u32 = 9;\n"));
+    s.wait_stderr("Unchanged logic", RELOAD);
+    fx.replace(
+        "app/src/main.rs",
+        "    \"bin-old\"",
+        "    if logic::BONUS == 9 { \"bin-bonus\" } else { \"bin-other\" }",
+    );
+    s.wait_stdout("value=1 label=bin-bonus", RELOAD);
+    s.assert_stderr_count("error", 0);
+}

@@ -390,7 +390,7 @@ impl Driver {
         let reloaded: Vec<String> = self
             .dependencies(&krate.package)
             .into_iter()
-            .filter(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0))
+            .filter(|dep| self.crates.get(dep).is_some_and(|c| c.running.generation > 0 || c.running.rlib.is_some()))
             .collect();
         // With entries redirected, the program's copies of a reloaded dependency's
         // functions lead to its newest code, and the patch compiles against its newest

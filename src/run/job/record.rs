@@ -73,11 +73,7 @@ impl Driver {
         let mut holders = 0;
         if let Some(entries) = entries {
             let running = &mut self.state(&plan.krate.package).running;
-            // Only the newest is compiled against: the older copy goes.
-            if let Some(dir) = running.rlib.as_deref().and_then(std::path::Path::parent) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            running.rlib = entries.rlib;
+            running.replace_rlib(entries.rlib);
             if let Some(old) = &running.code {
                 running.dropped.extend(old.missing_from(&entries.code).cloned());
             }

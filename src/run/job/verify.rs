@@ -96,7 +96,13 @@ impl Driver {
         self.state(name).cache.failed = None;
         let diff_started = Instant::now();
         let library = Library::read(placed.0.as_ref().expect("placed"))?;
-        let diff = self.records_diff(plan, &library, &route, entries.as_ref())?;
+        let diff = match self.records_diff(plan, &library, &route, entries.as_ref()) {
+            Err(Stop::Unchanged(why)) => {
+                self.adopt_unchanged(plan, entries);
+                return Err(Stop::Unchanged(why));
+            }
+            diff => diff?,
+        };
         let toolchain = self.toolchain_of(plan, &library)?;
         self.settings_allow(plan)?;
         let check_time = layout_time + diff_started.elapsed();
@@ -144,6 +150,20 @@ impl Driver {
             return Err(Stop::Unchanged("the patch changes no function".into()));
         }
         Ok(patch)
+    }
+
+    /// A linked patch that changes no function loads nothing, yet it may add what
+    /// crates above it use (a `pub const`, a type): they compile against it from now on,
+    /// as against an applied patch, or rustc would not find what the edit added. Its
+    /// code is the running code, so the program runs what they link against.
+    fn adopt_unchanged(&mut self, plan: &Plan, entries: Option<Entries>) {
+        let Some(entries) = entries.filter(|e| e.rlib.is_some()) else { return };
+        let running = &mut self.state(&plan.krate.package).running;
+        running.replace_rlib(entries.rlib);
+        running.code = Some(entries.code);
+        if let Ok(new) = &plan.scanned {
+            running.snapshot = new.clone();
+        }
     }
 
     /// The rustc that built the patch (by its records), the program's when it has no
