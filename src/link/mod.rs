@@ -178,7 +178,9 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
         fs_err::write(&path, object.bytes())?;
         inputs.push(path);
     }
-    for (i, mut object) in pulled.objects.into_iter().enumerate() {
+    for (i, pulled) in pulled.objects.into_iter().enumerate() {
+        let mut object = pulled.member;
+        provide::bind_local_state(object.bytes_mut(), &pulled.state).map_err(Error::Unlinkable)?;
         tls::rewrite_tls(object.bytes_mut(), request.program).map_err(Error::Unlinkable)?;
         provide::exclude_initialisers(object.bytes_mut()).map_err(Error::Unlinkable)?;
         let path = request.work_dir.join(format!("pulled-{i}-{}", object.name.replace('/', "_")));

@@ -9,8 +9,11 @@
 //! global symbol of the object that a running copy has is bound to that copy by the
 //! linker script — the program's
 //! statics stay the only ones. The walk the linker's collection makes is made here
-//! first, to refuse by name what would not be the program's: private state (a
-//! `static` of std's that the program has, now copied) or a thread-local.
+//! first, to refuse by name what would not be the program's: a thread-local, or
+//! private state (a `static` of std's) that cannot be bound to the program's copy.
+//! Private state the program has under the same Rust symbol name (a local symbol, as
+//! `std::io::stdio::STDOUT` is) is bound to it: the object's references are pointed at
+//! the program's copy ([`bind_local_state`]) and its own is left out.
 
 use super::bind::Newest;
 use super::demangle;
@@ -76,6 +79,7 @@ impl Providers {
         let (mut objects, mut by_key) = (Vec::new(), HashMap::new());
         let mut pulled = Pulled::default();
         let mut used = BTreeSet::new();
+        let mut bound: BTreeMap<usize, BTreeMap<usize, u64>> = BTreeMap::new();
         for name in missing {
             let mut walk =
                 Walk { program, earlier, objects: &mut objects, by_key: &mut by_key, found: Found::default() };
@@ -85,22 +89,29 @@ impl Providers {
                     pulled.defined.extend(found.defined);
                     pulled.needs.extend(found.needs);
                     used.extend(found.objects);
+                    for (object, sections) in found.state {
+                        bound.entry(object).or_default().extend(sections);
+                    }
                 }
                 Err(why) => {
                     pulled.declined.insert(name.clone(), why);
                 }
             }
         }
-        let objects: Vec<Object> =
-            objects.into_iter().enumerate().filter(|(i, _)| used.contains(i)).map(|(_, o)| o).collect();
-        for object in &objects {
+        let objects: Vec<(Object, BTreeMap<usize, u64>)> = objects
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| used.contains(i))
+            .map(|(i, o)| (o, bound.remove(&i).unwrap_or_default()))
+            .collect();
+        for (object, _) in &objects {
             for name in object.globals().unwrap_or_default() {
                 if let Some(address) = running_copy(&name, program, earlier) {
                     pulled.bindings.insert(name, address);
                 }
             }
         }
-        pulled.objects = objects.into_iter().map(|o| o.member).collect();
+        pulled.objects = objects.into_iter().map(|(o, state)| PulledObject { member: o.member, state }).collect();
         pulled
     }
 }
@@ -173,7 +184,7 @@ pub(super) fn exclude_initialisers(data: &mut [u8]) -> Result<(), String> {
 #[derive(Default)]
 pub(super) struct Pulled {
     /// The objects, linked like the patch's own.
-    pub(super) objects: Vec<Member>,
+    pub(super) objects: Vec<PulledObject>,
     /// Names their linked part defines for the patch (functions the program lacks).
     pub(super) defined: BTreeSet<String>,
     /// Names their linked part needs from outside them: bound as the patch's needs are.
@@ -185,6 +196,14 @@ pub(super) struct Pulled {
     pub(super) declined: BTreeMap<String, String>,
 }
 
+/// One pulled object.
+pub(super) struct PulledObject {
+    pub(super) member: Member,
+    /// Its sections of private state the program has, each with the address of the
+    /// program's copy: to be bound to it ([`bind_local_state`]).
+    pub(super) state: BTreeMap<usize, u64>,
+}
+
 /// What one missing name's walk found.
 #[derive(Default)]
 struct Found {
@@ -192,6 +211,9 @@ struct Found {
     needs: BTreeSet<String>,
     /// Indexes of the objects it reached.
     objects: BTreeSet<usize>,
+    /// By object, its sections of private state the program has, with the address of
+    /// the program's copy: not walked, since the program's copy is what runs.
+    state: BTreeMap<usize, BTreeMap<usize, u64>>,
 }
 
 /// The address of `name`'s running copy: the newest earlier patch's, else the program's.
@@ -255,7 +277,10 @@ impl Walk<'_> {
         rlibs: &[PathBuf],
         index: &HashMap<String, (usize, u64)>,
     ) -> Result<(), String> {
-        self.objects[at].check_state(section, self.program)?;
+        if let State::Program(address) = self.objects[at].check_state(section, self.program)? {
+            self.found.state.entry(at).or_default().insert(section, address);
+            return Ok(());
+        }
         for target in self.objects[at].targets(section)? {
             match target {
                 Target::Section(s) => queue.push((at, s)),
@@ -366,9 +391,12 @@ impl Object {
         Ok(names)
     }
 
-    /// Refuses a writable section whose symbols the program has: the linked copy would
-    /// be state of its own, beside the program's (a local symbol cannot be bound).
-    fn check_state(&self, section: usize, program: &ProgramImage) -> Result<(), String> {
+    /// What `section` is: code or constants, or state. State the program also has
+    /// (by symbol name) is the program's when it is one Rust static the program has
+    /// once, of the same size (a Rust symbol name holds its crate's hash, so the same
+    /// name is the same static); any other is refused: the linked copy would be state of
+    /// its own, beside the program's.
+    fn check_state(&self, section: usize, program: &ProgramImage) -> Result<State, String> {
         let data = self.member.bytes();
         let (header, endian) = parse(data)?;
         let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
@@ -380,19 +408,33 @@ impl Object {
             return Err("new code calls library code the program never linked that uses thread-locals".into());
         }
         if !writable {
-            return Ok(());
+            return Ok(State::Code);
         }
         let symtab = sections.symbols(endian, data, elf::SHT_SYMTAB).map_err(|e| e.to_string())?;
-        for sym in symtab.iter().filter(|s| s.st_shndx(endian) as usize == section) {
-            let name = String::from_utf8_lossy(symtab.symbol_name(endian, sym).map_err(|e| e.to_string())?);
-            if !name.is_empty() && program.symbol(&name).is_some() {
-                return Err(format!(
-                    "new code calls library code the program never linked, which would get its own copy of `{}`",
-                    demangle(&name)
-                ));
-            }
+        let named: Vec<_> = symtab
+            .iter()
+            .filter(|s| s.st_shndx(endian) as usize == section && s.st_type() != elf::STT_SECTION)
+            .map(|s| Ok((String::from_utf8_lossy(symtab.symbol_name(endian, s)?).into_owned(), s.st_size(endian))))
+            .collect::<Result<_, object::Error>>()
+            .map_err(|e| e.to_string())?;
+        let shared: Vec<_> = named.iter().filter(|(n, _)| !n.is_empty() && program.symbol(n).is_some()).collect();
+        let Some((first, size)) = shared.first() else { return Ok(State::Code) };
+        let theirs = program.symbol(first).expect("found above");
+        // (A section index past `SHN_LORESERVE` is in an extended table, not bound.)
+        let bindable = named.len() == 1
+            && section < usize::from(elf::SHN_LORESERVE)
+            && is_rust_symbol(first)
+            && !theirs.tls
+            && !theirs.ambiguous
+            && theirs.writable
+            && theirs.size == *size;
+        if bindable {
+            return Ok(State::Program(theirs.address));
         }
-        Ok(())
+        Err(format!(
+            "new code calls library code the program never linked, which would get its own copy of `{}`",
+            demangle(first)
+        ))
     }
 
     /// Where each relocation of `section` leads.
@@ -430,6 +472,106 @@ impl Object {
     }
 }
 
+/// What a section reached by the walk is.
+enum State {
+    /// Code or constants: walked and linked.
+    Code,
+    /// A static the program has, at this address: bound to it, not linked.
+    Program(u64),
+}
+
+/// A Rust symbol name (v0 `_R…`, or legacy `_ZN…17h<hash>E`): it names its crate's
+/// hash, so a program's local symbol of that name is the same static. A C static's
+/// name (`count`) may be another file's.
+fn is_rust_symbol(name: &str) -> bool {
+    name.starts_with("_R") || name.starts_with("_ZN") && name.ends_with('E') && name.contains("17h")
+}
+
+/// Binds the private statics `state` names (section → the program's copy's address)
+/// in pulled object `data`, in place: the static's local symbol becomes absolute, at
+/// the program's copy; relocations against its section's symbol are moved to it
+/// (their addend less the static's offset); the section is marked `SHF_EXCLUDE`, so a
+/// reference left to it fails the link rather than link a second copy.
+pub(super) fn bind_local_state(data: &mut [u8], state: &BTreeMap<usize, u64>) -> Result<(), String> {
+    if state.is_empty() {
+        return Ok(());
+    }
+    let (symtab_at, entsize, count, relas, shoff, shentsize) = layout_for_binding(data)?;
+    let sym_at = |i: usize| symtab_at + i * entsize;
+    let read_u16 = |d: &[u8], at: usize| u16::from_le_bytes(d[at..at + 2].try_into().expect("2 bytes"));
+    let read_u64 = |d: &[u8], at: usize| u64::from_le_bytes(d[at..at + 8].try_into().expect("8 bytes"));
+    for (&section, &address) in state {
+        // Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
+        let (mut named, mut section_symbol) = (None, None);
+        for i in 1..count {
+            let at = sym_at(i);
+            if usize::from(read_u16(data, at + 6)) != section {
+                continue;
+            }
+            match data[at + 4] & 0xf {
+                elf::STT_SECTION => section_symbol = Some(i),
+                _ => named = Some((i, read_u64(data, at + 8))),
+            }
+        }
+        let (symbol, offset) = named.ok_or("a bound static lost its symbol")?;
+        let at = sym_at(symbol);
+        data[at + 6..at + 8].copy_from_slice(&elf::SHN_ABS.to_le_bytes());
+        data[at + 8..at + 16].copy_from_slice(&address.to_le_bytes());
+        if let Some(section_symbol) = section_symbol {
+            for &(rela_at, rela_len) in &relas {
+                // Elf64_Rela: r_offset u64, r_info u64 (symbol << 32 | type), r_addend i64.
+                for entry in (rela_at..rela_at + rela_len).step_by(24) {
+                    let info = read_u64(data, entry + 8);
+                    if (info >> 32) as usize == section_symbol {
+                        let info = (symbol as u64) << 32 | (info & 0xffff_ffff);
+                        let addend = i64::from_le_bytes(data[entry + 16..entry + 24].try_into().expect("8 bytes"));
+                        data[entry + 8..entry + 16].copy_from_slice(&info.to_le_bytes());
+                        let addend = addend.wrapping_sub(offset as i64);
+                        data[entry + 16..entry + 24].copy_from_slice(&addend.to_le_bytes());
+                    }
+                }
+            }
+        }
+        let flags_at = shoff + section * shentsize + 8;
+        let flags = read_u64(data, flags_at) | u64::from(elf::SHF_EXCLUDE);
+        data[flags_at..flags_at + 8].copy_from_slice(&flags.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Where [`bind_local_state`] writes: the symbol table (offset, entry size, count),
+/// every `SHT_RELA` section's entries (offset, length), and the section headers
+/// (offset, entry size), each checked to lie inside `data`.
+#[allow(clippy::type_complexity)]
+fn layout_for_binding(data: &[u8]) -> Result<(usize, usize, usize, Vec<(usize, usize)>, usize, usize), String> {
+    let (header, endian) = parse(data)?;
+    if endian != Endianness::Little {
+        return Err("a big-endian object".into());
+    }
+    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+    let inside = |at: u64, len: u64| at.checked_add(len).is_some_and(|end| end <= data.len() as u64);
+    let (mut symtab, mut relas) = (None, Vec::new());
+    for section in sections.iter() {
+        let (at, len) = (section.sh_offset(endian), section.sh_size(endian));
+        match section.sh_type(endian) {
+            elf::SHT_SYMTAB if section.sh_entsize(endian) == 24 && inside(at, len) => {
+                symtab = Some((at as usize, 24, (len / 24) as usize));
+            }
+            elf::SHT_RELA if section.sh_entsize(endian) == 24 && len % 24 == 0 && inside(at, len) => {
+                relas.push((at as usize, len as usize));
+            }
+            elf::SHT_SYMTAB | elf::SHT_RELA => return Err("a symbol or relocation table of an unknown shape".into()),
+            _ => {}
+        }
+    }
+    let (symtab_at, entsize, count) = symtab.ok_or("an object without a symbol table")?;
+    let (shoff, shentsize) = (header.e_shoff(endian) as usize, usize::from(header.e_shentsize(endian)));
+    if shentsize != 64 || !inside(shoff as u64, (shentsize * sections.len()) as u64) {
+        return Err("section headers of an unknown shape".into());
+    }
+    Ok((symtab_at, entsize, count, relas, shoff, shentsize))
+}
+
 fn parse(data: &[u8]) -> Result<(&Header, Endianness), String> {
     let header = Header::parse(data).map_err(|e| e.to_string())?;
     let endian = header.endian().map_err(|e| e.to_string())?;
@@ -439,6 +581,15 @@ fn parse(data: &[u8]) -> Result<(&Header, Endianness), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_rust_symbol_names_are_bound_by_name() {
+        assert!(is_rust_symbol("_RNvNtNtCsjrHSEGnQ3l9_3std2io5stdio6STDOUT"));
+        assert!(is_rust_symbol("_ZN3std2io5stdio6STDOUT17h0123456789abcdefE"));
+        // A C static's name may be another file's static.
+        assert!(!is_rust_symbol("count"));
+        assert!(!is_rust_symbol("_ZN5state"));
+    }
 
     #[test]
     fn an_rlibs_index_names_the_member_of_each_symbol() {

@@ -1534,7 +1534,7 @@ mod tests {
         history.record(&Outcome::Refused(Refusal::ByProgram("cannot map".into())));
         assert_eq!(history.restart_needed, None);
         for ms in 0..15 {
-            history.record(&Outcome::Applied { ms, route: job::Route::Linked });
+            history.record(&Outcome::Applied { ms, route: job::Route::Linked, kept: Vec::new() });
         }
         assert_eq!(history.recent_ms, (5..15).collect::<Vec<_>>());
         // A failed build, then the source the program runs again: said, and forgotten.

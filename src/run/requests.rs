@@ -55,8 +55,14 @@ impl Driver {
         let ControlRequest::Settings { mode, reload, skip } = request else { return Vec::new() };
         let new = Settings { mode, reload: reload.into_iter().collect(), skip: skip.into_iter().collect() };
         let changes = new.changes_from(&self.steer.settings);
+        // The command that asked says it either way; the session's own output only
+        // when something changed (`-v`: always).
+        if new == self.steer.settings {
+            self.shell.verbose_status("Settings", format_args!("{changes} (set by `cargo hotreload`)"));
+        } else {
+            self.shell.status("Settings", format_args!("{changes} (set by `cargo hotreload`)"));
+        }
         self.steer.settings = new;
-        self.shell.status("Settings", format_args!("{changes} (set by `cargo hotreload`)"));
         vec![format!("the running session (pid {}): {changes}", std::process::id())]
     }
 

@@ -133,12 +133,16 @@ impl Settings {
 
     /// IPython's `%aimport` listing: what reloads, then what is skipped.
     pub fn listing(&self) -> String {
+        let listed = |names: &BTreeSet<String>| match names.is_empty() {
+            true => "(none)".to_string(),
+            false => names.iter().cloned().collect::<Vec<_>>().join(" "),
+        };
         let reload = match self.mode {
             Mode::All => "all-except-skipped".to_string(),
             Mode::Off => "none (mode is off)".to_string(),
-            Mode::Explicit => self.reload.iter().cloned().collect::<Vec<_>>().join(" "),
+            Mode::Explicit => listed(&self.reload),
         };
-        let skip = self.skip.iter().cloned().collect::<Vec<_>>().join(" ");
+        let skip = listed(&self.skip);
         format!("Crates to reload:\n{reload}\n\nCrates to skip:\n{skip}\n")
     }
 
@@ -340,6 +344,11 @@ mod tests {
         assert_eq!(
             Settings { mode: Mode::Explicit, reload: ["x".into()].into(), skip: ["y".into()].into() }.listing(),
             "Crates to reload:\nx\n\nCrates to skip:\ny\n"
+        );
+        // Nothing marked: said, not an empty heading.
+        assert_eq!(
+            Settings { mode: Mode::Explicit, ..Settings::default() }.listing(),
+            "Crates to reload:\n(none)\n\nCrates to skip:\n(none)\n"
         );
     }
 

@@ -35,7 +35,7 @@ fn mode_names_numbers_and_mistakes() {
 fn aimport_marks_skips_and_lists_like_ipython() {
     let fx = Fixture::new("multi");
     let out = hotreload(&fx, &["aimport"]);
-    assert_eq!(out.stdout, "Crates to reload:\nall-except-skipped\n\nCrates to skip:\n\n");
+    assert_eq!(out.stdout, "Crates to reload:\nall-except-skipped\n\nCrates to skip:\n(none)\n");
     let out = hotreload(&fx, &["aimport", "-alpha,", "beta", "--save"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     hotreload(&fx, &["mode", "explicit", "--save"]);
@@ -68,8 +68,12 @@ fn explicit_mode_reloads_only_aimported_crates_even_when_set_before_the_session(
     fx.replace("beta/src/lib.rs", "beta-0", "beta-1");
     fx.replace("alpha/src/lib.rs", "alpha-0", "alpha-1");
     s.wait_stdout("alpha=alpha-1 beta=beta-0", RELOAD);
+    // Asked for what already holds: the command says so; the session says nothing.
+    let again = hotreload(&fx, &["mode", "explicit"]);
+    assert!(again.stderr.contains("nothing changed (mode explicit)"), "{}", again.stderr);
     s.assert_no_stderr_for("Reloaded beta", QUIET);
     s.assert_stderr_count("Reloaded beta", 0);
+    s.assert_stderr_count("nothing changed", 0);
     assert!(s.last_stdout().contains("beta=beta-0"));
     // Marking it applies the change that waited.
     assert_eq!(hotreload(&fx, &["aimport", "beta"]).code, Some(0));

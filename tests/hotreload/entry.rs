@@ -105,6 +105,9 @@ fn functions_without_annotations_switch_at_their_entries() {
     fx.replace(MAIN, "from_millis(5)", "from_millis(4)");
     s.wait_stderr("`app::main` keeps its old code: it is running", RELOAD);
     assert_eq!(s.stderr.count(|l| l.contains("Reloaded app")), reloads, "a reload of nothing was announced");
+    // `status` says so too, not a bare "applied".
+    let status = crate::harness::hotreload(&fx, &["status"]);
+    assert!(status.stdout.contains("`app::main` keeps its old code"), "{}", status.stdout);
     s.assert_stderr_count("restart needed", 0);
     let reloaded = s.stderr.count(|l| l.contains("Reloaded logic"));
     let linked = s.stderr.count(|l| l.contains("Reloaded logic") && l.contains("1 static and 1 thread-local shared"));
@@ -126,6 +129,8 @@ fn code_only_other_crates_compiled_switches_there() {
     s.wait_stdout("wrapped=(2) bigger=7 shout=shout-old", RELOAD);
     fx.replace(LIB, "format!(\"({t})\")", "format!(\"[{t}]\")");
     s.wait_stderr("Updating `app`, which holds copies of `logic::wrap`", RELOAD);
+    // The edited crate's reload is said, with where its new code runs.
+    s.wait_stderr("Reloaded logic: its changed code runs as copies other crates hold", RELOAD);
     s.wait_stdout("wrapped=[2] bigger=7 shout=shout-old", RELOAD);
     fx.replace("base/src/lib.rs", "if a > b {", "if a < b {");
     s.wait_stderr("Updating `logic`, which holds copies of `base::pick`", RELOAD);
@@ -356,4 +361,45 @@ fn an_example_reloads_and_other_targets_are_left_alone() {
     s.assert_stderr_count("Reloaded binonly", 0);
     s.assert_stderr_count("restart needed", 0);
     s.assert_stderr_count("nothing can be reloaded", 0);
+}
+
+/// The most common debugging edit, `println!` in code of a program that never printed
+/// that way (it writes to `stdout()` itself): the patch brings std's `_print`, whose
+/// code uses std's private statics (`STDOUT`, the capture flag). The program has them,
+/// as local symbols; the patch's references are bound to those, never to copies of its
+/// own (two `STDOUT`s would be two locks and two buffers). It was "restart needed: …
+/// would get its own copy of `std::io::stdio::STDOUT`".
+#[test]
+fn println_in_a_program_that_never_called_it_prints_through_the_programs_stdout() {
+    let fx = Fixture::new("plain");
+    std::fs::write(
+        fx.path("app/src/main.rs"),
+        "use std::io::Write;\n\nfn main() {\n    std::thread::spawn(|| {\n        let mut sink = String::new();\n        \
+         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}\n        std::process::exit(0);\n    });\n    \
+         let mut last = 0;\n    loop {\n        let value = logic::value();\n        if value != last {\n            \
+         let mut out = std::io::stdout().lock();\n            let _ = writeln!(out, \"value={value}\");\n            \
+         let _ = write!(out, \"pending;\");\n            last = value;\n        }\n        \
+         std::thread::sleep(std::time::Duration::from_millis(5));\n    }\n}\n",
+    )
+    .unwrap();
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=1", RELOAD);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = running.split('`').nth(1).unwrap().to_string();
+    let symbols = std::process::Command::new("nm").arg(&executable).output().unwrap();
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    assert!(!symbols.contains("5stdio6_print"), "the program calls `_print` already");
+    assert!(symbols.contains("5stdio6STDOUT"), "the program has no `STDOUT` to share");
+    fx.replace(
+        "logic/src/lib.rs",
+        "    helper()\n}",
+        "    static SAID: std::sync::Once = std::sync::Once::new();\n    SAID.call_once(|| println!(\"said by new code\"));\n    \
+         helper() + 1\n}",
+    );
+    // The program left `pending;` in its `STDOUT`'s line buffer: the new code's line
+    // ends it only if it prints through that same `STDOUT`.
+    s.wait_stdout("pending;said by new code", RELOAD);
+    s.wait_stdout("value=2", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
+    s.assert_stderr_count("STDOUT", 0);
 }

@@ -57,6 +57,8 @@ pub(super) enum Outcome {
         ms: u64,
         /// The way it went.
         route: Route,
+        /// Changed functions that keep their old code (a running `main`), by path.
+        kept: Vec<String>,
     },
     /// Not applied, and why.
     Refused(Refusal),
@@ -83,7 +85,14 @@ impl Outcome {
     /// For `status`: a short word and a detail.
     pub(super) fn describe(&self) -> (&'static str, Option<String>) {
         match self {
-            Outcome::Applied { ms, route } => ("applied", Some(format!("{ms} ms after the save, {route}"))),
+            Outcome::Applied { ms, route, kept } => {
+                let mut detail = format!("{ms} ms after the save, {route}");
+                if !kept.is_empty() {
+                    let names = kept.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                    detail += &format!("; {names} keep{} its old code", if kept.len() == 1 { "s" } else { "" });
+                }
+                ("applied", Some(detail))
+            }
             Outcome::Refused(refusal) => ("refused", Some(refusal.to_string())),
             Outcome::BuildFailed | Outcome::StillFailing => ("build failed", None),
             Outcome::Disabled => ("not applied", Some("reloading was turned off meanwhile".into())),
@@ -192,7 +201,8 @@ impl Driver {
         let applied = self.load(&plan, verified)?;
         let report = self.record(plan, applied);
         self.report(&report);
-        Ok(Outcome::Applied { ms: report.elapsed.as_millis() as u64, route: report.route })
+        let kept = report.kept.iter().map(|(name, _)| name.clone()).collect();
+        Ok(Outcome::Applied { ms: report.elapsed.as_millis() as u64, route: report.route, kept })
     }
 
     /// What a stop means for `name`, said to the user once, here.

@@ -17,8 +17,16 @@ impl Driver {
         };
         let nothing = report.updated.is_empty() && report.added.is_empty() && report.removed.is_empty();
         // Only copies other crates hold changed: their `Updating` and `Reloaded` lines
-        // say where the edit reaches the program ("0 updated" here would say it did not).
+        // follow ("0 updated" here would say the edit did not reach the program).
         if nothing && report.kept.is_empty() && report.holders > 0 {
+            self.shell.status(
+                "Reloaded",
+                format_args!(
+                    "{}: its changed code runs as copies other crates hold ({} ms, {how})",
+                    report.name,
+                    report.elapsed.as_millis()
+                ),
+            );
             return;
         }
         // Only functions that keep their old code (a running `main`): "Reloaded …: 0
