@@ -458,7 +458,8 @@ impl Driver {
 
     /// Compiles `krate` once for the linked route, so the first real patch finds rustc's
     /// incremental cache warm (built with that patch's arguments: [`Form::prime`]), the program's
-    /// image read (~20 ms for a 10 MB debug program) and the linker found. Quiet: errors
+    /// image read (~20 ms for a 10 MB debug program), its objects' type layouts compared
+    /// with the program's, and the linker found. Quiet: errors
     /// show when a patch is built. Its functions, compiled exactly as patches are, are
     /// what the first patch's are compared with (see [`crate::check::code`]) — when
     /// the sources are still those the program was built from.
@@ -466,6 +467,14 @@ impl Driver {
         let form = Form::prime(self.is_hot(&krate.package), self.entries_enabled());
         let Ok(mut started) = self.start_linked(krate, form) else { return };
         let Ok(rlib) = started.wait(&self.shell, true, &|| true) else { return };
+        if form.debuginfo {
+            // Most objects of the first patch will be these, byte for byte (rustc's
+            // incremental cache): compared now, that patch reads only what it changed.
+            let program = self.layouts.get();
+            if let Ok(program) = &*program {
+                let _ = self.layouts.check_rlib(program, &rlib, self.entries_enabled());
+            }
+        }
         let built_from = self.state(&krate.package).running.built_from;
         if self.entries_enabled() && sources_hash(&krate.src) == built_from {
             match crate::check::code::Functions::read_rlib(&rlib) {

@@ -195,30 +195,44 @@ impl Driver {
     /// [`crate::check::layout`]), as refusal reasons; `None` when nothing does. Without
     /// the program's or the patch's debug info nothing can be compared: said, and refused.
     fn layout_changes(&mut self, built: &Built) -> Option<Vec<String>> {
-        let patch = match built {
-            // Nothing that decides layouts changed: built without debug info.
-            Built::Linked(l) if !l.debuginfo => return None,
-            Built::Linked(l) => Layouts::read_rlib(&l.rlib),
-            Built::SelfContained { debuginfo: false, .. } => return None,
-            Built::SelfContained { file, .. } => Layouts::read_file(file),
-        };
+        // Nothing that decides layouts changed: built without debug info.
+        if matches!(built, Built::Linked(l) if !l.debuginfo)
+            || matches!(built, Built::SelfContained { debuginfo: false, .. })
+        {
+            return None;
+        }
         let program = self.layouts.get();
         let environments = self.entries_enabled();
-        let why = match (&*program, patch) {
-            (Ok(program), Ok(patch)) if !program.is_empty() && !patch.is_empty() => {
-                let found = patch.mismatches(program, environments);
-                if found.is_empty() {
-                    return None;
-                }
-                return Some(found.into_iter().map(|m| format!("`{}`: {}", m.item, m.reason)).collect());
-            }
-            (Ok(program), Ok(_)) if program.is_empty() => "the program has no debug info".to_string(),
-            (Ok(_), Ok(_)) => "the patch has no debug info".to_string(),
-            (Err(e), _) => format!("the program's debug info cannot be read: {e}"),
-            (_, Err(e)) => format!("the patch's debug info cannot be read: {e:#}"),
+        let program = match &*program {
+            Ok(program) if !program.is_empty() => program,
+            Ok(_) => return Some(cannot_compare("the program has no debug info")),
+            Err(e) => return Some(cannot_compare(&format!("the program's debug info cannot be read: {e}"))),
         };
-        Some(vec![format!("type layouts cannot be compared ({why})")])
+        let checked = match built {
+            Built::Linked(l) => self.layouts.check_rlib(program, &l.rlib, environments).map(|c| {
+                self.shell.very_verbose_status(
+                    "Compared",
+                    format_args!("type layouts: {} of {} objects read, the others as before", c.read, c.objects),
+                );
+                (c.units, c.mismatches)
+            }),
+            Built::SelfContained { file, .. } => Layouts::read_file(file).map(|patch| {
+                let units = if patch.is_empty() { 0 } else { 1 };
+                (units, patch.mismatches(program, environments))
+            }),
+        };
+        match checked {
+            Ok((0, _)) => Some(cannot_compare("the patch has no debug info")),
+            Ok((_, found)) if found.is_empty() => None,
+            Ok((_, found)) => Some(found.into_iter().map(|m| format!("`{}`: {}", m.item, m.reason)).collect()),
+            Err(e) => Some(cannot_compare(&format!("the patch's debug info cannot be read: {e:#}"))),
+        }
     }
+}
+
+/// The refusal when layouts cannot be compared, and `why`.
+fn cannot_compare(why: &str) -> Vec<String> {
+    vec![format!("type layouts cannot be compared ({why})")]
 }
 
 /// The functions the running code has that the source no longer does.
