@@ -115,6 +115,10 @@ pub struct SourceDiff {
     /// program's threads have no storage for them); a self-contained one gives them
     /// fresh storage, which the caller warns of.
     pub new_thread_locals: Vec<String>,
+    /// `pub` consts whose value changed, with functions redirected at their entries:
+    /// other crates that use one have its old value compiled in (see
+    /// `Driver::warn_of_consts`).
+    pub public_consts: Vec<String>,
 }
 
 /// Reads a crate from its root file, following `mod` declarations, as the compiler
@@ -645,10 +649,7 @@ pub fn compare_as(old: &Snapshot, new: &Snapshot, switch: Switch) -> SourceDiff 
             (Entry::Const(_), Entry::Const(text)) if switch == Switch::Entries => {
                 let public = text.split("const").next().is_some_and(|head| head.contains("pub"));
                 if public {
-                    diff.warnings.push(format!(
-                        "const `{id}` changed: this crate's functions switch to the new value; other crates keep \
-                         the old one until the program restarts"
-                    ))
+                    diff.public_consts.push(id.clone());
                 }
             }
             (Entry::Const(_), Entry::Const(_)) => {

@@ -403,3 +403,29 @@ fn println_in_a_program_that_never_called_it_prints_through_the_programs_stdout(
     s.assert_stderr_count("restart needed", 0);
     s.assert_stderr_count("STDOUT", 0);
 }
+
+/// A changed `pub const` is warned of only when a crate above names it (that crate has
+/// the old value compiled in); one only its own crate uses has just the new value.
+#[test]
+fn a_changed_pub_const_is_warned_of_only_where_another_crate_names_it() {
+    let fx = Fixture::new("plain");
+    fx.replace(
+        "logic/src/lib.rs",
+        "fn helper() -> u32 {\n    1\n}",
+        "/// A step.\npub const STEP: u32 = 1;\n\nfn helper() -> u32 {\n    STEP\n}",
+    );
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 ", RELOAD);
+    fx.replace("logic/src/lib.rs", "pub const STEP: u32 = 1;", "pub const STEP: u32 = 2;");
+    s.wait_stdout("value=2 ", RELOAD);
+    s.assert_stderr_count("const `logic::STEP` changed", 0);
+    // The binary names it from now on: told that it keeps the value it was built with.
+    fx.replace("app/src/main.rs", "    \"bin-old\"", "    if logic::STEP > 0 { \"bin-step\" } else { \"bin-none\" }");
+    s.wait_stdout("label=bin-step", RELOAD);
+    fx.replace("logic/src/lib.rs", "pub const STEP: u32 = 2;", "pub const STEP: u32 = 3;");
+    s.wait_stdout("value=3 ", RELOAD);
+    s.wait_stderr(
+        "const `logic::STEP` changed: this crate's functions switch to the new value; `app`, which names it, keeps",
+        RELOAD,
+    );
+}

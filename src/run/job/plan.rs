@@ -118,6 +118,7 @@ impl Driver {
         for warning in &diff.warnings {
             self.shell.warn(warning);
         }
+        self.warn_of_consts(&name, &diff.public_consts);
         // A linked patch refuses them, with its reason: warning of fresh copies first
         // contradicted that.
         if !self.linked_open(&plan.krate) {
@@ -156,6 +157,38 @@ impl Driver {
         }
     }
 
+    /// Warns of each changed `pub` const of `package` that a crate depending on it
+    /// names in its sources: that crate has the old value compiled in. A const no other
+    /// crate names is this crate's alone, and its new value is all there is.
+    fn warn_of_consts(&mut self, package: &str, consts: &[String]) {
+        if consts.is_empty() {
+            return;
+        }
+        let texts: Vec<(String, String)> = self
+            .dependents(package)
+            .into_iter()
+            .filter_map(|d| Some((d.clone(), self.krate(&d)?)))
+            .flat_map(|(d, krate)| {
+                crate::detect::read_sources(&krate.src).texts.into_values().map(move |t| (d.clone(), t))
+            })
+            .collect();
+        for id in consts {
+            let name = id.rsplit("::").next().unwrap_or(id);
+            let users: BTreeSet<&str> =
+                texts.iter().filter(|(_, text)| names_word(text, name)).map(|(d, _)| d.as_str()).collect();
+            if users.is_empty() {
+                continue;
+            }
+            let verb = if users.len() == 1 { "keeps" } else { "keep" };
+            let users = users.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+            self.shell.warn(format_args!(
+                "const `{id}` changed: this crate's functions switch to the new value; {users}, which \
+                 name{} it, {verb} the old one until the program restarts",
+                if verb == "keeps" { "s" } else { "" }
+            ));
+        }
+    }
+
     /// Starts a linked patch build on [`source::guess_edited`]'s guess, when there is
     /// one and the route is open; says `Compiling` then.
     fn start_on_guess(&mut self, krate: &HotCrate) -> Option<StartedBuild> {
@@ -169,6 +202,16 @@ impl Driver {
         self.say_compiling(&krate.package);
         Some(started)
     }
+}
+
+/// Whether `text` has `word` as a whole identifier (`SLOTS`, not `MAX_SLOTS`).
+fn names_word(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back().is_none_or(|c| !ident(c));
+        let after = text[at + word.len()..].chars().next().is_none_or(|c| !ident(c));
+        before && after
+    })
 }
 
 /// The hot function ids of a snapshot.
@@ -199,5 +242,13 @@ mod tests {
         let edited: BTreeSet<String> = ["logic::edited".to_string()].into();
         let whole = whole_form(edited, &now, &program);
         assert_eq!(whole, ["logic::added", "logic::edited"].map(String::from).into());
+    }
+
+    #[test]
+    fn a_word_is_a_whole_identifier() {
+        assert!(names_word("let n = logic::SLOTS - 1;", "SLOTS"));
+        assert!(names_word("SLOTS", "SLOTS"));
+        assert!(!names_word("let n = MAX_SLOTS;", "SLOTS"));
+        assert!(!names_word("let n = SLOTS2;", "SLOTS"));
     }
 }
