@@ -36,9 +36,14 @@ impl Profile {
         self.target_dir.join("program")
     }
 
-    /// Where patch libraries are built.
+    /// Where patch libraries are built: `patch/<hash of the workspace's manifest>`, one
+    /// directory per workspace. Workspaces sharing a target directory often have crates
+    /// of the same name (`app`), whose patch objects would otherwise be each other's: a
+    /// session read another workspace's binary as its own.
     pub fn patch_dir(&self) -> PathBuf {
-        self.target_dir.join("patch")
+        let manifest = self.manifest_path.canonicalize().unwrap_or_else(|_| self.manifest_path.clone());
+        let hash = hotreload_protocol::record::fnv1a(manifest.as_os_str().as_encoded_bytes());
+        self.target_dir.join("patch").join(format!("{hash:016x}"))
     }
 
     /// `debug` or `release`, as cargo names the profile's output directory.

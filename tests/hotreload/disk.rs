@@ -33,7 +33,8 @@ fn a_long_session_keeps_one_patch_worth_of_files() {
     let dir = target.path().display().to_string();
     let s = Session::start_with_env(&fx, &["-p", "app"], &[("CARGO_HOTRELOAD_TARGET_DIR", &dir)]);
     s.wait_stdout("value=1 label=bin-old", RELOAD);
-    let linked = target.path().join("patch/linked");
+    // One patch directory per workspace, below `patch/`.
+    let linked = target.path().join("patch");
     let mut after_first = (0, 0);
     for i in 2..=14 {
         fx.replace(LIB, &format!("    {}\n}}", i - 1), &format!("    {i}\n}}"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 const LIB: &str = "logic/src/lib.rs";
 
-/// rustc, with a fault for patch builds (their output goes below `patch/linked/`) as
+/// rustc, with a fault for patch builds (their output goes below `patch/*/linked/`) as
 /// the file `$FAULTS` says: `kill` (SIGKILL), `ice` (an internal compiler error),
 /// `hang` (writes its pid to `$FAULTS.pid` and sleeps); or, with `nolinker`, a sysroot
 /// without `rust-lld`; with `fakelinker`, one whose `rust-lld` hangs as `hang` does
@@ -17,7 +17,7 @@ const LIB: &str = "logic/src/lib.rs";
 const WRAPPER: &str = r#"#!/bin/sh
 fault="$(cat "$FAULTS" 2>/dev/null)"
 case "$*" in
-*/patch/linked/*)
+*/patch/*/linked/*)
     case "$fault" in
     kill) kill -9 $$ ;;
     ice) echo "error: internal compiler error: injected by the test" >&2; exit 101 ;;

@@ -202,3 +202,23 @@ fn a_crate_above_a_library_edit_that_changes_no_function_compiles_against_it() {
     s.wait_stdout("value=1 label=bin-bonus", RELOAD);
     s.assert_stderr_count("error", 0);
 }
+
+/// Two workspaces sharing a target directory, with crates of the same names: each
+/// session's patch builds are its own. They shared one patch directory, and the second
+/// session's warming compile replaced the first's binary objects: a function removed
+/// from the first's library was not seen to be called by its binary, whose error never
+/// came (the program kept calling the removed function's old copy in silence).
+#[test]
+fn workspaces_sharing_a_target_directory_keep_their_patch_builds_apart() {
+    let target = tempfile::tempdir().unwrap();
+    let dir = target.path().display().to_string();
+    let env = [("CARGO_HOTRELOAD_TARGET_DIR", dir.as_str())];
+    let (first, second) = (Fixture::new("plain"), Fixture::new("plain"));
+    let a = Session::start_with_env(&first, &["-p", "app"], &env);
+    a.wait_stdout("value=1 label=bin-old", RELOAD);
+    let b = Session::start_with_env(&second, &["-p", "app"], &env);
+    b.wait_stdout("value=1 label=bin-old", RELOAD);
+    first.replace("logic/src/lib.rs", "pub fn value() -> u32", "pub fn value_now() -> u32");
+    a.wait_stderr("could not compile `app`", RELOAD);
+    b.assert_stderr_count("could not compile", 0);
+}
