@@ -222,6 +222,14 @@ fn running_copy(name: &str, program: &ProgramImage, earlier: &Newest) -> Option<
 }
 
 pub(super) fn not_linked(name: &str) -> String {
+    if !is_rust_symbol(name) {
+        // A C function (`memcmp`, `clock_gettime`): in the process's C library, but
+        // a patch can call only what the program's executable imports.
+        return format!(
+            "new code calls `{name}`, a C function the program never imported (std calls such functions for \
+             `HashMap`, comparing strings, `Instant`: a program that never did has no link to them)"
+        );
+    }
     format!("the running program does not contain `{}` (new code calls what the program never linked)", demangle(name))
 }
 
@@ -581,6 +589,13 @@ fn parse(data: &[u8]) -> Result<(&Header, Endianness), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_c_function_is_named_as_one() {
+        assert!(not_linked("memcmp").contains("`memcmp`, a C function the program never imported"));
+        let rust = not_linked("_ZN5extra5forty17h0123456789abcdefE");
+        assert!(rust.contains("does not contain `extra::forty`"), "{rust}");
+    }
 
     #[test]
     fn only_rust_symbol_names_are_bound_by_name() {

@@ -199,6 +199,15 @@ impl Access<'_> {
 /// symbol std's `thread_local!` makes of it (`logic::SEEN::{{constant}}::…::VAL`).
 pub(super) fn new_thread_local(symbol: &str) -> String {
     let declared = declared(symbol);
+    // std's own (`RandomState::new`'s `KEYS`, behind every `HashMap::new`): the edit
+    // did not declare it, it started using what declares it.
+    let library = ["std::", "<std::", "core::", "<core::", "alloc::", "<alloc::"];
+    if library.iter().any(|p| declared.starts_with(p)) {
+        return format!(
+            "new code uses std's thread-local `{declared}` (`HashMap::new` does, for one), which the running \
+             program never used, so its threads have no storage for it"
+        );
+    }
     format!("it adds thread-local `{declared}`, which the running program's threads have no storage for")
 }
 

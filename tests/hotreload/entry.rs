@@ -130,7 +130,7 @@ fn code_only_other_crates_compiled_switches_there() {
     fx.replace(LIB, "format!(\"({t})\")", "format!(\"[{t}]\")");
     s.wait_stderr("Updating `app`, which holds copies of `logic::wrap`", RELOAD);
     // The edited crate's reload is said, with where its new code runs.
-    s.wait_stderr("Reloaded logic: its changed code runs as copies other crates hold", RELOAD);
+    s.wait_stderr("Loaded logic: its changed code runs as copies other crates hold, updated next", RELOAD);
     s.wait_stdout("wrapped=[2] bigger=7 shout=shout-old", RELOAD);
     fx.replace("base/src/lib.rs", "if a > b {", "if a < b {");
     s.wait_stderr("Updating `logic`, which holds copies of `base::pick`", RELOAD);

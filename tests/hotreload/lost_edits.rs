@@ -222,3 +222,28 @@ fn workspaces_sharing_a_target_directory_keep_their_patch_builds_apart() {
     a.wait_stderr("could not compile `app`", RELOAD);
     b.assert_stderr_count("could not compile", 0);
 }
+
+/// One edit across two crates: a struct of the library gains a field the program's
+/// values lack (refused, restart needed), and the binary fills it in. The binary is
+/// held with the same reason; compiled against the running library it failed with an
+/// error a `cargo build` of the same sources never gives ("has no field named `b`").
+#[test]
+fn a_crate_above_a_change_that_needs_a_restart_is_held_without_a_false_error() {
+    let fx = Fixture::new("plain");
+    fx.edit("logic/src/lib.rs", |t| {
+        format!("{t}\n/// A pair the program keeps.\npub struct Pair {{\n    pub a: u32,\n}}\n")
+    });
+    fx.replace(
+        "app/src/main.rs",
+        "    \"bin-old\"",
+        "    static PAIR: std::sync::OnceLock<logic::Pair> = std::sync::OnceLock::new();\n    \
+         if PAIR.get_or_init(|| logic::Pair { a: 1 }).a == 1 { \"bin-old\" } else { \"bin-odd\" }",
+    );
+    let s = Session::start(&fx, &["-p", "app"]);
+    s.wait_stdout("value=1 label=bin-old", RELOAD);
+    fx.replace("logic/src/lib.rs", "    pub a: u32,\n}", "    pub a: u32,\n    pub b: u64,\n}");
+    fx.replace("app/src/main.rs", "logic::Pair { a: 1 }", "logic::Pair { a: 1, b: 2 }");
+    s.wait_stderr("restart needed: `app` builds on `logic`, whose change needs a restart", RELOAD);
+    s.assert_stderr_count("has no field named", 0);
+    s.assert_stderr_count("could not compile", 0);
+}

@@ -17,12 +17,13 @@ impl Driver {
         };
         let nothing = report.updated.is_empty() && report.added.is_empty() && report.removed.is_empty();
         // Only copies other crates hold changed: their `Updating` and `Reloaded` lines
-        // follow ("0 updated" here would say the edit did not reach the program).
+        // follow ("0 updated" here would say the edit did not reach the program, and
+        // "Reloaded" that it already had).
         if nothing && report.kept.is_empty() && report.holders > 0 {
             self.shell.status(
-                "Reloaded",
+                "Loaded",
                 format_args!(
-                    "{}: its changed code runs as copies other crates hold ({} ms, {how})",
+                    "{}: its changed code runs as copies other crates hold, updated next ({} ms, {how})",
                     report.name,
                     report.elapsed.as_millis()
                 ),
