@@ -1381,24 +1381,6 @@ impl Driver {
                 outcomes.push((name, Outcome::BuildFailed));
                 continue;
             }
-            // Built against the running code of a crate whose change was refused, its
-            // use of that change would fail to compile: an error `cargo build` of the
-            // same sources would not give.
-            let held_by = self
-                .dependencies(&name)
-                .into_iter()
-                .find(|dep| self.crates.get(dep).is_some_and(|c| c.history.restart_needed.is_some()));
-            if let Some(dep) = held_by {
-                self.shell.warn(format_args!(
-                    "restart needed: `{name}` builds on `{dep}`, whose change needs a restart; the program keeps \
-                     running the previous code"
-                ));
-                let why = format!("`{dep}`, which it builds on, needs a restart");
-                let outcome = Outcome::Refused(job::Refusal::RestartNeeded(why));
-                self.state(&name).history.record(&outcome);
-                outcomes.push((name, outcome));
-                continue;
-            }
             if self.agent.is_none() && self.app.is_some() {
                 // Starting up (or its agent is gone, which was said): applied once it connects.
                 self.shell.verbose_status("Waiting", format_args!("{name}: applied when the program connects"));
@@ -1479,6 +1461,14 @@ impl Driver {
             self.shell.status("Holding", format_args!("{name} ({why}; `cargo hotreload now` applies it)"));
         }
         self.pending.insert(name);
+    }
+
+    /// A workspace crate `name` builds on whose last change was refused as needing a
+    /// restart: `name` is compiled against its running code, which lacks that change.
+    pub(super) fn held_by_restart(&self, name: &str) -> Option<String> {
+        self.dependencies(name)
+            .into_iter()
+            .find(|dep| self.crates.get(dep).is_some_and(|c| c.history.restart_needed.is_some()))
     }
 
     /// Crates that depend on `name` and whose last build failed: the failure may have

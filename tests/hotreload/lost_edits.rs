@@ -224,9 +224,10 @@ fn workspaces_sharing_a_target_directory_keep_their_patch_builds_apart() {
 }
 
 /// One edit across two crates: a struct of the library gains a field the program's
-/// values lack (refused, restart needed), and the binary fills it in. The binary is
-/// held with the same reason; compiled against the running library it failed with an
-/// error a `cargo build` of the same sources never gives ("has no field named `b`").
+/// values lack (refused, restart needed), and the binary fills it in. The binary cannot
+/// compile against the running library: that is said as the restart it needs, not as
+/// an error a `cargo build` of the same sources never gives ("has no field named `b`").
+/// (An edit of the binary that compiles against the running library goes on as usual.)
 #[test]
 fn a_crate_above_a_change_that_needs_a_restart_is_held_without_a_false_error() {
     let fx = Fixture::new("plain");
@@ -243,7 +244,10 @@ fn a_crate_above_a_change_that_needs_a_restart_is_held_without_a_false_error() {
     s.wait_stdout("value=1 label=bin-old", RELOAD);
     fx.replace("logic/src/lib.rs", "    pub a: u32,\n}", "    pub a: u32,\n    pub b: u64,\n}");
     fx.replace("app/src/main.rs", "logic::Pair { a: 1 }", "logic::Pair { a: 1, b: 2 }");
-    s.wait_stderr("restart needed: `app` builds on `logic`, whose change needs a restart", RELOAD);
+    s.wait_stderr(
+        "restart needed: `app` does not compile against the running `logic`, whose change needs a restart",
+        RELOAD,
+    );
     s.assert_stderr_count("has no field named", 0);
     s.assert_stderr_count("could not compile", 0);
 }

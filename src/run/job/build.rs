@@ -545,7 +545,8 @@ impl Driver {
         statics: &HashSet<String>,
         current: &dyn Fn() -> bool,
     ) -> Result<LinkedBuild, RouteError> {
-        let hide = self.config.output.hide_errors;
+        // Its errors may be only the refused change's absence: said as such, if it fails.
+        let hide = self.config.output.hide_errors || self.held_by_restart(&build.package).is_some();
         let rlib = build.wait(&self.shell, hide, current)?;
         let StartedBuild { pid, linker, out_dir, started, lock, debuginfo, .. } = build;
         let compiled = started.elapsed();

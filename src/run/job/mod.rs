@@ -217,6 +217,17 @@ impl Driver {
             }
             Stop::BuildFailed(sources) => {
                 self.state(name).cache.failed = Some(sources);
+                // Compiled against the running code of a crate whose change was refused:
+                // its errors (hidden) are that change's absence, an error `cargo build`
+                // of the same sources would not give.
+                if let Some(dep) = self.held_by_restart(name) {
+                    self.shell.warn(format_args!(
+                        "restart needed: `{name}` does not compile against the running `{dep}`, whose change needs \
+                         a restart; the program keeps running the previous code"
+                    ));
+                    let why = format!("it does not compile against the running `{dep}`, whose change needs a restart");
+                    return Outcome::Refused(Refusal::RestartNeeded(why));
+                }
                 if !self.config.output.hide_errors {
                     self.shell
                         .error(format_args!("could not compile `{name}`; the program keeps running the previous code"));
