@@ -18,6 +18,16 @@ use std::sync::Arc;
 /// shared object).
 const EH_FRAME_END: &str = include_str!("../../templates/bind.ld");
 
+/// Where a stub jumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stub {
+    /// Through this GOT slot of the program's (a function it imports).
+    Got(u64),
+    /// To this address (a C function the executable never imported, as the process's
+    /// dynamic linker found it), held in the stub itself.
+    Address(u64),
+}
+
 /// What binding a patch's objects to the program takes, read from the objects.
 #[derive(Default)]
 pub(super) struct Plan {
@@ -35,8 +45,8 @@ pub(super) struct Plan {
     pub(super) tls: BTreeSet<String>,
     /// `name = address` lines.
     bindings: BTreeMap<String, u64>,
-    /// Imported functions reached through a stub: name → GOT slot.
-    pub(super) stubs: BTreeMap<String, u64>,
+    /// Functions outside the program's executable, reached through a stub.
+    pub(super) stubs: BTreeMap<String, Stub>,
     /// Statics bound to the program's.
     pub(super) bound_statics: usize,
     /// Trampoline slots the program lacks.
@@ -146,6 +156,7 @@ impl Plan {
         program: &ProgramImage,
         earlier: &Newest,
         module_statics: &HashSet<String>,
+        c_functions: &BTreeMap<String, u64>,
     ) -> Result<(), String> {
         for name in self.undefined.keys() {
             // `__tls_get_addr`: its calls are rewritten away (see `tls::rewrite_tls`).
@@ -167,7 +178,9 @@ impl Plan {
                 // `provide::Providers::pull`).
                 None => {
                     if let Some(got) = program.import(name) {
-                        self.stubs.insert(name.clone(), got);
+                        self.stubs.insert(name.clone(), Stub::Got(got));
+                    } else if let Some(&address) = c_functions.get(name) {
+                        self.stubs.insert(name.clone(), Stub::Address(address));
                     }
                 }
             }
@@ -274,8 +287,10 @@ impl Plan {
         for (name, address) in &self.bindings {
             let _ = writeln!(script, "\"{name}\" = {address:#x};");
         }
-        for (i, (_, got)) in self.stubs.iter().enumerate() {
-            let _ = writeln!(script, "\"__hotreload_got{i}\" = {got:#x};");
+        for (i, (_, stub)) in self.stubs.iter().enumerate() {
+            if let Stub::Got(got) = stub {
+                let _ = writeln!(script, "\"__hotreload_got{i}\" = {got:#x};");
+            }
         }
         for name in &self.functions {
             let _ = writeln!(script, "EXTERN(\"{name}\")");
@@ -322,11 +337,29 @@ impl Newest {
 }
 
 /// `jmp *GOT(%rip)` for each imported function, so `call _Unwind_Resume` lands in
-/// the library the program loaded.
-pub(super) fn stubs_object(stubs: &BTreeMap<String, u64>) -> Result<Vec<u8>> {
+/// the library the program loaded; for a C function the executable never imported,
+/// `jmp *0(%rip)` followed by its address.
+pub(super) fn stubs_object(stubs: &BTreeMap<String, Stub>) -> Result<Vec<u8>> {
     let mut obj = Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, Endianness::Little);
     let text = obj.add_section(Vec::new(), b".text.hotreload_stubs".to_vec(), object::SectionKind::Text);
-    for (i, name) in stubs.keys().enumerate() {
+    for (i, (name, stub)) in stubs.iter().enumerate() {
+        if let Stub::Address(address) = stub {
+            let mut bytes = vec![0xff, 0x25, 0, 0, 0, 0];
+            bytes.extend(address.to_le_bytes());
+            bytes.extend([0xcc, 0xcc]);
+            let offset = obj.append_section_data(text, &bytes, 8);
+            obj.add_symbol(Symbol {
+                name: name.clone().into_bytes(),
+                value: offset,
+                size: 14,
+                kind: object::SymbolKind::Text,
+                scope: object::SymbolScope::Linkage,
+                weak: false,
+                section: SymbolSection::Section(text),
+                flags: object::SymbolFlags::None,
+            });
+            continue;
+        }
         let offset = obj.append_section_data(text, &[0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc], 8);
         let got = obj.add_symbol(Symbol {
             name: format!("__hotreload_got{i}").into_bytes(),
@@ -369,7 +402,8 @@ mod tests {
     fn the_script_binds_and_ends_eh_frame_where_the_loader_looks() {
         let mut plan = Plan::default();
         plan.bindings.insert("_ZN5logic5COUNT17h0E".into(), 0x40_2000);
-        plan.stubs.insert("_Unwind_Resume".into(), 0x40_1000);
+        plan.stubs.insert("_Unwind_Resume".into(), Stub::Got(0x40_1000));
+        plan.stubs.insert("memcmp".into(), Stub::Address(0x7f00_0000_1000));
         let script = plan.script();
         assert!(script.starts_with("\"_ZN5logic5COUNT17h0E\" = 0x402000;\n\"__hotreload_got0\" = 0x401000;\n"));
         let end = format!(
@@ -404,8 +438,12 @@ mod tests {
     #[test]
     fn stubs_jump_through_the_got() {
         let mut stubs = BTreeMap::new();
-        stubs.insert("_Unwind_Resume".to_string(), 0x40_1000);
+        stubs.insert("_Unwind_Resume".to_string(), Stub::Got(0x40_1000));
+        stubs.insert("memcmp".to_string(), Stub::Address(0x7f00_0000_1000));
         let bytes = stubs_object(&stubs).unwrap();
+        // The C function's stub holds its address after `jmp *0(%rip)`.
+        let address = 0x7f00_0000_1000u64.to_le_bytes();
+        assert!(bytes.windows(14).any(|w| w[..6] == [0xff, 0x25, 0, 0, 0, 0] && w[6..] == address), "no direct stub");
         let header = elf::FileHeader64::<Endianness>::parse(&*bytes).unwrap();
         assert_eq!(header.e_type(Endianness::Little), elf::ET_REL);
     }

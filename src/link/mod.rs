@@ -68,6 +68,10 @@ pub enum Error {
     /// [`ProgramImage::window`]).
     #[error("the program has no room for the patch within 2 GiB of its code")]
     NoRoom,
+    /// New code calls C functions the program's executable never imported (`memcmp`):
+    /// their addresses in the process are needed ([`Request::c_functions`]), then a link again.
+    #[error("new code calls C functions the program never imported: {}", .0.join(", "))]
+    NeedsC(Vec<String>),
     /// Reading, writing or running the linker failed.
     #[error(transparent)]
     Tool(#[from] anyhow::Error),
@@ -109,6 +113,10 @@ pub struct Request<'a> {
     pub libraries: &'a [PathBuf],
     /// The libraries outside the workspace, where such a function is looked for next.
     pub providers: &'a Providers,
+    /// C functions the executable never imported, at their addresses in the process (as
+    /// its dynamic linker found them): called through stubs. One the patch needs that is
+    /// not here is [`Error::NeedsC`].
+    pub c_functions: &'a std::collections::BTreeMap<String, u64>,
 }
 
 /// A linked patch.
@@ -149,6 +157,8 @@ pub fn link_in_room(mut request: Request<'_>, pid: u32) -> Result<Linked, Error>
     Err(Error::NoRoom)
 }
 
+pub use provide::c_function_missing;
+
 /// Links a patch at `request.base`.
 pub fn link(request: &Request) -> Result<Linked, Error> {
     let mut objects = crate::build::rlib::objects(request.rlib)?;
@@ -161,11 +171,16 @@ pub fn link(request: &Request) -> Result<Linked, Error> {
     let missing: std::collections::BTreeSet<String> = plan.missing(request.program, &earlier).into_iter().collect();
     let mut pulled = match missing.is_empty() {
         true => provide::Pulled::default(),
-        false => request.providers.pull(&missing, request.program, &earlier),
+        false => request.providers.pull(&missing, request.program, &earlier, request.c_functions),
     };
+    let unknown: Vec<String> =
+        pulled.c_wanted.iter().filter(|n| !request.c_functions.contains_key(*n)).cloned().collect();
+    if !unknown.is_empty() {
+        return Err(Error::NeedsC(unknown));
+    }
     plan.take_pulled(&pulled);
     let declined = std::mem::take(&mut pulled.declined);
-    plan.resolve(request.program, &earlier, request.module_statics).map_err(Error::Unlinkable)?;
+    plan.resolve(request.program, &earlier, request.module_statics, request.c_functions).map_err(Error::Unlinkable)?;
     let mut unchanged = request.unchanged.clone();
     unchanged.extend(running_elsewhere);
     plan.reuse(request.program, &earlier, &unchanged).map_err(Error::Unlinkable)?;

@@ -74,15 +74,37 @@ impl Providers {
     /// with the reason and left undefined, since the patch's code that names it may be
     /// code nothing live reaches, which the linker drops; the linker's error for a live
     /// one is then told with that reason.
-    pub(super) fn pull(&self, missing: &BTreeSet<String>, program: &ProgramImage, earlier: &Newest) -> Pulled {
+    pub(super) fn pull(
+        &self,
+        missing: &BTreeSet<String>,
+        program: &ProgramImage,
+        earlier: &Newest,
+        c_functions: &BTreeMap<String, u64>,
+    ) -> Pulled {
         let index = self.index();
         let (mut objects, mut by_key) = (Vec::new(), HashMap::new());
         let mut pulled = Pulled::default();
         let mut used = BTreeSet::new();
         let mut bound: BTreeMap<usize, BTreeMap<usize, u64>> = BTreeMap::new();
         for name in missing {
-            let mut walk =
-                Walk { program, earlier, objects: &mut objects, by_key: &mut by_key, found: Found::default() };
+            // A C function the patch's own code calls (`memcmp`): in the process, not
+            // in an rlib.
+            if c_functions.contains_key(name) {
+                pulled.needs.insert(name.clone());
+                continue;
+            }
+            if !is_rust_symbol(name) && !index.contains_key(name) {
+                pulled.c_wanted.insert(name.clone());
+            }
+            let mut walk = Walk {
+                program,
+                earlier,
+                c_functions,
+                c_wanted: &mut pulled.c_wanted,
+                objects: &mut objects,
+                by_key: &mut by_key,
+                found: Found::default(),
+            };
             match walk.from(name, &self.rlibs, index) {
                 Ok(()) => {
                     let found = walk.found;
@@ -194,6 +216,9 @@ pub(super) struct Pulled {
     pub(super) bindings: BTreeMap<String, u64>,
     /// Missing names not pulled, with why.
     pub(super) declined: BTreeMap<String, String>,
+    /// C functions that code reached calls, which neither the executable imports nor
+    /// the request's `c_functions` holds.
+    pub(super) c_wanted: BTreeSet<String>,
 }
 
 /// One pulled object.
@@ -221,6 +246,12 @@ fn running_copy(name: &str, program: &ProgramImage, earlier: &Newest) -> Option<
     earlier.copy(name).or_else(|| program.symbol(name).filter(|s| !s.tls).map(|s| s.address))
 }
 
+/// Why a C function `name` cannot be called: neither the executable nor, by the
+/// program's agent, the process has it.
+pub fn c_function_missing(name: &str) -> String {
+    format!("new code calls `{name}`, a C function the running process does not have")
+}
+
 pub(super) fn not_linked(name: &str) -> String {
     if !is_rust_symbol(name) {
         // A C function (`memcmp`, `clock_gettime`): in the process's C library, but
@@ -242,6 +273,8 @@ fn is_rlib(path: &Path) -> bool {
 struct Walk<'a> {
     program: &'a ProgramImage,
     earlier: &'a Newest,
+    c_functions: &'a BTreeMap<String, u64>,
+    c_wanted: &'a mut BTreeSet<String>,
     objects: &'a mut Vec<Object>,
     by_key: &'a mut HashMap<(usize, u64), usize>,
     found: Found,
@@ -302,7 +335,8 @@ impl Walk<'_> {
                 Target::Undefined(name, _) if name == TLS_GET_ADDR => {}
                 Target::Undefined(name, weak) => {
                     let runs = running_copy(&name, self.program, self.earlier).is_some()
-                        || self.program.import(&name).is_some();
+                        || self.program.import(&name).is_some()
+                        || self.c_functions.contains_key(&name);
                     if runs {
                         self.found.needs.insert(name);
                     } else if let Some(&key) = index.get(&name) {
@@ -311,6 +345,9 @@ impl Walk<'_> {
                         self.found.defined.insert(name);
                         queue.push((object, s));
                     } else if !weak {
+                        if !is_rust_symbol(&name) {
+                            self.c_wanted.insert(name.clone());
+                        }
                         return Err(not_linked(&name));
                     }
                 }

@@ -938,6 +938,7 @@ impl Driver {
         self.linking.image = None;
         self.linking.code = None;
         self.linking.providers = None;
+        self.linking.c_functions.clear();
         self.linking.next_base = 0;
         self.linking.generations.clear();
         self.app = Some(app);

@@ -429,3 +429,38 @@ fn a_changed_pub_const_is_warned_of_only_where_another_crate_names_it() {
         RELOAD,
     );
 }
+
+/// New code's first string sort (`memcmp`, an IFUNC of glibc's) and first `Instant`
+/// (`clock_gettime`) in a program whose executable imports neither: the agent finds
+/// them in the process (`dlsym`) and the patch calls them through stubs. It was
+/// "restart needed: … a C function the program never imported".
+#[test]
+fn c_functions_the_program_never_imported_are_found_in_the_process() {
+    let fx = Fixture::new("plain");
+    std::fs::write(
+        fx.path("app/src/main.rs"),
+        "use std::io::Write;\n\nfn main() {\n    std::thread::spawn(|| {\n        let mut sink = String::new();\n        \
+         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}\n        std::process::exit(0);\n    });\n    \
+         let mut last = 0;\n    loop {\n        let value = logic::value();\n        if value != last {\n            \
+         let _ = writeln!(std::io::stdout().lock(), \"value={value}\");\n            last = value;\n        }\n        \
+         std::thread::sleep(std::time::Duration::from_millis(5));\n    }\n}\n",
+    )
+    .unwrap();
+    let s = Session::start(&fx, &["-p", "app", "-v"]);
+    s.wait_stdout("value=1", RELOAD);
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = running.split('`').nth(1).unwrap().to_string();
+    let imports = std::process::Command::new("nm").args(["-D", "--undefined-only", &executable]).output().unwrap();
+    let imports = String::from_utf8_lossy(&imports.stdout);
+    for name in ["clock_gettime", "memcmp"] {
+        assert!(!imports.lines().any(|l| l.trim_end().ends_with(&format!(" {name}"))), "the program imports {name}");
+    }
+    fx.replace(
+        "logic/src/lib.rs",
+        "    helper()\n}",
+        "    let started = std::time::Instant::now();\n    let mut words = vec![String::from(\"pear\"), String::from(\"apple\")];\n    \
+         words.sort();\n    let _ = started.elapsed();\n    if words[0] == \"apple\" { helper() + 1 } else { 0 }\n}",
+    );
+    s.wait_stdout("value=2", RELOAD);
+    s.assert_stderr_count("restart needed", 0);
+}

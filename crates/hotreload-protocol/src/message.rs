@@ -66,6 +66,13 @@ pub enum AgentMessage {
         #[serde(default)]
         running: Vec<String>,
     },
+    /// The addresses of C functions in the process ([`ToolMessage::Resolve`]).
+    Resolved {
+        /// The request this answers.
+        request: u64,
+        /// Each name's address in the process, in the request's order; 0: not found.
+        addresses: Vec<u64>,
+    },
     /// A patch was not applied; the program runs the code it ran before.
     Refused {
         /// The request this answers; 0 when the line could not be read as a request
@@ -83,7 +90,9 @@ impl AgentMessage {
     /// The request an answer answers; `None` for other messages.
     pub fn request(&self) -> Option<u64> {
         match self {
-            AgentMessage::Applied { request, .. } | AgentMessage::Refused { request, .. } => Some(*request),
+            AgentMessage::Applied { request, .. }
+            | AgentMessage::Refused { request, .. }
+            | AgentMessage::Resolved { request, .. } => Some(*request),
             AgentMessage::Hello { .. } => None,
         }
     }
@@ -145,7 +154,20 @@ impl Refusal {
 pub enum ToolMessage {
     /// Load a patch library and switch the crate's slots to it.
     Load(LoadRequest),
+    /// Look up C functions a patch calls that the program's executable never imported,
+    /// as the process's dynamic linker finds them (`dlsym(RTLD_DEFAULT, name)`, which
+    /// also picks an IFUNC's implementation, as `memcmp`'s). Answered with
+    /// [`AgentMessage::Resolved`]; at most [`MAX_RESOLVE`] names.
+    Resolve {
+        /// Echoed in the answer.
+        request: u64,
+        /// Symbol names, without version.
+        names: Vec<String>,
+    },
 }
+
+/// The most names one [`ToolMessage::Resolve`] may ask for.
+pub const MAX_RESOLVE: usize = 256;
 
 /// A patch to load.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

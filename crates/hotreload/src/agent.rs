@@ -90,6 +90,7 @@ fn serve(stream: UnixStream, session_dir: Option<&Path>, options: Options) {
                     Err(refusal) => AgentMessage::refused(id, refusal),
                 }
             }
+            Ok(Some(ToolMessage::Resolve { request, names })) => resolve(request, &names),
             Ok(Some(_)) => AgentMessage::refused(0, Refusal::invalid("unknown request")),
             Err(ReadError::TooLong) => {
                 // One answer for the whole line: the tool waits for one.
@@ -106,6 +107,26 @@ fn serve(stream: UnixStream, session_dir: Option<&Path>, options: Options) {
             return;
         }
     }
+}
+
+/// The addresses of C functions `names` in this process, as its dynamic linker finds
+/// them (0: not found, or a name that is not one).
+fn resolve(request: u64, names: &[String]) -> AgentMessage {
+    if names.len() > hotreload_protocol::message::MAX_RESOLVE {
+        return AgentMessage::refused(request, Refusal::invalid("too many names to resolve"));
+    }
+    let addresses = names
+        .iter()
+        .map(|name| {
+            let Ok(name) = std::ffi::CString::new(name.as_str()) else { return 0 };
+            // SAFETY: `name` is a NUL-terminated string that outlives the call;
+            // `dlsym` only reads it, and with `RTLD_DEFAULT` searches the objects the
+            // process already loaded, in their load order, without loading any. The
+            // result is an address, never dereferenced here.
+            unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as u64 }
+        })
+        .collect();
+    AgentMessage::Resolved { request, addresses }
 }
 
 /// A checked, mapped patch waiting to be switched in.

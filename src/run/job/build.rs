@@ -139,6 +139,9 @@ pub(crate) struct Linking {
     pub(crate) code: Option<std::sync::Arc<crate::link::image::CodeImage>>,
     /// Where functions the program's link left out are found; reset at every start.
     pub(crate) providers: Option<link::Providers>,
+    /// C functions the executable never imported, at their addresses in the running
+    /// process (the agent's answer); reset at every start.
+    pub(crate) c_functions: BTreeMap<String, u64>,
     /// The image of every applied linked patch, of every crate, in the order applied;
     /// reset at every start. A crate's functions have copies in other crates' images
     /// too (one a binary's patch took from the library, as the program had none), and
@@ -568,22 +571,45 @@ impl Driver {
             _ => HashSet::new(),
         };
         let libraries = self.running_libraries(&build.package);
-        let providers = self.linking.providers.get_or_insert_with(|| providers(self.program.as_ref(), &self.ws));
-        let request = link::Request {
-            rlib: &rlib,
-            program: image,
-            earlier: &earlier,
-            unchanged: &unchanged,
-            base,
-            output: &output,
-            work_dir: &out_dir.join("link"),
-            module_statics: statics,
-            linker: &linker,
-            libraries: &libraries,
-            providers,
+        let work_dir = out_dir.join("link");
+        // A C function new code calls that the executable never imported is looked up
+        // in the process, then the patch is linked again (a few rounds at most: each
+        // may reach library code that calls more).
+        let mut rounds = 0;
+        let linked = loop {
+            let Some(Ok(image)) = &self.linking.image else {
+                return Err(anyhow::anyhow!("the program's image was read before the build").into());
+            };
+            let providers = self.linking.providers.get_or_insert_with(|| providers(self.program.as_ref(), &self.ws));
+            let request = link::Request {
+                rlib: &rlib,
+                program: image,
+                earlier: &earlier,
+                unchanged: &unchanged,
+                base,
+                output: &output,
+                work_dir: &work_dir,
+                module_statics: statics,
+                linker: &linker,
+                libraries: &libraries,
+                providers,
+                c_functions: &self.linking.c_functions,
+            };
+            match link::link_in_room(request, pid) {
+                Err(link::Error::NeedsC(names)) if rounds < 4 => {
+                    rounds += 1;
+                    if !self.resolve_c_functions(&names)? {
+                        break Err(link::Error::NeedsC(names));
+                    }
+                }
+                other => break other,
+            }
         };
-        let linked = link::link_in_room(request, pid).map_err(|e| match e {
+        let linked = linked.map_err(|e| match e {
             link::Error::Unlinkable(why) => RouteError::Closed(Closed::Unlinkable(why)),
+            link::Error::NeedsC(names) => RouteError::Closed(Closed::Unlinkable(
+                names.iter().map(|n| link::c_function_missing(n)).collect::<Vec<_>>().join("; "),
+            )),
             link::Error::NoRoom => RouteError::Closed(Closed::NoRoom),
             link::Error::Tool(e) => e.into(),
         })?;
@@ -633,6 +659,36 @@ fn providers(program: Option<&build::ProgramBuild>, ws: &crate::workspace::Works
 }
 
 impl Driver {
+    /// Asks the program's agent where C functions `names` are in the process
+    /// (`ToolMessage::Resolve`); those found join `Linking::c_functions`. Whether any
+    /// was found: one that is not stays missing, and the link says so. An agent that
+    /// does not know the request (an older runtime crate) finds none.
+    fn resolve_c_functions(&mut self, names: &[String]) -> anyhow::Result<bool> {
+        use hotreload_protocol::message::{self, AgentMessage, ToolMessage, MAX_RESOLVE};
+        let names: Vec<String> = names.iter().take(MAX_RESOLVE).cloned().collect();
+        let request = self.next_request;
+        self.next_request += 1;
+        let line = message::encode(&ToolMessage::Resolve { request, names: names.clone() });
+        let agent = self.agent.as_mut().context("the program is not connected")?;
+        std::io::Write::write_all(&mut agent.writer, &line).context("failed to ask the program")?;
+        match self.wait_reply(request)? {
+            AgentMessage::Resolved { addresses, .. } if addresses.len() == names.len() => {
+                let mut found = false;
+                for (name, address) in names.into_iter().zip(addresses) {
+                    if address != 0 {
+                        self.linking.c_functions.insert(name, address);
+                        found = true;
+                    } else {
+                        self.shell.verbose_status("Missing", format_args!("`{name}` in the program's process"));
+                    }
+                }
+                Ok(found)
+            }
+            AgentMessage::Refused { .. } => Ok(false),
+            other => anyhow::bail!("unexpected answer from the program: {other:?}"),
+        }
+    }
+
     /// The rlibs of the workspace libraries `package` depends on, as the program runs
     /// them: each one's newest patch, else the program's build of it.
     fn running_libraries(&self, package: &str) -> Vec<std::path::PathBuf> {

@@ -88,7 +88,7 @@ impl Driver {
     }
 
     /// Waits for the agent's answer to `request`; other events wait their turn.
-    fn wait_reply(&mut self, request: u64) -> anyhow::Result<AgentMessage> {
+    pub(super) fn wait_reply(&mut self, request: u64) -> anyhow::Result<AgentMessage> {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
