@@ -93,9 +93,6 @@ impl Providers {
                 pulled.needs.insert(name.clone());
                 continue;
             }
-            if !is_rust_symbol(name) && !index.contains_key(name) {
-                pulled.c_wanted.insert(name.clone());
-            }
             let mut walk = Walk {
                 program,
                 earlier,
@@ -194,12 +191,18 @@ pub(super) fn exclude_initialisers(data: &mut [u8]) -> Result<(), String> {
         };
         let kind = u32::from_le_bytes(kind.try_into().expect("4 bytes"));
         if matches!(kind, elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY) {
-            let flags = &mut data[at + 8..at + 16];
-            let value = u64::from_le_bytes((&*flags).try_into().expect("8 bytes")) | u64::from(elf::SHF_EXCLUDE);
-            flags.copy_from_slice(&value.to_le_bytes());
+            exclude_section(data, at);
         }
     }
     Ok(())
+}
+
+/// Marks the section whose `Elf64_Shdr` starts at `header_at` (inside `data`)
+/// `SHF_EXCLUDE`: the linker leaves it out.
+fn exclude_section(data: &mut [u8], header_at: usize) {
+    let flags = &mut data[header_at + 8..header_at + 16];
+    let value = u64::from_le_bytes((&*flags).try_into().expect("8 bytes")) | u64::from(elf::SHF_EXCLUDE);
+    flags.copy_from_slice(&value.to_le_bytes());
 }
 
 /// What linking pulled objects takes.
@@ -254,12 +257,9 @@ pub fn c_function_missing(name: &str) -> String {
 
 pub(super) fn not_linked(name: &str) -> String {
     if !is_rust_symbol(name) {
-        // A C function (`memcmp`, `clock_gettime`): in the process's C library, but
-        // a patch can call only what the program's executable imports.
-        return format!(
-            "new code calls `{name}`, a C function the program never imported (std calls such functions for \
-             `HashMap`, comparing strings, `Instant`: a program that never did has no link to them)"
-        );
+        // Looked for in the process before the link (`Request::c_functions`): said
+        // only when it could not be.
+        return format!("new code calls `{name}`, a C function the program never imported");
     }
     format!("the running program does not contain `{}` (new code calls what the program never linked)", demangle(name))
 }
@@ -283,7 +283,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// Walks from the definition of `name`.
     fn from(&mut self, name: &str, rlibs: &[PathBuf], index: &HashMap<String, (usize, u64)>) -> Result<(), String> {
-        let &key = index.get(name).ok_or_else(|| not_linked(name))?;
+        let Some(&key) = index.get(name) else { return Err(self.unfound(name)) };
         let object = self.object(rlibs, key)?;
         let mut queue = vec![(object, self.objects[object].section_of(name)?)];
         self.found.defined.insert(name.to_string());
@@ -295,6 +295,15 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Why `name`, found in no rlib, cannot be linked; a C function is also noted as
+    /// wanted, to be looked for in the process.
+    fn unfound(&mut self, name: &str) -> String {
+        if !is_rust_symbol(name) {
+            self.c_wanted.insert(name.to_string());
+        }
+        not_linked(name)
     }
 
     /// The object at `key` (rlib, member offset), read once.
@@ -345,10 +354,7 @@ impl Walk<'_> {
                         self.found.defined.insert(name);
                         queue.push((object, s));
                     } else if !weak {
-                        if !is_rust_symbol(&name) {
-                            self.c_wanted.insert(name.clone());
-                        }
-                        return Err(not_linked(&name));
+                        return Err(self.unfound(&name));
                     }
                 }
                 // Rewritten to the program's (see `tls::rewrite_tls`), if it has it.
@@ -462,9 +468,8 @@ impl Object {
             .map(|s| Ok((String::from_utf8_lossy(symtab.symbol_name(endian, s)?).into_owned(), s.st_size(endian))))
             .collect::<Result<_, object::Error>>()
             .map_err(|e| e.to_string())?;
-        let shared: Vec<_> = named.iter().filter(|(n, _)| !n.is_empty() && program.symbol(n).is_some()).collect();
-        let Some((first, size)) = shared.first() else { return Ok(State::Code) };
-        let theirs = program.symbol(first).expect("found above");
+        let shared = named.iter().find_map(|(n, size)| Some((n, size, program.symbol(n).filter(|_| !n.is_empty())?)));
+        let Some((first, size, theirs)) = shared else { return Ok(State::Code) };
         // (A section index past `SHN_LORESERVE` is in an extended table, not bound.)
         let bindable = named.len() == 1
             && section < usize::from(elf::SHN_LORESERVE)
@@ -577,9 +582,7 @@ pub(super) fn bind_local_state(data: &mut [u8], state: &BTreeMap<usize, u64>) ->
                 }
             }
         }
-        let flags_at = shoff + section * shentsize + 8;
-        let flags = read_u64(data, flags_at) | u64::from(elf::SHF_EXCLUDE);
-        data[flags_at..flags_at + 8].copy_from_slice(&flags.to_le_bytes());
+        exclude_section(data, shoff + section * shentsize);
     }
     Ok(())
 }

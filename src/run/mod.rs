@@ -1552,12 +1552,12 @@ mod tests {
         assert_eq!(history.last.as_ref().map(|(o, _)| o), Some(&Outcome::Unchanged));
     }
 
-    #[test]
-    fn the_binarys_sources_are_its_root_and_its_own_modules() {
-        let member = |lib: bool| crate::workspace::Member {
-            name: "app".into(),
-            dir: "/w/app".into(),
-            lib: lib.then(|| ("app".into(), "/w/app/src/lib.rs".into())),
+    /// Member `name` in `/w/NAME`, with a library rooted at `lib` when there is one.
+    fn member(name: &str, lib: Option<&str>) -> crate::workspace::Member {
+        crate::workspace::Member {
+            name: name.into(),
+            dir: format!("/w/{name}").into(),
+            lib: lib.map(|root| (name.into(), root.into())),
             hot: false,
             runtime_name: None,
             depends_on: BTreeSet::new(),
@@ -1565,7 +1565,12 @@ mod tests {
             binary_runtime: None,
             default_run: None,
             default_member: true,
-        };
+        }
+    }
+
+    #[test]
+    fn the_binarys_sources_are_its_root_and_its_own_modules() {
+        let member = |lib: bool| member("app", lib.then_some("/w/app/src/lib.rs"));
         let binary = |src: &str| Binary {
             package: "app".into(),
             kind: "bin",
@@ -1600,18 +1605,7 @@ mod tests {
     /// its saves say so and what to do, not "not in a reloadable library crate".
     #[test]
     fn a_library_rooted_in_its_package_folder_says_what_to_do() {
-        let logic = crate::workspace::Member {
-            name: "logic".into(),
-            dir: "/w/logic".into(),
-            lib: Some(("logic".into(), "/w/logic/lib.rs".into())),
-            hot: false,
-            runtime_name: None,
-            depends_on: BTreeSet::new(),
-            runnables: Vec::new(),
-            binary_runtime: None,
-            default_run: None,
-            default_member: false,
-        };
+        let logic = member("logic", Some("/w/logic/lib.rs"));
         let ws = Workspace {
             root: "/w".into(),
             target_dir: "/w/target".into(),

@@ -9,6 +9,28 @@ use std::time::Duration;
 const LIB: &str = "logic/src/lib.rs";
 const MAIN: &str = "app/src/main.rs";
 
+/// `nm NM_ARGS` of the executable the session runs.
+fn program_symbols(s: &Session, nm_args: &[&str]) -> String {
+    let running = s.wait_stderr("Running `", RELOAD);
+    let executable = running.split('`').nth(1).unwrap().to_string();
+    let out = std::process::Command::new("nm").args(nm_args).arg(&executable).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `plain` fixture's `app/src/main.rs`, replaced by one that never calls
+/// `println!`: it writes each new value with `print` (statements using `out`, the locked
+/// stdout, and `value`), and exits when its stdin closes.
+fn write_main_without_println(fx: &Fixture, print: &str) {
+    let main = format!(
+        "use std::io::Write;\n\nfn main() {{\n    std::thread::spawn(|| {{\n        let mut sink = String::new();\n        \
+         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {{}}\n        std::process::exit(0);\n    }});\n    \
+         let mut last = 0;\n    loop {{\n        let value = logic::value();\n        if value != last {{\n            \
+         let mut out = std::io::stdout().lock();\n            {print}\n            last = value;\n        }}\n        \
+         std::thread::sleep(std::time::Duration::from_millis(5));\n    }}\n}}\n"
+    );
+    std::fs::write(fx.path("app/src/main.rs"), main).unwrap();
+}
+
 /// The number after `name=` in a program line.
 fn field(line: &str, name: &str) -> u64 {
     let at = line.find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {line:?}"));
@@ -151,10 +173,7 @@ fn a_function_the_program_never_linked_comes_with_the_patch() {
     let fx = Fixture::new("entry");
     let s = Session::start(&fx, &["-p", "app", "-v"]);
     s.wait_stdout("value=11 greet=hello", RELOAD);
-    let running = s.wait_stderr("Running `", RELOAD);
-    let executable = running.split('`').nth(1).unwrap().to_string();
-    let symbols = std::process::Command::new("nm").arg(&executable).output().unwrap();
-    assert!(!String::from_utf8_lossy(&symbols.stdout).contains("5extra5forty"), "the program has it already");
+    assert!(!program_symbols(&s, &[]).contains("5extra5forty"), "the program has it already");
     fx.replace(LIB, "helper() + base::unit()", "helper() + base::unit() + base::extra::forty()");
     s.wait_stdout("value=51 greet=hello", RELOAD);
     let line = s.wait_stderr("Reloaded logic", RELOAD);
@@ -372,22 +391,13 @@ fn an_example_reloads_and_other_targets_are_left_alone() {
 #[test]
 fn println_in_a_program_that_never_called_it_prints_through_the_programs_stdout() {
     let fx = Fixture::new("plain");
-    std::fs::write(
-        fx.path("app/src/main.rs"),
-        "use std::io::Write;\n\nfn main() {\n    std::thread::spawn(|| {\n        let mut sink = String::new();\n        \
-         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}\n        std::process::exit(0);\n    });\n    \
-         let mut last = 0;\n    loop {\n        let value = logic::value();\n        if value != last {\n            \
-         let mut out = std::io::stdout().lock();\n            let _ = writeln!(out, \"value={value}\");\n            \
-         let _ = write!(out, \"pending;\");\n            last = value;\n        }\n        \
-         std::thread::sleep(std::time::Duration::from_millis(5));\n    }\n}\n",
-    )
-    .unwrap();
+    write_main_without_println(
+        &fx,
+        "let _ = writeln!(out, \"value={value}\");\n            let _ = write!(out, \"pending;\");",
+    );
     let s = Session::start(&fx, &["-p", "app", "-v"]);
     s.wait_stdout("value=1", RELOAD);
-    let running = s.wait_stderr("Running `", RELOAD);
-    let executable = running.split('`').nth(1).unwrap().to_string();
-    let symbols = std::process::Command::new("nm").arg(&executable).output().unwrap();
-    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    let symbols = program_symbols(&s, &[]);
     assert!(!symbols.contains("5stdio6_print"), "the program calls `_print` already");
     assert!(symbols.contains("5stdio6STDOUT"), "the program has no `STDOUT` to share");
     fx.replace(
@@ -437,21 +447,10 @@ fn a_changed_pub_const_is_warned_of_only_where_another_crate_names_it() {
 #[test]
 fn c_functions_the_program_never_imported_are_found_in_the_process() {
     let fx = Fixture::new("plain");
-    std::fs::write(
-        fx.path("app/src/main.rs"),
-        "use std::io::Write;\n\nfn main() {\n    std::thread::spawn(|| {\n        let mut sink = String::new();\n        \
-         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}\n        std::process::exit(0);\n    });\n    \
-         let mut last = 0;\n    loop {\n        let value = logic::value();\n        if value != last {\n            \
-         let _ = writeln!(std::io::stdout().lock(), \"value={value}\");\n            last = value;\n        }\n        \
-         std::thread::sleep(std::time::Duration::from_millis(5));\n    }\n}\n",
-    )
-    .unwrap();
+    write_main_without_println(&fx, "let _ = writeln!(out, \"value={value}\");");
     let s = Session::start(&fx, &["-p", "app", "-v"]);
     s.wait_stdout("value=1", RELOAD);
-    let running = s.wait_stderr("Running `", RELOAD);
-    let executable = running.split('`').nth(1).unwrap().to_string();
-    let imports = std::process::Command::new("nm").args(["-D", "--undefined-only", &executable]).output().unwrap();
-    let imports = String::from_utf8_lossy(&imports.stdout);
+    let imports = program_symbols(&s, &["-D", "--undefined-only"]);
     for name in ["clock_gettime", "memcmp"] {
         assert!(!imports.lines().any(|l| l.trim_end().ends_with(&format!(" {name}"))), "the program imports {name}");
     }

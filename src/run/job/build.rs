@@ -175,6 +175,14 @@ impl Built {
         }
     }
 
+    /// Whether it has debug info: built so when something that decides layouts changed.
+    pub(super) fn debuginfo(&self) -> bool {
+        match self {
+            Built::Linked(l) => l.debuginfo,
+            Built::SelfContained { debuginfo, .. } => *debuginfo,
+        }
+    }
+
     /// When its build started.
     pub(super) fn started(&self) -> Instant {
         match self {

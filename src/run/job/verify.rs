@@ -196,9 +196,7 @@ impl Driver {
     /// the program's or the patch's debug info nothing can be compared: said, and refused.
     fn layout_changes(&mut self, built: &Built) -> Option<Vec<String>> {
         // Nothing that decides layouts changed: built without debug info.
-        if matches!(built, Built::Linked(l) if !l.debuginfo)
-            || matches!(built, Built::SelfContained { debuginfo: false, .. })
-        {
+        if !built.debuginfo() {
             return None;
         }
         let program = self.layouts.get();
